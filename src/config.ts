@@ -1,0 +1,58 @@
+import path from 'node:path'
+import Type, { type Static } from 'typebox'
+import Value from 'typebox/value'
+import { ValidationError } from './errors.ts'
+
+/**
+ * Process configuration: read once in each entry point (src/cli), validated, frozen and passed
+ * down. Nothing else in src/ reads process.env. `.env.example` documents every variable.
+ */
+export const ConfigSchema = Type.Object({
+  /** External Postgres. Unset: an embedded PostgreSQL is started in DATA_DIR/postgres. */
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATA_DIR: Type.String({ default: '.data', minLength: 1 }),
+  HOST: Type.String({ default: '127.0.0.1' }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  /** Default execution provider for runs that ask for `auto`. */
+  EXECUTION_PROVIDER: Type.Union(['auto', 'cpu', 'webgpu', 'cuda'].map((l) => Type.Literal(l)), {
+    default: 'auto',
+  }),
+  /** Local Hugging Face model folders may only be registered below this directory. */
+  MODELS_ROOT: Type.String({ default: 'models' }),
+  /** Runs trained concurrently by one worker process. */
+  WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+  /** `npm start` runs one worker inside the API process unless this is false. */
+  IN_PROCESS_WORKER: Type.Boolean({ default: true }),
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 6000 }),
+  MAX_ACTIVE_RUNS_PER_KEY: Type.Integer({ minimum: 1, default: 8 }),
+  /** Optional admin key to create at first start (otherwise one is generated and printed once). */
+  BOOTSTRAP_ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
+  /** Optional MLflow tracking server for runs that enable MLflow logging. */
+  MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
+})
+
+export type Config = Static<typeof ConfigSchema> & { readonly dataDir: string; readonly modelsRoot: string }
+
+const KEYS = Object.keys(ConfigSchema.properties)
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {
+  const picked: Record<string, unknown> = {}
+  for (const key of KEYS) if (env[key] !== undefined && env[key] !== '') picked[key] = env[key]
+  const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, picked))
+  const errors = [...Value.Errors(ConfigSchema, value)]
+  if (errors.length > 0) {
+    const lines = errors.map((e) => `${e.instancePath.slice(1) || '(root)'}: ${e.message}`)
+    throw new ValidationError(`invalid configuration:\n  ${lines.join('\n  ')}`, lines)
+  }
+  const parsed = value as Static<typeof ConfigSchema>
+  return Object.freeze({
+    ...parsed,
+    dataDir: path.resolve(parsed.DATA_DIR),
+    modelsRoot: path.resolve(parsed.MODELS_ROOT),
+  })
+}
