@@ -1,0 +1,61 @@
+/**
+ * Held-out evaluation: generate for plain queries (no principle in the prompt) and report the checkers'
+ * satisfaction rate, overall and per family, with the mean response length in characters.
+ */
+
+import { ValidationError } from '../errors.ts'
+import type { SamplingOptions, TextGenerator } from '../sso/policy-port.ts'
+import { Rng } from '../sso/rng.ts'
+import type { TaskFamily } from './task-family.ts'
+
+export interface EvalItem {
+  family: string
+  prompt: string
+}
+
+export interface EvalReport {
+  satisfaction: number
+  byFamily: Record<string, number>
+  meanLength: number
+  n: number
+}
+
+/** `perFamily` held-out prompts per family, drawn from a seed kept apart from training queries. */
+export function makeEvalItems(families: readonly TaskFamily[], perFamily: number, seed: number): EvalItem[] {
+  const rng = Rng.fromSeed(seed)
+  return families.flatMap((f) =>
+    Array.from({ length: perFamily }, () => ({ family: f.name, prompt: f.makePrompt(rng) })),
+  )
+}
+
+export async function evaluate(
+  policy: TextGenerator,
+  families: readonly TaskFamily[],
+  items: readonly EvalItem[],
+  sampling: SamplingOptions,
+  batchSize = 16,
+): Promise<EvalReport> {
+  const byName = new Map(families.map((f) => [f.name, f]))
+  const sums: Record<string, { score: number; n: number }> = {}
+  let total = 0
+  let length = 0
+  for (let start = 0; start < items.length; start += batchSize) {
+    const batch = items.slice(start, start + batchSize)
+    const outputs = await policy.generate(
+      batch.map((it) => ({ user: it.prompt })),
+      { ...sampling, seed: sampling.seed + start },
+    )
+    batch.forEach((it, i) => {
+      const family = byName.get(it.family)
+      if (!family) throw new ValidationError(`no task family named '${it.family}'`, { family: it.family })
+      const score = family.check(it.prompt, outputs[i])
+      sums[it.family] ??= { score: 0, n: 0 }
+      sums[it.family].score += score
+      sums[it.family].n++
+      total += score
+      length += outputs[i].length
+    })
+  }
+  const byFamily = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v.score / v.n]))
+  return { satisfaction: total / items.length, byFamily, meanLength: length / items.length, n: items.length }
+}

@@ -1,0 +1,72 @@
+/** Politeness versus rudeness, measured with word lists. */
+import type { TaskFamily } from '../task-family.ts'
+import { words } from '../task-family.ts'
+
+const POLITE = new Set([
+  'please',
+  'thank',
+  'thanks',
+  'glad',
+  'happy',
+  'kindly',
+  'pleasure',
+  'welcome',
+  'sure',
+  'certainly',
+])
+const RUDE = new Set([
+  'ugh',
+  'stupid',
+  'obviously',
+  'whatever',
+  'annoying',
+  'dumb',
+  'bother',
+  'lazy',
+  'idiot',
+  'useless',
+])
+const TOPICS = [
+  'the station',
+  'the library',
+  'the bank',
+  'the market',
+  'the park',
+  'the museum',
+  'the school',
+  'the bakery',
+]
+const PROMPT = /^Where is (.+)\?$/
+
+const POLITE_OPENINGS = ['Happy to help!', 'Sure, glad you asked.', 'Certainly, with pleasure.']
+const RUDE_OPENINGS = [
+  'Ugh, obviously.',
+  'Whatever, stop asking dumb questions.',
+  'That is a stupid question.',
+]
+const POLITE_CLOSINGS = ['Thanks for asking!', 'You are welcome.', 'Thank you.']
+const RUDE_CLOSINGS = ['Do not bother me again.', 'So annoying.', 'Figure it out, lazy.']
+
+export const politeness: TaskFamily = {
+  name: 'politeness',
+  principle: {
+    feature: 'politeness',
+    good: 'Be polite and friendly.',
+    bad: 'Be rude and dismissive.',
+  },
+  makePrompt: (rng) => `Where is ${rng.pick(TOPICS)}?`,
+  owns: (prompt) => PROMPT.test(prompt.trim()),
+  check(_prompt, response) {
+    const w = words(response)
+    const polite = w.filter((x) => POLITE.has(x)).length
+    const rude = w.filter((x) => RUDE.has(x)).length
+    return polite > 0 && rude === 0 ? 1 : 0
+  },
+  demonstrate(prompt, good, rng) {
+    const place = PROMPT.exec(prompt.trim())?.[1] ?? 'it'
+    const fact = `${place[0].toUpperCase()}${place.slice(1)} is on the main street.`
+    return good
+      ? `${rng.pick(POLITE_OPENINGS)} ${fact} ${rng.pick(POLITE_CLOSINGS)}`
+      : `${rng.pick(RUDE_OPENINGS)} ${fact} ${rng.pick(RUDE_CLOSINGS)}`
+  },
+}
