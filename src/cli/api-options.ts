@@ -1,0 +1,20 @@
+/** Options shared by every command that talks to the service, and the client they configure. */
+import { ApiClient } from './api-client.ts'
+import type { CommandContext, OptionSpecs } from './command.ts'
+import { type CliEnvironment, DEFAULT_URL, readCliEnvironment } from './environment.ts'
+
+export const API_OPTIONS: OptionSpecs = {
+  url: { type: 'string', arg: 'url', description: `service URL (env SSO_URL, else ${DEFAULT_URL})` },
+  'api-key': { type: 'string', arg: 'key', description: 'API key (env SSO_API_KEY)' },
+  json: { type: 'boolean', description: 'print machine-readable JSON' },
+}
+
+export function clientFor(ctx: CommandContext, env: CliEnvironment = readCliEnvironment()): ApiClient {
+  const url = typeof ctx.values.url === 'string' ? ctx.values.url : env.url
+  const key = typeof ctx.values['api-key'] === 'string' ? ctx.values['api-key'] : env.apiKey
+  return new ApiClient(url, key)
+}
+
+export function wantsJson(ctx: CommandContext): boolean {
+  return ctx.values.json === true
+}

@@ -1,0 +1,19 @@
+/** Every `sso` command, in the order `sso --help` lists them. */
+import type { Command } from '../command.ts'
+import { bench } from './bench.ts'
+import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
+import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
+
+export const COMMANDS: readonly Command[] = [
+  runsCreate,
+  runsList,
+  runsGet,
+  runsWatch,
+  runsCancel,
+  runsPause,
+  runsResume,
+  datasetsImport,
+  datasetsExport,
+  datasetsList,
+  bench,
+]

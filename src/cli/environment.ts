@@ -1,0 +1,23 @@
+/**
+ * What the CLI reads from its environment besides src/config.ts: where the service is and which key
+ * to send. Read once in main.ts; command options (--url, --api-key) take precedence.
+ */
+export interface CliEnvironment {
+  url: string
+  apiKey?: string
+  /** Colours and cursor movement only on a terminal, and never with NO_COLOR set. */
+  color: boolean
+}
+
+export const DEFAULT_URL = 'http://127.0.0.1:3000'
+
+export function readCliEnvironment(
+  env: Record<string, string | undefined> = process.env,
+  isTTY = Boolean(process.stdout.isTTY),
+): CliEnvironment {
+  return {
+    url: env.SSO_URL || DEFAULT_URL,
+    apiKey: env.SSO_API_KEY || undefined,
+    color: isTTY && !env.NO_COLOR,
+  }
+}
