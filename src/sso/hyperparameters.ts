@@ -7,6 +7,7 @@
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { ValidationError } from '../errors.ts'
+import { BASE_LOSS_TYPES, COMBINATIONS } from './loss-types.ts'
 
 const Probability = (def: number) => Type.Number({ minimum: 0, maximum: 1, default: def })
 
@@ -35,16 +36,16 @@ export type Lora = Static<typeof LoraSchema>
 
 export const HyperparametersSchema = Type.Object({
   // base loss and SSO terms
-  loss_type: Type.Union([Type.Literal('dpo'), Type.Literal('ipo')], { default: 'ipo' }),
+  loss_type: Type.Enum(BASE_LOSS_TYPES, { default: 'ipo' }),
   beta: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 0.2 }),
   theta_g: Type.Number({ minimum: 0, maximum: 100, default: 0.1 }),
   alpha: Probability(0.66),
   use_w: Type.Boolean({ default: true }),
   use_g: Type.Boolean({ default: true }),
-  combination: Type.Union([Type.Literal('paper'), Type.Literal('refactored')], { default: 'paper' }),
+  combination: Type.Enum(COMBINATIONS, { default: 'paper' }),
   sft_gamma: Type.Number({ minimum: 0, maximum: 100, default: 0 }),
   // SSO v2 generator
-  generator_loss_type: Type.Union([Type.Literal('dpo'), Type.Literal('ipo')], { default: 'dpo' }),
+  generator_loss_type: Type.Enum(BASE_LOSS_TYPES, { default: 'dpo' }),
   generator_beta: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 0.1 }),
   generator_sft_gamma: Type.Number({ minimum: 0, maximum: 100, default: 0.1 }),
   // optimiser and schedule

@@ -1,7 +1,10 @@
 /**
- * What the trainer and the evaluation need from a policy: chat generation and response scoring. The
- * model layer's Policy is plugged in through a thin adapter (src/sso/model-adapter.ts).
+ * What the trainer and the evaluation need from a policy: chat generation, response scoring, training
+ * steps on an objective, a frozen reference, and state that can be saved and restored. The model
+ * layer's Policy is plugged in through a thin adapter (src/sso/model-adapter.ts).
  */
+
+import type { LossHyperparameters, ObjectiveName, Role } from './loss-types.ts'
 
 export interface ChatPrompt {
   /** System message; absent or '' for a plain query. */
@@ -23,3 +26,76 @@ export interface SamplingOptions {
 export interface TextGenerator {
   generate(prompts: ChatPrompt[], options: SamplingOptions): Promise<string[]>
 }
+
+/** One response to score or train on in its context. */
+export interface ScoredRow {
+  prompt: ChatPrompt
+  response: string
+}
+
+/** Per-row response log-probs: summed, mean over response tokens, and the token count. */
+export interface SequenceScores {
+  sum: number[]
+  mean: number[]
+  count: number[]
+}
+
+/**
+ * One micro-batch of an objective: `rows[role][i]` is example i seen as `role`; `ref` holds the reference
+ * log-probs of the objective's refRoles for the same examples.
+ */
+export interface ObjectiveBatch {
+  rows: Partial<Record<Role, ScoredRow[]>>
+  ref: Partial<Record<Role, { sum: number[]; mean: number[] }>>
+}
+
+export interface StepResult {
+  /** The objective's metrics (means over the micro-batches). */
+  metrics: Record<string, number>
+  gradNorm: number
+  /** Tokens processed (prompt and response) by the step. */
+  tokens: number
+}
+
+export interface OptimizerSettings {
+  lr: number
+  betas: [number, number]
+  eps: number
+  weightDecay: number
+  maxGradNorm: number
+}
+
+export interface TrainablePolicy extends TextGenerator {
+  /** Log-probs of responses under the current weights (`policy`) or the frozen reference. */
+  score(rows: ScoredRow[], which: 'policy' | 'reference'): Promise<SequenceScores>
+  /** Makes the current weights the reference; with LoRA the adapters are merged into the base first. */
+  freezeReference(): Promise<void>
+  /** One optimizer step over the micro-batches (gradient accumulation) at learning rate `lr`. */
+  trainStep(
+    objective: ObjectiveName,
+    hp: LossHyperparameters,
+    microBatches: ObjectiveBatch[],
+    lr: number,
+  ): Promise<StepResult>
+  /** A copy with its own weights and optimizer (SSO v2's generator starts from the policy). */
+  fork(): Promise<TrainablePolicy>
+  /** Writes weights or adapters plus optimizer state into `dir` (an empty folder). */
+  save(dir: string): Promise<{ kind: 'full' | 'lora'; bytes: number }>
+  /** Restores what `save` wrote. */
+  load(dir: string): Promise<void>
+  /** Writes the trained model in the layout users load (full weights or PEFT adapters). */
+  exportModel(dir: string): Promise<void>
+  readonly device: string
+  dispose(): Promise<void>
+}
+
+/** Opens a policy for a job: the model folder, how it is trained and the optimizer. */
+export type OpenPolicy = (options: {
+  modelDir: string
+  device: 'auto' | 'cpu' | 'webgpu' | 'cuda'
+  finetuning: 'full' | 'lora'
+  lora: { rank: number; alpha: number; targets: string[] }
+  optimizer: OptimizerSettings
+  maxPromptTokens: number
+  seed: number
+}) => Promise<TrainablePolicy>

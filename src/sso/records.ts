@@ -41,8 +41,8 @@ export type SftPair = Static<typeof SftPairSchema>
 
 export const QuerySchema = Type.Object({
   prompt: Type.String({ minLength: 1 }),
-  /** Optional task tag, used by evaluation to find the checker of a query. */
-  task: Type.Optional(Type.String()),
+  /** Features of the principle set to use for this query (overrides the run's selection). */
+  features: Type.Optional(Type.Array(Type.String(), { minItems: 1 })),
 })
 export type Query = Static<typeof QuerySchema>
 

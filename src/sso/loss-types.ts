@@ -1,0 +1,65 @@
+/**
+ * The single source of the loss-type and objective lists. Kept apart from the graph builders so the
+ * service can import the schemas without loading the engine.
+ */
+import Type, { type Static } from 'typebox'
+
+/** Base pair losses: DPO on summed log-probs, IPO on length-normalised (mean) log-probs. */
+export const BASE_LOSS_TYPES = ['dpo', 'ipo'] as const
+export const BaseLossTypeSchema = Type.Enum(BASE_LOSS_TYPES)
+export type BaseLossType = (typeof BASE_LOSS_TYPES)[number]
+
+/** How W and G combine in SSO v1 (method doc: the paper's form and the reference refactor's form). */
+export const COMBINATIONS = ['paper', 'refactored'] as const
+export const CombinationSchema = Type.Enum(COMBINATIONS)
+export type Combination = Static<typeof CombinationSchema>
+
+/**
+ * Scored sequences. Each is (context, response) with x plain, x+ good principle, x- bad principle:
+ * plain_chosen (x, y+), plain_rejected (x, y-), good_chosen (x+, y+), good_rejected (x+, y-),
+ * bad_raw (x-, y0), bad_chosen (x-, y+), bad_rejected (x-, y-).
+ */
+export const ROLES = [
+  'plain_chosen',
+  'plain_rejected',
+  'good_chosen',
+  'good_rejected',
+  'bad_raw',
+  'bad_chosen',
+  'bad_rejected',
+] as const
+export type Role = (typeof ROLES)[number]
+
+/** Objectives the trainer can build: preference (DPO/IPO), SSO v1 (and PBAA), SSO v2's generator, SFT. */
+export const OBJECTIVE_NAMES = ['preference', 'sso', 'sso_generator', 'sft'] as const
+export type ObjectiveName = (typeof OBJECTIVE_NAMES)[number]
+
+export interface LossHyperparameters {
+  loss_type: BaseLossType
+  beta: number
+  theta_g: number
+  alpha: number
+  use_w: boolean
+  use_g: boolean
+  combination: Combination
+  sft_gamma: number
+  generator_loss_type: BaseLossType
+  generator_beta: number
+  generator_sft_gamma: number
+}
+
+/** Which sequences each objective scores with the policy, and which reference log-probs it is fed. */
+export const OBJECTIVE_ROLES: {
+  [K in ObjectiveName]: { roles: readonly Role[]; refRoles: readonly Role[] }
+} = {
+  preference: { roles: ['plain_chosen', 'plain_rejected'], refRoles: ['plain_chosen', 'plain_rejected'] },
+  sso: {
+    roles: ROLES,
+    refRoles: ['plain_chosen', 'plain_rejected', 'good_chosen', 'good_rejected', 'bad_raw', 'bad_chosen'],
+  },
+  sso_generator: {
+    roles: ['good_chosen', 'good_rejected', 'bad_raw', 'bad_chosen'],
+    refRoles: ['good_chosen', 'good_rejected', 'bad_raw', 'bad_chosen'],
+  },
+  sft: { roles: ['plain_chosen'], refRoles: [] },
+}

@@ -1,0 +1,171 @@
+/**
+ * Pair generation for one online iteration: choose principles per query, then sample y+ | x+, y- | x-
+ * and y0 | x from the current policy in batches, polling control between batches.
+ */
+import type { Sampling } from './hyperparameters.ts'
+import type { ChatPrompt, SamplingOptions, TextGenerator } from './policy-port.ts'
+import {
+  parseSelection,
+  type SelectionOptions,
+  selectionPrompt,
+  selectPrinciples,
+  systemPrompt,
+} from './principles.ts'
+import type { SsoRecord } from './records.ts'
+import type { Rng } from './rng.ts'
+import type { ControlSignal, Principle, PrincipleSetSpec } from './trainer-interface.ts'
+
+export interface PlannedQuery {
+  instruction: string
+  principles: Principle[]
+  p_system: string
+  n_system: string
+}
+
+export interface GenerationHooks {
+  control(): ControlSignal
+  progress(done: number, total: number): void
+}
+
+export const toSamplingOptions = (s: Sampling, maxNewTokens: number, seed: number): SamplingOptions => ({
+  maxNewTokens,
+  temperature: s.temperature,
+  topP: s.top_p,
+  topK: s.top_k,
+  seed,
+})
+
+const plan = (instruction: string, principles: Principle[]): PlannedQuery => ({
+  instruction,
+  principles,
+  p_system: systemPrompt(principles, 'good'),
+  n_system: systemPrompt(principles, 'bad'),
+})
+
+/**
+ * Principles for each query. A query's own `features` (if any) are used as a fixed selection; mode
+ * 'policy' asks the policy greedily with a few-shot prompt and repairs invalid answers.
+ */
+export async function planQueries(
+  queries: readonly { prompt: string; features?: string[] }[],
+  set: PrincipleSetSpec,
+  selection: SelectionOptions,
+  rng: Rng,
+  policy: TextGenerator,
+  batchSize: number,
+): Promise<{ planned: PlannedQuery[]; invalidSelections: number }> {
+  const planned: PlannedQuery[] = []
+  let invalidSelections = 0
+  if (selection.mode !== 'policy') {
+    for (const q of queries) {
+      const options = q.features
+        ? { ...selection, mode: 'fixed' as const, fixedFeatures: q.features }
+        : selection
+      planned.push(plan(q.prompt, selectPrinciples(set, options, rng)))
+    }
+    return { planned, invalidSelections }
+  }
+  for (let start = 0; start < queries.length; start += batchSize) {
+    const batch = queries.slice(start, start + batchSize)
+    const prompts: ChatPrompt[] = batch.map((q) => selectionPrompt(set, q.prompt, selection.featuresPerQuery))
+    const answers = await policy.generate(prompts, {
+      maxNewTokens: 24,
+      temperature: 0,
+      topP: 1,
+      topK: 0,
+      seed: 0,
+    })
+    batch.forEach((q, i) => {
+      const parsed = parseSelection(set, answers[i], selection, rng)
+      invalidSelections += parsed.invalid
+      planned.push(plan(q.prompt, parsed.principles))
+    })
+  }
+  return { planned, invalidSelections }
+}
+
+export interface RoleSampling {
+  chosen: Sampling
+  rejected: Sampling
+  raw: Sampling
+  maxNewTokens: number
+  /** Sample y0 greedily (SSO v2). */
+  rawGreedy: boolean
+}
+
+/**
+ * Samples the three responses of every planned query. Returns early (stopped = true) when control asks
+ * to stop; the records generated so far are then discarded by the caller.
+ */
+export async function generateTriples(
+  policy: TextGenerator,
+  planned: readonly PlannedQuery[],
+  sampling: RoleSampling,
+  batchSize: number,
+  rng: Rng,
+  hooks: GenerationHooks,
+): Promise<{ records: SsoRecord[]; stopped: boolean }> {
+  const records: SsoRecord[] = []
+  const raw: Sampling = sampling.rawGreedy ? { ...sampling.raw, temperature: 0 } : sampling.raw
+  for (let start = 0; start < planned.length; start += batchSize) {
+    if (hooks.control() !== 'continue') return { records, stopped: true }
+    const batch = planned.slice(start, start + batchSize)
+    const opts = (s: Sampling) => toSamplingOptions(s, sampling.maxNewTokens, rng.seed())
+    const chosen = await policy.generate(
+      batch.map((q) => ({ system: q.p_system, user: q.instruction })),
+      opts(sampling.chosen),
+    )
+    const rejected = await policy.generate(
+      batch.map((q) => ({ system: q.n_system, user: q.instruction })),
+      opts(sampling.rejected),
+    )
+    const plain = await policy.generate(
+      batch.map((q) => ({ user: q.instruction })),
+      opts(raw),
+    )
+    batch.forEach((q, i) =>
+      records.push({
+        instruction: q.instruction,
+        system: '',
+        p_system: q.p_system,
+        n_system: q.n_system,
+        chosen: chosen[i],
+        rejected: rejected[i],
+        raw: plain[i],
+        principles: q.principles.map((p) => p.feature),
+      }),
+    )
+    hooks.progress(records.length, planned.length)
+  }
+  return { records, stopped: false }
+}
+
+/**
+ * Regenerates y+ | x+ and y- | x- for existing records with another model (SSO v2's trained generator).
+ */
+export async function regeneratePairs(
+  generator: TextGenerator,
+  records: readonly SsoRecord[],
+  sampling: RoleSampling,
+  batchSize: number,
+  rng: Rng,
+  hooks: GenerationHooks,
+): Promise<{ records: SsoRecord[]; stopped: boolean }> {
+  const out: SsoRecord[] = []
+  for (let start = 0; start < records.length; start += batchSize) {
+    if (hooks.control() !== 'continue') return { records: out, stopped: true }
+    const batch = records.slice(start, start + batchSize)
+    const opts = (s: Sampling) => toSamplingOptions(s, sampling.maxNewTokens, rng.seed())
+    const chosen = await generator.generate(
+      batch.map((r) => ({ system: r.p_system, user: r.instruction })),
+      opts(sampling.chosen),
+    )
+    const rejected = await generator.generate(
+      batch.map((r) => ({ system: r.n_system, user: r.instruction })),
+      opts(sampling.rejected),
+    )
+    batch.forEach((r, i) => out.push({ ...r, chosen: chosen[i], rejected: rejected[i] }))
+    hooks.progress(out.length, records.length)
+  }
+  return { records: out, stopped: false }
+}
