@@ -123,8 +123,8 @@ export async function generateTriples(
       batch.map((q) => ({ user: q.instruction })),
       opts(raw),
     )
-    batch.forEach((q, i) =>
-      records.push({
+    records.push(
+      ...batch.map((q, i) => ({
         instruction: q.instruction,
         system: '',
         p_system: q.p_system,
@@ -133,7 +133,7 @@ export async function generateTriples(
         rejected: rejected[i],
         raw: plain[i],
         principles: q.principles.map((p) => p.feature),
-      }),
+      })),
     )
     hooks.progress(records.length, planned.length)
   }
@@ -164,7 +164,7 @@ export async function regeneratePairs(
       batch.map((r) => ({ system: r.n_system, user: r.instruction })),
       opts(sampling.rejected),
     )
-    batch.forEach((r, i) => out.push({ ...r, chosen: chosen[i], rejected: rejected[i] }))
+    out.push(...batch.map((r, i) => ({ ...r, chosen: chosen[i], rejected: rejected[i] })))
     hooks.progress(out.length, records.length)
   }
   return { records: out, stopped: false }
