@@ -50,8 +50,8 @@ export class ApiClient {
   }
 
   /** WebSocket URL of a run's stream; the key also travels as a query parameter (browsers cannot set headers). */
-  streamUrl(runId: string, sinceStep: number): URL {
-    const url = this.url(`/v1/runs/${encodeURIComponent(runId)}/stream`, { since_step: sinceStep })
+  streamUrl(runId: string): URL {
+    const url = this.url(`/v1/runs/${encodeURIComponent(runId)}/stream`)
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
     if (this.apiKey) url.searchParams.set('api_key', this.apiKey)
     return url

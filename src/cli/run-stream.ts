@@ -1,19 +1,23 @@
 /**
- * Follows a run's WebSocket stream (GET /v1/runs/:id/stream): subscribes from a step, drops frames
- * already seen (by their monotonic seq) and reconnects from the last step after a dropped connection,
- * so the caller sees every frame once.
+ * Follows a run's WebSocket stream (GET /v1/runs/:id/stream). Frames carry a per-run, gap-free `seq`:
+ * after a dropped connection the client resubscribes with `since_seq` of the last frame it saw, so the
+ * caller sees every frame exactly once. Control messages (subscribed, heartbeat, resync) have no seq.
  */
 import WebSocket from 'ws'
 import { AppError } from '../errors.ts'
 import type { ApiClient } from './api-client.ts'
 
+/** A stream frame (src/schemas/stream.ts): one run event row, metrics batches included. */
 export interface StreamFrame {
-  seq?: number
   type: string
-  [key: string]: unknown
+  seq: number
+  step: number
+  data: Record<string, unknown>
+  ts: string
 }
 
 export interface FollowOptions {
+  /** Start after the metrics frame of this step (-1: from the beginning). */
   sinceStep?: number
   /** Return false to close the stream (e.g. the run reached a terminal status). */
   onFrame(frame: StreamFrame): boolean | undefined
@@ -21,70 +25,77 @@ export interface FollowOptions {
   signal?: AbortSignal
 }
 
-/** The step a frame is about, when it carries one (metrics frames do). */
-export function frameStep(frame: StreamFrame): number | undefined {
-  const step = frame.step ?? (frame.data as { step?: unknown } | undefined)?.step
-  return typeof step === 'number' ? step : undefined
-}
-
 export async function followRun(client: ApiClient, runId: string, options: FollowOptions): Promise<void> {
-  let lastSeq = -1
-  let nextStep = options.sinceStep ?? 0
+  let lastSeq: number | undefined
   let reconnects = 0
+  const maxReconnects = options.maxReconnects ?? 5
   for (;;) {
+    const url = client.streamUrl(runId)
+    if (lastSeq === undefined) url.searchParams.set('since_step', String(options.sinceStep ?? -1))
+    else url.searchParams.set('since_seq', String(lastSeq))
     const outcome = await new Promise<'done' | 'dropped'>((resolve, reject) => {
-      const ws = new WebSocket(client.streamUrl(runId, nextStep), { headers: client.headers() })
-      let finished = false
-      const finish = (how: 'done' | 'dropped') => {
-        if (finished) return
-        finished = true
+      const ws = new WebSocket(url, { headers: client.headers() })
+      let settled = false
+      const settle = (how: 'done' | 'dropped') => {
+        if (settled) return
+        settled = true
         options.signal?.removeEventListener('abort', onAbort)
         ws.close()
         resolve(how)
       }
-      const onAbort = () => finish('done')
+      const onAbort = () => settle('done')
       options.signal?.addEventListener('abort', onAbort)
       ws.on('message', (data) => {
-        let frame: StreamFrame
+        let message: { type?: string; seq?: unknown; code?: string; detail?: string }
         try {
-          frame = JSON.parse(String(data)) as StreamFrame
+          message = JSON.parse(String(data))
         } catch {
           return
         }
-        if (typeof frame.seq === 'number') {
-          if (frame.seq <= lastSeq) return
-          lastSeq = frame.seq
+        if (message.type === 'error') {
+          settled = true
+          ws.close()
+          reject(new AppError('internal', `stream of run '${runId}': ${message.code}: ${message.detail}`))
+          return
         }
-        const step = frameStep(frame)
-        if (step !== undefined) nextStep = Math.max(nextStep, step + 1)
+        if (typeof message.seq !== 'number') return // control message
+        if (lastSeq !== undefined && message.seq <= lastSeq) return
+        lastSeq = message.seq
         reconnects = 0
-        if (options.onFrame(frame) === false) finish('done')
+        if (options.onFrame(message as StreamFrame) === false) settle('done')
       })
       ws.on('unexpected-response', (_req, res) => {
-        finished = true
+        settled = true
         const status = res.statusCode ?? 0
+        const code =
+          status === 401
+            ? 'unauthorized'
+            : status === 403
+              ? 'forbidden'
+              : status === 404
+                ? 'not_found'
+                : 'internal'
         reject(
           new AppError(
-            status === 401 || status === 403 ? 'unauthorized' : status === 404 ? 'not_found' : 'internal',
+            code,
             `stream of run '${runId}' refused with ${status} ${res.statusMessage ?? ''}`.trim(),
-            { status },
           ),
         )
       })
       ws.on('error', (e) => {
-        if (!finished && ws.readyState !== WebSocket.OPEN && reconnects >= (options.maxReconnects ?? 5)) {
-          finished = true
+        if (!settled && reconnects >= maxReconnects) {
+          settled = true
           reject(new AppError('internal', `cannot open the stream of run '${runId}': ${e.message}`))
         }
       })
-      ws.on('close', () => finish('dropped'))
+      ws.on('close', () => settle('dropped'))
     })
     if (outcome === 'done' || options.signal?.aborted) return
     reconnects++
-    if (reconnects > (options.maxReconnects ?? 5)) {
+    if (reconnects > maxReconnects) {
       throw new AppError(
         'internal',
-        `the stream of run '${runId}' kept dropping (${reconnects - 1} reconnects)`,
+        `the stream of run '${runId}' kept dropping (${maxReconnects} reconnects)`,
       )
     }
     await new Promise((r) => setTimeout(r, Math.min(5000, 250 * 2 ** reconnects)))

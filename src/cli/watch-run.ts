@@ -1,11 +1,11 @@
 /**
  * `sso runs watch`: the run's live progress in the terminal, from its WebSocket stream. Metrics frames
- * move the bar (step, loss), events print above it, and a terminal status ends the watch.
+ * move the bar (step, loss), other events print above it, and a terminal status ends the watch.
  */
 import type { ApiClient } from './api-client.ts'
-import { ProgressBar, type Writable } from './progress-bar.ts'
-import { followRun, frameStep, type StreamFrame } from './run-stream.ts'
-import { isTerminal, type RunLike, runProgress } from './run-summary.ts'
+import { ProgressBar, type ProgressState, type Writable } from './progress-bar.ts'
+import { followRun, type StreamFrame } from './run-stream.ts'
+import { isTerminal, type RunLike } from './run-summary.ts'
 
 export interface WatchOptions {
   json: boolean
@@ -14,72 +14,64 @@ export interface WatchOptions {
   signal?: AbortSignal
 }
 
-function record(value: unknown): Record<string, unknown> {
-  return value && typeof value === 'object' ? (value as Record<string, unknown>) : {}
-}
-
-/** Metric values of a frame: `{ values: { loss: 0.69 } }` or a list of `{ key, value }` rows. */
+/** Numeric metric values of a metrics frame (`data.values`, or `data` itself). */
 export function frameMetrics(frame: StreamFrame): Record<string, number> {
-  const data = record(frame.data)
-  const values = record(frame.values ?? data.values)
+  const source = (frame.data.values ?? frame.data) as Record<string, unknown>
   const out: Record<string, number> = {}
-  for (const [k, v] of Object.entries(values)) if (typeof v === 'number') out[k] = v
-  const rows = frame.metrics ?? data.metrics
-  if (Array.isArray(rows)) {
-    for (const r of rows) {
-      const row = record(r)
-      if (typeof row.key === 'string' && typeof row.value === 'number') out[row.key] = row.value
-    }
-  }
+  for (const [k, v] of Object.entries(source)) if (typeof v === 'number') out[k] = v
   return out
 }
 
-export function frameStatus(frame: StreamFrame): string | undefined {
-  const status = frame.status ?? record(frame.data).status ?? record(frame.run).status
-  return typeof status === 'string' ? status : undefined
+/** What a frame changes on the progress bar. `total_steps` may ride on any frame (progress events do). */
+export function progressPatch(frame: StreamFrame): Partial<ProgressState> {
+  const d = frame.data
+  const patch: Partial<ProgressState> = {}
+  if (typeof d.total_steps === 'number') patch.totalSteps = d.total_steps
+  if (typeof d.iteration === 'number') patch.iteration = d.iteration
+  if (frame.type === 'metrics') {
+    patch.step = frame.step
+    const loss = frameMetrics(frame).loss
+    if (loss !== undefined) patch.loss = loss
+  }
+  if (frame.type === 'status' && typeof d.status === 'string') patch.status = d.status
+  if (typeof d.phase === 'string') patch.phase = d.phase
+  return patch
+}
+
+/** A line for the log above the bar, for frames worth reading (not metrics, not progress ticks). */
+export function frameLogLine(frame: StreamFrame): string | undefined {
+  if (frame.type === 'metrics' || frame.type === 'progress') return undefined
+  const message = typeof frame.data.message === 'string' ? frame.data.message : ''
+  if (frame.type === 'status') return `status: ${frame.data.status}${message ? ` (${message})` : ''}`
+  return message ? `${frame.type}: ${message}` : undefined
 }
 
 export async function watchRun(client: ApiClient, runId: string, options: WatchOptions): Promise<RunLike> {
-  let run = await client.get<RunLike>(`/v1/runs/${encodeURIComponent(runId)}`)
-  const { step, totalSteps } = runProgress(run)
+  const path = `/v1/runs/${encodeURIComponent(runId)}`
+  let run = await client.get<RunLike>(path)
   const bar = new ProgressBar(options.out, { interactive: options.interactive })
-  if (!options.json) bar.update({ step: step ?? 0, totalSteps, status: run.status })
-  if (isTerminal(run.status)) {
-    if (!options.json) bar.finish(`run ${run.id} ${run.status}`)
-    return run
+  if (!options.json) bar.update({ step: run.current_step ?? 0, status: run.status })
+  if (!isTerminal(run.status)) {
+    // Backfill only from the current step: a long run's whole history is not needed for a progress bar.
+    await followRun(client, runId, {
+      sinceStep: (run.current_step ?? 0) - 1,
+      signal: options.signal,
+      onFrame: (frame) => {
+        if (options.json) options.out.write(`${JSON.stringify(frame)}\n`)
+        else {
+          bar.update(progressPatch(frame))
+          const line = frameLogLine(frame)
+          if (line) bar.log(`  ${line}`)
+        }
+        return !(frame.type === 'status' && isTerminal(String(frame.data.status)))
+      },
+    })
+    run = await client.get<RunLike>(path)
   }
-  await followRun(client, runId, {
-    sinceStep: step ?? 0,
-    signal: options.signal,
-    onFrame: (frame) => {
-      if (options.json) options.out.write(`${JSON.stringify(frame)}\n`)
-      const status = frameStatus(frame)
-      const metrics = frameMetrics(frame)
-      const frameTotal = record(frame.data).total_steps ?? frame.total_steps
-      if (!options.json) {
-        const s = frameStep(frame)
-        if (s !== undefined || metrics.loss !== undefined || status) {
-          bar.update({
-            ...(s !== undefined ? { step: s } : {}),
-            ...(metrics.loss !== undefined ? { loss: metrics.loss } : {}),
-            ...(typeof frameTotal === 'number' ? { totalSteps: frameTotal } : {}),
-            ...(status ? { status } : {}),
-          })
-        }
-        if (frame.type === 'event') {
-          const event = record(frame.event ?? frame.data)
-          const message = event.message ?? frame.message
-          if (typeof event.phase === 'string') bar.update({ phase: event.phase })
-          if (typeof message === 'string' && event.type !== 'progress') bar.log(`  ${message}`)
-        }
-      }
-      return status === undefined || !isTerminal(status)
-    },
-  })
-  run = await client.get<RunLike>(`/v1/runs/${encodeURIComponent(runId)}`)
   if (!options.json) {
-    bar.update({ status: run.status, ...runProgress(run) })
-    bar.finish(`run ${run.id} ${run.status}`)
+    bar.update({ status: run.status, step: run.current_step })
+    const error = run.error ? `: ${run.error.code}: ${run.error.message}` : ''
+    bar.finish(`run ${run.id} ${run.status}${error}`)
   }
   return run
 }

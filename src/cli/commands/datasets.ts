@@ -37,7 +37,10 @@ export const datasetsImport: Command = {
       throw new UsageError(`cannot read '${file}': ${(e as Error).message}`, this)
     }
     const name = stringOption(ctx, 'name', this, false) ?? basename(file).replace(/\.jsonl?$/, '')
-    const dataset = await clientFor(ctx).post<DatasetLike>('/v1/datasets', { name, format, content })
+    const dataset = await clientFor(ctx).json<DatasetLike>('POST', '/v1/datasets', {
+      query: { name, format },
+      text: content,
+    })
     if (wantsJson(ctx)) printJson(dataset)
     else process.stdout.write(`imported dataset ${dataset.id} (${name}, ${format})\n`)
     return 0
@@ -73,9 +76,9 @@ export const datasetsList: Command = {
   options: { ...API_OPTIONS },
   async run(ctx) {
     positionalArgs(ctx, this, [])
-    const page = await clientFor(ctx).get<{ data: DatasetLike[] }>('/v1/datasets')
+    const page = await clientFor(ctx).get<{ items: DatasetLike[] }>('/v1/datasets', { limit: 200 })
     if (wantsJson(ctx)) printJson(page)
-    else process.stdout.write(formatTable(page.data, ['id', 'name', 'format', 'rows', 'created_at']))
+    else process.stdout.write(formatTable(page.items, ['id', 'name', 'format', 'line_count', 'created_at']))
     return 0
   },
 }

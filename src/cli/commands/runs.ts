@@ -1,5 +1,7 @@
 /** `sso runs create|list|get|cancel|pause|resume|watch`: training runs on the service. */
 import { readFile } from 'node:fs/promises'
+import { AppError } from '../../errors.ts'
+import type { ApiClient } from '../api-client.ts'
 import { API_OPTIONS, clientFor, wantsJson } from '../api-options.ts'
 import {
   type Command,
@@ -54,6 +56,36 @@ async function readJsonFile(
   }
 }
 
+interface Page<T> {
+  items: T[]
+  next_cursor: string | null
+}
+
+interface ModelLike {
+  id: string
+  name: string
+  kind: string
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** A model id from a name or id; without one, the built-in tiny model. */
+export async function resolveModelId(client: ApiClient, model: string | undefined): Promise<string> {
+  if (model && UUID.test(model)) return model
+  const page = await client.get<Page<ModelLike>>('/v1/models', { limit: 200 })
+  const found = model
+    ? page.items.find((m) => m.name === model)
+    : page.items.find((m) => m.kind === 'builtin_tiny')
+  if (!found) {
+    const names = page.items.map((m) => m.name).join(', ') || 'none'
+    throw new AppError(
+      'not_found',
+      `no model named '${model ?? '(built-in tiny)'}' on the service; models: ${names}`,
+    )
+  }
+  return found.id
+}
+
 const runPath = (id: string, action = '') => `/v1/runs/${encodeURIComponent(id)}${action}`
 
 async function watch(ctx: CommandContext, id: string): Promise<number> {
@@ -79,7 +111,11 @@ export const runsCreate: Command = {
   summary: 'create a training run (queued for a worker)',
   options: {
     method: { type: 'string', arg: 'name', description: 'sso (default), sso_v2, pbaa, dpo, ipo, sft or rm' },
-    model: { type: 'string', arg: 'id', description: 'model id (default: tiny; see GET /v1/models)' },
+    model: {
+      type: 'string',
+      arg: 'name|id',
+      description: 'model name or id (default: the built-in tiny model)',
+    },
     'principle-set': { type: 'string', arg: 'id', description: 'principle set id' },
     dataset: { type: 'string', arg: 'id', multiple: true, description: 'dataset id' },
     set: {
@@ -97,7 +133,7 @@ export const runsCreate: Command = {
     ...API_OPTIONS,
   },
   details: `Examples:
-  sso runs create --method sso --model tiny --set iterations=1 --set max_new_tokens=16 --watch
+  sso runs create --method sso --set iterations=1 --set max_new_tokens=16 --watch   (built-in tiny model)
   sso runs create --body run.json --json`,
   async run(ctx) {
     positionalArgs(ctx, this, [])
@@ -110,7 +146,9 @@ export const runsCreate: Command = {
       ...parseAssignments(listOption(ctx, 'set'), 'set', this),
     }
     body.method = stringOption(ctx, 'method', this, false) ?? body.method ?? 'sso'
-    body.model = stringOption(ctx, 'model', this, false) ?? body.model ?? 'tiny'
+    const client = clientFor(ctx)
+    const model = stringOption(ctx, 'model', this, false)
+    if (model || !body.model_id) body.model_id = await resolveModelId(client, model)
     if (Object.keys(hyperparameters).length > 0) body.hyperparameters = hyperparameters
     const principleSet = stringOption(ctx, 'principle-set', this, false)
     if (principleSet) body.principle_set_id = principleSet
@@ -124,7 +162,7 @@ export const runsCreate: Command = {
     if (Object.keys(metadata).length > 0) {
       body.metadata = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, String(v)]))
     }
-    const run = await clientFor(ctx).post<RunLike>('/v1/runs', body)
+    const run = await client.post<RunLike>('/v1/runs', body)
     if (wantsJson(ctx) && !ctx.values.watch) printJson(run)
     else process.stdout.write(`created run ${run.id} (${run.status})\n`)
     return ctx.values.watch ? watch(ctx, run.id) : 0
@@ -142,7 +180,7 @@ export const runsList: Command = {
   },
   async run(ctx) {
     positionalArgs(ctx, this, [])
-    const page = await clientFor(ctx).get<{ data: RunLike[]; next_cursor?: string | null }>('/v1/runs', {
+    const page = await clientFor(ctx).get<Page<RunLike>>('/v1/runs', {
       status: stringOption(ctx, 'status', this, false),
       limit: integerOption(ctx, 'limit', this),
       cursor: stringOption(ctx, 'cursor', this, false),
@@ -151,10 +189,10 @@ export const runsList: Command = {
       printJson(page)
       return 0
     }
-    if (page.data.length === 0) process.stdout.write('no runs\n')
+    if (page.items.length === 0) process.stdout.write('no runs\n')
     else
       process.stdout.write(
-        formatTable(page.data.map(runRow), ['id', 'method', 'status', 'step', 'model', 'created']),
+        formatTable(page.items.map(runRow), ['id', 'method', 'status', 'step', 'model', 'created']),
       )
     if (page.next_cursor) process.stdout.write(`more: sso runs list --cursor ${page.next_cursor}\n`)
     return 0
