@@ -1,0 +1,43 @@
+import { ValidationError } from '../errors.ts'
+
+/** Opaque keyset cursor over (created_at, id), newest first. */
+export interface CreatedCursor {
+  createdAt: Date
+  id: string
+}
+
+export function encodeCursor(c: CreatedCursor): string {
+  return Buffer.from(JSON.stringify([c.createdAt.toISOString(), c.id])).toString('base64url')
+}
+
+export function decodeCursor(cursor: string): CreatedCursor {
+  try {
+    const [iso, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string]
+    const createdAt = new Date(iso)
+    if (Number.isNaN(createdAt.getTime()) || typeof id !== 'string') throw new Error('bad fields')
+    return { createdAt, id }
+  } catch {
+    throw new ValidationError(`cursor '${cursor}' is not a cursor this API returned`, { cursor })
+  }
+}
+
+/** Prisma `where` fragment: rows strictly after the cursor in (created_at desc, id desc) order. */
+export function afterCursor(cursor: string | undefined) {
+  if (!cursor) return {}
+  const c = decodeCursor(cursor)
+  return { OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }] }
+}
+
+/** Splits a `limit + 1` result into a page and its next cursor. */
+export function toPage<R extends { createdAt: Date; id: string }, T>(
+  rows: R[],
+  limit: number,
+  map: (r: R) => T,
+) {
+  const items = rows.slice(0, limit)
+  const last = items[items.length - 1]
+  return {
+    items: items.map(map),
+    next_cursor: rows.length > limit && last ? encodeCursor(last) : null,
+  }
+}

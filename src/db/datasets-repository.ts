@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto'
+import type { DatasetDto } from '../schemas/datasets.ts'
+import type { DatasetFormat } from '../sso/records.ts'
+import type { Db } from './client.ts'
+import { afterCursor, toPage } from './cursor.ts'
+
+const select = {
+  id: true,
+  name: true,
+  format: true,
+  contentHash: true,
+  lineCount: true,
+  bytes: true,
+  path: true,
+  createdAt: true,
+} as const
+type Row = {
+  id: string
+  name: string
+  format: string
+  contentHash: string
+  lineCount: number
+  bytes: number
+  path: string
+  createdAt: Date
+}
+
+export interface StoredDataset extends DatasetDto {
+  /** File holding the JSONL, below DATA_DIR/datasets. */
+  path: string
+}
+
+function toDto(r: Row): StoredDataset {
+  return {
+    id: r.id,
+    name: r.name,
+    format: r.format as DatasetFormat,
+    content_hash: r.contentHash,
+    line_count: r.lineCount,
+    bytes: r.bytes,
+    path: r.path,
+    created_at: r.createdAt.toISOString(),
+  }
+}
+
+export function createDatasetsRepository(db: Db) {
+  return {
+    async create(input: {
+      name: string
+      format: DatasetFormat
+      contentHash: string
+      lineCount: number
+      bytes: number
+      path: string
+    }) {
+      return toDto(await db.dataset.create({ data: { id: randomUUID(), ...input }, select }))
+    },
+    async findById(id: string): Promise<StoredDataset | null> {
+      const row = await db.dataset.findUnique({ where: { id }, select })
+      return row ? toDto(row) : null
+    },
+    async findManyByIds(ids: string[]): Promise<StoredDataset[]> {
+      return (await db.dataset.findMany({ where: { id: { in: ids } }, select })).map(toDto)
+    },
+    async list(limit: number, cursor?: string) {
+      const rows = await db.dataset.findMany({
+        where: afterCursor(cursor),
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: limit + 1,
+        select,
+      })
+      return toPage(rows, limit, toDto)
+    },
+    async delete(id: string): Promise<boolean> {
+      const { count } = await db.dataset.deleteMany({ where: { id } })
+      return count === 1
+    },
+  }
+}
+export type DatasetsRepository = ReturnType<typeof createDatasetsRepository>

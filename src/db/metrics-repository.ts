@@ -1,0 +1,49 @@
+import type { MetricSeries, MetricsQuery } from '../schemas/runs.ts'
+import { type Db, Prisma } from './client.ts'
+
+export interface MetricRow {
+  runId: string
+  key: string
+  step: number
+  value: number
+  iteration?: number | null
+}
+
+export function createMetricsRepository(db: Db) {
+  return {
+    /** Batch insert; rows already stored for (run, key, step) are kept as they are (idempotent resume). */
+    async createMany(rows: MetricRow[]): Promise<number> {
+      if (rows.length === 0) return 0
+      const { count } = await db.metric.createMany({ data: rows, skipDuplicates: true })
+      return count
+    },
+    /** Series per key within a step range, optionally averaged into about `max_points` buckets each. */
+    async history(runId: string, q: MetricsQuery): Promise<MetricSeries[]> {
+      const keys = q.keys
+        ?.split(',')
+        .map((k) => k.trim())
+        .filter((k) => k !== '')
+      const filters = [Prisma.sql`run_id = ${runId}::uuid`]
+      if (keys && keys.length > 0) filters.push(Prisma.sql`key IN (${Prisma.join(keys)})`)
+      if (q.step_from !== undefined) filters.push(Prisma.sql`step >= ${q.step_from}`)
+      if (q.step_to !== undefined) filters.push(Prisma.sql`step <= ${q.step_to}`)
+      const where = Prisma.join(filters, ' AND ')
+      const rows = q.max_points
+        ? await db.$queryRaw<{ key: string; step: number; value: number }[]>`
+            SELECT key, max(step)::int AS step, avg(value)::float8 AS value
+            FROM (SELECT key, step, value, ntile(${q.max_points}::int) OVER (PARTITION BY key ORDER BY step) AS bucket
+                  FROM metrics WHERE ${where}) b
+            GROUP BY key, bucket ORDER BY key, step`
+        : await db.$queryRaw<{ key: string; step: number; value: number }[]>`
+            SELECT key, step, value FROM metrics WHERE ${where} ORDER BY key, step`
+      const series = new Map<string, [number, number][]>()
+      for (const r of rows) {
+        const points = series.get(r.key) ?? []
+        if (points.length === 0) series.set(r.key, points)
+        points.push([r.step, r.value])
+      }
+      return [...series].map(([key, points]) => ({ key, points }))
+    },
+  }
+}
+export type MetricsRepository = ReturnType<typeof createMetricsRepository>

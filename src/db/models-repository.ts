@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto'
+import type { ModelDto, ModelKind } from '../schemas/models.ts'
+import type { Db, Prisma } from './client.ts'
+import { afterCursor, toPage } from './cursor.ts'
+
+const select = { id: true, name: true, kind: true, path: true, config: true, createdAt: true } as const
+type Row = { id: string; name: string; kind: string; path: string; config: Prisma.JsonValue; createdAt: Date }
+
+function toDto(r: Row): ModelDto {
+  return {
+    id: r.id,
+    name: r.name,
+    kind: r.kind as ModelKind,
+    path: r.path,
+    config: (r.config as Record<string, unknown> | null) ?? null,
+    created_at: r.createdAt.toISOString(),
+  }
+}
+
+export function createModelsRepository(db: Db) {
+  return {
+    async create(input: {
+      name: string
+      kind: ModelKind
+      path: string
+      config?: Record<string, unknown>
+    }): Promise<ModelDto> {
+      const data = {
+        id: randomUUID(),
+        ...input,
+        config: (input.config ?? undefined) as Prisma.InputJsonValue | undefined,
+      }
+      return toDto(await db.model.create({ data, select }))
+    },
+    async findById(id: string): Promise<ModelDto | null> {
+      const row = await db.model.findUnique({ where: { id }, select })
+      return row ? toDto(row) : null
+    },
+    async findByName(name: string): Promise<ModelDto | null> {
+      const row = await db.model.findUnique({ where: { name }, select })
+      return row ? toDto(row) : null
+    },
+    async list(limit: number, cursor?: string) {
+      const rows = await db.model.findMany({
+        where: afterCursor(cursor),
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take: limit + 1,
+        select,
+      })
+      return toPage(rows, limit, toDto)
+    },
+    async delete(id: string): Promise<boolean> {
+      const { count } = await db.model.deleteMany({ where: { id } })
+      return count === 1
+    },
+  }
+}
+export type ModelsRepository = ReturnType<typeof createModelsRepository>

@@ -1,0 +1,37 @@
+import { PgBoss } from 'pg-boss'
+import type { Db } from '../db/client.ts'
+import type { Logger } from '../log.ts'
+import { TRAIN_RUN_QUEUE, type TrainRunJob } from './jobs.ts'
+
+/** Seconds without a worker heartbeat after which pg-boss fails the job and retries it elsewhere. */
+export const JOB_HEARTBEAT_SECONDS = 30
+
+export async function createBoss(databaseUrl: string, log: Logger): Promise<PgBoss> {
+  const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schema: 'pgboss' })
+  boss.on('error', (err) => log.error({ err }, 'pg-boss error'))
+  await boss.start()
+  await boss.createQueue(TRAIN_RUN_QUEUE, {
+    // Training jobs are long; liveness comes from heartbeats, not from a short expiry.
+    expireInSeconds: 7 * 24 * 3600,
+    heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+    retryLimit: 5,
+    retryDelay: 2,
+  })
+  return boss
+}
+
+/** pg-boss statements run through the caller's Prisma transaction, so a job and its run row commit together. */
+function prismaExecutor(db: Db) {
+  return {
+    executeSql: async (text: string, values: unknown[] = []) => ({
+      rows: await db.$queryRawUnsafe<unknown[]>(text, ...values),
+    }),
+  }
+}
+
+export async function enqueueRun(boss: PgBoss, db: Db, runId: string): Promise<string | null> {
+  const data: TrainRunJob = { runId }
+  return boss.send(TRAIN_RUN_QUEUE, data, { singletonKey: runId, db: prismaExecutor(db) })
+}
+
+export type { PgBoss }

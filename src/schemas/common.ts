@@ -1,0 +1,28 @@
+import Type, { type Static, type TSchema } from 'typebox'
+
+export const UuidSchema = Type.String({ format: 'uuid', description: 'resource id (UUID)' })
+export const TimestampSchema = Type.String({ format: 'date-time' })
+
+export const IdParamsSchema = Type.Object({ id: UuidSchema })
+export type IdParams = Static<typeof IdParamsSchema>
+
+export const PageQuerySchema = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: 'next_cursor of the previous page' })),
+})
+export type PageQuery = Static<typeof PageQuerySchema>
+
+/** A page of items in a stable order; `next_cursor` is null on the last page. */
+export function PageSchema<T extends TSchema>(item: T) {
+  return Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) })
+}
+export interface Page<T> {
+  items: T[]
+  next_cursor: string | null
+}
+
+/** Free-form string key/value pairs attached by clients (at most 16, as fine-tuning APIs allow). */
+export const MetadataSchema = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 512 }), {
+  maxProperties: 16,
+})
+export type Metadata = Static<typeof MetadataSchema>

@@ -1,0 +1,24 @@
+import Type, { type Static } from 'typebox'
+import { TimestampSchema, UuidSchema } from './common.ts'
+
+export const MODEL_KINDS = ['builtin_tiny', 'local_hf'] as const
+export type ModelKind = (typeof MODEL_KINDS)[number]
+
+export const ModelCreateSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\w.-]+$' }),
+    path: Type.String({ minLength: 1, maxLength: 4096, description: 'folder relative to MODELS_ROOT' }),
+  },
+  { additionalProperties: false },
+)
+export type ModelCreate = Static<typeof ModelCreateSchema>
+
+export const ModelSchema = Type.Object({
+  id: UuidSchema,
+  name: Type.String(),
+  kind: Type.Enum(MODEL_KINDS),
+  path: Type.String(),
+  config: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  created_at: TimestampSchema,
+})
+export type ModelDto = Static<typeof ModelSchema>

@@ -1,0 +1,153 @@
+import Type, { type Static } from 'typebox'
+import { TRAINING_METHODS } from '../sso/trainer-interface.ts'
+import { MetadataSchema, PageQuerySchema, TimestampSchema, UuidSchema } from './common.ts'
+import { HyperparametersInputSchema } from './hyperparameters.ts'
+
+export const RUN_STATUSES = [
+  'queued',
+  'running',
+  'paused',
+  'cancelling',
+  'cancelled',
+  'succeeded',
+  'failed',
+] as const
+export type RunStatus = (typeof RUN_STATUSES)[number]
+export const RunStatusSchema = Type.Enum(RUN_STATUSES)
+/** Statuses a run never leaves. */
+export const TERMINAL_STATUSES: readonly RunStatus[] = ['cancelled', 'succeeded', 'failed']
+/** Statuses that count against a key's concurrent-run limit. */
+export const ACTIVE_STATUSES: readonly RunStatus[] = ['queued', 'running', 'paused', 'cancelling']
+
+export const MethodSchema = Type.Enum(TRAINING_METHODS)
+export const DeviceSchema = Type.Enum(['auto', 'cpu', 'webgpu', 'cuda'] as const)
+
+export const RunCreateSchema = Type.Object(
+  {
+    method: MethodSchema,
+    model_id: UuidSchema,
+    principle_set_id: Type.Optional(UuidSchema),
+    principle_set_version: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'defaults to the latest version of the set' }),
+    ),
+    dataset_ids: Type.Array(UuidSchema, { maxItems: 16, default: [] }),
+    hyperparameters: Type.Optional(HyperparametersInputSchema),
+    device: Type.Optional(DeviceSchema),
+    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
+    metadata: Type.Optional(MetadataSchema),
+  },
+  { additionalProperties: false },
+)
+export type RunCreate = Static<typeof RunCreateSchema>
+
+export const RunErrorSchema = Type.Object({ code: Type.String(), message: Type.String() })
+export type RunError = Static<typeof RunErrorSchema>
+
+export const RunSchema = Type.Object({
+  id: UuidSchema,
+  status: RunStatusSchema,
+  method: MethodSchema,
+  model_id: UuidSchema,
+  principle_set_version_id: Type.Union([UuidSchema, Type.Null()]),
+  dataset_ids: Type.Array(UuidSchema),
+  hyperparameters: Type.Record(Type.String(), Type.Unknown()),
+  device: DeviceSchema,
+  device_used: Type.Union([Type.String(), Type.Null()]),
+  seed: Type.Integer(),
+  metadata: MetadataSchema,
+  attempt: Type.Integer(),
+  worker_id: Type.Union([Type.String(), Type.Null()]),
+  current_step: Type.Integer(),
+  heartbeat_at: Type.Union([TimestampSchema, Type.Null()]),
+  error: Type.Union([RunErrorSchema, Type.Null()]),
+  created_at: TimestampSchema,
+  started_at: Type.Union([TimestampSchema, Type.Null()]),
+  finished_at: Type.Union([TimestampSchema, Type.Null()]),
+})
+export type RunDto = Static<typeof RunSchema>
+
+export const RunListQuerySchema = Type.Object({
+  ...PageQuerySchema.properties,
+  status: Type.Optional(RunStatusSchema),
+  method: Type.Optional(MethodSchema),
+  created_after: Type.Optional(TimestampSchema),
+  created_before: Type.Optional(TimestampSchema),
+})
+export type RunListQuery = Static<typeof RunListQuerySchema>
+
+export const RunEventSchema = Type.Object({
+  seq: Type.Integer({ description: 'per-run frame number, gap-free' }),
+  type: Type.String(),
+  step: Type.Integer(),
+  data: Type.Record(Type.String(), Type.Unknown()),
+  created_at: TimestampSchema,
+})
+export type RunEventDto = Static<typeof RunEventSchema>
+
+export const EventListQuerySchema = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  after_seq: Type.Optional(Type.Integer({ minimum: 0, description: 'cursor: the last seq already seen' })),
+  type: Type.Optional(Type.String({ maxLength: 64 })),
+})
+export type EventListQuery = Static<typeof EventListQuerySchema>
+
+export const EventPageSchema = Type.Object({
+  items: Type.Array(RunEventSchema),
+  next_after_seq: Type.Union([Type.Integer(), Type.Null()]),
+})
+
+export const MetricsQuerySchema = Type.Object({
+  keys: Type.Optional(
+    Type.String({ maxLength: 2000, description: 'comma-separated metric names; all when absent' }),
+  ),
+  step_from: Type.Optional(Type.Integer({ minimum: 0 })),
+  step_to: Type.Optional(Type.Integer({ minimum: 0 })),
+  max_points: Type.Optional(
+    Type.Integer({
+      minimum: 2,
+      maximum: 100_000,
+      description: 'downsample each series to about this many points',
+    }),
+  ),
+})
+export type MetricsQuery = Static<typeof MetricsQuerySchema>
+
+export const MetricSeriesSchema = Type.Object({
+  key: Type.String(),
+  /** [step, value] pairs in step order; downsampled series keep each bucket's mean at its last step. */
+  points: Type.Array(Type.Tuple([Type.Integer(), Type.Number()])),
+})
+export type MetricSeries = Static<typeof MetricSeriesSchema>
+export const MetricsResponseSchema = Type.Object({
+  run_id: UuidSchema,
+  series: Type.Array(MetricSeriesSchema),
+})
+
+export const SampleSchema = Type.Object({
+  iteration: Type.Integer(),
+  index: Type.Integer(),
+  record: Type.Record(Type.String(), Type.Unknown()),
+})
+export type SampleDto = Static<typeof SampleSchema>
+export const SamplesQuerySchema = Type.Object({
+  iteration: Type.Optional(Type.Integer({ minimum: 0 })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+})
+export type SamplesQuery = Static<typeof SamplesQuerySchema>
+
+export const CheckpointSchema = Type.Object({
+  id: UuidSchema,
+  step: Type.Integer(),
+  iteration: Type.Integer(),
+  kind: Type.Union([Type.Literal('full'), Type.Literal('lora')]),
+  bytes: Type.Integer(),
+  files: Type.Array(Type.Object({ name: Type.String(), bytes: Type.Integer() })),
+  created_at: TimestampSchema,
+})
+export type CheckpointDto = Static<typeof CheckpointSchema>
+export const CheckpointFileParamsSchema = Type.Object({
+  id: UuidSchema,
+  checkpointId: UuidSchema,
+  file: Type.String({ pattern: '^[\\w.-]+$', maxLength: 255 }),
+})
