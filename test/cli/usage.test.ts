@@ -1,0 +1,67 @@
+/** The real `sso` binary: help, usage errors (exit 2) and failures (exit 1) need no service. */
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const BIN = fileURLToPath(new URL('../../bin/sso.js', import.meta.url))
+
+function sso(...args: string[]) {
+  // Port 9 (discard) on loopback: nothing listens, so service calls fail fast with ECONNREFUSED.
+  const env = { ...process.env, SSO_URL: 'http://127.0.0.1:9', SSO_API_KEY: '' }
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env, timeout: 60_000 })
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr }
+}
+
+test('sso --help lists every command group; sso alone is a usage error', () => {
+  const help = sso('--help')
+  assert.equal(help.code, 0)
+  for (const c of ['runs create', 'runs watch', 'datasets import', 'bench'])
+    assert.match(help.stdout, new RegExp(c))
+  assert.equal(sso().code, 2)
+})
+
+test('each command has --help with its options', () => {
+  const r = sso('runs', 'create', '--help')
+  assert.equal(r.code, 0)
+  assert.match(r.stdout, /Usage: sso runs create \[options\]/)
+  assert.match(r.stdout, /--set <key=value>/)
+  assert.match(r.stdout, /env SSO_API_KEY/)
+  assert.equal(sso('help', 'runs', 'watch').code, 0)
+})
+
+test('usage errors exit with 2 and say what was wrong', () => {
+  const unknownCommand = sso('runz')
+  assert.equal(unknownCommand.code, 2)
+  assert.match(unknownCommand.stderr, /unknown command 'runz'/)
+
+  const unknownOption = sso('runs', 'list', '--bogus')
+  assert.equal(unknownOption.code, 2)
+  assert.match(unknownOption.stderr, /Unknown option '--bogus'/)
+  assert.match(unknownOption.stderr, /sso runs list --help/)
+
+  const missing = sso('runs', 'get')
+  assert.equal(missing.code, 2)
+  assert.match(missing.stderr, /missing <run-id>/)
+
+  const badPair = sso('runs', 'create', '--set', 'lr')
+  assert.equal(badPair.code, 2)
+  assert.match(badPair.stderr, /--set expects key=value, got 'lr'/)
+
+  const badFormat = sso('datasets', 'import', 'x.jsonl', '--format', 'csv')
+  assert.equal(badFormat.code, 2)
+  assert.match(badFormat.stderr, /--format must be one of sso_records, preference_pairs, sft_pairs, queries/)
+})
+
+test('an unreachable service is a failure (exit 1) that names the URL and the way out', () => {
+  const r = sso('runs', 'list')
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /cannot reach the service at http:\/\/127\.0\.0\.1:9/)
+  assert.match(r.stderr, /--url|SSO_URL/)
+})
+
+test('--url on the command line wins over SSO_URL', () => {
+  const r = sso('runs', 'list', '--url', 'http://127.0.0.1:7')
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /127\.0\.0\.1:7/)
+})

@@ -1,0 +1,73 @@
+/**
+ * Debian's chromium driven by playwright-core for the dashboard tests. Fresh profile per launch, no
+ * network services of its own. When /usr/bin/chromium is missing, `skipReason` says so and the tests skip.
+ */
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type BrowserContext, chromium, type Page } from 'playwright-core'
+
+export const CHROMIUM = '/usr/bin/chromium'
+export const ARTIFACTS = fileURLToPath(new URL('../../artifacts/dashboard/', import.meta.url))
+
+export const skipReason = existsSync(CHROMIUM)
+  ? undefined
+  : `${CHROMIUM} is not installed (run .ci/install-browser to install Debian's chromium)`
+
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+]
+
+export interface Browser {
+  context: BrowserContext
+  page: Page
+  /** Browser console errors and uncaught page errors, for assertions. */
+  errors: string[]
+  screenshot(name: string): Promise<string>
+  close(): Promise<void>
+}
+
+export async function openBrowser(): Promise<Browser> {
+  const profile = await mkdtemp(path.join(tmpdir(), 'sso-chromium-'))
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ARGS,
+    viewport: { width: 1280, height: 900 },
+  })
+  const page = context.pages()[0] ?? (await context.newPage())
+  const errors: string[] = []
+  page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`))
+  page.on('console', (m) => {
+    // A failed request is reported with its URL below; the console's copy has none.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource'))
+      errors.push(`console: ${m.text()}`)
+  })
+  page.on('response', (r) => {
+    if (r.status() >= 400) errors.push(`http ${r.status()} ${r.request().method()} ${r.url()}`)
+  })
+  return {
+    context,
+    page,
+    errors,
+    async screenshot(name) {
+      await mkdir(ARTIFACTS, { recursive: true })
+      const file = path.join(ARTIFACTS, `${name}.png`)
+      await page.screenshot({ path: file, fullPage: true })
+      return file
+    },
+    async close() {
+      await context.close()
+      await rm(profile, { recursive: true, force: true })
+    },
+  }
+}
