@@ -1,21 +1,26 @@
 /**
- * A one-line terminal progress bar for training: step/total, loss, speed and ETA. Shared by
+ * A one-line terminal progress bar for training: the current phase's progress (generating, scoring,
+ * training) with its speed and ETA, plus the global step, iteration and last loss. Shared by
  * `sso runs watch` (fed from the WebSocket stream) and `sso train` (fed from the trainer's callbacks).
  * On a terminal it redraws in place; otherwise it prints at most one line per second.
  */
 
 export interface ProgressState {
+  /** Global optimizer step. */
   step: number
-  totalSteps?: number
   loss?: number
   phase?: string
+  /** Units of the current phase done and in total (training steps, generated batches, ...). */
+  done?: number
+  total?: number
   iteration?: number
+  iterations?: number
   status?: string
 }
 
 interface Sample {
   time: number
-  step: number
+  done: number
 }
 
 /** Seconds → `m:ss` or `h:mm:ss`. */
@@ -32,33 +37,28 @@ export function formatLoss(loss: number): string {
   return Math.abs(loss) >= 1e-3 && Math.abs(loss) < 1e4 ? loss.toFixed(4) : loss.toExponential(3)
 }
 
-/** The bar's text for a state and a measured speed (steps per second); pure, so tests can read it. */
-export function formatProgress(state: ProgressState, stepsPerSecond: number | undefined, width = 24): string {
+/** The bar's text for a state and the measured speed of the phase (units per second); pure. */
+export function formatProgress(state: ProgressState, perSecond: number | undefined, width = 24): string {
   const parts: string[] = []
-  if (state.totalSteps && state.totalSteps > 0) {
-    const fraction = Math.min(1, Math.max(0, state.step / state.totalSteps))
+  const { done, total } = state
+  if (done !== undefined && total !== undefined && total > 0) {
+    const fraction = Math.min(1, Math.max(0, done / total))
     const filled = Math.round(fraction * width)
     parts.push(`[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`)
-    parts.push(`step ${state.step}/${state.totalSteps} ${Math.floor(fraction * 100)}%`)
-  } else {
-    parts.push(`step ${state.step}`)
+    parts.push(`${state.phase ?? 'progress'} ${done}/${total} ${Math.floor(fraction * 100)}%`)
+  } else if (state.phase) {
+    parts.push(state.phase)
   }
+  if (state.iteration !== undefined) {
+    parts.push(`iteration ${state.iteration}${state.iterations ? `/${state.iterations}` : ''}`)
+  }
+  parts.push(`step ${state.step}`)
   if (state.loss !== undefined) parts.push(`loss ${formatLoss(state.loss)}`)
-  if (stepsPerSecond !== undefined && stepsPerSecond > 0) {
-    parts.push(`${stepsPerSecond >= 1 ? stepsPerSecond.toFixed(1) : stepsPerSecond.toFixed(2)} steps/s`)
-    if (state.totalSteps)
-      parts.push(`ETA ${formatDuration((state.totalSteps - state.step) / stepsPerSecond)}`)
-  } else if (state.totalSteps) {
-    parts.push('ETA ?')
+  if (perSecond !== undefined && perSecond > 0 && done !== undefined && total !== undefined) {
+    parts.push(`${perSecond >= 1 ? perSecond.toFixed(1) : perSecond.toFixed(2)}/s`)
+    parts.push(`ETA ${formatDuration((total - done) / perSecond)}`)
   }
-  const where = [
-    state.status,
-    state.phase,
-    state.iteration !== undefined ? `iteration ${state.iteration}` : '',
-  ]
-    .filter(Boolean)
-    .join(' ')
-  if (where) parts.push(where)
+  if (state.status) parts.push(state.status)
   return parts.join('  ')
 }
 
@@ -68,9 +68,9 @@ export interface Writable {
 
 export class ProgressBar {
   private state: ProgressState = { step: 0 }
-  /** Recent (time, step) points; speed is measured over this window so the ETA follows the current pace. */
+  /** Recent (time, done) points of the current phase; the speed follows the current pace. */
   private samples: Sample[] = []
-  private lastDraw = 0
+  private lastDraw = Number.NEGATIVE_INFINITY
   private drawn = ''
 
   constructor(
@@ -82,28 +82,33 @@ export class ProgressBar {
     return (this.options.now ?? Date.now)()
   }
 
-  stepsPerSecond(): number | undefined {
+  perSecond(): number | undefined {
     if (this.samples.length < 2) return undefined
     const first = this.samples[0]
     const last = this.samples[this.samples.length - 1]
     const seconds = (last.time - first.time) / 1000
-    return seconds > 0 ? (last.step - first.step) / seconds : undefined
+    return seconds > 0 ? (last.done - first.done) / seconds : undefined
   }
 
   /** Merges the defined fields of `patch` into the state and redraws (throttled). */
   update(patch: Partial<ProgressState>): void {
-    const previousStep = this.state.step
+    const before = this.state
     const defined = Object.entries(patch).filter(([, v]) => v !== undefined)
-    this.state = { ...this.state, ...Object.fromEntries(defined) }
-    if (patch.step !== undefined && patch.step !== previousStep) {
-      this.samples.push({ time: this.now(), step: patch.step })
+    this.state = { ...before, ...Object.fromEntries(defined) }
+    const phaseChanged = this.state.phase !== before.phase || this.state.iteration !== before.iteration
+    // A new phase starts without a count until its first progress report.
+    if (phaseChanged && patch.done === undefined)
+      this.state = { ...this.state, done: undefined, total: undefined }
+    if (phaseChanged || (this.state.done ?? 0) < (before.done ?? 0)) this.samples = []
+    if (this.state.done !== undefined && this.state.done !== before.done) {
+      this.samples.push({ time: this.now(), done: this.state.done })
       if (this.samples.length > (this.options.windowSize ?? 20)) this.samples.shift()
     }
     this.draw(false)
   }
 
   text(): string {
-    return formatProgress(this.state, this.stepsPerSecond())
+    return formatProgress(this.state, this.perSecond())
   }
 
   private draw(force: boolean): void {

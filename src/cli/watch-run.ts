@@ -22,19 +22,24 @@ export function frameMetrics(frame: StreamFrame): Record<string, number> {
   return out
 }
 
-/** What a frame changes on the progress bar. `total_steps` may ride on any frame (progress events do). */
+/**
+ * What a frame changes on the progress bar: metrics frames move the step and loss; progress events
+ * (`data: { done, total }`) the phase bar; phase events the phase; status frames the status.
+ */
 export function progressPatch(frame: StreamFrame): Partial<ProgressState> {
   const d = frame.data
-  const patch: Partial<ProgressState> = {}
-  if (typeof d.total_steps === 'number') patch.totalSteps = d.total_steps
-  if (typeof d.iteration === 'number') patch.iteration = d.iteration
+  const num = (v: unknown) => (typeof v === 'number' ? v : undefined)
+  const patch: Partial<ProgressState> = { iteration: num(d.iteration) }
   if (frame.type === 'metrics') {
     patch.step = frame.step
-    const loss = frameMetrics(frame).loss
-    if (loss !== undefined) patch.loss = loss
+    patch.loss = frameMetrics(frame).loss
+  }
+  if (typeof d.phase === 'string') patch.phase = d.phase
+  if (frame.type === 'progress') {
+    patch.done = num(d.done)
+    patch.total = num(d.total)
   }
   if (frame.type === 'status' && typeof d.status === 'string') patch.status = d.status
-  if (typeof d.phase === 'string') patch.phase = d.phase
   return patch
 }
 
@@ -50,7 +55,8 @@ export async function watchRun(client: ApiClient, runId: string, options: WatchO
   const path = `/v1/runs/${encodeURIComponent(runId)}`
   let run = await client.get<RunLike>(path)
   const bar = new ProgressBar(options.out, { interactive: options.interactive })
-  if (!options.json) bar.update({ step: run.current_step ?? 0, status: run.status })
+  const iterations = (run.hyperparameters as { iterations?: number } | undefined)?.iterations
+  if (!options.json) bar.update({ step: run.current_step ?? 0, status: run.status, iterations })
   if (!isTerminal(run.status)) {
     // Backfill only from the current step: a long run's whole history is not needed for a progress bar.
     await followRun(client, runId, {
