@@ -1,0 +1,59 @@
+/**
+ * What a first run needs on a fresh service: a principle set made of the checkable task families'
+ * principles and a queries dataset drawn from those families, so the samples view can show checker
+ * verdicts. Used by `npm run demo` and by the CLI and dashboard tests.
+ */
+import { familyPrincipleSet, TASK_FAMILIES } from '../eval/families.ts'
+import { makeEvalItems } from '../eval/run-eval.ts'
+import { toJsonl } from '../sso/records.ts'
+import type { ApiClient } from './api-client.ts'
+import { resolveModelId } from './commands/runs.ts'
+import type { RunLike } from './run-summary.ts'
+
+/** A run on the tiny model that shows curves within a minute on a CPU. */
+export const DEMO_HYPERPARAMETERS = {
+  iterations: 3,
+  queries_per_iteration: 16,
+  max_new_tokens: 24,
+  batch_size: 4,
+  lr: 1e-3,
+} as const
+
+export interface DemoResources {
+  modelId: string
+  principleSetId: string
+  datasetId: string
+}
+
+export async function createDemoResources(client: ApiClient, seed = 1): Promise<DemoResources> {
+  const families = Object.values(TASK_FAMILIES)
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-')
+  const principles = familyPrincipleSet(families)
+  const set = await client.post<{ id: string }>('/v1/principle-sets', {
+    name: `${principles.name}-${stamp}`,
+    description: 'principles of the checkable task families',
+    principles: principles.principles,
+  })
+  const queries = makeEvalItems(families, 12, seed).map((it) => ({ prompt: it.prompt, task: it.family }))
+  const dataset = await client.json<{ id: string }>('POST', '/v1/datasets', {
+    query: { name: `checkable-queries-${stamp}`, format: 'queries' },
+    text: toJsonl(queries),
+  })
+  return { modelId: await resolveModelId(client, undefined), principleSetId: set.id, datasetId: dataset.id }
+}
+
+export function demoRunBody(resources: DemoResources, hyperparameters: Record<string, unknown> = {}) {
+  return {
+    method: 'sso',
+    model_id: resources.modelId,
+    principle_set_id: resources.principleSetId,
+    dataset_ids: [resources.datasetId],
+    hyperparameters: { ...DEMO_HYPERPARAMETERS, ...hyperparameters },
+    seed: 1,
+    metadata: { source: 'demo' },
+  }
+}
+
+export async function createDemoRun(client: ApiClient, resources: DemoResources): Promise<RunLike> {
+  return client.post<RunLike>('/v1/runs', demoRunBody(resources))
+}
