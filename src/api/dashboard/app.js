@@ -292,6 +292,7 @@ function runPage(id, tab) {
   const status = h('span', { 'data-testid': 'run-status' })
   const step = h('span', { class: 'muted', 'data-testid': 'run-step' })
   const live = h('span', { class: 'live', 'data-testid': 'stream-state' }, 'connecting')
+  const phase = h('span', { class: 'muted', 'data-testid': 'run-phase' })
   const buttons = ['pause', 'resume', 'cancel'].map((name) =>
     h(
       'button',
@@ -336,6 +337,7 @@ function runPage(id, tab) {
       title,
       status,
       step,
+      phase,
       live,
       h('span', { class: 'spacer' }),
       ...buttons,
@@ -374,6 +376,10 @@ function runPage(id, tab) {
   const events = eventsView(panes.events, id)
   selectTab(tabs.includes(tab) ? tab : 'charts')
 
+  let left = false
+  onLeave(() => {
+    left = true
+  })
   const start = async () => {
     try {
       setRun(await api.getRun(id))
@@ -390,6 +396,7 @@ function runPage(id, tab) {
     } catch (e) {
       showError(e)
     }
+    if (left) return
     const stop = followRun(
       id,
       lastStep,
@@ -402,6 +409,11 @@ function runPage(id, tab) {
           }
           setRun({ current_step: frame.step })
           return
+        }
+        if (typeof data.phase === 'string') {
+          const count = frame.type === 'progress' ? ` ${data.done}/${data.total}` : ''
+          const iteration = typeof data.iteration === 'number' ? ` · iteration ${data.iteration}` : ''
+          phase.textContent = `${data.phase}${count}${iteration}`
         }
         events.add(frame)
         if (frame.type === 'iteration_end') samples.refresh()
@@ -553,7 +565,8 @@ function eventsView(pane, id) {
       h('span', {}, describe(e)),
     )
   const add = (e) => {
-    if (e.type === 'metrics' || rows.has(e.seq)) return
+    // Metrics are charted and progress ticks shown in the header; the log keeps the rest.
+    if (e.type === 'metrics' || e.type === 'progress' || rows.has(e.seq)) return
     rows.set(e.seq, e)
     const last = list.lastElementChild
     if (!last || Number(last.dataset.seq) < e.seq) list.append(render(e))
