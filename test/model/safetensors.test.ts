@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import {
+  float16ToNumber,
+  numberToBfloat16,
+  numberToFloat16,
+  readSafetensors,
+  readSafetensorsHeader,
+  writeSafetensors,
+} from '../../src/model/safetensors.ts'
+
+let dir: string
+before(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'safetensors-'))
+})
+after(() => rm(dir, { recursive: true, force: true }))
+
+const values = Float32Array.from([0, 1, -1, 0.5, 3.140625, -2.5e-3, 65504, 1e-7, 1 / 3, -7.75])
+const tensors = new Map([
+  ['b.weight', { shape: [2, 5], data: values }],
+  ['a.bias', { shape: [3], data: Float32Array.from([1.5, -2, 4]) }],
+])
+
+test('F32 round trip is exact and keeps metadata', async () => {
+  const file = path.join(dir, 'f32.safetensors')
+  await writeSafetensors(file, tensors, { metadata: { format: 'pt' } })
+  const header = await readSafetensorsHeader(file)
+  assert.deepEqual(header.metadata, { format: 'pt' })
+  assert.equal(header.dataStart % 8, 0)
+  assert.deepEqual(Object.keys(header.tensors), ['a.bias', 'b.weight'])
+  const back = await readSafetensors(file)
+  assert.deepEqual(back.get('b.weight')?.shape, [2, 5])
+  assert.deepEqual([...back.get('b.weight')!.data], [...values])
+  assert.deepEqual([...back.get('a.bias')!.data], [1.5, -2, 4])
+})
+
+test('BF16 and F16 round trips are within their precision', async () => {
+  for (const [dtype, relTol] of [
+    ['BF16', 2 ** -8],
+    ['F16', 2 ** -11],
+  ] as const) {
+    const file = path.join(dir, `${dtype}.safetensors`)
+    await writeSafetensors(file, tensors, { dtype })
+    const header = await readSafetensorsHeader(file)
+    assert.equal(header.tensors['b.weight'].dtype, dtype)
+    const back = (await readSafetensors(file)).get('b.weight')!.data
+    values.forEach((v, i) => {
+      const tol = dtype === 'F16' && Math.abs(v) < 6.1e-5 ? 2 ** -24 : Math.abs(v) * relTol
+      assert.ok(Math.abs(back[i] - v) <= tol, `${dtype}[${i}]: ${back[i]} vs ${v}`)
+    })
+  }
+})
+
+test('half-precision conversions round to nearest even and keep specials', () => {
+  assert.equal(numberToFloat16(1), 0x3c00)
+  assert.equal(numberToFloat16(65504), 0x7bff)
+  assert.equal(numberToFloat16(1e6), 0x7c00)
+  assert.equal(numberToFloat16(2 ** -24), 0x0001)
+  assert.equal(numberToFloat16(-0), 0x8000)
+  assert.ok(Number.isNaN(float16ToNumber(numberToFloat16(Number.NaN))))
+  // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties go to the even mantissa (1).
+  assert.equal(numberToFloat16(1 + 2 ** -11), 0x3c00)
+  assert.equal(numberToBfloat16(1), 0x3f80)
+  assert.equal(numberToBfloat16(1 + 2 ** -8), 0x3f80)
+  assert.equal(numberToBfloat16(1 + 3 * 2 ** -8), 0x3f82)
+  for (let h = 0; h < 0x7c00; h += 37) assert.equal(numberToFloat16(float16ToNumber(h)), h)
+})
+
+test('a file whose offsets do not fit is rejected with the tensor named', async () => {
+  const file = path.join(dir, 'bad.safetensors')
+  await writeSafetensors(file, tensors)
+  const bytes = await readFile(file)
+  await writeFile(file, bytes.subarray(0, bytes.length - 8))
+  await assert.rejects(readSafetensors(file), /tensor 'b\.weight' F32 \[2,5\] has data_offsets/)
+})
