@@ -1,0 +1,100 @@
+import { GradError } from '../errors.ts'
+import type { Graph, TapeEntry } from './graph.ts'
+import { add, expandLike, reduceSum, squeeze, zerosLike } from './ops/index.ts'
+import { formatShape, isFloat, type Tensor } from './tensor.ts'
+
+/**
+ * Sums a cotangent over the axes its input was broadcast along, so it takes the input's shape:
+ * leading extra axes and axes where the input has size 1.
+ */
+function unbroadcast(g: Graph, ct: Tensor, input: Tensor): Tensor {
+  const lead = ct.shape.length - input.shape.length
+  if (lead < 0) return expandLike(g, ct, input)
+  const axes = [...Array(lead).keys()]
+  input.shape.forEach((d, i) => {
+    if (d === 1 && ct.shape[i + lead] !== 1) axes.push(i + lead)
+  })
+  if (axes.length === 0) return ct
+  const summed = reduceSum(g, ct, { axes, keepdims: true })
+  return lead === 0 ? summed : squeeze(g, summed, { axes: [...Array(lead).keys()] })
+}
+
+function describe(entry: TapeEntry): string {
+  return `${entry.scope ? `${entry.scope}/` : ''}${entry.op.type}`
+}
+
+/**
+ * Reverse-mode autodiff: appends the backward pass of `loss` to g and returns d loss / d w for each
+ * w in wrt (null where w does not affect the loss). `seed` is the cotangent of loss (default ones),
+ * so grad() also computes vector-Jacobian products. Only ops between wrt and loss are visited; the
+ * walk sums fan-out, unbroadcasts, and skips integer values and stopGradient.
+ */
+export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tensor): (Tensor | null)[] {
+  g.assertOwned(loss, 'grad(loss)')
+  for (const w of wrt) g.assertOwned(w, 'grad(wrt)')
+  if (!isFloat(loss.dtype))
+    throw new GradError(`grad: loss '${loss.name}' is ${loss.dtype}, expected a float type`)
+  if (seed) {
+    g.assertOwned(seed, 'grad(seed)')
+    if (seed.dtype !== loss.dtype || seed.shape.length !== loss.shape.length) {
+      throw new GradError(
+        `grad: seed ${seed.dtype} ${formatShape(seed.shape)} does not match loss ${loss.dtype} ${formatShape(loss.shape)}`,
+      )
+    }
+  }
+  const tape = g.tape.slice()
+
+  // Values that depend on some wrt through differentiable float ops.
+  const depends = new Set(wrt.filter((w) => isFloat(w.dtype)).map((w) => w.name))
+  for (const e of tape) {
+    if (e.op.vjp === null || !e.inputs.some((t) => t && depends.has(t.name))) continue
+    for (const o of e.outputs) if (isFloat(o.dtype)) depends.add(o.name)
+  }
+  if (!depends.has(loss.name)) return wrt.map(() => null)
+
+  // Ops on a path from wrt to loss, in reverse order.
+  const needed = new Set([loss.name])
+  const path: TapeEntry[] = []
+  for (let i = tape.length - 1; i >= 0; i--) {
+    const e = tape[i]
+    if (!e.outputs.some((o) => needed.has(o.name)) || e.op.vjp === null) continue
+    const ins = e.inputs.filter((t): t is Tensor => t !== undefined && depends.has(t.name))
+    if (ins.length === 0) continue
+    path.push(e)
+    for (const t of ins) needed.add(t.name)
+  }
+
+  return g.withScopePath('grad', () => {
+    const cts = new Map<string, Tensor>()
+    cts.set(loss.name, seed ?? expandLike(g, g.constant(1, loss.dtype), loss))
+    for (const e of path) {
+      const outs = e.outputs.map((o) => cts.get(o.name))
+      if (outs.every((c) => c === undefined)) continue
+      g.withScopePath(e.scope ? `grad/${e.scope}` : 'grad', () => {
+        const dys = e.outputs.map((o, i) => outs[i] ?? zerosLike(g, o))
+        const needs = e.inputs.map((t) => t !== undefined && depends.has(t.name) && needed.has(t.name))
+        const results = e.op.vjp!(g, { inputs: e.inputs, outputs: e.outputs, needs }, dys, e.attrs)
+        if (results.length !== e.inputs.length) {
+          throw new GradError(
+            `${describe(e)}: VJP returned ${results.length} cotangents for ${e.inputs.length} inputs`,
+          )
+        }
+        e.inputs.forEach((input, i) => {
+          if (!input || !needs[i]) return
+          const r = results[i]
+          let ct = typeof r === 'function' ? r() : r
+          if (ct === null) return
+          if (ct.dtype !== input.dtype) {
+            throw new GradError(
+              `${describe(e)}: cotangent of input ${i} is ${ct.dtype}, expected ${input.dtype}`,
+            )
+          }
+          ct = unbroadcast(g, ct, input)
+          const prev = cts.get(input.name)
+          cts.set(input.name, prev ? add(g, prev, ct) : ct)
+        })
+      })
+    }
+    return wrt.map((w) => cts.get(w.name) ?? null)
+  })
+}

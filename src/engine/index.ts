@@ -1,0 +1,6 @@
+export * from './autodiff.ts'
+export * from './graph.ts'
+export * from './nn/index.ts'
+export * from './op.ts'
+export * from './ops/index.ts'
+export * from './tensor.ts'
