@@ -98,7 +98,8 @@ export async function checkVjps(cases: readonly VjpCase[], seed = 1234): Promise
         tangents[name] = floats(dtype, n, () => random() * 2 - 1)
       }
     })
-    const cotData = floats(dtype, size(y.shape as number[]), () => random() * 2 - 1)
+    if (y.dtype !== 'float64' && y.dtype !== 'float32') throw new Error(`${c.name}: output is ${y.dtype}`)
+    const cotData = floats(y.dtype, size(y.shape as number[]), () => random() * 2 - 1)
     return { c, k, dtype, base, tangents, cotData, cotDims: y.shape as number[], nWrt: wrt.length }
   })
   const run = await openGraph(g)
