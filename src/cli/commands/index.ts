@@ -2,6 +2,7 @@
 import type { Command } from '../command.ts'
 import { bench } from './bench.ts'
 import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
+import { makeTinyModelCommand } from './make-tiny-model.ts'
 import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
 
 export const COMMANDS: readonly Command[] = [
@@ -15,5 +16,6 @@ export const COMMANDS: readonly Command[] = [
   datasetsImport,
   datasetsExport,
   datasetsList,
+  makeTinyModelCommand,
   bench,
 ]
