@@ -91,10 +91,14 @@ function onLeave(fn) {
   cleanup.push(fn)
 }
 
+/** A message for the next page (set before navigating, shown once it has rendered). */
+let flash = ''
+
 function route() {
   for (const fn of cleanup) fn()
   cleanup = []
-  notice('')
+  notice(flash, 'ok')
+  flash = ''
   const [path, queryString] = location.hash.replace(/^#/, '').split('?')
   const query = new URLSearchParams(queryString ?? '')
   const parts = path.split('/').filter(Boolean)
@@ -754,14 +758,19 @@ async function principleSetEditor(id) {
         save.disabled = true
         try {
           const saved = isNew ? await api.createPrincipleSet(body) : await api.updatePrincipleSet(id, body)
+          if (isNew) {
+            // Reopen the editor on the stored set, so the next save updates it.
+            flash = 'Saved.'
+            location.hash = `#/principle-sets/${encodeURIComponent(saved.id)}`
+            return
+          }
           notice(
-            saved.id !== id && !isNew
-              ? `Saved as version ${saved.version ?? ''} (the old one is used by a run).`
+            saved.version !== set.version
+              ? `Saved as version ${saved.version} (version ${set.version} is used by a run and stays as it was).`
               : 'Saved.',
             'ok',
           )
-          if (saved.id !== id)
-            history.replaceState(null, '', `#/principle-sets/${encodeURIComponent(saved.id)}`)
+          set = saved
         } catch (err) {
           showError(err)
         } finally {
