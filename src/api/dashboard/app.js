@@ -423,7 +423,10 @@ function runPage(id, tab) {
         if (frame.type === 'iteration_end') samples.refresh()
         if (frame.type === 'status' && typeof data.status === 'string') {
           setRun({ status: data.status })
-          if (TERMINAL.has(data.status)) api.getRun(id).then(setRun, showError)
+          if (TERMINAL.has(data.status)) {
+            phase.textContent = ''
+            api.getRun(id).then(setRun, showError)
+          }
         }
       },
       (state) => {
