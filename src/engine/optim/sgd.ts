@@ -1,0 +1,62 @@
+import type { Graph, Tensor } from '../graph.ts'
+import { add, mul, sub } from '../ops/index.ts'
+import { scalarHost } from '../runtime/host-tensor.ts'
+import {
+  nextName,
+  type Optimizer,
+  type OptimizerGraph,
+  type ParamDType,
+  slotName,
+  type TrainableParam,
+} from './optimizer.ts'
+import { checkParams, scalarInputs } from './params.ts'
+
+export interface SgdConfig {
+  momentum?: number
+  /** L2 penalty added to the gradient (PyTorch SGD's weight_decay), for params whose `decay` is not false. */
+  weightDecay?: number
+  nesterov?: boolean
+}
+
+const INPUTS = ['lr', 'momentum', 'weight_decay'] as const
+
+/**
+ * SGD with momentum as in torch.optim.SGD (dampening 0):
+ *   d ← g + wd·p;  buf ← μ·buf + d;  p ← p − lr·(nesterov ? d + μ·buf : buf)
+ * A zero-initialised buffer reproduces PyTorch's first step (buf = d).
+ */
+export function sgdMomentum(config: SgdConfig = {}): Optimizer {
+  const hp = { momentum: 0.9, weightDecay: 0, nesterov: false, ...config }
+  return {
+    kind: 'sgd',
+    build(
+      g: Graph,
+      params: readonly TrainableParam[],
+      grads: readonly Tensor[],
+      gradScale: Tensor,
+    ): OptimizerGraph {
+      const dtype = checkParams(params, grads)
+      const s = scalarInputs(g, dtype, INPUTS)
+      const out: OptimizerGraph = { stateOutputs: {}, slots: [] }
+      params.forEach((p, i) => {
+        const bufName = slotName('momentum_buffer', p.name)
+        const buf = g.input(bufName, dtype, [...p.tensor.shape])
+        const scaled = mul(g, gradScale, grads[i])
+        const d = p.decay === false ? scaled : add(g, scaled, mul(g, s.weight_decay, p.tensor))
+        const buf2 = add(g, mul(g, s.momentum, buf), d)
+        const direction = hp.nesterov ? add(g, d, mul(g, s.momentum, buf2)) : buf2
+        const p2 = sub(g, p.tensor, mul(g, s.lr, direction))
+        g.output(p2, nextName(p.name))
+        g.output(buf2, nextName(bufName))
+        out.stateOutputs[nextName(p.name)] = p.name
+        out.stateOutputs[nextName(bufName)] = bufName
+        out.slots.push({ name: bufName, param: p.name })
+      })
+      return out
+    },
+    feeds(dtype: ParamDType, { lr }) {
+      const values = { lr, momentum: hp.momentum, weight_decay: hp.weightDecay }
+      return Object.fromEntries(INPUTS.map((k) => [`optim.${k}`, scalarHost(dtype, values[k])]))
+    },
+  }
+}

@@ -1,0 +1,153 @@
+import { ValidationError } from '../../errors.ts'
+import { grad } from '../autodiff.ts'
+import type { Graph, Tensor } from '../graph.ts'
+import { mul } from '../ops/index.ts'
+import { clipByGlobalNorm, globalNorm } from './clip.ts'
+import type { Optimizer, ParamDType, TrainableParam } from './optimizer.ts'
+import { checkParams } from './params.ts'
+
+/** Output names every step graph shares. */
+export const STEP_OUTPUTS = { loss: 'loss', gradNorm: 'grad_norm' } as const
+/** Scalar inputs of the step graphs besides the optimizer's own. */
+export const STEP_INPUTS = { maxGradNorm: 'optim.max_grad_norm', gradScale: 'optim.grad_scale' } as const
+
+export interface StepSpec {
+  /** Scalar training loss (mean over the batch). */
+  loss: Tensor
+  params: readonly TrainableParam[]
+  optimizer: Optimizer
+  /** Clip the global gradient norm to the fed `optim.max_grad_norm`. */
+  clip?: boolean
+  /** Auxiliary scalar metrics the loss declares, output under their own names (e.g. `rewards/margins`). */
+  metrics?: Readonly<Record<string, Tensor>>
+}
+
+/** A parameter as the runner needs it: where it lives and how to make its zero-initialised slots. */
+export interface ParamInfo {
+  name: string
+  shape: number[]
+}
+
+/** What a built step graph needs from the runtime. */
+export interface BuiltStep {
+  graph: Graph
+  dtype: ParamDType
+  params: ParamInfo[]
+  /** Optimizer slots (moments, buffers) and accumulators, each shaped like its param. */
+  slots: { name: string; param: string }[]
+  stateOutputs: Record<string, string>
+  metricNames: string[]
+  optimizer: Optimizer
+  clip: boolean
+}
+
+export function paramInfos(params: readonly TrainableParam[]): ParamInfo[] {
+  return params.map((p) => {
+    const shape = p.tensor.shape
+    if (!shape.every((d) => typeof d === 'number')) {
+      throw new ValidationError(`trainable param '${p.name}' needs a static shape, got [${shape.join(', ')}]`)
+    }
+    return { name: p.name, shape: shape as number[] }
+  })
+}
+
+export function outputMetrics(g: Graph, metrics: Readonly<Record<string, Tensor>> | undefined): string[] {
+  const names = Object.keys(metrics ?? {})
+  for (const name of names) {
+    if (name === STEP_OUTPUTS.loss || name === STEP_OUTPUTS.gradNorm) {
+      throw new ValidationError(`metric name '${name}' is reserved`)
+    }
+    g.output(metrics![name], name)
+  }
+  return names
+}
+
+/**
+ * Gradient norm, clipping coefficient and optimizer update for `grads`, each first multiplied by
+ * `gradScale` (1/micro-batches when they are accumulated sums).
+ */
+export function appendUpdate(
+  g: Graph,
+  params: readonly TrainableParam[],
+  grads: readonly Tensor[],
+  gradScale: Tensor | undefined,
+  optimizer: Optimizer,
+  clip: boolean,
+): { stateOutputs: Record<string, string>; slots: { name: string; param: string }[] } {
+  const dtype = checkParams(params, grads)
+  let norm = globalNorm(g, grads)
+  if (gradScale !== undefined) norm = mul(g, norm, gradScale)
+  g.output(norm, STEP_OUTPUTS.gradNorm)
+  let scale = gradScale ?? g.constant(1, dtype)
+  if (clip) {
+    const coef = clipByGlobalNorm(g, norm, g.input(STEP_INPUTS.maxGradNorm, dtype, []))
+    scale = gradScale === undefined ? coef : mul(g, gradScale, coef)
+  }
+  return optimizer.build(g, params, grads, scale)
+}
+
+/** Name of the graph output carrying a param's gradient (gradient-only step graphs). */
+export function gradName(param: string): string {
+  return `grad.${param}`
+}
+
+export interface GradStepSpec {
+  loss: Tensor
+  params: readonly TrainableParam[]
+  metrics?: Readonly<Record<string, Tensor>>
+}
+
+/** A forward+backward graph returning loss, metrics and every param's gradient (for a host optimizer). */
+export interface BuiltGradStep {
+  graph: Graph
+  dtype: ParamDType
+  params: (ParamInfo & { decay: boolean })[]
+  metricNames: string[]
+}
+
+/** Gradients of `loss` for every param; a param the loss does not reach is an error. */
+export function gradsOf(g: Graph, loss: Tensor, params: readonly TrainableParam[]): Tensor[] {
+  return grad(
+    g,
+    loss,
+    params.map((p) => p.tensor),
+  ).map((gr, i) => {
+    if (gr === null) throw new ValidationError(`trainable param '${params[i].name}' does not affect the loss`)
+    return gr
+  })
+}
+
+export function buildGradStep(g: Graph, spec: GradStepSpec): BuiltGradStep {
+  const grads = gradsOf(g, spec.loss, spec.params)
+  const dtype = checkParams(spec.params, grads)
+  g.output(spec.loss, STEP_OUTPUTS.loss)
+  const metricNames = outputMetrics(g, spec.metrics)
+  spec.params.forEach((p, i) => {
+    g.output(grads[i], gradName(p.name))
+  })
+  const params = paramInfos(spec.params).map((p, i) => ({ ...p, decay: spec.params[i].decay !== false }))
+  return { graph: g, dtype, params, metricNames }
+}
+
+/**
+ * Appends backward pass, gradient clipping and the optimizer to a graph that holds the forward
+ * pass and loss: one session runs a whole training step and returns loss, gradient norm and metrics.
+ */
+export function buildTrainStep(g: Graph, spec: StepSpec): BuiltStep {
+  const clip = spec.clip ?? false
+  const params = paramInfos(spec.params)
+  const grads = gradsOf(g, spec.loss, spec.params)
+  g.output(spec.loss, STEP_OUTPUTS.loss)
+  const metricNames = outputMetrics(g, spec.metrics)
+  const update = appendUpdate(g, spec.params, grads, undefined, spec.optimizer, clip)
+  return {
+    graph: g,
+    dtype: checkParams(spec.params, grads),
+    params,
+    slots: update.slots,
+    stateOutputs: update.stateOutputs,
+    metricNames,
+    optimizer: spec.optimizer,
+    clip,
+  }
+}

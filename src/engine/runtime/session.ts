@@ -1,0 +1,273 @@
+import ort from 'onnxruntime-node'
+import { AppError, GraphError, ShapeError, ValidationError } from '../../errors.ts'
+import type { SerializedGraph } from '../graph.ts'
+import type { HostTensor } from './host-tensor.ts'
+import { type DeviceValue, toDeviceValue, toHostTensor } from './ort-values.ts'
+import type { Provider } from './providers.ts'
+import type { DeviceState } from './state.ts'
+
+export interface GraphSessionOptions {
+  provider: Provider
+  /** Threads for one op (onnxruntime's default: one per core). */
+  intraOpThreads?: number
+  /** Threads across independent ops; 1 runs the graph sequentially (the default). */
+  interOpThreads?: number
+  /**
+   * Outputs that replace a state tensor after each run, as output name -> state name. They stay on
+   * the device on WebGPU and are fed back as inputs of the next run without a host round trip.
+   */
+  stateOutputs?: Readonly<Record<string, string>>
+  /** Shown in error messages. */
+  name?: string
+  /** onnxruntime's log level: 0 verbose (prints node placement) .. 3 errors only (default). */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4
+}
+
+export interface IoSpec {
+  name: string
+  dtype: string
+  /** Numbers are static, strings are named dynamic dims; [] is a scalar or an unknown shape. */
+  shape: readonly (number | string)[]
+}
+
+function ioSpecs(meta: readonly ort.InferenceSession.ValueMetadata[]): IoSpec[] {
+  return meta.map((m) =>
+    m.isTensor
+      ? { name: m.name, dtype: m.type, shape: [...m.shape] }
+      : { name: m.name, dtype: 'unknown', shape: [] },
+  )
+}
+
+const fmtDims = (dims: readonly (number | string)[]): string => `[${dims.join(', ')}]`
+
+function firstLines(err: unknown): string {
+  return String((err as Error)?.message ?? err)
+    .split('\n')
+    .slice(0, 3)
+    .join(' ')
+}
+
+/**
+ * An onnxruntime session over a built graph. Feeds and results are HostTensors; tensors kept on the
+ * device stay inside a DeviceState. Every failure surfaces as an AppError naming the tensor at fault.
+ */
+export class GraphSession {
+  readonly inputs: readonly IoSpec[]
+  readonly outputs: readonly IoSpec[]
+  private readonly inputByName: Map<string, IoSpec>
+  private readonly outputNames: Set<string>
+  private readonly stateOutputs: ReadonlyMap<string, string>
+  private released = false
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    readonly provider: Provider,
+    readonly name: string,
+    stateOutputs: Readonly<Record<string, string>>,
+  ) {
+    this.inputs = ioSpecs(session.inputMetadata)
+    this.outputs = ioSpecs(session.outputMetadata)
+    this.inputByName = new Map(this.inputs.map((s) => [s.name, s]))
+    this.outputNames = new Set(this.outputs.map((s) => s.name))
+    this.stateOutputs = new Map(Object.entries(stateOutputs))
+    for (const out of this.stateOutputs.keys()) {
+      if (!this.outputNames.has(out)) {
+        throw new GraphError(`session '${name}': state output '${out}' is not an output of the graph`)
+      }
+    }
+  }
+
+  /** Runs with host feeds only; returns the requested outputs (all when omitted). */
+  async run(
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    return this.execute(feeds, undefined, outputs ?? [...this.outputNames])
+  }
+
+  /**
+   * Runs with graph inputs taken from `feeds` first, then from `state`; state outputs replace their
+   * state tensors. Returns the requested non-state outputs (all of them when omitted).
+   */
+  async runWithState(
+    state: DeviceState,
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    if (state.provider !== this.provider) {
+      throw new ValidationError(
+        `session '${this.name}' runs on ${this.provider} but the state lives on ${state.provider}`,
+      )
+    }
+    const wanted = outputs ?? [...this.outputNames].filter((n) => !this.stateOutputs.has(n))
+    return this.execute(feeds, state, wanted)
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return
+    this.released = true
+    await this.session.release()
+  }
+
+  private async execute(
+    feeds: Readonly<Record<string, HostTensor>>,
+    state: DeviceState | undefined,
+    wanted: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    if (this.released) throw new AppError('invalid_state', `session '${this.name}' was released`)
+    for (const n of wanted) {
+      if (!this.outputNames.has(n)) {
+        throw new ValidationError(
+          `session '${this.name}': unknown output '${n}' (outputs: ${[...this.outputNames].join(', ')})`,
+        )
+      }
+    }
+    const ortFeeds = this.collectFeeds(feeds, state)
+    const fetches = state ? [...new Set([...wanted, ...this.stateOutputs.keys()])] : [...wanted]
+    let results: ort.InferenceSession.OnnxValueMapType
+    try {
+      results = await this.session.run(ortFeeds, fetches)
+    } catch (err) {
+      throw new AppError(
+        'training_failed',
+        `session '${this.name}' failed on ${this.provider}: ${firstLines(err)}`,
+        {
+          session: this.name,
+        },
+      )
+    }
+    if (state) {
+      for (const [out, stateName] of this.stateOutputs) state.replace(stateName, results[out] as DeviceValue)
+    }
+    const host: Record<string, HostTensor> = {}
+    for (const n of wanted) {
+      if (state && this.stateOutputs.has(n)) continue
+      host[n] = toHostTensor(results[n] as DeviceValue, n)
+    }
+    return host
+  }
+
+  /** Checks names, dtypes, ranks, static dims and the consistency of named dims before onnxruntime sees them. */
+  private collectFeeds(
+    feeds: Readonly<Record<string, HostTensor>>,
+    state: DeviceState | undefined,
+  ): Record<string, DeviceValue> {
+    for (const n of Object.keys(feeds)) {
+      if (!this.inputByName.has(n)) {
+        throw new ValidationError(
+          `session '${this.name}': '${n}' is not an input (inputs: ${[...this.inputByName.keys()].join(', ')})`,
+        )
+      }
+    }
+    const out: Record<string, DeviceValue> = {}
+    const missing: string[] = []
+    const named = new Map<string, { size: number; input: string }>()
+    for (const spec of this.inputs) {
+      const host = feeds[spec.name]
+      let value: DeviceValue | undefined
+      let dtype: string
+      let dims: readonly number[]
+      if (host !== undefined) {
+        dtype = host.dtype
+        dims = host.dims
+      } else if (state?.has(spec.name)) {
+        value = state.value(spec.name)
+        dtype = value.type
+        dims = value.dims
+      } else {
+        missing.push(spec.name)
+        continue
+      }
+      this.checkInput(spec, dtype, dims, named)
+      out[spec.name] = value ?? toDeviceValue(host!)
+    }
+    if (missing.length > 0) {
+      throw new ValidationError(`session '${this.name}': missing inputs ${missing.join(', ')}`, { missing })
+    }
+    return out
+  }
+
+  private checkInput(
+    spec: IoSpec,
+    dtype: string,
+    dims: readonly number[],
+    named: Map<string, { size: number; input: string }>,
+  ): void {
+    if (dtype !== spec.dtype) {
+      throw new ValidationError(
+        `session '${this.name}': input '${spec.name}' expects ${spec.dtype}, got ${dtype}`,
+        {
+          input: spec.name,
+          expected: spec.dtype,
+          got: dtype,
+        },
+      )
+    }
+    if (spec.shape.length === 0) return // scalar or unknown: onnxruntime checks it
+    const mismatch = () =>
+      new ShapeError(
+        `session '${this.name}': input '${spec.name}' expects dims ${fmtDims(spec.shape)}, got ${fmtDims(dims)}`,
+        { input: spec.name, expected: spec.shape, got: dims },
+      )
+    if (dims.length !== spec.shape.length) throw mismatch()
+    spec.shape.forEach((want, i) => {
+      const got = dims[i]
+      if (typeof want === 'number') {
+        if (want >= 0 && want !== got) throw mismatch()
+        return
+      }
+      const seen = named.get(want)
+      if (seen === undefined) named.set(want, { size: got, input: spec.name })
+      else if (seen.size !== got) {
+        throw new ShapeError(
+          `session '${this.name}': dim '${want}' is ${seen.size} in input '${seen.input}' but ${got} in input '${spec.name}' ${fmtDims(dims)}`,
+          { dim: want, inputs: [seen.input, spec.name], sizes: [seen.size, got] },
+        )
+      }
+    })
+  }
+}
+
+/**
+ * Creates a session from a serialized graph. Frozen weights come from memory (externalData); on
+ * WebGPU, state outputs are asked to stay in GPU buffers and all other outputs come back to the host.
+ */
+export async function createGraphSession(
+  graph: SerializedGraph,
+  options: GraphSessionOptions,
+): Promise<GraphSession> {
+  const name = options.name ?? 'graph'
+  const stateOutputs = options.stateOutputs ?? {}
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: [options.provider],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: options.interOpThreads ?? 1,
+    logSeverityLevel: options.logSeverityLevel ?? 3,
+    externalData: graph.externalData.map((e) => ({ path: e.path, data: e.data })),
+  }
+  if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
+  if (options.provider === 'webgpu' && Object.keys(stateOutputs).length > 0) {
+    sessionOptions.preferredOutputLocation = Object.fromEntries(
+      Object.keys(stateOutputs).map((out) => [out, 'gpu-buffer' as const]),
+    )
+  }
+  let session: ort.InferenceSession
+  try {
+    session = await ort.InferenceSession.create(graph.model, sessionOptions)
+  } catch (err) {
+    throw new GraphError(
+      `session '${name}' could not be created on ${options.provider}: ${firstLines(err)}`,
+      {
+        session: name,
+        provider: options.provider,
+      },
+    )
+  }
+  try {
+    return new GraphSession(session, options.provider, name, stateOutputs)
+  } catch (err) {
+    await session.release()
+    throw err
+  }
+}

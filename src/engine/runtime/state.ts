@@ -1,0 +1,92 @@
+import ort from 'onnxruntime-node'
+import { AppError, NotFoundError } from '../../errors.ts'
+import type { HostTensor } from './host-tensor.ts'
+import {
+  type DeviceValue,
+  isOnDevice,
+  releaseDeviceValue,
+  toDeviceValue,
+  toHostTensor,
+} from './ort-values.ts'
+import type { Provider } from './providers.ts'
+import { identityModel } from './tiny-models.ts'
+
+/**
+ * Named tensors that live across runs (trainable weights, optimizer moments, gradient accumulators).
+ * Sessions read their inputs from here and their state outputs replace entries; on WebGPU the
+ * entries are GPU buffers and only `read` brings them back to the host.
+ */
+export class DeviceState {
+  private readonly values = new Map<string, DeviceValue>()
+  private readonly readers = new Map<string, Promise<ort.InferenceSession>>()
+
+  constructor(readonly provider: Provider) {}
+
+  has(name: string): boolean {
+    return this.values.has(name)
+  }
+
+  names(): string[] {
+    return [...this.values.keys()]
+  }
+
+  /** Sets (uploads) a tensor; the first run that consumes it moves it to the device. */
+  set(name: string, tensor: HostTensor): void {
+    this.replace(name, toDeviceValue(tensor))
+  }
+
+  /** @internal for GraphSession: the value a run feeds. */
+  value(name: string): DeviceValue {
+    const v = this.values.get(name)
+    if (v === undefined) throw new NotFoundError('state tensor', name)
+    return v
+  }
+
+  /** @internal for GraphSession: a run's output takes the place of the previous value, which is freed. */
+  replace(name: string, next: DeviceValue): void {
+    const prev = this.values.get(name)
+    this.values.set(name, next)
+    if (prev !== undefined && prev !== next) releaseDeviceValue(prev)
+  }
+
+  /** Copies tensors to the host (for checkpoints and metrics); all of them when no names are given. */
+  async read(names: readonly string[] = this.names()): Promise<Record<string, HostTensor>> {
+    const out: Record<string, HostTensor> = {}
+    for (const name of names) {
+      const v = this.value(name)
+      out[name] = isOnDevice(v) ? await this.download(name, v) : toHostTensor(v, name)
+    }
+    return out
+  }
+
+  /** Frees every device buffer and the readback sessions. */
+  async release(): Promise<void> {
+    for (const v of this.values.values()) releaseDeviceValue(v)
+    this.values.clear()
+    const readers = await Promise.all(this.readers.values())
+    this.readers.clear()
+    await Promise.all(readers.map((r) => r.release()))
+  }
+
+  /** gpu-buffer tensors cannot be downloaded directly in onnxruntime-node 1.30: copy through Identity. */
+  private async download(name: string, v: DeviceValue): Promise<HostTensor> {
+    const key = `${v.type}/${v.dims.length}`
+    let reader = this.readers.get(key)
+    if (reader === undefined) {
+      reader = ort.InferenceSession.create(identityModel(v.type as HostTensor['dtype'], v.dims.length), {
+        executionProviders: [this.provider],
+        logSeverityLevel: 3,
+      })
+      this.readers.set(key, reader)
+    }
+    try {
+      const out = await (await reader).run({ x: v })
+      return toHostTensor(out.y as DeviceValue, name)
+    } catch (err) {
+      throw new AppError(
+        'internal',
+        `reading state tensor '${name}' back from ${this.provider} failed: ${String(err)}`,
+      )
+    }
+  }
+}

@@ -1,0 +1,409 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { Graph, type Tensor } from '../../src/engine/graph.ts'
+import { add, matMul, mul, reduceMean, sub } from '../../src/engine/ops/index.ts'
+import {
+  adamW,
+  buildGradStep,
+  buildMicroStep,
+  buildTrainStep,
+  buildUpdateStep,
+  createStepRunner,
+  HostAdamW,
+  lrAt,
+  type Optimizer,
+  type StepPlan,
+  sgdMomentum,
+  slotName,
+  validateSchedule,
+} from '../../src/engine/optim/index.ts'
+import { type HostTensor, hostTensor } from '../../src/engine/runtime/index.ts'
+import { AppError } from '../../src/errors.ts'
+import {
+  type AdamWHyper,
+  adamWRef,
+  clipCoefRef,
+  globalNormRef,
+  type LinearBatch,
+  linearLossAndGrads,
+  sgdRef,
+} from './fixtures/linear-reference.ts'
+
+const IN = 3
+const OUT = 4
+
+/** Deterministic pseudo-random numbers in [-1, 1). */
+function rand(seed: number, n: number): Float64Array {
+  let s = seed >>> 0
+  return Float64Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    return s / 2 ** 31 - 1
+  })
+}
+
+/** loss = mean((X·W + b − Y)²) with metric `pred/mean` = mean(X·W + b), params W (decayed) and b (not). */
+function linearModel(dtype: 'float32' | 'float64', rows: number | string) {
+  const g = new Graph({ name: 'linear' })
+  const X = g.input('X', dtype, [rows, IN])
+  const Y = g.input('Y', dtype, [rows, OUT])
+  const W = g.input('W', dtype, [IN, OUT])
+  const b = g.input('b', dtype, [OUT])
+  const pred = add(g, matMul(g, X, W), b)
+  const err = sub(g, pred, Y)
+  const loss = reduceMean(g, mul(g, err, err))
+  const params = [
+    { name: 'W', tensor: W },
+    { name: 'b', tensor: b, decay: false },
+  ]
+  return { g, loss, params, metrics: { 'pred/mean': reduceMean(g, pred) } as Record<string, Tensor> }
+}
+
+function batch(seed: number, rows: number): LinearBatch {
+  return { X: rand(seed, rows * IN), Y: rand(seed + 1, rows * OUT).map((y) => 3 * y), rows }
+}
+
+function feeds(dtype: 'float32' | 'float64', bt: LinearBatch): Record<string, HostTensor> {
+  const arr = (a: Float64Array) => (dtype === 'float64' ? Float64Array.from(a) : Float32Array.from(a))
+  return {
+    X: hostTensor(dtype, [bt.rows, IN], arr(bt.X)),
+    Y: hostTensor(dtype, [bt.rows, OUT], arr(bt.Y)),
+  }
+}
+
+const init = { W: rand(11, IN * OUT), b: rand(12, OUT) }
+
+function initialParams(dtype: 'float32' | 'float64'): Record<string, HostTensor> {
+  const arr = (a: Float64Array) => (dtype === 'float64' ? Float64Array.from(a) : Float32Array.from(a))
+  return { W: hostTensor(dtype, [IN, OUT], arr(init.W)), b: hostTensor(dtype, [OUT], arr(init.b)) }
+}
+
+/** max |a − b| / max |b|: the relative error of a tensor as a whole. */
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0
+  let scale = 0
+  for (let i = 0; i < b.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]))
+    scale = Math.max(scale, Math.abs(b[i]))
+  }
+  return diff / (scale || 1)
+}
+
+function assertClose(
+  got: ArrayLike<number> | number,
+  want: ArrayLike<number> | number,
+  tol: number,
+  what: string,
+) {
+  const g = typeof got === 'number' ? [got] : got
+  const w = typeof want === 'number' ? [want] : want
+  assert.equal(g.length, w.length, `${what}: length`)
+  const e = relErr(g, w)
+  assert.ok(e <= tol, `${what}: relative error ${e.toExponential(2)} > ${tol}`)
+}
+
+const SCHEDULE = { kind: 'cosine', lr: 0.05, totalSteps: 6, warmupSteps: 2, minLr: 0.005 } as const
+const STEPS = 6
+const MAX_NORM = 1.5
+
+function fusedPlan(dtype: 'float32' | 'float64', optimizer: Optimizer, rows: number, clip = true): StepPlan {
+  const m = linearModel(dtype, rows)
+  return {
+    fused: buildTrainStep(m.g, { loss: m.loss, params: m.params, optimizer, clip, metrics: m.metrics }),
+  }
+}
+
+function accumulationPlan(dtype: 'float32' | 'float64', optimizer: Optimizer, clip = true): StepPlan {
+  const m = linearModel(dtype, 'rows')
+  const micro = buildMicroStep(m.g, { loss: m.loss, params: m.params, metrics: m.metrics })
+  const update = buildUpdateStep({
+    params: [
+      { name: 'W', shape: [IN, OUT] },
+      { name: 'b', shape: [OUT], decay: false },
+    ],
+    dtype,
+    optimizer,
+    clip,
+  })
+  return { micro, update }
+}
+
+describe('learning-rate schedules', () => {
+  it('warm up linearly, then stay, fall linearly or follow a half cosine to minLr', () => {
+    const constant = { kind: 'constant', lr: 1, warmupSteps: 4 } as const
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 99].map((s) => lrAt(constant, s)),
+      [0.25, 0.5, 0.75, 1, 1, 1],
+    )
+    const linear = { kind: 'linear', lr: 1, totalSteps: 12, warmupSteps: 2 } as const
+    assert.deepEqual(
+      [1, 2, 7, 12, 20].map((s) => lrAt(linear, s)),
+      [1, 1, 0.5, 0, 0],
+    )
+    const cosine = { kind: 'cosine', lr: 1, totalSteps: 10, warmupRatio: 0.2, minLr: 0.1 } as const
+    assert.equal(lrAt(cosine, 0), 0.5)
+    assert.equal(lrAt(cosine, 2), 1)
+    assert.ok(Math.abs(lrAt(cosine, 6) - 0.55) < 1e-15)
+    assert.ok(Math.abs(lrAt(cosine, 10) - 0.1) < 1e-15)
+    assert.equal(lrAt({ kind: 'cosine', lr: 1, totalSteps: 10, warmupRatio: 0.15 }, 0), 0.5) // ceil(1.5) = 2 steps
+  })
+
+  it('rejects inconsistent settings with the offending value', () => {
+    assert.throws(() => validateSchedule({ kind: 'linear', lr: -1, totalSteps: 3 }), /lr must be .* got -1/)
+    assert.throws(
+      () => validateSchedule({ kind: 'cosine', lr: 1, totalSteps: 3, minLr: 2 }),
+      /minLr must be in \[0, lr=1\], got 2/,
+    )
+    assert.throws(
+      () => validateSchedule({ kind: 'constant', lr: 1, warmupRatio: 0.1 }),
+      /warmupRatio needs totalSteps/,
+    )
+    assert.throws(
+      () => validateSchedule({ kind: 'linear', lr: 1, totalSteps: 3, warmupSteps: 1, warmupRatio: 0.1 }),
+      /not both/,
+    )
+    assert.throws(() => lrAt({ kind: 'constant', lr: 1 }, -1), /step must be an integer >= 0, got -1/)
+  })
+})
+
+interface RefState {
+  W: Float64Array
+  b: Float64Array
+}
+
+/** Runs the float64 reference for STEPS steps of `rows`-row batches; returns per-step loss/norm/metric. */
+function reference(
+  update: (p: RefState, g: RefState, step: number, lr: number) => void,
+  microRows: number[],
+) {
+  const p: RefState = { W: Float64Array.from(init.W), b: Float64Array.from(init.b) }
+  const log: { loss: number; gradNorm: number; predMean: number }[] = []
+  for (let t = 0; t < STEPS; t++) {
+    const gW = new Float64Array(IN * OUT)
+    const gb = new Float64Array(OUT)
+    let loss = 0
+    let predMean = 0
+    microRows.forEach((rows, k) => {
+      const r = linearLossAndGrads(p, batch(100 * t + 10 * k, rows), IN, OUT)
+      for (let i = 0; i < gW.length; i++) gW[i] += r.gW[i] / microRows.length
+      for (let i = 0; i < gb.length; i++) gb[i] += r.gb[i] / microRows.length
+      loss += r.loss / microRows.length
+      predMean += r.predMean / microRows.length
+    })
+    const gradNorm = globalNormRef([gW, gb])
+    const coef = clipCoefRef(gradNorm, MAX_NORM)
+    update(p, { W: gW.map((x) => x * coef), b: gb.map((x) => x * coef) }, t + 1, lrAt(SCHEDULE, t))
+    log.push({ loss, gradNorm, predMean })
+  }
+  return { p, log }
+}
+
+async function runPlan(plan: StepPlan, dtype: 'float32' | 'float64', microRows: number[], slots = false) {
+  const runner = await createStepRunner(plan, { provider: 'cpu', intraOpThreads: 1 })
+  runner.init(initialParams(dtype))
+  const log: { loss: number; gradNorm: number; predMean: number }[] = []
+  for (let t = 0; t < STEPS; t++) {
+    const micro = microRows.map((rows, k) => feeds(dtype, batch(100 * t + 10 * k, rows)))
+    const r = await runner.step(micro, { step: t + 1, lr: lrAt(SCHEDULE, t), maxGradNorm: MAX_NORM })
+    log.push({ loss: r.loss, gradNorm: r.gradNorm, predMean: r.metrics['pred/mean'] })
+  }
+  const state = await runner.read(slots)
+  await runner.release()
+  return { log, state }
+}
+
+const ADAM: AdamWHyper = { lr: 0, beta1: 0.9, beta2: 0.98, eps: 1e-6, weightDecay: 0.1 }
+
+function adamReference(microRows: number[]) {
+  const m = { W: new Float64Array(IN * OUT), b: new Float64Array(OUT) }
+  const v = { W: new Float64Array(IN * OUT), b: new Float64Array(OUT) }
+  const ref = reference((p, g, step, lr) => {
+    adamWRef(p.W, g.W, m.W, v.W, step, { ...ADAM, lr }, true)
+    adamWRef(p.b, g.b, m.b, v.b, step, { ...ADAM, lr }, false)
+  }, microRows)
+  return { ...ref, m, v }
+}
+
+function compareLogs(
+  got: { loss: number; gradNorm: number; predMean: number }[],
+  want: typeof got,
+  tol: number,
+) {
+  got.forEach((g, t) => {
+    assertClose(g.loss, want[t].loss, tol, `step ${t + 1} loss`)
+    assertClose(g.gradNorm, want[t].gradNorm, tol, `step ${t + 1} grad norm`)
+    assertClose(g.predMean, want[t].predMean, tol, `step ${t + 1} metric`)
+  })
+}
+
+describe('optimizers against the float64 reference', () => {
+  const adam = () =>
+    adamW({ beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay })
+
+  it('AdamW with clipping and a decay mask matches over several steps (1e-12)', async () => {
+    const want = adamReference([4])
+    const got = await runPlan(fusedPlan('float64', adam(), 4), 'float64', [4], true)
+    compareLogs(got.log, want.log, 1e-12)
+    assert.ok(
+      want.log.some((s) => s.gradNorm > MAX_NORM) && want.log.some((s) => s.gradNorm < MAX_NORM),
+      'clipping is exercised',
+    )
+    assertClose(got.state.W.data as Float64Array, want.p.W, 1e-12, 'W')
+    assertClose(got.state.b.data as Float64Array, want.p.b, 1e-12, 'b')
+    assertClose(got.state[slotName('exp_avg', 'W')].data as Float64Array, want.m.W, 1e-12, 'exp_avg W')
+    assertClose(got.state[slotName('exp_avg_sq', 'b')].data as Float64Array, want.v.b, 1e-12, 'exp_avg_sq b')
+  })
+
+  for (const nesterov of [false, true]) {
+    it(`SGD with momentum${nesterov ? ' (Nesterov)' : ''} and clipping matches over several steps (1e-12)`, async () => {
+      const hp = { momentum: 0.8, weightDecay: 0.05, nesterov }
+      const buf = { W: new Float64Array(IN * OUT), b: new Float64Array(OUT) }
+      const want = reference(
+        (p, g, _step, lr) => {
+          sgdRef(p.W, g.W, buf.W, { ...hp, lr }, true)
+          sgdRef(p.b, g.b, buf.b, { ...hp, lr }, false)
+        },
+        [4],
+      )
+      const got = await runPlan(fusedPlan('float64', sgdMomentum(hp), 4), 'float64', [4], true)
+      compareLogs(got.log, want.log, 1e-12)
+      assertClose(got.state.W.data as Float64Array, want.p.W, 1e-12, 'W')
+      assertClose(
+        got.state[slotName('momentum_buffer', 'b')].data as Float64Array,
+        buf.b,
+        1e-12,
+        'momentum b',
+      )
+    })
+  }
+
+  it('gradient accumulation over 4 micro-batches matches the reference and one batch of 4 rows', async () => {
+    // The same 4 rows either as one batch or as 4 micro-batches of one row.
+    const rows = (t: number) => Array.from({ length: 4 }, (_, k) => batch(100 * t + 10 * k, 1))
+    const joined = (t: number): LinearBatch => {
+      const parts = rows(t)
+      return {
+        X: Float64Array.from(parts.flatMap((p) => [...p.X])),
+        Y: Float64Array.from(parts.flatMap((p) => [...p.Y])),
+        rows: 4,
+      }
+    }
+    const want = adamReference([1, 1, 1, 1])
+    const accumulated = await runPlan(accumulationPlan('float64', adam()), 'float64', [1, 1, 1, 1], true)
+    compareLogs(accumulated.log, want.log, 1e-12)
+    assertClose(accumulated.state.W.data as Float64Array, want.p.W, 1e-12, 'W (4x1)')
+    assertClose(
+      accumulated.state[slotName('exp_avg_sq', 'W')].data as Float64Array,
+      want.v.W,
+      1e-12,
+      'exp_avg_sq W (4x1)',
+    )
+
+    const runner = await createStepRunner(fusedPlan('float64', adam(), 4), {
+      provider: 'cpu',
+      intraOpThreads: 1,
+    })
+    runner.init(initialParams('float64'))
+    for (let t = 0; t < STEPS; t++) {
+      await runner.step([feeds('float64', joined(t))], {
+        step: t + 1,
+        lr: lrAt(SCHEDULE, t),
+        maxGradNorm: MAX_NORM,
+      })
+    }
+    const single = await runner.read()
+    await runner.release()
+    assertClose(
+      accumulated.state.W.data as Float64Array,
+      single.W.data as Float64Array,
+      1e-12,
+      'W: 4x1 vs 1x4',
+    )
+    assertClose(
+      accumulated.state.b.data as Float64Array,
+      single.b.data as Float64Array,
+      1e-12,
+      'b: 4x1 vs 1x4',
+    )
+  })
+})
+
+describe('host AdamW (CPU fast path)', () => {
+  it('is bit-identical to the same float32 arithmetic written in TypeScript', () => {
+    const n = 13 // not a multiple of 4: exercises the padded tail
+    const opt = new HostAdamW([{ name: 'p', shape: [n] }], {
+      beta1: 0.9,
+      beta2: 0.99,
+      eps: 1e-6,
+      weightDecay: 0.1,
+    })
+    const f = Math.fround
+    const p = Float32Array.from(rand(1, n))
+    const g = Float32Array.from(rand(2, n))
+    opt.load('p', hostTensor('float32', [n], p.slice()))
+    opt.setGrad('p', hostTensor('float32', [n], g), false)
+    opt.step({ step: 1, lr: 0.01 }, 0.5)
+    const bc1 = 1 - 0.9
+    const sqrtBc2 = Math.sqrt(1 - 0.99)
+    const [stepSize, epsHat, c1, c2, decay] = [
+      (0.01 * sqrtBc2) / bc1,
+      1e-6 * sqrtBc2,
+      (1 - 0.9) * 0.5,
+      (1 - 0.99) * 0.5 * 0.5,
+      1 - 0.01 * 0.1,
+    ].map(f)
+    const got = opt.read(true)
+    for (let i = 0; i < n; i++) {
+      const m = f(f(f(0.9) * 0) + f(c1 * g[i]))
+      const v = f(f(f(0.99) * 0) + f(f(c2 * g[i]) * g[i]))
+      const want = f(f(decay * p[i]) - f(f(stepSize * m) / f(f(Math.sqrt(v)) + epsHat)))
+      assert.equal(got.p.data[i], want, `p[${i}]`)
+      assert.equal(got[slotName('exp_avg', 'p')].data[i], m, `m[${i}]`)
+    }
+  })
+
+  it('trains like the in-graph AdamW (float32), with accumulation and clipping', async () => {
+    const hp = { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay }
+    const graph = await runPlan(accumulationPlan('float32', adamW(hp)), 'float32', [2, 2], true)
+    const m = linearModel('float32', 'rows')
+    const grads = buildGradStep(m.g, { loss: m.loss, params: m.params, metrics: m.metrics })
+    const host = await runPlan({ grads, hostAdamW: hp, clip: true }, 'float32', [2, 2], true)
+    compareLogs(host.log, graph.log, 1e-5)
+    for (const name of ['W', 'b', slotName('exp_avg', 'W'), slotName('exp_avg_sq', 'b')]) {
+      assertClose(host.state[name].data as Float32Array, graph.state[name].data as Float32Array, 1e-5, name)
+    }
+  })
+})
+
+describe('step errors', () => {
+  it('are AppErrors that name the problem', async () => {
+    const runner = await createStepRunner(fusedPlan('float64', adamW(), 2), { provider: 'cpu' })
+    assert.throws(
+      () => runner.init({ W: initialParams('float64').W }),
+      /missing initial value of trainable param 'b'/,
+    )
+    assert.throws(
+      () => runner.init(initialParams('float32')),
+      /param 'W' expects float64 \[3, 4\], got float32 \[3, 4\]/,
+    )
+    runner.init(initialParams('float64'))
+    await assert.rejects(
+      runner.step([feeds('float64', batch(1, 2))], { step: 1, lr: 0.1 }),
+      /give maxGradNorm > 0/,
+    )
+    await assert.rejects(runner.step([], { step: 1, lr: 0.1, maxGradNorm: 1 }), /at least one micro-batch/)
+    await assert.rejects(
+      runner.step([feeds('float64', batch(1, 3))], { step: 1, lr: 0.1, maxGradNorm: 1 }),
+      (err: unknown) =>
+        err instanceof AppError &&
+        err.code === 'shape_mismatch' &&
+        /'X' expects dims \[2, 3\], got \[3, 3\]/.test(err.message),
+    )
+    await runner.release()
+    const m = linearModel('float64', 2)
+    const grads = buildGradStep(m.g, { loss: m.loss, params: m.params })
+    await assert.rejects(
+      createStepRunner({ grads, hostAdamW: {} }, { provider: 'cpu' }),
+      /float32 params on the cpu provider, got float64/,
+    )
+  })
+})

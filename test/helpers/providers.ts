@@ -1,0 +1,63 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { type Provider, providerStatuses } from '../../src/engine/runtime/index.ts'
+
+const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
+
+/** Marks a test process started by `rerunWithSoftwareVulkan` (prevents a second re-run). */
+const CHILD_MARK = 'SSO_TEST_SOFTWARE_VULKAN_CHILD'
+
+/**
+ * The environment that points the Vulkan loader at the Mesa lavapipe build unpacked by
+ * `.ci/install-debian-deps`, or undefined when that script has not run (or SSO_VULKAN_ENV names no file).
+ */
+export function softwareVulkanEnv(): Record<string, string> | undefined {
+  const file = process.env.SSO_VULKAN_ENV ?? path.join(REPO, '.cache', 'vulkan', 'vulkan.env')
+  if (!existsSync(file)) return undefined
+  const env: Record<string, string> = {}
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const m = line.match(/^([A-Z_][A-Z0-9_]*)=(.*)$/)
+    if (m) env[m[1]] = m[2]
+  }
+  if (env.LD_LIBRARY_PATH && process.env.LD_LIBRARY_PATH) {
+    env.LD_LIBRARY_PATH = `${env.LD_LIBRARY_PATH}:${process.env.LD_LIBRARY_PATH}`
+  }
+  return env
+}
+
+export function isSoftwareVulkanChild(): boolean {
+  return process.env[CHILD_MARK] === '1'
+}
+
+/**
+ * The Vulkan loader reads its library path when the process starts, so a test file that needs the
+ * software driver runs again in a child process with that environment. Returns its exit status
+ * and output; the child's tests are the real assertions.
+ */
+export function rerunWithSoftwareVulkan(
+  testFile: string,
+  env: Record<string, string>,
+): { status: number; output: string } {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', testFile], {
+    cwd: REPO,
+    env: { ...process.env, ...env, [CHILD_MARK]: '1' },
+    encoding: 'utf8',
+    timeout: 240_000,
+  })
+  return { status: res.status ?? 1, output: `${res.stdout ?? ''}${res.stderr ?? ''}` }
+}
+
+/** Whether a provider works in this process, with the reason when it does not. */
+export async function providerReady(provider: Provider): Promise<{ ok: boolean; reason: string }> {
+  const s = (await providerStatuses()).find((x) => x.provider === provider)
+  return { ok: s?.available === true, reason: s?.detail ?? `${provider}: unknown provider` }
+}
+
+/** Providers the numeric suites run on here (cpu always; webgpu when a driver is usable in-process). */
+export async function providersUnderTest(): Promise<Provider[]> {
+  const out: Provider[] = ['cpu']
+  if ((await providerReady('webgpu')).ok) out.push('webgpu')
+  return out
+}
