@@ -420,7 +420,8 @@ function runPage(id, tab) {
           phase.textContent = `${data.phase}${count}${iteration}`
         }
         events.add(frame)
-        if (frame.type === 'iteration_end') samples.refresh()
+        // The samples frame is written beside the rows themselves; read them a moment later.
+        if (frame.type === 'samples' || frame.type === 'iteration_end') setTimeout(samples.refresh, 500)
         if (frame.type === 'status' && typeof data.status === 'string') {
           setRun({ status: data.status })
           if (TERMINAL.has(data.status)) {
