@@ -6,6 +6,7 @@ import {
   cast,
   clip,
   concat,
+  cos,
   type DifferentiableOp,
   div,
   erf,
@@ -39,6 +40,7 @@ import {
   scatterElementsAdd,
   scatterNDAdd,
   sigmoid,
+  sin,
   slice,
   softmax,
   softplus,
@@ -130,6 +132,8 @@ const GRAD_SPECS: { [K in DifferentiableOp]: GradSpec } = {
   Exp: { cases: [{ inputs: [{ shape: [3, 4] }], build: (g, [x]) => exp(g, x) }] },
   Log: { cases: [{ inputs: [{ shape: [3, 4], domain: 'positive' }], build: (g, [x]) => log(g, x) }] },
   Sigmoid: { cases: [{ inputs: [{ shape: [3, 4] }], build: (g, [x]) => sigmoid(g, x) }] },
+  Cos: { cases: [{ inputs: [{ shape: [3, 4] }], build: (g, [x]) => cos(g, x) }] },
+  Sin: { cases: [{ inputs: [{ shape: [3, 4] }], build: (g, [x]) => sin(g, x) }] },
   Tanh: { cases: [{ inputs: [{ shape: [3, 4] }], build: (g, [x]) => tanh(g, x) }] },
   Relu: { cases: [{ inputs: [{ shape: [3, 4] }], build: (g, [x]) => relu(g, x) }] },
   Softplus: {
@@ -146,10 +150,16 @@ const GRAD_SPECS: { [K in DifferentiableOp]: GradSpec } = {
     cases: [{ dtype: 'float32', inputs: [{ shape: [3, 4] }], build: (g, [x]) => gelu(g, x) }],
     tol: F32_TOL,
   },
-  // float32 -> float64 -> back through the rule's Cast
+  // float32 in, float64 out, cast back by the rule. Cast is linear, so a large ε has no truncation
+  // error and keeps float32 rounding of x ± εt (~1e-7 / 2ε) near 1e-6.
   Cast: {
     cases: [
-      { dtype: 'float32', inputs: [{ shape: [3, 4] }], build: (g, [x]) => cast(g, x, { to: 'float64' }) },
+      {
+        dtype: 'float32',
+        eps: 0.25,
+        inputs: [{ shape: [3, 4] }],
+        build: (g, [x]) => cast(g, x, { to: 'float64' }),
+      },
     ],
     tol: 1e-4,
   },

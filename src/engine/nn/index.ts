@@ -1,1 +1,6 @@
-export {}
+export * from './activations.ts'
+export * from './attention.ts'
+export * from './mask.ts'
+export * from './norm.ts'
+export * from './rotary.ts'
+export * from './softmax.ts'

@@ -195,6 +195,20 @@ export const relu = defineOp<Unary>({
   ],
 })
 
+/** y = cos(x);  dx = −dy · sin(x). */
+export const cos = defineOp<Unary>({
+  type: 'Cos',
+  forward: (g, [x]) => [emitUnary(g, 'Cos', x)],
+  vjp: (g, { inputs: [x] }, [dy]): Cotangents => [neg(g, mul(g, dy, sin(g, x)))],
+})
+
+/** y = sin(x);  dx = dy · cos(x). */
+export const sin = defineOp<Unary>({
+  type: 'Sin',
+  forward: (g, [x]) => [emitUnary(g, 'Sin', x)],
+  vjp: (g, { inputs: [x] }, [dy]): Cotangents => [mul(g, dy, cos(g, x))],
+})
+
 /** y = erf(x);  dx = dy · 2/√π · exp(−x²). */
 export const erf = defineOp<Unary>({
   type: 'Erf',

@@ -36,6 +36,20 @@ export const shape = defineOp<[x: Tensor]>({
   vjp: null,
 })
 
+/** [start, start + delta, …) below limit, from int64 scalars; no gradient. */
+export const range = defineOp<[start: Tensor, limit: Tensor, delta: Tensor]>({
+  type: 'Range',
+  forward: (g, [start, limit, delta]) => {
+    for (const t of [start, limit, delta]) {
+      requireDType(g, 'Range', t, ['int64'])
+      if (t.shape.length !== 0)
+        shapeError(g, 'Range', `'${t.name}' must be a scalar, got ${formatShape(t.shape)}`)
+    }
+    return g.emit('Range', [start, limit, delta], {}, [{ dtype: 'int64', shape: ['?'] }])
+  },
+  vjp: null,
+})
+
 /** Output shape of an ONNX Reshape target (0 copies the input dim, -1 is inferred). */
 function reshapeTarget(g: Graph, x: Shape, target: readonly number[]): Dim[] {
   const out: Dim[] = target.map((d, i) => (d === 0 ? x[i] : d))
