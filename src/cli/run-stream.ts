@@ -4,7 +4,7 @@
  * caller sees every frame exactly once. Control messages (subscribed, heartbeat, resync) have no seq.
  */
 import WebSocket from 'ws'
-import { AppError } from '../errors.ts'
+import { AppError, ERROR_CODES, type ErrorCode } from '../errors.ts'
 import type { ApiClient } from './api-client.ts'
 
 /** A stream frame (src/schemas/stream.ts): one run event row, metrics batches included. */
@@ -55,7 +55,10 @@ export async function followRun(client: ApiClient, runId: string, options: Follo
         if (message.type === 'error') {
           settled = true
           ws.close()
-          reject(new AppError('internal', `stream of run '${runId}': ${message.code}: ${message.detail}`))
+          const code = (ERROR_CODES as readonly string[]).includes(message.code ?? '')
+            ? (message.code as ErrorCode)
+            : 'internal'
+          reject(new AppError(code, `stream of run '${runId}' refused: ${message.code}: ${message.detail}`))
           return
         }
         if (typeof message.seq !== 'number') return // control message

@@ -164,7 +164,10 @@ export const runsCreate: Command = {
     }
     const run = await client.post<RunLike>('/v1/runs', body)
     if (wantsJson(ctx) && !ctx.values.watch) printJson(run)
-    else process.stdout.write(`created run ${run.id} (${run.status})\n`)
+    else
+      process.stdout.write(
+        `created run ${run.id} (${run.status}); dashboard: ${client.baseUrl}/#/runs/${run.id}\n`,
+      )
     return ctx.values.watch ? watch(ctx, run.id) : 0
   },
 }
