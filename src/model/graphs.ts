@@ -1,0 +1,79 @@
+/**
+ * Graph builders over one model: which tensors are frozen initializers and which are fed inputs,
+ * and the scoring graph (sequence log-probs, optionally logits) the policy, the reference and the
+ * training step share.
+ */
+import { type Dim, Graph, type Tensor } from '../engine/index.ts'
+import { declareDecoderInputs, declareTargets } from './batch.ts'
+import type { LlamaConfig } from './config.ts'
+import type { ModelContext } from './layers.ts'
+import { llamaModel, lmHead } from './llama.ts'
+import { reduceSequences, type SequenceLogps, tokenLogps } from './logprobs.ts'
+import { type Adapters, type LoraSpec, loraScale } from './lora.ts'
+import { bindWeights, type FloatDType } from './weight-source.ts'
+import type { Weights } from './weights.ts'
+
+/** A model's tensors: base weights and, with LoRA, the adapters and their spec. */
+export interface ModelTensors {
+  cfg: LlamaConfig
+  weights: Weights
+  lora?: { spec: LoraSpec; adapters: Adapters }
+}
+
+/** What a graph feeds each step: every weight (full fine-tuning), only the adapters, or nothing. */
+export type Trainable = 'all' | 'adapters' | 'none'
+
+export interface BindOptions {
+  dtype?: FloatDType
+  trainable: Trainable
+}
+
+/** Binds base weights and adapters into g; returns the model context and the fed tensors by key. */
+export function bindModel(
+  g: Graph,
+  model: ModelTensors,
+  opts: BindOptions,
+): { ctx: ModelContext; params: Map<string, Tensor> } {
+  const dtype = opts.dtype ?? 'float32'
+  const base = bindWeights(g, model.weights, { dtype, trainable: () => opts.trainable === 'all' })
+  const ctx: ModelContext = { g, cfg: model.cfg, w: base.source }
+  const params = new Map(base.inputs)
+  if (model.lora) {
+    const adapters = bindWeights(g, model.lora.adapters, {
+      dtype,
+      trainable: () => opts.trainable !== 'none',
+    })
+    ctx.lora = { source: adapters.source, scale: loraScale(model.lora.spec) }
+    for (const [k, t] of adapters.inputs) params.set(k, t)
+  }
+  return { ctx, params }
+}
+
+export interface ScoringGraph {
+  graph: Graph
+  ctx: ModelContext
+  params: Map<string, Tensor>
+  logps: SequenceLogps
+}
+
+/** Forward pass to response log-probs; outputs `logps.sum`, `logps.mean`, `logps.count` (and `logits`). */
+export function buildScoringGraph(
+  model: ModelTensors,
+  opts: BindOptions & { rows?: Dim; logits?: boolean; outputs?: boolean; name?: string },
+): ScoringGraph {
+  const g = new Graph({ name: opts.name ?? 'scoring' })
+  const dtype = opts.dtype ?? 'float32'
+  const { ctx, params } = bindModel(g, model, opts)
+  const dims = { rows: opts.rows ?? 'batch', seq: 'seq', keys: 'seq' }
+  const inputs = declareDecoderInputs(g, model.cfg, dtype, dims)
+  const targets = declareTargets(g, dtype, dims)
+  const { hidden } = llamaModel(ctx, inputs)
+  const logps = reduceSequences(g, tokenLogps(ctx, hidden, targets.ids), targets.mask)
+  if (opts.outputs !== false) {
+    g.output(logps.sum, 'logps.sum')
+    g.output(logps.mean, 'logps.mean')
+    g.output(logps.count, 'logps.count')
+    if (opts.logits) g.output(lmHead(ctx, hidden), 'logits')
+  }
+  return { graph: g, ctx, params, logps }
+}

@@ -1,0 +1,68 @@
+/**
+ * The Llama-family decoder (llama, mistral, qwen2, qwen3), read top-down as HF's LlamaForCausalLM:
+ * embed_tokens -> decoder layer x N -> norm -> lm_head. One builder serves the log-prob, training
+ * and decode graphs; the KV cache is explicit I/O.
+ */
+import { add, fusedMatMul, gather, type Tensor, unsqueeze } from '../engine/index.ts'
+import { attention, type KeyValue } from './attention.ts'
+import { type ModelContext, rmsNorm } from './layers.ts'
+import { mlp } from './mlp.ts'
+import { layerPrefix } from './weights.ts'
+
+export interface DecoderInputs {
+  /** (B, T) int64 */
+  inputIds: Tensor
+  /** (B, T, D): rotation cos/sin of each token's position. */
+  cos: Tensor
+  sin: Tensor
+  /** (B, 1, T, S): additive attention mask (causal, padding, sliding window). */
+  bias: Tensor
+  /** Per layer: cached keys/values of earlier positions. */
+  past?: KeyValue[]
+}
+
+/** One decoder layer: the residual stream gets attention, then the MLP, each after its RMSNorm. */
+function decoderLayer(
+  ctx: ModelContext,
+  x: Tensor,
+  i: number,
+  inputs: { cos: Tensor; sin: Tensor; bias: Tensor; past?: KeyValue },
+): { x: Tensor; present: KeyValue } {
+  const p = layerPrefix(i)
+  const attn = attention(ctx, rmsNorm(ctx, x, `${p}.input_layernorm`), `${p}.self_attn`, inputs)
+  x = ctx.g.withScopePath(p, () => add(ctx.g, x, attn.out))
+  const ff = mlp(ctx, rmsNorm(ctx, x, `${p}.post_attention_layernorm`), `${p}.mlp`)
+  return { x: ctx.g.withScopePath(p, () => add(ctx.g, x, ff)), present: attn.present }
+}
+
+/** The base model (HF LlamaModel): final hidden states (B, T, H) and each layer's present K/V. */
+export function llamaModel(
+  ctx: ModelContext,
+  inputs: DecoderInputs,
+): { hidden: Tensor; present: KeyValue[] } {
+  const { g, cfg, w } = ctx
+  let x = g.withScopePath('model.embed_tokens', () =>
+    gather(g, w.get('model.embed_tokens.weight'), inputs.inputIds),
+  ) // (B, T, H)
+  const [cos, sin] = g.withScopePath('model.rotary_emb', () => [
+    unsqueeze(g, inputs.cos, { axes: [1] }), // (B, 1, T, D)
+    unsqueeze(g, inputs.sin, { axes: [1] }),
+  ])
+  const present: KeyValue[] = []
+  for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const layer = decoderLayer(ctx, x, i, { cos, sin, bias: inputs.bias, past: inputs.past?.[i] })
+    x = layer.x
+    present.push(layer.present)
+  }
+  return { hidden: rmsNorm(ctx, x, 'model.norm'), present }
+}
+
+/** The LM head's weight: the embedding matrix when embeddings are tied. */
+export function lmHeadWeight(ctx: ModelContext): Tensor {
+  return ctx.w.get(ctx.cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')
+}
+
+/** Logits (…, V) of hidden states (…, H). */
+export function lmHead(ctx: ModelContext, hidden: Tensor): Tensor {
+  return ctx.g.withScopePath('lm_head', () => fusedMatMul(ctx.g, hidden, lmHeadWeight(ctx), { transB: true }))
+}

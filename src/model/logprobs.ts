@@ -1,0 +1,32 @@
+/**
+ * Sequence log-probs over response tokens: log p(target_t | tokens ≤ t) summed over the response
+ * mask, with the token count and the mean. Rows are independent, so chosen and rejected responses
+ * (or any roles) share one batch.
+ */
+import { div, type Graph, max, mul, reduceSum, selectiveLogSoftmax, type Tensor } from '../engine/index.ts'
+import type { ModelContext } from './layers.ts'
+import { lmHead } from './llama.ts'
+
+/** Per-row response log-probs, each (B). */
+export interface SequenceLogps {
+  sum: Tensor
+  mean: Tensor
+  count: Tensor
+}
+
+/** log p(target) at every position (B, T): log-softmax of the logits (B, T, V), gathered at the targets. */
+export function tokenLogps(ctx: ModelContext, hidden: Tensor, targetIds: Tensor): Tensor {
+  const { g } = ctx
+  const logits = lmHead(ctx, hidden) // (B, T, V)
+  return g.withScopePath('logps', () => selectiveLogSoftmax(g, logits, targetIds))
+}
+
+/** Masked sums over the sequence: sum, count and mean (count clamped at 1 for empty responses). */
+export function reduceSequences(g: Graph, logps: Tensor, mask: Tensor): SequenceLogps {
+  return g.withScopePath('logps', () => {
+    const sum = reduceSum(g, mul(g, logps, mask), { axes: [1] })
+    const count = reduceSum(g, mask, { axes: [1] })
+    const mean = div(g, sum, max(g, count, g.constant(1, mask.dtype)))
+    return { sum, mean, count }
+  })
+}
