@@ -39,14 +39,17 @@ export function isSoftwareVulkanChild(): boolean {
 export function rerunWithSoftwareVulkan(
   testFile: string,
   env: Record<string, string>,
-): { status: number; output: string } {
+): { status: number; output: string; passed: number } {
+  // NODE_TEST_CONTEXT would make the child think it runs under this runner and skip its tests.
+  const { NODE_TEST_CONTEXT: _, ...parentEnv } = process.env
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', testFile], {
     cwd: REPO,
-    env: { ...process.env, ...env, [CHILD_MARK]: '1' },
+    env: { ...parentEnv, ...env, [CHILD_MARK]: '1' },
     encoding: 'utf8',
     timeout: 240_000,
   })
-  return { status: res.status ?? 1, output: `${res.stdout ?? ''}${res.stderr ?? ''}` }
+  const output = `${res.stdout ?? ''}${res.stderr ?? ''}`
+  return { status: res.status ?? 1, output, passed: Number(output.match(/ℹ pass (\d+)/)?.[1] ?? 0) }
 }
 
 /** Whether a provider works in this process, with the reason when it does not. */

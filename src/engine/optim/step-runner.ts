@@ -44,6 +44,8 @@ export interface StepRunner {
   step(microBatches: readonly Readonly<Record<string, HostTensor>>[], input: StepInput): Promise<StepResult>
   /** Params (and, with `withSlots`, optimizer state) copied to the host, e.g. for a checkpoint. */
   read(withSlots?: boolean): Promise<Record<string, HostTensor>>
+  /** Where a param or slot lives between steps: 'cpu' or 'gpu-buffer'. */
+  location(name: string): string
   release(): Promise<void>
 }
 
@@ -149,6 +151,10 @@ class GraphStepRunner implements StepRunner {
     return this.state.read(names)
   }
 
+  location(name: string): string {
+    return this.state.location(name)
+  }
+
   async release(): Promise<void> {
     await this.sessions.step.release()
     await this.sessions.micro?.release()
@@ -206,6 +212,10 @@ class HostAdamWStepRunner implements StepRunner {
 
   async read(withSlots = false): Promise<Record<string, HostTensor>> {
     return this.optimizer.read(withSlots)
+  }
+
+  location(): string {
+    return 'cpu'
   }
 
   release(): Promise<void> {

@@ -30,6 +30,11 @@ export class DeviceState {
     return [...this.values.keys()]
   }
 
+  /** Where a tensor lives now: 'cpu' (host memory) or 'gpu-buffer' (resident on the WebGPU device). */
+  location(name: string): string {
+    return this.value(name).location
+  }
+
   /** Sets (uploads) a tensor; the first run that consumes it moves it to the device. */
   set(name: string, tensor: HostTensor): void {
     this.replace(name, toDeviceValue(tensor))

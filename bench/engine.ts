@@ -1,0 +1,254 @@
+/**
+ * Engine benchmark (CPU provider). Prints JSON lines:
+ *   matmul_peak   float32 square MatMul GFLOP/s on this machine (the reference for every ratio)
+ *   model phases  forward, forward+backward, full step (in-graph AdamW) and full step (host AdamW) of a
+ *                 transformer block (hidden 512, 8 heads, seq 256, batch 8) and an MLP: ms, GFLOP/s,
+ *                 ratio to the measured peak
+ *   optimizer     ns per trainable parameter of the AdamW update (graph vs host kernel)
+ * Usage: node --import tsx bench/engine.ts [--threads N] [--rounds R]
+ * Restarts itself with the training malloc settings when they are missing (see runtime/process-env.ts).
+ */
+import { spawnSync } from 'node:child_process'
+import os from 'node:os'
+import { parseArgs } from 'node:util'
+import {
+  adamW,
+  buildGradStep,
+  buildTrainStep,
+  buildUpdateStep,
+  createGraphSession,
+  createStepRunner,
+  DeviceState,
+  Graph,
+  HostAdamW,
+  type HostTensor,
+  hostTensor,
+  matMul,
+  matMulFlops,
+  missingMallocSettings,
+  type StepPlan,
+  trainingProcessEnv,
+  zerosHost,
+} from '../src/engine/index.ts'
+import { BENCH_MLP, BENCH_TRANSFORMER, type BenchModel, mlp, transformerBlock } from './models.ts'
+
+if (missingMallocSettings(process.env).length > 0) {
+  const res = spawnSync(process.execPath, [...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+    env: trainingProcessEnv(process.env),
+  })
+  process.exit(res.status ?? 1)
+}
+
+const { values: args } = parseArgs({
+  options: { threads: { type: 'string' }, rounds: { type: 'string', default: '3' } },
+})
+const threads = Number(args.threads ?? os.availableParallelism())
+const rounds = Number(args.rounds)
+const sessionOptions = { provider: 'cpu' as const, intraOpThreads: threads }
+
+const emit = (row: Record<string, unknown>) => console.log(JSON.stringify(row))
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+
+/** Median ms of `fn`, over `rounds` rounds of at least `minMs` each (the machine is shared: medians). */
+async function timeIt(fn: () => Promise<unknown> | unknown, minMs = 600): Promise<number> {
+  await fn()
+  await fn()
+  const perRound: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const times: number[] = []
+    const start = performance.now()
+    while (times.length < 3 || performance.now() - start < minMs) {
+      const t0 = performance.now()
+      await fn()
+      times.push(performance.now() - t0)
+    }
+    perRound.push(median(times))
+  }
+  return median(perRound)
+}
+
+function rand(n: number): Float32Array {
+  const a = new Float32Array(n)
+  for (let i = 0; i < n; i++) a[i] = Math.random() - 0.5
+  return a
+}
+
+/** Best median GFLOP/s of square float32 MatMuls (run first and last; contention from other work only lowers it). */
+async function matMulPeak(label: string): Promise<number> {
+  let peak = 0
+  for (const n of [512, 1024, 2048]) {
+    const g = new Graph({ name: 'matmul' })
+    g.output(matMul(g, g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n])), 'c')
+    const session = await createGraphSession(g.serialize(), sessionOptions)
+    const feeds = {
+      a: hostTensor('float32', [n, n], rand(n * n)),
+      b: hostTensor('float32', [n, n], rand(n * n)),
+    }
+    const ms = await timeIt(() => session.run(feeds))
+    const gflops = matMulFlops(n, n, n) / ms / 1e6
+    emit({ bench: 'matmul', when: label, n, threads, ms: +ms.toFixed(3), gflops: +gflops.toFixed(1) })
+    peak = Math.max(peak, gflops)
+    await session.release()
+  }
+  return peak
+}
+
+function report(model: string, phase: string, ms: number, flops: number, peak: number, extra = {}) {
+  const gflops = flops / ms / 1e6
+  emit({
+    bench: model,
+    phase,
+    threads,
+    ms: +ms.toFixed(2),
+    gflops: +gflops.toFixed(1),
+    ratio_to_peak: +(gflops / peak).toFixed(3),
+    ...extra,
+  })
+}
+
+async function benchModel(name: string, make: () => BenchModel, peak: number): Promise<void> {
+  const fwd = make()
+  fwd.g.output(fwd.loss, 'loss')
+  const fwdSession = await createGraphSession(fwd.g.serialize(), sessionOptions)
+  const fwdFeeds = { ...fwd.batch, ...fwd.init }
+  report(name, 'forward', await timeIt(() => fwdSession.run(fwdFeeds)), fwd.forwardFlops, peak)
+  await fwdSession.release()
+
+  const gm = make()
+  const gradStep = buildGradStep(gm.g, { loss: gm.loss, params: gm.params })
+  const gradSession = await createGraphSession(gradStep.graph.serialize(), sessionOptions)
+  const gradFeeds = { ...gm.batch, ...gm.init }
+  const params = gm.params.reduce((n, p) => n + (p.tensor.shape as number[]).reduce((a, b) => a * b, 1), 0)
+  report(name, 'forward_backward', await timeIt(() => gradSession.run(gradFeeds)), gm.trainFlops, peak, {
+    params,
+    note: 'gradients returned to the host',
+  })
+  const lossOnly = await timeIt(() => gradSession.run(gradFeeds, ['loss']))
+  report(name, 'forward_backward_loss_only', lossOnly, gm.trainFlops, peak, {
+    note: 'same graph, only the loss fetched (onnxruntime skips nothing: gradients are still computed)',
+  })
+  await gradSession.release()
+
+  const hp = { weightDecay: 0.01 }
+  const fused = make()
+  const host = make()
+  const plans: [string, StepPlan][] = [
+    [
+      'step_graph_adamw',
+      {
+        fused: buildTrainStep(fused.g, {
+          loss: fused.loss,
+          params: fused.params,
+          optimizer: adamW(hp),
+          clip: true,
+        }),
+      },
+    ],
+    [
+      'step_host_adamw',
+      { grads: buildGradStep(host.g, { loss: host.loss, params: host.params }), hostAdamW: hp, clip: true },
+    ],
+  ]
+  for (const [phase, plan] of plans) {
+    const runner = await createStepRunner(plan, sessionOptions)
+    runner.init(fused.init)
+    let step = 0
+    const ms = await timeIt(() => runner.step([fused.batch], { step: ++step, lr: 1e-4, maxGradNorm: 1 }))
+    report(name, phase, ms, fused.trainFlops, peak)
+    await runner.release()
+  }
+}
+
+/** ns per param of one AdamW update over `n` float32 params: update graph (state in/out) vs host kernel. */
+async function benchOptimizer(model: BenchModel): Promise<void> {
+  const params = model.params.map((p) => ({
+    name: p.name,
+    shape: p.tensor.shape as number[],
+    decay: p.decay,
+  }))
+  const n = params.reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0)
+  const update = buildUpdateStep({
+    params,
+    dtype: 'float32',
+    optimizer: adamW({ weightDecay: 0.01 }),
+    clip: true,
+  })
+  const session = await createGraphSession(update.graph.serialize(), {
+    ...sessionOptions,
+    stateOutputs: update.stateOutputs,
+  })
+  const state = new DeviceState('cpu')
+  const grads: Record<string, HostTensor> = {}
+  for (const p of params) {
+    state.set(p.name, model.init[p.name])
+    grads[p.name] = hostTensor('float32', p.shape, rand(p.shape.reduce((a, b) => a * b, 1)))
+    state.set(`optim.grad_acc.${p.name}`, grads[p.name])
+  }
+  for (const s of update.slots)
+    state.set(s.name, zerosHost('float32', params.find((p) => p.name === s.param)!.shape))
+  let step = 0
+  const feeds = () => ({
+    ...update.optimizer.feeds('float32', { step: ++step, lr: 1e-4 }),
+    'optim.max_grad_norm': hostTensor('float32', [], Float32Array.of(1)),
+    'optim.grad_scale': hostTensor('float32', [], Float32Array.of(1)),
+  })
+  const graphMs = await timeIt(() => session.runWithState(state, feeds()))
+  emit({
+    bench: 'optimizer',
+    impl: 'adamw_graph',
+    params: n,
+    threads,
+    ms: +graphMs.toFixed(2),
+    ns_per_param: +((graphMs * 1e6) / n).toFixed(2),
+  })
+  await Promise.all([session.release(), state.release()])
+
+  const host = new HostAdamW(params, { weightDecay: 0.01 })
+  for (const p of params) {
+    host.load(p.name, model.init[p.name])
+    host.setGrad(p.name, grads[p.name], false)
+  }
+  let hostStep = 0
+  const kernelMs = await timeIt(() => host.step({ step: ++hostStep, lr: 1e-4 }, 1))
+  const normMs = await timeIt(() => host.gradNorm())
+  const copyMs = await timeIt(() => {
+    for (const p of params) host.setGrad(p.name, grads[p.name], false)
+  })
+  const total = kernelMs + normMs + copyMs
+  emit({
+    bench: 'optimizer',
+    impl: 'adamw_host_wasm_simd',
+    params: n,
+    threads: 1,
+    ms: +total.toFixed(2),
+    ns_per_param: +((total * 1e6) / n).toFixed(2),
+    parts_ns_per_param: {
+      update: +((kernelMs * 1e6) / n).toFixed(2),
+      grad_norm: +((normMs * 1e6) / n).toFixed(2),
+      grad_copy_in: +((copyMs * 1e6) / n).toFixed(2),
+    },
+  })
+}
+
+emit({
+  bench: 'environment',
+  node: process.version,
+  cpus: os.cpus().length,
+  model: os.cpus()[0]?.model,
+  threads,
+})
+const peakBefore = await matMulPeak('before')
+emit({ bench: 'matmul_peak', threads, peak_gflops: +peakBefore.toFixed(1) })
+await benchModel('transformer_block', () => transformerBlock(BENCH_TRANSFORMER), peakBefore)
+await benchModel('mlp', () => mlp(BENCH_MLP), peakBefore)
+await benchOptimizer(transformerBlock(BENCH_TRANSFORMER))
+const peakAfter = await matMulPeak('after')
+emit({
+  bench: 'matmul_peak',
+  threads,
+  peak_gflops: +Math.max(peakBefore, peakAfter).toFixed(1),
+  note: 'ratios above use the peak measured before the models; rerun when before and after differ much (shared CPU)',
+  before: +peakBefore.toFixed(1),
+  after: +peakAfter.toFixed(1),
+})

@@ -1,0 +1,124 @@
+import assert from 'node:assert/strict'
+import { before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { BENCH_TRANSFORMER, type BenchModel, mlp, transformerBlock } from '../../bench/models.ts'
+import {
+  adamW,
+  buildMicroStep,
+  buildTrainStep,
+  buildUpdateStep,
+  createStepRunner,
+  misplacedNodes,
+  nodePlacement,
+  type Provider,
+  type StepPlan,
+} from '../../src/engine/index.ts'
+import {
+  isSoftwareVulkanChild,
+  providerReady,
+  rerunWithSoftwareVulkan,
+  softwareVulkanEnv,
+} from '../helpers/providers.ts'
+
+const webgpu = await providerReady('webgpu')
+const vulkanEnv = softwareVulkanEnv()
+const rerun = !webgpu.ok && vulkanEnv !== undefined && !isSoftwareVulkanChild()
+const skip =
+  webgpu.ok || rerun ? false : `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
+if (skip) console.log(`# skipping WebGPU tests: ${skip}`)
+
+const SMALL = { ...BENCH_TRANSFORMER, batch: 2, seq: 8, hidden: 16, heads: 2, ffn: 32 }
+const STEPS = 3
+
+function fusedPlan(m: BenchModel): StepPlan {
+  return {
+    fused: buildTrainStep(m.g, {
+      loss: m.loss,
+      params: m.params,
+      optimizer: adamW({ weightDecay: 0.1 }),
+      clip: true,
+    }),
+  }
+}
+
+function accumulationPlan(m: BenchModel): StepPlan {
+  const micro = buildMicroStep(m.g, { loss: m.loss, params: m.params })
+  const update = buildUpdateStep({
+    params: m.params.map((p) => ({ name: p.name, shape: p.tensor.shape as number[], decay: p.decay })),
+    dtype: 'float32',
+    optimizer: adamW({ weightDecay: 0.1 }),
+    clip: true,
+  })
+  return { micro, update }
+}
+
+/** STEPS AdamW steps; returns per-step loss and grad norm, final params and where a param lived. */
+async function train(
+  provider: Provider,
+  make: () => BenchModel,
+  plan: (m: BenchModel) => StepPlan,
+  micro: number,
+) {
+  const m = make()
+  const runner = await createStepRunner(plan(m), { provider })
+  runner.init(m.init)
+  const log: number[] = []
+  for (let t = 1; t <= STEPS; t++) {
+    const r = await runner.step(Array(micro).fill(m.batch), { step: t, lr: 0.01, maxGradNorm: 0.5 })
+    log.push(r.loss, r.gradNorm)
+  }
+  const location = runner.location(m.params[0].name)
+  const params = await runner.read(true)
+  await runner.release()
+  return { log, params, location }
+}
+
+function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0
+  let scale = 0
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]))
+    scale = Math.max(scale, Math.abs(b[i]))
+  }
+  return diff / (scale || 1)
+}
+
+describe('WebGPU provider', { skip }, () => {
+  if (rerun) {
+    it('passes in a process that uses the software Vulkan driver', () => {
+      const child = rerunWithSoftwareVulkan(fileURLToPath(import.meta.url), vulkanEnv!)
+      console.log(child.output.replace(/^/gm, '#   '))
+      assert.equal(child.status, 0, 'the WebGPU tests failed under the software Vulkan driver')
+      assert.ok(child.passed >= 3, `expected the WebGPU tests to run in the child, ${child.passed} passed`)
+    })
+    return
+  }
+
+  before(() => console.log(`# WebGPU: ${webgpu.reason}`))
+
+  for (const [name, plan, micro] of [
+    ['one fused step graph', fusedPlan, 1],
+    ['gradient accumulation (2 micro-batches)', accumulationPlan, 2],
+  ] as const) {
+    it(`trains a transformer block like the CPU, state kept on the device: ${name}`, async () => {
+      const make = () => transformerBlock(SMALL)
+      const cpu = await train('cpu', make, plan, micro)
+      const gpu = await train('webgpu', make, plan, micro)
+      assert.equal(gpu.location, 'gpu-buffer')
+      assert.equal(cpu.location, 'cpu')
+      assert.ok(maxRelDiff(gpu.log, cpu.log) < 1e-4, `loss/grad norm: ${gpu.log} vs ${cpu.log}`)
+      for (const key of Object.keys(cpu.params)) {
+        const e = maxRelDiff(gpu.params[key].data as Float32Array, cpu.params[key].data as Float32Array)
+        assert.ok(e < 1e-4, `${key}: relative difference ${e}`)
+      }
+    })
+  }
+
+  it('places every node of an MLP training step on the GPU', async () => {
+    const m = mlp({ batch: 4, inFeatures: 8, hidden: 16 })
+    const step = buildTrainStep(m.g, { loss: m.loss, params: m.params, optimizer: adamW(), clip: true })
+    const placement = await nodePlacement(step.graph.serialize(), 'webgpu')
+    assert.deepEqual(misplacedNodes(placement, 'webgpu'), [])
+    assert.ok(placement.WebGpuExecutionProvider.count > 50)
+  })
+})
