@@ -75,7 +75,9 @@ export class ApiClient {
         body: hasJson ? JSON.stringify(init.body) : init.text,
       })
     } catch (e) {
-      const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message
+      // undici wraps the socket error; connection failures carry their errno code there.
+      const inner = (e as { cause?: { code?: string; errors?: { code?: string }[]; message?: string } }).cause
+      const cause = inner?.code ?? inner?.errors?.[0]?.code ?? inner?.message ?? (e as Error).message
       throw new AppError(
         'internal',
         `cannot reach the service at ${this.baseUrl} (${cause}); start it with 'sso serve' or pass --url / set SSO_URL`,

@@ -1,14 +1,30 @@
 /** The real `sso` binary: help, usage errors (exit 2) and failures (exit 1) need no service. */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { test } from 'node:test'
+import { createServer } from 'node:net'
+import { before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 
 const BIN = fileURLToPath(new URL('../../bin/sso.js', import.meta.url))
 
+/** A loopback port nobody listens on (bound, then released): service calls fail with ECONNREFUSED. */
+async function closedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const { port } = server.address() as { port: number }
+  await new Promise((r) => server.close(r))
+  return port
+}
+
+let deadUrl: string
+let otherDeadUrl: string
+before(async () => {
+  deadUrl = `http://127.0.0.1:${await closedPort()}`
+  otherDeadUrl = `http://127.0.0.1:${await closedPort()}`
+})
+
 function sso(...args: string[]) {
-  // Port 9 (discard) on loopback: nothing listens, so service calls fail fast with ECONNREFUSED.
-  const env = { ...process.env, SSO_URL: 'http://127.0.0.1:9', SSO_API_KEY: '' }
+  const env = { ...process.env, SSO_URL: deadUrl, SSO_API_KEY: '' }
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env, timeout: 60_000 })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
@@ -56,12 +72,12 @@ test('usage errors exit with 2 and say what was wrong', () => {
 test('an unreachable service is a failure (exit 1) that names the URL and the way out', () => {
   const r = sso('runs', 'list')
   assert.equal(r.code, 1)
-  assert.match(r.stderr, /cannot reach the service at http:\/\/127\.0\.0\.1:9/)
+  assert.ok(r.stderr.includes(`cannot reach the service at ${deadUrl} (ECONNREFUSED)`), r.stderr)
   assert.match(r.stderr, /--url|SSO_URL/)
 })
 
 test('--url on the command line wins over SSO_URL', () => {
-  const r = sso('runs', 'list', '--url', 'http://127.0.0.1:7')
+  const r = sso('runs', 'list', '--url', otherDeadUrl)
   assert.equal(r.code, 1)
-  assert.match(r.stderr, /127\.0\.0\.1:7/)
+  assert.ok(r.stderr.includes(otherDeadUrl), r.stderr)
 })
