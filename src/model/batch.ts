@@ -102,32 +102,38 @@ export function ropeFeeds(
   return { cos: { dtype, dims, data: cos }, sin: { dtype, dims, data: sin } }
 }
 
+/** Token slots of a batch: each slot's position in its row and whether it holds a real token. */
+export interface Slots {
+  positions: Int32Array
+  mask: Uint8Array
+}
+
 /**
- * (B, 1, T, S) additive mask for T queries at key slots [past, past + T) of S = past + T keys:
- * a query sees real keys at or before its own slot, within the sliding window when the model has one.
+ * (B, 1, T, S) additive mask: query slot i of row b sees key slot j when j holds a real token at
+ * a position not after the query's (and within the sliding window when the model has one).
  */
 export function attentionBiasFeed(
   cfg: LlamaConfig,
-  keyMask: Uint8Array,
   rows: number,
-  queries: number,
+  queries: Slots,
+  keys: Slots,
   dtype: FloatDType,
 ): HostTensor {
-  const keys = keyMask.length / rows
-  const past = keys - queries
+  const tq = queries.positions.length / rows
+  const tk = keys.positions.length / rows
   const window = cfg.sliding_window ?? Number.POSITIVE_INFINITY
-  const data = new (dtype === 'float32' ? Float32Array : Float64Array)(rows * queries * keys)
+  const data = new (dtype === 'float32' ? Float32Array : Float64Array)(rows * tq * tk)
   for (let b = 0; b < rows; b++) {
-    for (let i = 0; i < queries; i++) {
-      const slot = past + i
-      const base = (b * queries + i) * keys
-      for (let j = 0; j < keys; j++) {
-        const visible = keyMask[b * keys + j] === 1 && j <= slot && slot - j < window
-        data[base + j] = visible ? 0 : MASK_VALUE
+    for (let i = 0; i < tq; i++) {
+      const q = queries.positions[b * tq + i]
+      const base = (b * tq + i) * tk
+      for (let j = 0; j < tk; j++) {
+        const k = keys.positions[b * tk + j]
+        data[base + j] = keys.mask[b * tk + j] === 1 && k <= q && q - k < window ? 0 : MASK_VALUE
       }
     }
   }
-  return { dtype, dims: [rows, 1, queries, keys], data }
+  return { dtype, dims: [rows, 1, tq, tk], data }
 }
 
 /** Feeds of a scoring graph: token t's target is token t + 1, counted when it is a response token. */
@@ -155,7 +161,7 @@ export function scoringFeeds(
     },
     [INPUT.cos]: cos,
     [INPUT.sin]: sin,
-    [INPUT.bias]: attentionBiasFeed(cfg, batch.mask, rows, seq, dtype),
+    [INPUT.bias]: attentionBiasFeed(cfg, rows, batch, batch, dtype),
     [INPUT.targetIds]: { dtype: 'int64', dims: [rows, seq], data: targets },
     [INPUT.targetMask]: { dtype, dims: [rows, seq], data: targetMask },
   }

@@ -3,7 +3,7 @@
  * and the scoring graph (sequence log-probs, optionally logits) the policy, the reference and the
  * training step share.
  */
-import { type Dim, Graph, type Tensor } from '../engine/index.ts'
+import { type BuiltGradStep, buildGradStep, type Dim, Graph, type Tensor } from '../engine/index.ts'
 import { declareDecoderInputs, declareTargets } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
 import type { ModelContext } from './layers.ts'
@@ -76,4 +76,39 @@ export function buildScoringGraph(
     if (opts.logits) g.output(lmHead(ctx, hidden), 'logits')
   }
   return { graph: g, ctx, params, logps }
+}
+
+/** An objective on top of the response log-probs: a scalar loss and optional scalar metrics. */
+export interface PolicyLoss {
+  /** Step graphs are cached by this name. */
+  name: string
+  /** Rows of every batch, when the loss slices rows by role (a static batch axis); dynamic otherwise. */
+  rows?: number
+  build(g: Graph, logps: SequenceLogps): { loss: Tensor; metrics?: Record<string, Tensor> }
+}
+
+/**
+ * Forward, loss and backward of one training step (full fine-tuning: every weight is an input; LoRA:
+ * the frozen base is initializers, the adapters inputs). Outputs loss, metrics and `grad.<key>`
+ * for every trainable tensor; the optimizer update runs on the host (HostAdamW).
+ */
+export function buildPolicyStepGraph(
+  model: ModelTensors,
+  opts: { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss; dtype?: FloatDType },
+): BuiltGradStep {
+  const scoring = buildScoringGraph(model, {
+    trainable: opts.trainable,
+    dtype: opts.dtype,
+    rows: opts.loss.rows,
+    outputs: false,
+    name: `step.${opts.loss.name}`,
+  })
+  const { loss, metrics } = opts.loss.build(scoring.graph, scoring.logps)
+  // Weight decay applies to matrices only (not to norms and biases), as in common Llama recipes.
+  const params = [...scoring.params].map(([name, tensor]) => ({
+    name,
+    tensor,
+    decay: tensor.shape.length > 1,
+  }))
+  return buildGradStep(scoring.graph, { loss, params, metrics })
 }

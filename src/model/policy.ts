@@ -1,0 +1,345 @@
+/**
+ * A trainable causal LM: weights (and LoRA adapters), the sessions that score, train and generate,
+ * and the optimizer state. Trainable tensors live in the host AdamW's memory and are fed to every
+ * session without copies; frozen ones are baked into the sessions as initializers.
+ */
+import {
+  type AdamWConfig,
+  clipCoefficient,
+  createGraphSession,
+  type GraphSession,
+  gradName,
+  HostAdamW,
+  type HostTensor,
+  STEP_OUTPUTS,
+  slotName,
+} from '../engine/index.ts'
+import { ValidationError } from '../errors.ts'
+import { type Padding, packRows, scoringFeeds, type TokenRow } from './batch.ts'
+import type { ChatMessage } from './chat-template.ts'
+import type { LlamaConfig } from './config.ts'
+import { type Decoder, type GenerateOptions, type Generation, generate } from './generate.ts'
+import { buildPolicyStepGraph, buildScoringGraph, type ModelTensors, type PolicyLoss } from './graphs.ts'
+import { buildDecodeGraph } from './kv-cache.ts'
+import { type LoadedModel, loadModel } from './load.ts'
+import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
+import type { FloatTensor } from './safetensors.ts'
+import { saveAdapters, saveFullModel } from './save.ts'
+import type { Weights } from './weights.ts'
+
+export interface PolicyOptions {
+  /** Train LoRA adapters on a frozen base; full fine-tuning when absent. */
+  lora?: LoraSpec
+  /** Seeds the adapters' initialisation. */
+  seed?: number
+  adamw?: AdamWConfig
+  /** Padding side of scoring and training batches (results do not depend on it). */
+  padding?: Padding
+  intraOpThreads?: number
+}
+
+/** One micro-batch: token rows and the extra feeds its loss declares (e.g. reference log-probs). */
+export interface TrainBatch {
+  rows: readonly TokenRow[]
+  feeds?: Readonly<Record<string, HostTensor>>
+}
+
+export interface TrainStepOptions {
+  lr: number
+  loss: PolicyLoss
+  /** Clip the global gradient norm to this value (off when absent or 0). */
+  maxGradNorm?: number
+}
+
+export interface TrainStepResult {
+  loss: number
+  gradNorm: number
+  metrics: Record<string, number>
+  tokens: number
+}
+
+export interface SequenceScores {
+  sum: number[]
+  mean: number[]
+  count: number[]
+}
+
+/** Everything a checkpoint needs to continue training exactly: tensors by name plus the step. */
+export interface PolicyState {
+  step: number
+  /** Trainable tensors, `optim.exp_avg.<key>`/`optim.exp_avg_sq.<key>`, `reference.<key>` (full) or `base.<key>` (LoRA). */
+  tensors: Map<string, FloatTensor>
+}
+
+/** A prompt: raw text, or chat messages rendered with the model's template (generation prompt added). */
+export type PromptInput = string | readonly ChatMessage[]
+
+const copyTensor = (t: FloatTensor): FloatTensor => ({ shape: [...t.shape], data: t.data.slice() })
+
+export class Policy {
+  readonly config: LlamaConfig
+  readonly model: LoadedModel
+  readonly lora?: { spec: LoraSpec; adapters: Adapters }
+  private readonly weights: Weights
+  private readonly optimizer: HostAdamW
+  private readonly trainable: Map<string, FloatTensor>
+  /** Full fine-tuning: the frozen reference weights (null: the policy itself until frozen). */
+  private reference: Weights | null = null
+  private readonly zeroAdapters = new Map<string, HostTensor>()
+  private scoring?: Promise<GraphSession>
+  private decode?: Promise<GraphSession>
+  private readonly stepSessions = new Map<string, Promise<GraphSession>>()
+  private seed: number
+  step = 0
+
+  constructor(
+    model: LoadedModel,
+    private readonly opts: PolicyOptions = {},
+  ) {
+    this.model = model
+    this.config = model.config
+    this.weights = model.weights
+    this.seed = opts.seed ?? 0
+    if (opts.lora) this.lora = { spec: opts.lora, adapters: initAdapters(this.config, opts.lora, this.seed) }
+    this.trainable = this.lora ? this.lora.adapters : this.weights
+    this.optimizer = new HostAdamW(
+      [...this.trainable].map(([name, t]) => ({ name, shape: t.shape, decay: t.shape.length > 1 })),
+      opts.adamw,
+    )
+    this.adoptTrainable()
+    if (this.lora) {
+      for (const m of loraModules(this.config, this.lora.spec)) {
+        const b = this.lora.adapters.get(loraBKey(m.module))!
+        this.zeroAdapters.set(loraBKey(m.module), {
+          dtype: 'float32',
+          dims: b.shape,
+          data: new Float32Array(b.data.length),
+        })
+      }
+    }
+  }
+
+  static async load(dir: string, opts: PolicyOptions = {}): Promise<Policy> {
+    return new Policy(await loadModel(dir), opts)
+  }
+
+  /** Moves the trainable tensors into the optimizer's memory; the maps then hold live views of it. */
+  private adoptTrainable(): void {
+    for (const [name, t] of this.trainable) {
+      this.optimizer.load(name, { dtype: 'float32', dims: t.shape, data: t.data })
+      this.trainable.set(name, { shape: t.shape, data: this.optimizer.param(name).data as Float32Array })
+    }
+  }
+
+  private get modelTensors(): ModelTensors {
+    return { cfg: this.config, weights: this.weights, lora: this.lora }
+  }
+
+  private get trainableKind(): 'all' | 'adapters' {
+    return this.lora ? 'adapters' : 'all'
+  }
+
+  private openSession(graph: { serialize(): Parameters<typeof createGraphSession>[0] }, name: string) {
+    return createGraphSession(graph.serialize(), {
+      provider: 'cpu',
+      name,
+      intraOpThreads: this.opts.intraOpThreads,
+    })
+  }
+
+  /** Feeds of the trainable tensors: the policy's own, or the reference's. */
+  private paramFeeds(which: 'policy' | 'reference'): Record<string, HostTensor> {
+    const feeds: Record<string, HostTensor> = {}
+    const source = which === 'reference' && this.reference ? this.reference : this.trainable
+    for (const [name, t] of source) feeds[name] = { dtype: 'float32', dims: t.shape, data: t.data }
+    if (which === 'reference' && this.lora) for (const [name, zero] of this.zeroAdapters) feeds[name] = zero
+    return feeds
+  }
+
+  /** Token rows of chat exchanges: the prompt rendered with the generation prompt, then the reply as the template closes it. */
+  tokenizeExchange(prompt: readonly ChatMessage[], response: string): TokenRow {
+    const template = this.requireTemplate()
+    const head = template.render(prompt, { addGenerationPrompt: true })
+    const full = template.render([...prompt, { role: 'assistant', content: response }], {
+      addGenerationPrompt: false,
+    })
+    const tail = full.startsWith(head) ? full.slice(head.length) : response
+    return { prompt: this.model.tokenizer.encode(head), response: this.model.tokenizer.encode(tail) }
+  }
+
+  private requireTemplate() {
+    if (!this.model.chatTemplate)
+      throw new ValidationError(`the model in ${this.model.dir} has no chat template`)
+    return this.model.chatTemplate
+  }
+
+  /** Response log-probs (sum, mean, token count) under the policy or the frozen reference. */
+  async logprobs(
+    rows: readonly TokenRow[],
+    which: 'policy' | 'reference' = 'policy',
+  ): Promise<SequenceScores> {
+    this.scoring ??= this.openSession(
+      buildScoringGraph(this.modelTensors, { trainable: this.trainableKind }).graph,
+      'scoring',
+    )
+    const session = await this.scoring
+    const batch = packRows(rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
+    const out = await session.run({
+      ...scoringFeeds(this.config, batch, 'float32'),
+      ...this.paramFeeds(which),
+    })
+    const list = (k: string) => Array.from(out[k].data as Float32Array)
+    return { sum: list('logps.sum'), mean: list('logps.mean'), count: list('logps.count') }
+  }
+
+  private get padId(): number {
+    return this.model.tokenizer.padTokenId ?? this.config.pad_token_id ?? 0
+  }
+
+  /** One optimizer step (AdamW) over one or more micro-batches; gradients are averaged. */
+  async trainStep(
+    batches: TrainBatch | readonly TrainBatch[],
+    opts: TrainStepOptions,
+  ): Promise<TrainStepResult> {
+    const micro = Array.isArray(batches) ? (batches as readonly TrainBatch[]) : [batches as TrainBatch]
+    if (micro.length === 0) throw new ValidationError('a training step needs at least one micro-batch')
+    let pending = this.stepSessions.get(opts.loss.name)
+    if (!pending) {
+      const built = buildPolicyStepGraph(this.modelTensors, {
+        trainable: this.trainableKind,
+        loss: opts.loss,
+      })
+      pending = this.openSession(built.graph, `step.${opts.loss.name}`)
+      this.stepSessions.set(opts.loss.name, pending)
+    }
+    const session = await pending
+    const params = this.paramFeeds('policy')
+    const metricNames = session.outputs
+      .map((o) => o.name)
+      .filter((n) => n !== STEP_OUTPUTS.loss && !n.startsWith('grad.'))
+    let loss = 0
+    let tokens = 0
+    const metrics: Record<string, number> = Object.fromEntries(metricNames.map((n) => [n, 0]))
+    for (const [i, b] of micro.entries()) {
+      const batch = packRows(b.rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
+      const out = await session.run({ ...scoringFeeds(this.config, batch, 'float32'), ...b.feeds, ...params })
+      for (const name of this.trainable.keys()) this.optimizer.setGrad(name, out[gradName(name)], i > 0)
+      loss += Number(out[STEP_OUTPUTS.loss].data[0]) / micro.length
+      for (const n of metricNames) metrics[n] += Number(out[n].data[0]) / micro.length
+      tokens += batch.mask.reduce((a, m) => a + m, 0)
+    }
+    const gradNorm = this.optimizer.gradNorm() / micro.length
+    const clip = opts.maxGradNorm ? clipCoefficient(gradNorm, opts.maxGradNorm) : 1
+    this.step += 1
+    this.optimizer.step({ step: this.step, lr: opts.lr }, clip / micro.length)
+    return { loss, gradNorm, metrics, tokens }
+  }
+
+  /** Renders (chat) prompts, generates, and returns text, tokens and their log-probs per prompt. */
+  async generate(prompts: readonly PromptInput[], opts: GenerateOptions): Promise<Generation[]> {
+    this.decode ??= this.openSession(
+      buildDecodeGraph(this.modelTensors, { trainable: this.trainableKind }),
+      'decode',
+    )
+    const decoder: Decoder = {
+      cfg: this.config,
+      dtype: 'float32',
+      session: await this.decode,
+      tokenizer: this.model.tokenizer,
+      stopTokenIds: this.model.stopTokenIds,
+      weightFeeds: () => this.paramFeeds('policy'),
+    }
+    const ids = prompts.map((p) =>
+      this.model.tokenizer.encode(
+        typeof p === 'string' ? p : this.requireTemplate().render(p, { addGenerationPrompt: true }),
+      ),
+    )
+    return generate(decoder, ids, opts)
+  }
+
+  /**
+   * Makes the current model the reference: full fine-tuning copies the weights; LoRA merges the
+   * adapters into the base and starts fresh ones (the reference is then the base alone).
+   */
+  async freezeReference(): Promise<void> {
+    if (this.lora) await this.mergeAdapters()
+    else this.reference = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+  }
+
+  /** W += (alpha / r) B A into the base, then new adapters (B = 0) with fresh optimizer moments. */
+  async mergeAdapters(): Promise<void> {
+    if (!this.lora) throw new ValidationError('mergeAdapters needs a LoRA policy')
+    applyAdapters(this.weights, this.lora.adapters, this.lora.spec, 1)
+    this.seed += 1
+    for (const [k, t] of initAdapters(this.config, this.lora.spec, this.seed)) this.lora.adapters.set(k, t)
+    this.adoptTrainable()
+    await this.releaseSessions()
+  }
+
+  /** Full weights (adapters merged into a copy) with config and tokenizer files. */
+  async saveFull(dir: string): Promise<number> {
+    let weights = this.weights
+    if (this.lora) {
+      weights = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+      applyAdapters(weights, this.lora.adapters, this.lora.spec, 1)
+    }
+    return saveFullModel(dir, { dir: this.model.dir, weights })
+  }
+
+  /** The adapters in PEFT's layout. */
+  async saveAdapter(dir: string): Promise<number> {
+    if (!this.lora) throw new ValidationError('saveAdapter needs a LoRA policy')
+    return saveAdapters(dir, this.config, this.lora, this.model.dir)
+  }
+
+  exportState(): PolicyState {
+    const tensors = new Map<string, FloatTensor>()
+    for (const [name, t] of Object.entries(this.optimizer.read(true))) {
+      tensors.set(name, { shape: [...t.dims], data: t.data as Float32Array })
+    }
+    if (this.lora) for (const [k, t] of this.weights) tensors.set(`base.${k}`, copyTensor(t))
+    if (this.reference) for (const [k, t] of this.reference) tensors.set(`reference.${k}`, copyTensor(t))
+    return { step: this.step, tensors }
+  }
+
+  async importState(state: PolicyState): Promise<void> {
+    const host = (name: string): HostTensor | undefined => {
+      const t = state.tensors.get(name)
+      return t && { dtype: 'float32', dims: t.shape, data: t.data }
+    }
+    const missing = [...this.trainable.keys()].filter((k) => !state.tensors.has(k))
+    if (missing.length)
+      throw new ValidationError(
+        `policy state lacks ${missing.length} tensors: ${missing.slice(0, 5).join(', ')}`,
+      )
+    for (const name of this.trainable.keys()) {
+      const m = host(slotName('exp_avg', name))
+      const v = host(slotName('exp_avg_sq', name))
+      this.optimizer.load(name, host(name)!, m && v ? { m, v } : undefined)
+    }
+    if (this.lora) {
+      for (const [k, t] of this.weights) {
+        const saved = state.tensors.get(`base.${k}`)
+        if (saved) t.data.set(saved.data)
+      }
+      await this.releaseSessions()
+    }
+    const ref = [...state.tensors].filter(([k]) => k.startsWith('reference.'))
+    this.reference = ref.length
+      ? new Map(ref.map(([k, t]) => [k.slice('reference.'.length), copyTensor(t)]))
+      : null
+    this.step = state.step
+  }
+
+  private async releaseSessions(): Promise<void> {
+    const all = [this.scoring, this.decode, ...this.stepSessions.values()].filter((s) => s !== undefined)
+    this.scoring = undefined
+    this.decode = undefined
+    this.stepSessions.clear()
+    for (const s of all) await (await s).release()
+  }
+
+  async dispose(): Promise<void> {
+    await this.releaseSessions()
+  }
+}
