@@ -1,0 +1,188 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { createGraphSession, neg, reduceMean } from '../../src/engine/index.ts'
+import { packRows, scoringFeeds } from '../../src/model/batch.ts'
+import type { ChatMessage } from '../../src/model/chat-template.ts'
+import { buildScoringGraph, type PolicyLoss } from '../../src/model/graphs.ts'
+import { loadModel } from '../../src/model/load.ts'
+import { fromPeft } from '../../src/model/lora.ts'
+import { Policy } from '../../src/model/policy.ts'
+import { readSafetensors } from '../../src/model/safetensors.ts'
+import { makeTinyModel } from '../../src/model/tiny.ts'
+
+let root: string
+let modelDir: string
+before(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'policy-'))
+  modelDir = path.join(root, 'tiny')
+  await makeTinyModel(modelDir, { seed: 5 })
+})
+after(() => rm(root, { recursive: true, force: true }))
+
+const question: ChatMessage[] = [
+  { role: 'system', content: 'Answer briefly.' },
+  { role: 'user', content: 'What is the capital of France?' },
+]
+const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
+const greedy = { temperature: 0, topP: 1, topK: 0, seed: 0 }
+
+test('response log-probs do not depend on padding side or batch company', async () => {
+  const right = await Policy.load(modelDir, { padding: 'right' })
+  const left = await Policy.load(modelDir, { padding: 'left' })
+  const a = right.tokenizeExchange(question, 'Paris.')
+  const b = right.tokenizeExchange(
+    [{ role: 'user', content: 'Say something long please' }],
+    'Here is a longer answer with many words in it.',
+  )
+  const both = await right.logprobs([a, b])
+  const bothLeft = await left.logprobs([a, b])
+  const alone = await right.logprobs([a])
+  assert.deepEqual(both.count, [a.response.length, b.response.length])
+  for (let i = 0; i < 2; i++) {
+    assert.ok(
+      Math.abs(both.sum[i] - bothLeft.sum[i]) < 1e-4,
+      `row ${i}: ${both.sum[i]} vs ${bothLeft.sum[i]}`,
+    )
+    assert.ok(Math.abs(both.mean[i] - both.sum[i] / both.count[i]) < 1e-5)
+  }
+  assert.ok(Math.abs(both.sum[0] - alone.sum[0]) < 1e-4)
+  await right.dispose()
+  await left.dispose()
+})
+
+test('greedy decoding equals the argmax of the full forward pass, batched or alone', async () => {
+  const policy = await Policy.load(modelDir)
+  const prompts = [question, [{ role: 'user' as const, content: 'Hi' }]]
+  const [first, second] = await policy.generate(prompts, { ...greedy, maxNewTokens: 12 })
+  const [alone] = await policy.generate([prompts[1]], { ...greedy, maxNewTokens: 12 })
+  assert.deepEqual(second.tokens, alone.tokens)
+  for (const [i, gen] of [first, second].entries()) {
+    assert.equal(gen.tokens.length, 12, 'a random model does not stop early')
+    const prompt = policy.model.tokenizer.encode(
+      policy.model.chatTemplate!.render(prompts[i], { addGenerationPrompt: true }),
+    )
+    const model = await loadModel(modelDir)
+    const { graph } = buildScoringGraph(
+      { cfg: model.config, weights: model.weights },
+      { trainable: 'none', logits: true },
+    )
+    const session = await createGraphSession(graph.serialize(), { provider: 'cpu', name: 'full' })
+    const batch = packRows([{ prompt, response: gen.tokens }], { padding: 'right', padId: 0 })
+    const out = await session.run(scoringFeeds(model.config, batch, 'float32'))
+    await session.release()
+    const logits = out.logits.data as Float32Array
+    const v = model.config.vocab_size
+    gen.tokens.forEach((token, t) => {
+      const row = logits.subarray((prompt.length - 1 + t) * v, (prompt.length + t) * v)
+      const argmax = row.indexOf(Math.max(...row))
+      assert.equal(token, argmax, `token ${t}`)
+      const lse = Math.log(row.reduce((s, x) => s + Math.exp(x - row[argmax]), 0)) + row[argmax]
+      assert.ok(Math.abs(gen.logprobs[t] - (row[argmax] - lse)) < 1e-4)
+    })
+  }
+  await policy.dispose()
+})
+
+test('seeded sampling is reproducible; stop strings cut the text', async () => {
+  const policy = await Policy.load(modelDir)
+  const opts = { temperature: 1, topP: 0.9, topK: 50, maxNewTokens: 10 }
+  const a = await policy.generate([question, question], { ...opts, seed: 7 })
+  const b = await policy.generate([question, question], { ...opts, seed: 7 })
+  const c = await policy.generate([question, question], { ...opts, seed: 8 })
+  assert.deepEqual(a, b)
+  assert.notDeepEqual(
+    a.map((x) => x.tokens),
+    c.map((x) => x.tokens),
+  )
+  const stop = a[0].text.slice(2, 4)
+  const cut = await policy.generate([question], { ...opts, seed: 7, stopStrings: [stop] })
+  assert.equal(cut[0].finishReason, 'stop')
+  assert.equal(cut[0].text, a[0].text.slice(0, a[0].text.indexOf(stop)))
+  await policy.dispose()
+})
+
+test('a short SFT drives the loss down and greedy generation reproduces the memorised answer', async () => {
+  const policy = await Policy.load(modelDir)
+  const answer = 'The capital of France is Paris.'
+  const row = policy.tokenizeExchange(question, answer)
+  const losses: number[] = []
+  for (let i = 0; i < 40; i++)
+    losses.push((await policy.trainStep({ rows: [row] }, { lr: 3e-3, loss: sft, maxGradNorm: 1 })).loss)
+  assert.ok(losses.at(-1)! < 0.1 * losses[0], `loss ${losses[0]} -> ${losses.at(-1)}`)
+  const [gen] = await policy.generate([question], { ...greedy, maxNewTokens: 20 })
+  assert.equal(gen.text, answer)
+  assert.equal(gen.finishReason, 'stop')
+
+  // Saved full weights load back with the same scores.
+  const saved = path.join(root, 'sft-full')
+  await policy.saveFull(saved)
+  const reloaded = await Policy.load(saved)
+  const [x, y] = [await policy.logprobs([row]), await reloaded.logprobs([row])]
+  assert.ok(Math.abs(x.sum[0] - y.sum[0]) < 1e-5)
+  await reloaded.dispose()
+
+  // The reference stays where it was frozen while the policy moves on.
+  await policy.freezeReference()
+  await policy.trainStep({ rows: [policy.tokenizeExchange(question, 'Rome.')] }, { lr: 3e-3, loss: sft })
+  const ref = await policy.logprobs([row], 'reference')
+  assert.ok(Math.abs(ref.sum[0] - x.sum[0]) < 1e-5)
+  assert.ok(Math.abs((await policy.logprobs([row])).sum[0] - x.sum[0]) > 1e-3)
+  await policy.dispose()
+})
+
+test('LoRA: adapters start as a no-op, train, save as PEFT, merge into the base, and restore from state', async () => {
+  const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'up_proj'] }
+  const policy = await Policy.load(modelDir, { lora, seed: 1 })
+  const row = policy.tokenizeExchange(question, 'Paris.')
+  const before = await policy.logprobs([row])
+  assert.ok(
+    Math.abs(before.sum[0] - (await policy.logprobs([row], 'reference')).sum[0]) < 1e-6,
+    'B = 0 at init',
+  )
+  let first = 0
+  let last = 0
+  for (let i = 0; i < 20; i++) {
+    last = (await policy.trainStep({ rows: [row] }, { lr: 1e-2, loss: sft })).loss
+    if (i === 0) first = last
+  }
+  assert.ok(last < 0.8 * first, `LoRA loss ${first} -> ${last}`)
+  const trained = await policy.logprobs([row])
+
+  const adapterDir = path.join(root, 'adapter')
+  await policy.saveAdapter(adapterDir)
+  const config = JSON.parse(await readFile(path.join(adapterDir, 'adapter_config.json'), 'utf8'))
+  assert.equal(config.peft_type, 'LORA')
+  assert.deepEqual(config.target_modules, ['q_proj', 'up_proj', 'v_proj'])
+  const tensors = await readSafetensors(path.join(adapterDir, 'adapter_model.safetensors'))
+  assert.deepEqual(
+    tensors.get('base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight')?.shape,
+    [4, 128],
+  )
+  assert.deepEqual(tensors.get('base_model.model.model.layers.3.mlp.up_proj.lora_B.weight')?.shape, [352, 4])
+  assert.equal(tensors.size, 2 * 3 * 4)
+  assert.equal(fromPeft(config, tensors).spec.rank, 4)
+
+  const state = policy.exportState()
+  const next = await policy.trainStep({ rows: [row] }, { lr: 1e-2, loss: sft })
+  const restored = await Policy.load(modelDir, { lora, seed: 99 })
+  await restored.importState(state)
+  const again = await restored.trainStep({ rows: [row] }, { lr: 1e-2, loss: sft })
+  assert.ok(Math.abs(next.loss - again.loss) < 1e-6 && Math.abs(next.gradNorm - again.gradNorm) < 1e-5)
+  await restored.dispose()
+
+  const fullDir = path.join(root, 'lora-merged')
+  await policy.saveFull(fullDir)
+  const merged = await Policy.load(fullDir)
+  const current = await policy.logprobs([row])
+  assert.ok(Math.abs((await merged.logprobs([row])).sum[0] - current.sum[0]) < 1e-4)
+  await merged.dispose()
+  await policy.mergeAdapters()
+  const afterMerge = await policy.logprobs([row])
+  assert.ok(Math.abs(afterMerge.sum[0] - current.sum[0]) < 1e-4, 'merging keeps the function')
+  assert.ok(Math.abs((await policy.logprobs([row], 'reference')).sum[0] - current.sum[0]) < 1e-4)
+  assert.ok(trained.sum[0] > before.sum[0])
+  await policy.dispose()
+})
