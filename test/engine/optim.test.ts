@@ -361,6 +361,20 @@ describe('host AdamW (CPU fast path)', () => {
     }
   })
 
+  it('sums squared gradients in float64 over every param, accumulating micro-batches', () => {
+    const shapes = [[13], [3, 5], [4097]]
+    const opt = new HostAdamW(shapes.map((shape, i) => ({ name: `p${i}`, shape })))
+    let want = 0
+    shapes.forEach((shape, i) => {
+      const n = shape.reduce((a, b) => a * b, 1)
+      const g = Float32Array.from(rand(20 + i, n))
+      opt.setGrad(`p${i}`, hostTensor('float32', shape, g), false)
+      opt.setGrad(`p${i}`, hostTensor('float32', shape, g), true)
+      for (const x of g) want += 4 * x * x
+    })
+    assertClose(opt.gradNorm(), Math.sqrt(want), 1e-12, 'grad norm')
+  })
+
   it('trains like the in-graph AdamW (float32), with accumulation and clipping', async () => {
     const hp = { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay }
     const graph = await runPlan(accumulationPlan('float32', adamW(hp)), 'float32', [2, 2], true)

@@ -3,10 +3,11 @@
  * reads p, g, m, v and writes p, m, v. An onnxruntime graph needs ~13 elementwise passes plus copies
  * of every new state tensor for the same update, which makes it memory-bound at several ns/param.
  *
- * The module is assembled here from its opcodes (no toolchain needed); its one function is
+ * The module is assembled here from its opcodes (no toolchain needed). Its functions:
  *   adamw(p, g, m, v, bytes, β1, c1, β2, c2, stepSize, ε̂, decay)
  *     m ← β1·m + c1·g;  v ← β2·v + c2·g·g;  p ← decay·p − stepSize·m / (√v + ε̂)
- * with byte offsets p, g, m, v (16-byte aligned) and `bytes` a multiple of 16.
+ *   sumsq(x, bytes) → Σ x², squared and summed in float64
+ * with byte offsets (16-byte aligned) and `bytes` a multiple of 16.
  */
 
 const uleb = (n: number): number[] => {
@@ -25,6 +26,7 @@ const name = (s: string): number[] => [...uleb(s.length), ...Buffer.from(s, 'asc
 
 const I32 = 0x7f
 const F32 = 0x7d
+const F64 = 0x7c
 const V128 = 0x7b
 const get = (i: number) => [0x20, i]
 const set = (i: number) => [0x21, i]
@@ -39,6 +41,11 @@ const F32X4_ADD = simd(0xe4)
 const F32X4_SUB = simd(0xe5)
 const F32X4_MUL = simd(0xe6)
 const F32X4_DIV = simd(0xe7)
+const F64X2_PROMOTE_LOW = simd(0x5f)
+const F64X2_ADD = simd(0xf0)
+const F64X2_MUL = simd(0xf2)
+const F64X2_LANE = (lane: number) => [...simd(0x21), lane]
+const I8X16_HIGH_HALF = [...simd(0x0d), 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]
 const MEMARG = [4, 0] // 16-byte alignment, offset 0
 
 // Parameters 0-4: p, g, m, v, bytes (i32); 5-11: β1, c1, β2, c2, stepSize, ε̂, decay (f32).
@@ -96,22 +103,62 @@ const BODY = [
   ...[0x0c, 0, 0x0b, 0x0b, 0x0b], // br loop; end loop; end block; end function
 ]
 
+// sumsq: parameters 0 x, 1 bytes (i32); locals 2 the byte index (i32), then v128s: 3 and 4 the
+// float64 sums of the low and high lane pairs, 5 the loaded float32 x4, 6 a promoted pair.
+const [X, XBYTES, J, LOW, HIGH, XV, PAIR] = [0, 1, 2, 3, 4, 5, 6]
+const square = [...F64X2_PROMOTE_LOW, ...set(PAIR), ...get(PAIR), ...get(PAIR), ...F64X2_MUL]
+const SUMSQ_BODY = [
+  ...[0x02, 0x40, 0x03, 0x40],
+  ...[...get(J), ...get(XBYTES), I32_GE_U, 0x0d, 1],
+  ...[...get(X), ...get(J), I32_ADD, ...V_LOAD, ...MEMARG, ...set(XV)],
+  ...[...get(LOW), ...get(XV), ...square, ...F64X2_ADD, ...set(LOW)],
+  ...[...get(HIGH), ...get(XV), ...get(XV), ...I8X16_HIGH_HALF, ...square, ...F64X2_ADD, ...set(HIGH)],
+  ...[...get(J), 0x41, 16, I32_ADD, ...set(J)],
+  ...[0x0c, 0, 0x0b, 0x0b],
+  ...[...get(LOW), ...get(HIGH), ...F64X2_ADD, ...set(LOW)],
+  ...[...get(LOW), ...F64X2_LANE(0), ...get(LOW), ...F64X2_LANE(1), 0xa0, 0x0b], // f64.add; end
+]
+
+const ADAMW_PARAMS = [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32]
+
 function moduleBytes(): Uint8Array<ArrayBuffer> {
-  const fn = [
+  const adamw = [
     ...vec([
       [1, I32],
       [10, V128],
     ]),
     ...BODY,
   ]
-  const params = [I32, I32, I32, I32, I32, F32, F32, F32, F32, F32, F32, F32]
+  const sumsq = [
+    ...vec([
+      [1, I32],
+      [4, V128],
+    ]),
+    ...SUMSQ_BODY,
+  ]
+  const types = [
+    [0x60, ...vec(ADAMW_PARAMS.map((t) => [t])), 0],
+    [0x60, ...vec([[I32], [I32]]), ...vec([[F64]])],
+  ]
   return new Uint8Array([
     ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
-    ...section(1, vec([[0x60, ...vec(params.map((t) => [t])), 0]])),
+    ...section(1, vec(types)),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, ...uleb(1)]])),
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...name('adamw'), 0x00, 0]])),
-    ...section(10, vec([[...uleb(fn.length), ...fn]])),
+    ...section(3, vec([[0], [1]])),
+    ...section(
+      7,
+      vec([
+        [...name('adamw'), 0x00, 0],
+        [...name('sumsq'), 0x00, 1],
+      ]),
+    ),
+    ...section(
+      10,
+      vec([
+        [...uleb(adamw.length), ...adamw],
+        [...uleb(sumsq.length), ...sumsq],
+      ]),
+    ),
   ])
 }
 
@@ -132,9 +179,11 @@ export type AdamWKernel = (
   decay: number,
 ) => void
 
-/** Instantiates the kernel over a memory of at least one 64 KiB page. */
-export function adamWKernel(memory: WebAssembly.Memory): AdamWKernel {
+export type SumOfSquaresKernel = (x: number, bytes: number) => number
+
+/** Instantiates the kernels over a memory of at least one 64 KiB page. */
+export function adamWKernels(memory: WebAssembly.Memory): { adamw: AdamWKernel; sumsq: SumOfSquaresKernel } {
   compiled ??= new WebAssembly.Module(moduleBytes())
   const instance = new WebAssembly.Instance(compiled, { env: { memory } })
-  return instance.exports.adamw as AdamWKernel
+  return { adamw: instance.exports.adamw as AdamWKernel, sumsq: instance.exports.sumsq as SumOfSquaresKernel }
 }

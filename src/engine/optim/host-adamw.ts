@@ -1,7 +1,7 @@
 import { ValidationError } from '../../errors.ts'
 import { elementCount, type HostTensor, hostTensor } from '../runtime/host-tensor.ts'
 import type { AdamWConfig } from './adamw.ts'
-import { type AdamWKernel, adamWKernel } from './adamw-kernel.ts'
+import { type AdamWKernel, adamWKernels, type SumOfSquaresKernel } from './adamw-kernel.ts'
 import { type StepScalars, slotName } from './optimizer.ts'
 
 const PAGE = 65536
@@ -26,6 +26,7 @@ export class HostAdamW {
   private readonly slots = new Map<string, Slot>()
   private readonly memory: WebAssembly.Memory
   private readonly kernel: AdamWKernel
+  private readonly sumsq: SumOfSquaresKernel
   private readonly regionFloats: number
   private readonly hp: Required<AdamWConfig>
 
@@ -46,7 +47,9 @@ export class HostAdamW {
       throw new ValidationError(`host AdamW holds at most ${(MAX_PAGES * PAGE) / 16} params, got ${offset}`)
     }
     this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
-    this.kernel = adamWKernel(this.memory)
+    const kernels = adamWKernels(this.memory)
+    this.kernel = kernels.adamw
+    this.sumsq = kernels.sumsq
   }
 
   /** Names of the params in layout order. */
@@ -105,12 +108,11 @@ export class HostAdamW {
     else for (let i = 0; i < src.length; i++) dst[i] += src[i]
   }
 
-  /** L2 norm of all stored gradients, accumulated in float64. */
+  /** L2 norm of all stored gradients, accumulated in float64 (padding lanes hold zeros). */
   gradNorm(): number {
     let sum = 0
     for (const s of this.slots.values()) {
-      const g = this.view(1, s)
-      for (let i = 0; i < g.length; i++) sum += g[i] * g[i]
+      sum += this.sumsq(4 * (this.regionFloats + s.offset), 16 * Math.ceil(s.length / 4))
     }
     return Math.sqrt(sum)
   }
