@@ -50,8 +50,11 @@ const sessionOptions = { provider: 'cpu' as const, intraOpThreads: threads }
 const emit = (row: Record<string, unknown>) => console.log(JSON.stringify(row))
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
-/** Median ms of `fn`, over `rounds` rounds of at least `minMs` each (the machine is shared: medians). */
-async function timeIt(fn: () => Promise<unknown> | unknown, minMs = 600): Promise<number> {
+/**
+ * Median ms of `fn` per round, over `rounds` rounds of at least `minMs` each; returns the median of
+ * the rounds, or with `best` the fastest round (the machine is shared).
+ */
+async function timeIt(fn: () => Promise<unknown> | unknown, minMs = 600, best = false): Promise<number> {
   await fn()
   await fn()
   const perRound: number[] = []
@@ -65,7 +68,7 @@ async function timeIt(fn: () => Promise<unknown> | unknown, minMs = 600): Promis
     }
     perRound.push(median(times))
   }
-  return median(perRound)
+  return best ? Math.min(...perRound) : median(perRound)
 }
 
 function rand(n: number): Float32Array {
@@ -74,7 +77,7 @@ function rand(n: number): Float32Array {
   return a
 }
 
-/** Best median GFLOP/s of square float32 MatMuls (run first and last; contention from other work only lowers it). */
+/** GFLOP/s of square float32 MatMuls, best round (run first and last: contention only lowers it). */
 async function matMulPeak(label: string): Promise<number> {
   let peak = 0
   for (const n of [512, 1024, 2048]) {
@@ -85,7 +88,7 @@ async function matMulPeak(label: string): Promise<number> {
       a: hostTensor('float32', [n, n], rand(n * n)),
       b: hostTensor('float32', [n, n], rand(n * n)),
     }
-    const ms = await timeIt(() => session.run(feeds))
+    const ms = await timeIt(() => session.run(feeds), 600, true)
     const gflops = matMulFlops(n, n, n) / ms / 1e6
     emit({ bench: 'matmul', when: label, n, threads, ms: +ms.toFixed(3), gflops: +gflops.toFixed(1) })
     peak = Math.max(peak, gflops)
@@ -94,25 +97,23 @@ async function matMulPeak(label: string): Promise<number> {
   return peak
 }
 
-function report(model: string, phase: string, ms: number, flops: number, peak: number, extra = {}) {
+/** Model rows wait for the final peak (the larger of the MatMul runs before and after them). */
+const modelRows: { row: Record<string, unknown>; gflops: number }[] = []
+
+function report(model: string, phase: string, ms: number, flops: number, extra = {}) {
   const gflops = flops / ms / 1e6
-  emit({
-    bench: model,
-    phase,
-    threads,
-    ms: +ms.toFixed(2),
-    gflops: +gflops.toFixed(1),
-    ratio_to_peak: +(gflops / peak).toFixed(3),
-    ...extra,
+  modelRows.push({
+    row: { bench: model, phase, threads, ms: +ms.toFixed(2), gflops: +gflops.toFixed(1), ...extra },
+    gflops,
   })
 }
 
-async function benchModel(name: string, make: () => BenchModel, peak: number): Promise<void> {
+async function benchModel(name: string, make: () => BenchModel): Promise<void> {
   const fwd = make()
   fwd.g.output(fwd.loss, 'loss')
   const fwdSession = await createGraphSession(fwd.g.serialize(), sessionOptions)
   const fwdFeeds = { ...fwd.batch, ...fwd.init }
-  report(name, 'forward', await timeIt(() => fwdSession.run(fwdFeeds)), fwd.forwardFlops, peak)
+  report(name, 'forward', await timeIt(() => fwdSession.run(fwdFeeds)), fwd.forwardFlops)
   await fwdSession.release()
 
   const gm = make()
@@ -120,12 +121,12 @@ async function benchModel(name: string, make: () => BenchModel, peak: number): P
   const gradSession = await createGraphSession(gradStep.graph.serialize(), sessionOptions)
   const gradFeeds = { ...gm.batch, ...gm.init }
   const params = gm.params.reduce((n, p) => n + (p.tensor.shape as number[]).reduce((a, b) => a * b, 1), 0)
-  report(name, 'forward_backward', await timeIt(() => gradSession.run(gradFeeds)), gm.trainFlops, peak, {
+  report(name, 'forward_backward', await timeIt(() => gradSession.run(gradFeeds)), gm.trainFlops, {
     params,
     note: 'gradients returned to the host',
   })
   const lossOnly = await timeIt(() => gradSession.run(gradFeeds, ['loss']))
-  report(name, 'forward_backward_loss_only', lossOnly, gm.trainFlops, peak, {
+  report(name, 'forward_backward_loss_only', lossOnly, gm.trainFlops, {
     note: 'same graph, only the loss fetched (onnxruntime skips nothing: gradients are still computed)',
   })
   await gradSession.release()
@@ -155,7 +156,7 @@ async function benchModel(name: string, make: () => BenchModel, peak: number): P
     runner.init(fused.init)
     let step = 0
     const ms = await timeIt(() => runner.step([fused.batch], { step: ++step, lr: 1e-4, maxGradNorm: 1 }))
-    report(name, phase, ms, fused.trainFlops, peak)
+    report(name, phase, ms, fused.trainFlops)
     await runner.release()
   }
 }
@@ -239,16 +240,16 @@ emit({
   threads,
 })
 const peakBefore = await matMulPeak('before')
-emit({ bench: 'matmul_peak', threads, peak_gflops: +peakBefore.toFixed(1) })
-await benchModel('transformer_block', () => transformerBlock(BENCH_TRANSFORMER), peakBefore)
-await benchModel('mlp', () => mlp(BENCH_MLP), peakBefore)
+await benchModel('transformer_block', () => transformerBlock(BENCH_TRANSFORMER))
+await benchModel('mlp', () => mlp(BENCH_MLP))
 await benchOptimizer(transformerBlock(BENCH_TRANSFORMER))
 const peakAfter = await matMulPeak('after')
+const peak = Math.max(peakBefore, peakAfter)
 emit({
   bench: 'matmul_peak',
   threads,
-  peak_gflops: +Math.max(peakBefore, peakAfter).toFixed(1),
-  note: 'ratios above use the peak measured before the models; rerun when before and after differ much (shared CPU)',
+  peak_gflops: +peak.toFixed(1),
   before: +peakBefore.toFixed(1),
   after: +peakAfter.toFixed(1),
 })
+for (const { row, gflops } of modelRows) emit({ ...row, ratio_to_peak: +(gflops / peak).toFixed(3) })
