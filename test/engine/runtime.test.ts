@@ -134,6 +134,8 @@ describe('GraphSession', () => {
       "'x' expects float32, got float64",
     )
     await expectAppError(session.run({ x }), 'validation_failed', 'missing inputs b')
+    const short = { dtype: 'float32', dims: [1, 3], data: new Float32Array(2) } as const
+    await expectAppError(session.run({ x: short, b }), 'validation_failed', "input 'x' float32 [1, 3]")
     await expectAppError(session.run({ x, b, c: b }), 'validation_failed', "'c' is not an input")
     assert.deepEqual([...(await session.run({ x, b })).y.data], [9, 12])
     await session.release()

@@ -179,12 +179,26 @@ export class GraphSession {
         continue
       }
       this.checkInput(spec, dtype, dims, named)
-      out[spec.name] = value ?? toDeviceValue(host!)
+      out[spec.name] = value ?? this.wrap(spec.name, host!)
     }
     if (missing.length > 0) {
       throw new ValidationError(`session '${this.name}': missing inputs ${missing.join(', ')}`, { missing })
     }
     return out
+  }
+
+  /** Host tensors built without hostTensor() may still disagree with their dims or dtype. */
+  private wrap(name: string, host: HostTensor): DeviceValue {
+    try {
+      return toDeviceValue(host)
+    } catch (err) {
+      throw new ValidationError(
+        `session '${this.name}': input '${name}' ${host.dtype} [${host.dims.join(', ')}]: ${firstLines(err)}`,
+        {
+          input: name,
+        },
+      )
+    }
   }
 
   private checkInput(
