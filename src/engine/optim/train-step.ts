@@ -22,7 +22,7 @@ export interface StepSpec {
   metrics?: Readonly<Record<string, Tensor>>
 }
 
-/** A parameter as the runner needs it: where it lives and how to make its zero-initialised slots. */
+/** A trainable parameter as runners see it: its state name and static shape (slots are zeros of it). */
 export interface ParamInfo {
   name: string
   shape: number[]
@@ -33,7 +33,7 @@ export interface BuiltStep {
   graph: Graph
   dtype: ParamDType
   params: ParamInfo[]
-  /** Optimizer slots (moments, buffers) and accumulators, each shaped like its param. */
+  /** Optimizer slots (moments, momentum buffers), each shaped like its param. */
   slots: { name: string; param: string }[]
   stateOutputs: Record<string, string>
   metricNames: string[]
