@@ -8,7 +8,8 @@ biases and an untied head) this writes, under test/fixtures/model/<name>/:
                                    loss = sum_b w_sum[b] * sum_b + w_mean[b] * mean_b for every weight
 
 The model is written here from the Hugging Face definitions (modeling_llama.py / modeling_qwen2.py)
-with plain torch ops, computed in float64 and stored as float32. Uses only torch, json and struct.
+with plain torch ops, computed in float64 and stored as float32 (the forward follows the weights'
+dtype, so bench/model-torch.py reuses it in float32). Uses only torch, json and struct.
 Run: /usr/bin/python3 scripts/make-model-fixtures.py   (Debian python3-torch)
 """
 
@@ -117,12 +118,13 @@ def forward(c, w, ids, mask):
     h, nh, nkv = c['hidden_size'], c['num_attention_heads'], c['num_key_value_heads']
     d = c.get('head_dim') or h // nh
     eps = c['rms_norm_eps']
+    dtype = w['model.embed_tokens.weight'].dtype
     pos = (mask.cumsum(-1) - 1).clamp(min=0).double()
     freqs = pos[:, :, None] * inv_frequencies(c)[None, None, :]
     emb = torch.cat((freqs, freqs), dim=-1)
-    cos, sin = emb.cos()[:, None], emb.sin()[:, None]  # (B, 1, T, D)
+    cos, sin = emb.cos()[:, None].to(dtype), emb.sin()[:, None].to(dtype)  # (B, 1, T, D)
     allowed = torch.tril(torch.ones(t, t, dtype=torch.bool))[None] & mask.bool()[:, None, :]
-    bias = torch.zeros(b, 1, t, t, dtype=torch.float64).masked_fill(~allowed[:, None], torch.finfo(torch.float64).min)
+    bias = torch.zeros(b, 1, t, t, dtype=dtype).masked_fill(~allowed[:, None], torch.finfo(dtype).min)
     x = w['model.embed_tokens.weight'][ids]
     for i in range(c['num_hidden_layers']):
         p = f'model.layers.{i}'
@@ -147,7 +149,7 @@ def forward(c, w, ids, mask):
 def sequence_logps(logits, ids, response):
     """Log-probs of the response tokens: token t is scored by the logits at t - 1."""
     logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None])[..., 0]
-    m = response[:, 1:].double()
+    m = response[:, 1:].to(logits.dtype)
     total = (logp * m).sum(-1)
     count = m.sum(-1)
     return total, total / count, count

@@ -116,7 +116,8 @@ export async function generate(
       }
       row.tokens.push(token)
       row.logprobs.push(logprob)
-      row.text = dec.tokenizer.decode(row.tokens)
+      // Text is decoded per token only when stop strings must be watched.
+      if (opts.stopStrings?.length) row.text = dec.tokenizer.decode(row.tokens)
       const hit = opts.stopStrings?.map((s) => row.text.indexOf(s)).filter((i) => i >= 0)
       if (hit?.length) {
         row.text = row.text.slice(0, Math.min(...hit))
@@ -130,5 +131,10 @@ export async function generate(
     })
     if (state.every((r) => r.done)) break
   }
-  return state.map(({ text, tokens, logprobs, finishReason }) => ({ text, tokens, logprobs, finishReason }))
+  return state.map(({ text, tokens, logprobs, finishReason }) => ({
+    text: opts.stopStrings?.length ? text : dec.tokenizer.decode(tokens),
+    tokens,
+    logprobs,
+    finishReason,
+  }))
 }

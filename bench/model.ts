@@ -1,0 +1,248 @@
+/**
+ * Model benchmarks on the CPU provider, one JSON line per measurement: a DPO training step on a
+ * chosen/rejected batch (full fine-tuning and LoRA) and greedy decoding (batch 1 and 8), for tiny
+ * models of ~1M, ~10M and ~50M parameters. When Debian's python3-torch is present, PyTorch does
+ * the same work on the same weights in the same run and `baseline_ratio` is ours / torch in time
+ * (<= 1: as fast or faster; for decoding, torch tokens/s over ours). Debian's torch calls the system
+ * BLAS: install libopenblas0-pthread, or torch runs on the reference BLAS and the ratio flatters us.
+ * Every measurement runs in its own process, so peak RSS is its own; it is compared with
+ * weights + gradients + AdamW moments (`state_mb`).
+ *
+ *   node --import tsx bench/model.ts [--presets tiny,10m,50m] [--modes train-full,train-lora,decode-1,decode-8] [--threads 2]
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import {
+  createGraphSession,
+  type Graph,
+  mul,
+  neg,
+  reduceMean,
+  softplus,
+  split,
+  sub,
+  trainingProcessEnv,
+} from '../src/engine/index.ts'
+import { parameterCount } from '../src/model/config.ts'
+import { type Decoder, generate } from '../src/model/generate.ts'
+import type { PolicyLoss, SequenceLogps } from '../src/model/index.ts'
+import { buildDecodeGraph } from '../src/model/kv-cache.ts'
+import { loadModel } from '../src/model/load.ts'
+import { loraModules } from '../src/model/lora.ts'
+import { Policy } from '../src/model/policy.ts'
+import { Random } from '../src/model/random.ts'
+import { makeTinyModel, type TinyPreset } from '../src/model/tiny.ts'
+
+const TORCH_PYTHON = '/usr/bin/python3'
+const ROWS = 8 // 4 chosen/rejected pairs
+const SEQ = 256
+const PROMPT = 128
+const BETA = 0.1
+const LORA = {
+  rank: 16,
+  alpha: 32,
+  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+}
+const DECODE = { prompt: 32, newTokens: 64 }
+const STEPS: Record<TinyPreset, number> = { tiny: 5, '10m': 3, '50m': 2 }
+
+interface Job {
+  dir: string
+  mode: 'train-full' | 'train-lora' | 'decode'
+  threads: number
+  warmup: number
+  steps: number
+  rows: number
+  seq: number
+  prompt: number
+  beta: number
+  batch: number
+  new_tokens: number
+  lora?: typeof LORA
+}
+
+/** DPO (Rafailov et al. 2023, eq. 7) on rows [chosen; rejected], reference log-probs fed as inputs. */
+function dpoLoss(pairs: number, beta: number): PolicyLoss {
+  return {
+    name: 'dpo',
+    rows: 2 * pairs,
+    build(g: Graph, logps: SequenceLogps) {
+      const [chosen, rejected] = split(g, logps.sum, { axis: 0, sizes: [pairs, pairs] })
+      const refChosen = g.input('ref.chosen', 'float32', [pairs])
+      const refRejected = g.input('ref.rejected', 'float32', [pairs])
+      const margin = sub(g, sub(g, chosen, refChosen), sub(g, rejected, refRejected))
+      return { loss: reduceMean(g, softplus(g, neg(g, mul(g, margin, g.constant(beta, 'float32'))))) }
+    },
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+
+function peakRssMb(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+  return m ? Number(m[1]) / 1024 : Number.NaN
+}
+
+async function runOurs(job: Job): Promise<Record<string, number>> {
+  const rng = new Random(0)
+  if (job.mode === 'decode') {
+    const model = await loadModel(job.dir)
+    const graph = buildDecodeGraph({ cfg: model.config, weights: model.weights }, { trainable: 'none' })
+    const session = await createGraphSession(graph.serialize(), {
+      provider: 'cpu',
+      name: 'decode',
+      intraOpThreads: job.threads,
+    })
+    const decoder: Decoder = {
+      cfg: model.config,
+      dtype: 'float32',
+      session,
+      tokenizer: model.tokenizer,
+      stopTokenIds: [],
+      weightFeeds: () => ({}),
+    }
+    const prompts = Array.from({ length: job.batch }, () =>
+      Array.from({ length: job.prompt }, () => rng.nextUint32() % model.config.vocab_size),
+    )
+    const opts = { maxNewTokens: job.new_tokens, temperature: 0, topP: 1, topK: 0, seed: 0 }
+    const times: number[] = []
+    for (let i = 0; i < job.warmup + job.steps; i++) {
+      const start = performance.now()
+      const out = await generate(decoder, prompts, opts)
+      if (out.some((o) => o.tokens.length !== job.new_tokens)) throw new Error('decode stopped early')
+      if (i >= job.warmup) times.push(performance.now() - start)
+    }
+    await session.release()
+    return { tokens_per_s: (job.batch * job.new_tokens) / (median(times) / 1000) }
+  }
+  const policy = await Policy.load(job.dir, { lora: job.lora, intraOpThreads: job.threads })
+  const vocab = policy.config.vocab_size
+  const rows = Array.from({ length: job.rows }, () => {
+    const ids = Array.from({ length: job.seq }, () => rng.nextUint32() % vocab)
+    return { prompt: ids.slice(0, job.prompt), response: ids.slice(job.prompt) }
+  })
+  const pairs = job.rows / 2
+  const zeros = { dtype: 'float32' as const, dims: [pairs], data: new Float32Array(pairs) }
+  const feeds = { 'ref.chosen': zeros, 'ref.rejected': zeros }
+  const loss = dpoLoss(pairs, job.beta)
+  const times: number[] = []
+  for (let i = 0; i < job.warmup + job.steps; i++) {
+    const start = performance.now()
+    await policy.trainStep({ rows, feeds }, { lr: 1e-5, loss })
+    if (i >= job.warmup) times.push(performance.now() - start)
+  }
+  await policy.dispose()
+  return { step_ms: median(times) }
+}
+
+function runTorch(job: Job): Record<string, number> | null {
+  if (!existsSync(TORCH_PYTHON)) return null
+  try {
+    const out = execFileSync(
+      TORCH_PYTHON,
+      [path.join(import.meta.dirname, 'model-torch.py'), JSON.stringify(job)],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          OMP_NUM_THREADS: String(job.threads),
+          OPENBLAS_NUM_THREADS: String(job.threads),
+        },
+      },
+    )
+    return JSON.parse(out.trim().split('\n').at(-1)!)
+  } catch (err) {
+    if (String((err as { stderr?: string }).stderr).includes("No module named 'torch'")) return null
+    throw err
+  }
+}
+
+function runOursInChild(job: Job): Record<string, number> {
+  const out = execFileSync(
+    process.execPath,
+    ['--import', 'tsx', import.meta.filename, '--job', JSON.stringify(job)],
+    {
+      encoding: 'utf8',
+      env: trainingProcessEnv(process.env),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  )
+  return JSON.parse(out.trim().split('\n').at(-1)!)
+}
+
+const { values: args } = parseArgs({
+  options: {
+    presets: { type: 'string', default: 'tiny,10m,50m' },
+    modes: { type: 'string', default: 'train-full,train-lora,decode-1,decode-8' },
+    threads: { type: 'string', default: '2' },
+    job: { type: 'string' },
+  },
+})
+
+if (args.job) {
+  const job = JSON.parse(args.job) as Job
+  const result = await runOurs(job)
+  console.log(JSON.stringify({ ...result, peak_rss_mb: peakRssMb() }))
+} else {
+  const threads = Number(args.threads)
+  const root = await mkdtemp(path.join(tmpdir(), 'bench-model-'))
+  try {
+    for (const preset of args.presets.split(',') as TinyPreset[]) {
+      const dir = path.join(root, preset)
+      const info = await makeTinyModel(dir, { seed: 1, preset })
+      const params = parameterCount(info.config)
+      for (const mode of args.modes.split(',')) {
+        const decode = mode.startsWith('decode')
+        const job: Job = {
+          dir,
+          mode: decode ? 'decode' : (mode as Job['mode']),
+          threads,
+          warmup: 1,
+          steps: decode ? 3 : STEPS[preset],
+          rows: ROWS,
+          seq: SEQ,
+          prompt: decode ? DECODE.prompt : PROMPT,
+          beta: BETA,
+          batch: decode ? Number(mode.split('-')[1]) : ROWS,
+          new_tokens: DECODE.newTokens,
+          lora: mode === 'train-lora' ? LORA : undefined,
+        }
+        const ours = runOursInChild(job)
+        const torch = runTorch(job)
+        const trainable =
+          mode === 'train-lora'
+            ? loraModules(info.config, LORA).reduce((s, m) => s + LORA.rank * (m.in + m.out), 0)
+            : params
+        const line: Record<string, unknown> = {
+          name: `model/${mode}`,
+          ep: 'cpu',
+          threads,
+          preset,
+          params,
+          shape: decode
+            ? { batch: job.batch, prompt: job.prompt, new_tokens: job.new_tokens }
+            : { rows: ROWS, seq: SEQ, response: SEQ - PROMPT },
+          ...(decode ? { tokens_per_s: ours.tokens_per_s } : { p50_ms: ours.step_ms }),
+          peak_rss_mb: ours.peak_rss_mb,
+        }
+        if (!decode) {
+          // float32 weights (all, frozen or not) + gradient + two AdamW moments of the trainable ones.
+          line.state_mb = (4 * (params + 3 * trainable)) / 2 ** 20
+        }
+        if (torch) {
+          line.torch = decode ? { tokens_per_s: torch.tokens_per_s } : { p50_ms: torch.step_ms }
+          line.torch_peak_rss_mb = torch.peak_rss_mb
+          line.baseline_ratio = decode ? torch.tokens_per_s / ours.tokens_per_s : ours.step_ms / torch.step_ms
+        }
+        console.log(JSON.stringify(line))
+      }
+    }
+  } finally {
+    await rm(root, { recursive: true, force: true })
+  }
+}
