@@ -5,6 +5,7 @@
  *                 transformer block (hidden 512, 8 heads, seq 256, batch 8) and an MLP: ms, GFLOP/s,
  *                 ratio to the measured peak
  *   optimizer     ns per trainable parameter of the AdamW update (graph vs host kernel)
+ *   event_loop    longest main-thread timer delay while steps run on the main thread vs a ThreadRunner
  * Usage: node --import tsx bench/engine.ts [--threads N] [--rounds R]
  * Restarts itself with the training malloc settings when they are missing (see runtime/process-env.ts).
  */
@@ -27,9 +28,11 @@ import {
   matMulFlops,
   missingMallocSettings,
   type StepPlan,
+  ThreadRunner,
   trainingProcessEnv,
   zerosHost,
 } from '../src/engine/index.ts'
+import type { handlers } from './engine-thread.ts'
 import { BENCH_MLP, BENCH_TRANSFORMER, type BenchModel, mlp, transformerBlock } from './models.ts'
 
 if (missingMallocSettings(process.env).length > 0) {
@@ -232,6 +235,43 @@ async function benchOptimizer(model: BenchModel): Promise<void> {
   })
 }
 
+/** Longest gap between 5 ms timer ticks on this thread while `work` runs. */
+async function maxTimerGap(work: () => Promise<unknown>): Promise<number> {
+  let last = performance.now()
+  let gap = 0
+  const timer = setInterval(() => {
+    const now = performance.now()
+    gap = Math.max(gap, now - last)
+    last = now
+  }, 5)
+  await work()
+  clearInterval(timer)
+  return gap
+}
+
+async function benchEventLoop(steps: number): Promise<void> {
+  const m = transformerBlock(BENCH_TRANSFORMER)
+  const fused = buildTrainStep(m.g, { loss: m.loss, params: m.params, optimizer: adamW(), clip: true })
+  const runner = await createStepRunner({ fused }, sessionOptions)
+  runner.init(m.init)
+  const mainGap = await maxTimerGap(async () => {
+    for (let t = 1; t <= steps; t++) await runner.step([m.batch], { step: t, lr: 1e-4, maxGradNorm: 1 })
+  })
+  await runner.release()
+  const thread = new ThreadRunner<typeof handlers>(new URL('./engine-thread.ts', import.meta.url), {
+    name: 'bench',
+  })
+  await thread.call('open', threads)
+  const threadGap = await maxTimerGap(() => thread.call('steps', steps))
+  await thread.close()
+  emit({
+    bench: 'event_loop',
+    steps,
+    max_timer_gap_ms_steps_on_main_thread: Math.round(mainGap),
+    max_timer_gap_ms_steps_on_thread_runner: Math.round(threadGap),
+  })
+}
+
 emit({
   bench: 'environment',
   node: process.version,
@@ -243,6 +283,7 @@ const peakBefore = await matMulPeak('before')
 await benchModel('transformer_block', () => transformerBlock(BENCH_TRANSFORMER))
 await benchModel('mlp', () => mlp(BENCH_MLP))
 await benchOptimizer(transformerBlock(BENCH_TRANSFORMER))
+await benchEventLoop(5)
 const peakAfter = await matMulPeak('after')
 const peak = Math.max(peakBefore, peakAfter)
 emit({
