@@ -21,7 +21,12 @@ import {
   type TrainableParam,
   transpose,
 } from '../src/engine/index.ts'
-import { type HostTensor, hostTensor, matMulFlops } from '../src/engine/runtime/index.ts'
+import {
+  decoderTrainFlopsPerToken,
+  type HostTensor,
+  hostTensor,
+  matMulFlops,
+} from '../src/engine/runtime/index.ts'
 
 export interface BenchModel {
   g: Graph
@@ -142,7 +147,16 @@ export function transformerBlock(d: TransformerDims, dtype: ParamDType = 'float3
     init: b.init,
     batch: { x: tensorOf(dtype, [rows, H], seeded(999, rows * H, 1)) },
     forwardFlops,
-    trainFlops: 3 * forwardFlops,
+    // PaLM's 6N + 12·L·H·Q·T per token: the same count as 3 × forwardFlops.
+    trainFlops:
+      rows *
+      decoderTrainFlopsPerToken({
+        params: 4 * H * H + 3 * H * F,
+        layers: 1,
+        heads: NH,
+        headDim: hd,
+        seqLen: S,
+      }),
     tokens: rows,
   }
 }
