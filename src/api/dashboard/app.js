@@ -484,7 +484,8 @@ function sampleCard(record, index) {
     'y-': record.rejected?.length,
     y0: record.raw?.length,
   }
-  const verdicts = record.verdicts ?? record.checks ?? record.checker
+  // Checker verdicts, when the trainer attached them to the record.
+  const verdicts = record.verdicts ?? record.checks
   const principles = record.principles ?? []
   const block = (label, value, cls) =>
     h('div', { class: `sample-text ${cls}` }, h('div', { class: 'label' }, label), h('pre', {}, text(value)))
@@ -511,6 +512,19 @@ function sampleCard(record, index) {
       block('y− (rejected)', record.rejected, 'rejected'),
       block('y0 (raw)', record.raw, 'raw'),
     ),
+    record.p_system || record.n_system
+      ? h(
+          'details',
+          { class: 'contexts' },
+          h('summary', {}, 'principle contexts (x+, x−)'),
+          h(
+            'div',
+            { class: 'sample-grid' },
+            block('x+', record.p_system, 'chosen'),
+            block('x−', record.n_system, 'rejected'),
+          ),
+        )
+      : null,
     h(
       'footer',
       { class: 'muted' },
