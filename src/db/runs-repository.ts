@@ -128,9 +128,45 @@ export function createRunsRepository(db: Db) {
     async countActiveByApiKey(apiKeyId: string, statuses: readonly RunStatus[]): Promise<number> {
       return db.run.count({ where: { apiKeyId, status: { in: [...statuses] } } })
     },
+    async countByModel(modelId: string): Promise<number> {
+      return db.run.count({ where: { modelId } })
+    },
+    async countUsingDataset(datasetId: string): Promise<number> {
+      return db.run.count({ where: { datasetIds: { has: datasetId } } })
+    },
+    /** Sum of current_step over running runs: the Prometheus steps/s gauge differentiates it. */
+    async sumRunningSteps(): Promise<number> {
+      const r = await db.run.aggregate({ where: { status: 'running' }, _sum: { currentStep: true } })
+      return r._sum.currentStep ?? 0
+    },
     async countByStatus(): Promise<Record<string, number>> {
       const groups = await db.run.groupBy({ by: ['status'], _count: { _all: true } })
       return Object.fromEntries(groups.map((g) => [g.status, g._count._all]))
+    },
+    /**
+     * Takes a run for `workerId`: a queued run nobody holds, or a running/cancelling one whose worker
+     * stopped heartbeating before `staleBefore` (it died; this attempt resumes it). Null when taken.
+     */
+    async claim(id: string, workerId: string, staleBefore: Date): Promise<RunDto | null> {
+      const now = new Date()
+      const { count } = await db.run.updateMany({
+        where: {
+          id,
+          OR: [
+            { status: 'queued', workerId: null },
+            {
+              status: { in: ['running', 'cancelling'] },
+              OR: [{ heartbeatAt: { lt: staleBefore } }, { heartbeatAt: null }],
+            },
+          ],
+        },
+        data: { workerId, heartbeatAt: now, attempt: { increment: 1 } },
+      })
+      return count === 1 ? this.findById(id) : null
+    },
+    /** Lets go of a run this worker holds (paused or finished), so another attempt can take it. */
+    async release(id: string, workerId: string): Promise<void> {
+      await db.run.updateMany({ where: { id, workerId }, data: { workerId: null } })
     },
     /** Records liveness and progress of the worker holding the run. */
     async heartbeat(id: string, workerId: string, currentStep: number): Promise<void> {

@@ -10,14 +10,23 @@ export async function createBoss(databaseUrl: string, log: Logger): Promise<PgBo
   const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schema: 'pgboss' })
   boss.on('error', (err) => log.error({ err }, 'pg-boss error'))
   await boss.start()
+  await createTrainQueue(boss).catch(async (e) => {
+    await boss.stop({ graceful: false })
+    throw e
+  })
+  return boss
+}
+
+async function createTrainQueue(boss: PgBoss): Promise<void> {
+  if (await boss.getQueue(TRAIN_RUN_QUEUE)) return
   await boss.createQueue(TRAIN_RUN_QUEUE, {
-    // Training jobs are long; liveness comes from heartbeats, not from a short expiry.
-    expireInSeconds: 7 * 24 * 3600,
+    // Liveness comes from heartbeats; the expiry is pg-boss's maximum (a longer run is retried and
+    // resumes from its last checkpoint).
+    expireInSeconds: 24 * 3600,
     heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
     retryLimit: 5,
     retryDelay: 2,
   })
-  return boss
 }
 
 /** pg-boss statements run through the caller's Prisma transaction, so a job and its run row commit together. */

@@ -5,6 +5,3 @@ export const TRAIN_RUN_QUEUE = 'train-run'
 
 export const TrainRunJobSchema = Type.Object({ runId: Type.String({ format: 'uuid' }) })
 export type TrainRunJob = Static<typeof TrainRunJobSchema>
-
-/** Postgres NOTIFY channel carrying run frames to every API process. */
-export const RUN_FRAMES_CHANNEL = 'run_frames'

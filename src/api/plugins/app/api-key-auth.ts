@@ -1,0 +1,131 @@
+import { createHash, randomBytes } from 'node:crypto'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import type { ApiKeysRepository } from '../../../db/api-keys-repository.ts'
+import { AppError } from '../../../errors.ts'
+import type { Logger } from '../../../log.ts'
+import type { ApiKeyDto, Scope } from '../../../schemas/api-keys.ts'
+
+const KEY_PREFIX = 'sso_'
+/** A key lookup is cached this long, so a revoked key stops working within this delay. */
+const CACHE_MS = 10_000
+const TOUCH_EVERY_MS = 60_000
+
+/** Scopes nest: admin may do everything write may, write everything read may. */
+const RANK: Record<Scope, number> = { read: 1, write: 2, admin: 3 }
+
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key).digest('hex')
+}
+
+export function generateApiKey(): string {
+  return KEY_PREFIX + randomBytes(32).toString('base64url')
+}
+
+export async function createApiKey(
+  repo: ApiKeysRepository,
+  name: string,
+  scopes: Scope[],
+  key = generateApiKey(),
+) {
+  const dto = await repo.create({
+    name,
+    prefix: key.slice(0, KEY_PREFIX.length + 6),
+    hash: hashApiKey(key),
+    scopes,
+  })
+  return { ...dto, key }
+}
+
+/** On a database without keys, creates the admin key (BOOTSTRAP_ADMIN_KEY or a new one) and logs it once. */
+export async function ensureAdminKey(
+  repo: ApiKeysRepository,
+  log: Logger,
+  bootstrapKey?: string,
+): Promise<void> {
+  if ((await repo.count()) > 0) return
+  const created = await createApiKey(repo, 'admin', ['admin'], bootstrapKey)
+  log.warn(
+    { apiKey: bootstrapKey ? '(BOOTSTRAP_ADMIN_KEY)' : created.key, scopes: created.scopes },
+    'created the first admin API key; store it now, it is not shown again',
+  )
+}
+
+/** The key a request presents: `Authorization: Bearer`, `x-api-key`, or `?api_key=` (browsers' WebSockets). */
+export function presentedKey(request: FastifyRequest): string | undefined {
+  const auth = request.headers.authorization
+  if (auth?.startsWith('Bearer ')) return auth.slice(7).trim()
+  const header = request.headers['x-api-key']
+  if (typeof header === 'string' && header !== '') return header
+  const query = request.query as { api_key?: unknown } | undefined
+  return typeof query?.api_key === 'string' ? query.api_key : undefined
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Scope a route needs; `public` routes need no key. Default: read for GET/HEAD, write otherwise. */
+    scope?: Scope | 'public'
+    /** WebSocket routes may authenticate with their first message instead. */
+    authOptional?: boolean
+  }
+  interface FastifyRequest {
+    apiKey: ApiKeyDto | null
+  }
+  interface FastifyInstance {
+    authenticate(key: string | undefined): Promise<ApiKeyDto>
+    requireScope(key: ApiKeyDto, scope: Scope): void
+  }
+}
+
+export const apiKeyAuthPlugin = fp(
+  async (app: FastifyInstance, opts: { apiKeys: ApiKeysRepository; publicPaths: RegExp }) => {
+    const cache = new Map<string, { key: ApiKeyDto | null; until: number }>()
+    const touched = new Map<string, number>()
+
+    app.decorate('authenticate', async (presented: string | undefined): Promise<ApiKeyDto> => {
+      if (!presented)
+        throw new AppError(
+          'unauthorized',
+          'an API key is required (Authorization: Bearer <key> or x-api-key)',
+        )
+      const hash = hashApiKey(presented)
+      const now = Date.now()
+      let entry = cache.get(hash)
+      if (!entry || entry.until < now) {
+        entry = { key: await opts.apiKeys.findActiveByHash(hash), until: now + CACHE_MS }
+        if (cache.size > 10_000) cache.clear()
+        cache.set(hash, entry)
+      }
+      if (!entry.key) throw new AppError('unauthorized', 'the API key is not valid (unknown or revoked)')
+      const key = entry.key
+      if ((touched.get(key.id) ?? 0) + TOUCH_EVERY_MS < now) {
+        touched.set(key.id, now)
+        opts.apiKeys.touch(key.id).catch((err) => app.log.warn({ err }, 'could not record API key use'))
+      }
+      return key
+    })
+    app.decorate('requireScope', (key: ApiKeyDto, scope: Scope) => {
+      if (!key.scopes.some((s) => RANK[s] >= RANK[scope])) {
+        throw new AppError(
+          'forbidden',
+          `this API key has scopes [${key.scopes.join(', ')}]; the request needs '${scope}'`,
+          {
+            needed: scope,
+          },
+        )
+      }
+    })
+    app.decorateRequest('apiKey', null)
+    app.addHook('onRequest', async (request) => {
+      const config = request.routeOptions.config
+      const scope =
+        config?.scope ?? (request.method === 'GET' || request.method === 'HEAD' ? 'read' : 'write')
+      if (scope === 'public' || request.is404 || opts.publicPaths.test(request.url.split('?')[0])) return
+      const presented = presentedKey(request)
+      if (!presented && config?.authOptional) return
+      request.apiKey = await app.authenticate(presented)
+      app.requireScope(request.apiKey, scope)
+    })
+  },
+  { name: 'api-key-auth' },
+)

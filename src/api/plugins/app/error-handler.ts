@@ -1,0 +1,135 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import fp from 'fastify-plugin'
+import { AppError, type ErrorCode } from '../../../errors.ts'
+import type { Problem } from '../../../schemas/problem.ts'
+
+/** The one place an error code becomes an HTTP status. */
+export const HTTP_STATUS: { [C in ErrorCode]: number } = {
+  validation_failed: 400,
+  not_found: 404,
+  conflict: 409,
+  invalid_state: 409,
+  unauthorized: 401,
+  forbidden: 403,
+  rate_limited: 429,
+  payload_too_large: 413,
+  model_load_failed: 422,
+  dataset_invalid: 422,
+  shape_mismatch: 422,
+  graph_invalid: 422,
+  grad_failed: 500,
+  provider_unavailable: 503,
+  training_failed: 500,
+  internal: 500,
+}
+
+const TITLES: Partial<Record<number, string>> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Content',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+}
+
+type ProblemError = Problem['errors']
+
+function problem(
+  request: FastifyRequest,
+  status: number,
+  code: string,
+  detail: string,
+  errors?: ProblemError,
+): Problem {
+  return {
+    type: `urn:sso-trainer:problem:${code}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    instance: String(request.id),
+    ...(errors && errors.length > 0 ? { errors } : {}),
+  }
+}
+
+/** Line-numbered or path-tagged problems an AppError may carry in `details`. */
+function detailErrors(details: unknown): ProblemError {
+  if (!details || typeof details !== 'object') return undefined
+  const d = details as { errors?: { line: number; message: string }[]; problems?: string[] }
+  if (Array.isArray(d.errors))
+    return d.errors.map((e) => ({ path: `line ${e.line}`, line: e.line, message: e.message }))
+  if (Array.isArray(d.problems)) return d.problems.map((p) => ({ path: p.split(' ')[0], message: p }))
+  return undefined
+}
+
+export function toProblem(error: FastifyError | Error, request: FastifyRequest): Problem {
+  if (error instanceof AppError) {
+    const status = HTTP_STATUS[error.code]
+    const detail = status >= 500 ? 'the server failed to handle the request' : error.message
+    return problem(
+      request,
+      status,
+      error.code,
+      detail,
+      status >= 500 ? undefined : detailErrors(error.details),
+    )
+  }
+  const e = error as FastifyError
+  if (e.validation) {
+    const errors = e.validation.map((v) => ({
+      path: `${e.validationContext ?? 'body'}${v.instancePath || ''}`,
+      message:
+        v.keyword === 'additionalProperties'
+          ? `unknown field '${(v.params as { additionalProperty?: string }).additionalProperty}'`
+          : (v.message ?? 'is invalid'),
+    }))
+    const detail = errors.map((x) => `${x.path}: ${x.message}`).join('; ')
+    return problem(request, 400, 'validation_failed', detail, errors)
+  }
+  const status = e.statusCode ?? 500
+  if (status >= 400 && status < 500) {
+    const code =
+      status === 413
+        ? 'payload_too_large'
+        : status === 429
+          ? 'rate_limited'
+          : status === 404
+            ? 'not_found'
+            : 'validation_failed'
+    const detail =
+      e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e instanceof SyntaxError
+        ? `malformed JSON body: ${e.message}`
+        : e.message
+    return problem(request, status, code, detail)
+  }
+  return problem(request, 500, 'internal', 'the server failed to handle the request')
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
+  return reply.code(body.status).type('application/problem+json').send(body)
+}
+
+/** Every error leaves as application/problem+json; 5xx details are logged, not returned. */
+export const errorHandlerPlugin = fp(
+  async (app: FastifyInstance) => {
+    app.setErrorHandler((error: FastifyError, request, reply) => {
+      const body = toProblem(error, request)
+      if (body.status >= 500) request.log.error({ err: error }, 'request failed')
+      else request.log.info({ code: body.code, detail: body.detail }, 'request refused')
+      return sendProblem(reply, body)
+    })
+    app.setNotFoundHandler((request, reply) =>
+      sendProblem(
+        reply,
+        problem(request, 404, 'not_found', `no route ${request.method} ${request.url.split('?')[0]}`),
+      ),
+    )
+  },
+  { name: 'error-handler' },
+)

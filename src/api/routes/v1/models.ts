@@ -1,0 +1,127 @@
+import { readFile, realpath, stat } from 'node:fs/promises'
+import path from 'node:path'
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { AppError, NotFoundError, ValidationError } from '../../../errors.ts'
+import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
+import { ModelCreateSchema, ModelSchema } from '../../../schemas/models.ts'
+
+const problem = { $ref: 'Problem#' }
+const tags = ['models']
+
+/** Name of the built-in tiny model: always registered, generated on first use by the worker. */
+export const TINY_MODEL_NAME = 'tiny'
+
+/**
+ * Resolves a user-given folder below MODELS_ROOT, following symlinks, and refuses anything that
+ * ends up outside it.
+ */
+async function resolveModelFolder(modelsRoot: string, given: string): Promise<string> {
+  const candidate = path.resolve(modelsRoot, given)
+  let real: string
+  let root: string
+  try {
+    root = await realpath(modelsRoot)
+  } catch {
+    throw new ValidationError(
+      `MODELS_ROOT '${modelsRoot}' does not exist; create it and put model folders in it`,
+    )
+  }
+  const inside = (p: string, r: string) => p === r || p.startsWith(r + path.sep)
+  if (!inside(candidate, path.resolve(modelsRoot))) {
+    throw new ValidationError(`model path '${given}' is outside the models root`, { path: given })
+  }
+  try {
+    real = await realpath(candidate)
+  } catch {
+    throw new ValidationError(`model folder '${given}' does not exist below the models root`, { path: given })
+  }
+  if (!inside(real, root))
+    throw new ValidationError(`model path '${given}' is outside the models root`, { path: given })
+  if (!(await stat(real)).isDirectory()) throw new ValidationError(`model path '${given}' is not a folder`)
+  return real
+}
+
+async function readHfConfig(dir: string, given: string): Promise<Record<string, unknown>> {
+  let text: string
+  try {
+    text = await readFile(path.join(dir, 'config.json'), 'utf8')
+  } catch {
+    throw new AppError(
+      'model_load_failed',
+      `model folder '${given}' has no config.json (a Hugging Face folder is expected)`,
+    )
+  }
+  try {
+    return JSON.parse(text) as Record<string, unknown>
+  } catch (e) {
+    throw new AppError(
+      'model_load_failed',
+      `config.json of '${given}' is not valid JSON: ${(e as Error).message}`,
+    )
+  }
+}
+
+export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const models = app.repos.models
+  // The built-in model is registered once per database; its files are made by the worker when needed.
+  if (!(await models.findByName(TINY_MODEL_NAME))) {
+    await models.create({ name: TINY_MODEL_NAME, kind: 'builtin_tiny', path: 'builtin:tiny' }).catch(() => {})
+  }
+
+  app.post(
+    '/models',
+    {
+      schema: {
+        tags,
+        body: ModelCreateSchema,
+        response: { 201: ModelSchema, 400: problem, 409: problem, 422: problem },
+      },
+    },
+    async (request, reply) => {
+      const { name, path: given } = request.body
+      const dir = await resolveModelFolder(app.config.modelsRoot, given)
+      const config = await readHfConfig(dir, given)
+      if (await models.findByName(name))
+        throw new AppError('conflict', `a model named '${name}' already exists`)
+      return reply.code(201).send(await models.create({ name, kind: 'local_hf', path: dir, config }))
+    },
+  )
+
+  app.get(
+    '/models',
+    {
+      schema: {
+        tags,
+        querystring: PageQuerySchema,
+        response: { 200: PageSchema(ModelSchema), 400: problem },
+      },
+    },
+    async (request) => models.list(request.query.limit ?? 50, request.query.cursor),
+  )
+
+  app.get(
+    '/models/:id',
+    { schema: { tags, params: IdParamsSchema, response: { 200: ModelSchema, 404: problem } } },
+    async (request) => {
+      const model = await models.findById(request.params.id)
+      if (!model) throw new NotFoundError('model', request.params.id)
+      return model
+    },
+  )
+
+  app.delete(
+    '/models/:id',
+    { schema: { tags, params: IdParamsSchema, response: { 204: Type.Null(), 404: problem, 409: problem } } },
+    async (request, reply) => {
+      const model = await models.findById(request.params.id)
+      if (!model) throw new NotFoundError('model', request.params.id)
+      if (model.kind === 'builtin_tiny')
+        throw new AppError('conflict', 'the built-in model cannot be removed')
+      const used = await app.repos.runs.countByModel(model.id)
+      if (used > 0) throw new AppError('conflict', `model '${model.name}' is used by ${used} run(s)`)
+      await models.delete(model.id)
+      return reply.code(204).send(null)
+    },
+  )
+}

@@ -1,0 +1,33 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import Type from 'typebox'
+import { cancelRun, pauseRun, resumeRun } from '../../../../queue/run-lifecycle.ts'
+import { IdParamsSchema } from '../../../../schemas/common.ts'
+import { RunSchema } from '../../../../schemas/runs.ts'
+
+const problem = { $ref: 'Problem#' }
+const tags = ['runs']
+/** Actions take no parameters; an empty JSON object (or no body) is accepted. */
+const EmptyBody = Type.Optional(Type.Object({}, { additionalProperties: false }))
+
+export const runActionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const schema = (description: string) => ({
+    tags,
+    description,
+    params: IdParamsSchema,
+    body: EmptyBody,
+    response: { 200: RunSchema, 404: problem, 409: problem },
+  })
+  app.post(
+    '/runs/:id/cancel',
+    { schema: schema('Stops the run within one training step; a checkpoint is saved first.') },
+    async (request) => cancelRun(app.prisma, request.params.id),
+  )
+  app.post(
+    '/runs/:id/pause',
+    { schema: schema('Checkpoints and releases the run; resume continues from that checkpoint.') },
+    async (request) => pauseRun(app.prisma, request.params.id),
+  )
+  app.post('/runs/:id/resume', { schema: schema('Queues a paused run again.') }, async (request) =>
+    resumeRun(app.prisma, app.boss, request.params.id),
+  )
+}

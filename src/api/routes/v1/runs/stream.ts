@@ -1,0 +1,163 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyRequest } from 'fastify'
+import Value from 'typebox/value'
+import type WebSocket from 'ws'
+import { AppError, NotFoundError } from '../../../../errors.ts'
+import { IdParamsSchema } from '../../../../schemas/common.ts'
+import {
+  type StreamQuery,
+  StreamQuerySchema,
+  type SubscribeMessage,
+  SubscribeMessageSchema,
+} from '../../../../schemas/stream.ts'
+import { toProblem } from '../../../plugins/app/error-handler.ts'
+import { type FrameSink, RunSubscription } from '../../../stream/run-subscription.ts'
+
+/** A client that authenticates by message must do so this quickly. */
+const FIRST_MESSAGE_TIMEOUT_MS = 5000
+
+/**
+ * GET /v1/runs/:id/stream: a WebSocket (upgrade requests) or Server-Sent Events (plain GET) carrying
+ * the run's frames from `since_seq`, or from after `since_step`'s metrics frame, then live.
+ */
+export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  const startFrom = async (runId: string, q: { since_seq?: number; since_step?: number }) => {
+    if (q.since_seq !== undefined) return q.since_seq
+    if (q.since_step !== undefined && q.since_step >= 0)
+      return app.repos.events.seqAfterStep(runId, q.since_step)
+    return 0
+  }
+
+  const subscribe = async (
+    runId: string,
+    q: StreamQuery | SubscribeMessage,
+    sink: FrameSink,
+    request: FastifyRequest,
+  ) => {
+    const sub = new RunSubscription(
+      runId,
+      await startFrom(runId, q),
+      app.hub,
+      app.repos.events,
+      sink,
+      app.streamLimits,
+      app.streamStats,
+      request.log,
+    )
+    await sub.start()
+    return sub
+  }
+
+  app.route({
+    method: 'GET',
+    url: '/runs/:id/stream',
+    config: { authOptional: true },
+    schema: {
+      tags: ['runs'],
+      description:
+        'Live frames of a run. WebSocket when upgraded (key in a header, `?api_key=`, or a first message ' +
+        '`{"type":"subscribe","api_key":…,"since_step":…}`); otherwise Server-Sent Events (key required, ' +
+        'Last-Event-ID resumes). Frames: {type, seq, step, data, ts}; control messages have no seq.',
+      params: IdParamsSchema,
+      querystring: StreamQuerySchema,
+      produces: ['text/event-stream'],
+    },
+    preHandler: async (request) => {
+      const { id } = request.params as { id: string }
+      if (!(await app.repos.runs.findStatus(id))) throw new NotFoundError('run', id)
+    },
+    handler: async (request, reply) => {
+      if (!request.apiKey)
+        throw new AppError(
+          'unauthorized',
+          'an API key is required (Authorization: Bearer <key> or ?api_key=)',
+        )
+      const { id } = request.params
+      const lastEventId = Number(request.headers['last-event-id'])
+      const query =
+        Number.isInteger(lastEventId) && lastEventId >= 0
+          ? { ...request.query, since_seq: lastEventId }
+          : request.query
+      reply.hijack()
+      const res = reply.raw
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      })
+      const sink: FrameSink = {
+        send: (text, seq) => {
+          res.write(seq === undefined ? `data: ${text}\n\n` : `id: ${seq}\ndata: ${text}\n\n`)
+        },
+        bufferedBytes: () => res.writableLength,
+        close: () => res.end(),
+      }
+      const sub = await subscribe(id, query, sink, request)
+      request.raw.on('close', () => sub.stop())
+    },
+    wsHandler: (socket: WebSocket, request) => {
+      const { id } = request.params as { id: string }
+      const sink: FrameSink = {
+        send: (text) => {
+          if (socket.readyState === socket.OPEN) socket.send(text)
+        },
+        bufferedBytes: () => socket.bufferedAmount,
+        close: (reason) => socket.close(1011, reason),
+      }
+      let sub: RunSubscription | undefined
+      let closed = false
+      socket.on('close', () => {
+        closed = true
+        sub?.stop()
+      })
+      const fail = (error: Error) => {
+        const problem = toProblem(error, request)
+        sink.send(JSON.stringify({ type: 'error', code: problem.code, detail: problem.detail }))
+        socket.close(problem.status === 401 ? 4401 : problem.status === 403 ? 4403 : 1008, problem.code)
+      }
+      const begin = (q: StreamQuery | SubscribeMessage) =>
+        subscribe(id, q, sink, request).then(
+          (s) => {
+            sub = s
+            if (closed) s.stop()
+          },
+          (e) => fail(e),
+        )
+      if (request.apiKey) {
+        void begin(request.query as StreamQuery)
+        return
+      }
+      // No key on the upgrade request: the first message must carry it.
+      const timer = setTimeout(
+        () => fail(new AppError('unauthorized', 'no API key within 5 s of connecting')),
+        FIRST_MESSAGE_TIMEOUT_MS,
+      )
+      socket.once('message', async (data) => {
+        clearTimeout(timer)
+        try {
+          let message: unknown
+          try {
+            message = JSON.parse(String(data))
+          } catch {
+            throw new AppError(
+              'validation_failed',
+              'the first message must be JSON: {"type":"subscribe","api_key":…}',
+            )
+          }
+          if (!Value.Check(SubscribeMessageSchema, message)) {
+            throw new AppError(
+              'validation_failed',
+              'the first message must be {"type":"subscribe","api_key":…,"since_step"?:n}',
+            )
+          }
+          const key = await app.authenticate(message.api_key)
+          app.requireScope(key, 'read')
+          await begin(message)
+        } catch (e) {
+          fail(e as Error)
+        }
+      })
+    },
+  })
+}

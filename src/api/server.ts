@@ -1,0 +1,54 @@
+import closeWithGrace from 'close-with-grace'
+import type { Config } from '../config.ts'
+import { createApiKeysRepository } from '../db/api-keys-repository.ts'
+import { openDatabase } from '../db/database.ts'
+import { createLogger } from '../log.ts'
+import { createBoss } from '../queue/boss.ts'
+import { createWorker, type Worker } from '../worker/main.ts'
+import { type App, buildApp } from './app.ts'
+import { ensureAdminKey } from './plugins/app/api-key-auth.ts'
+
+export interface RunningServer {
+  app: App
+  worker: Worker | null
+  /** Stops the worker (its runs checkpoint and requeue), the API, the queue, then the database. */
+  close(): Promise<void>
+}
+
+/**
+ * `npm start`: Postgres (embedded when DATABASE_URL is unset) with migrations applied, pg-boss, the
+ * API on HOST:PORT, and one in-process worker unless IN_PROCESS_WORKER=false. SIGTERM/SIGINT close
+ * everything in order, the embedded server included.
+ */
+export async function startServer(config: Config): Promise<RunningServer> {
+  const log = createLogger(config.LOG_LEVEL)
+  const db = await openDatabase(config, log, 20)
+  const boss = await createBoss(db.url, log)
+  await ensureAdminKey(createApiKeysRepository(db.prisma), log, config.BOOTSTRAP_ADMIN_KEY)
+  const app = await buildApp({ config, prisma: db.prisma, databaseUrl: db.url, boss, logger: log })
+  // Streams are long-lived; ordinary requests are short. Keep-alive above common proxy idle timeouts.
+  app.server.keepAliveTimeout = 72_000
+  app.server.requestTimeout = 120_000
+  await app.listen({ host: config.HOST, port: config.PORT })
+  const worker = config.IN_PROCESS_WORKER
+    ? await createWorker({ config, prisma: db.prisma, boss, log })
+    : null
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      grace.uninstall()
+      await worker?.stop()
+      await app.close()
+      await boss.stop({ graceful: true, timeout: 10_000 })
+      await db.close()
+    })()
+    return closing
+  }
+  const grace = closeWithGrace({ delay: 60_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'server crashed')
+    else log.info({ signal }, 'shutting down')
+    await close()
+  })
+  return { app, worker, close }
+}

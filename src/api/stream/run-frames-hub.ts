@@ -1,0 +1,105 @@
+import type { FastifyBaseLogger as Logger } from 'fastify'
+import pg from 'pg'
+import { type FramesNotification, RUN_FRAMES_CHANNEL } from '../../db/run-frames.ts'
+import type { RunEventDto } from '../../schemas/runs.ts'
+import type { Frame } from '../../schemas/stream.ts'
+
+/** A frame with its JSON text, serialised once for every subscriber. */
+export interface LiveFrame {
+  frame: Frame
+  text: string
+}
+
+export interface FrameListener {
+  onLive(frame: LiveFrame): void
+  /** Frames up to `maxSeq` exist but were not carried by the notification: fetch them. */
+  onBehind(maxSeq: number): void
+}
+
+export function eventToFrame(e: RunEventDto): Frame {
+  return { type: e.type, seq: e.seq, step: e.step, data: e.data, ts: e.created_at }
+}
+
+export function toLiveFrame(frame: Frame): LiveFrame {
+  return { frame, text: JSON.stringify(frame) }
+}
+
+/**
+ * One LISTEN connection per API process: frames the workers NOTIFY are fanned out in-process to the
+ * listeners of their run. Listeners that see a gap (a lost or oversized notification) refetch from
+ * Postgres themselves, so delivery stays gap-free.
+ */
+export class RunFramesHub {
+  private readonly listeners = new Map<string, Set<FrameListener>>()
+  private client: pg.Client | null = null
+  private closed = false
+  framesReceived = 0
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly log: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'run-frames-hub' })
+    client.on('notification', (msg) => {
+      if (msg.channel === RUN_FRAMES_CHANNEL && msg.payload) this.dispatch(msg.payload)
+    })
+    client.on('error', (err) => {
+      this.log.warn({ err }, 'run frames LISTEN connection failed; reconnecting')
+      this.client = null
+      if (!this.closed)
+        setTimeout(() => this.start().catch((e) => this.log.error({ err: e }, 'reconnect failed')), 1000)
+    })
+    await client.connect()
+    await client.query(`LISTEN ${RUN_FRAMES_CHANNEL}`)
+    this.client = client
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    await this.client?.end().catch(() => {})
+    this.client = null
+  }
+
+  subscribe(runId: string, listener: FrameListener): () => void {
+    let set = this.listeners.get(runId)
+    if (!set) {
+      set = new Set()
+      this.listeners.set(runId, set)
+    }
+    set.add(listener)
+    return () => {
+      set.delete(listener)
+      if (set.size === 0) this.listeners.delete(runId)
+    }
+  }
+
+  get subscriberCount(): number {
+    let n = 0
+    for (const set of this.listeners.values()) n += set.size
+    return n
+  }
+
+  private dispatch(payload: string): void {
+    let note: FramesNotification
+    try {
+      note = JSON.parse(payload)
+    } catch {
+      this.log.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed run frames notification')
+      return
+    }
+    const set = this.listeners.get(note.run_id)
+    if (!set) return
+    if (note.frames) this.deliver(set, note.frames)
+    else for (const listener of set) listener.onBehind(note.max_seq)
+  }
+
+  private deliver(set: Set<FrameListener>, frames: Frame[]): void {
+    for (const frame of frames) {
+      this.framesReceived++
+      const live = toLiveFrame(frame)
+      for (const listener of set) listener.onLive(live)
+    }
+  }
+}

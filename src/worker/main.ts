@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import closeWithGrace from 'close-with-grace'
+import type { Config } from '../config.ts'
+import type { PrismaClient } from '../db/client.ts'
+import { openDatabase } from '../db/database.ts'
+import { createLogger, type Logger } from '../log.ts'
+import { createBoss, JOB_HEARTBEAT_SECONDS, type PgBoss } from '../queue/boss.ts'
+import { TRAIN_RUN_QUEUE, type TrainRunJob } from '../queue/jobs.ts'
+import type { RunTrainer } from '../sso/trainer-interface.ts'
+import { runJob, type WorkerDeps } from './run-job.ts'
+import { loadTrainer, makeTinyModelOnce } from './trainer-loader.ts'
+
+export interface WorkerOptions {
+  config: Config
+  prisma: PrismaClient
+  boss: PgBoss
+  log: Logger
+  /** Defaults to the SSO trainer (src/sso/trainer.ts). */
+  runTrainer?: RunTrainer
+  heartbeatMs?: number
+  staleAfterMs?: number
+  pollingIntervalSeconds?: number
+}
+
+export interface Worker {
+  id: string
+  /** Stops taking jobs; runs in progress checkpoint within a step and go back to the queue. */
+  stop(): Promise<void>
+}
+
+/** Takes train-run jobs with WORKER_CONCURRENCY runs at once, over an existing client and queue. */
+export async function createWorker(opts: WorkerOptions): Promise<Worker> {
+  const id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
+  const log = opts.log.child({ workerId: id })
+  const stopping = { value: false }
+  const deps: WorkerDeps = {
+    config: opts.config,
+    boss: opts.boss,
+    stopping,
+    prisma: opts.prisma,
+    log,
+    workerId: id,
+    runTrainer: opts.runTrainer ?? (await loadTrainer()),
+    ensureTinyModel: makeTinyModelOnce,
+    heartbeatMs: opts.heartbeatMs ?? 5000,
+    staleAfterMs: opts.staleAfterMs ?? JOB_HEARTBEAT_SECONDS * 1000,
+  }
+  const workId = await opts.boss.work<TrainRunJob>(
+    TRAIN_RUN_QUEUE,
+    {
+      localConcurrency: opts.config.WORKER_CONCURRENCY,
+      batchSize: 1,
+      pollingIntervalSeconds: opts.pollingIntervalSeconds ?? 1,
+    },
+    async ([job]) => runJob(deps, job.data.runId),
+  )
+  log.info({ concurrency: opts.config.WORKER_CONCURRENCY }, 'worker taking jobs')
+  return {
+    id,
+    stop: async () => {
+      stopping.value = true
+      await opts.boss.offWork(TRAIN_RUN_QUEUE, { id: workId, wait: true })
+      log.info('worker stopped')
+    },
+  }
+}
+
+/** `npm run worker`: a standalone worker process against DATABASE_URL (or the embedded server). */
+export async function startWorker(config: Config): Promise<{ close(): Promise<void> }> {
+  const log = createLogger(config.LOG_LEVEL)
+  const db = await openDatabase(config, log)
+  const boss = await createBoss(db.url, log)
+  const worker = await createWorker({ config, prisma: db.prisma, boss, log })
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      grace.uninstall()
+      await worker.stop()
+      await boss.stop({ graceful: true, timeout: 10_000 })
+      await db.close()
+    })()
+    return closing
+  }
+  const grace = closeWithGrace({ delay: 60_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'worker crashed')
+    else log.info({ signal }, 'worker shutting down')
+    await close()
+  })
+  return { close }
+}

@@ -1,0 +1,257 @@
+import { mkdir } from 'node:fs/promises'
+import path from 'node:path'
+import type { Config } from '../config.ts'
+import type { StoredCheckpoint } from '../db/checkpoints-repository.ts'
+import type { PrismaClient } from '../db/client.ts'
+import { createRepositories } from '../db/repositories.ts'
+import { AppError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { PgBoss } from '../queue/boss.ts'
+import { requeueRun, transitionRun } from '../queue/run-lifecycle.ts'
+import type { RunDto, RunStatus } from '../schemas/runs.ts'
+import type {
+  CheckpointInfo,
+  ControlSignal,
+  Device,
+  MetricsBatch,
+  RunTrainer,
+  TrainerEvent,
+  TrainerJob,
+  TrainerResult,
+} from '../sso/trainer-interface.ts'
+import { FrameWriter } from './frame-writer.ts'
+
+export interface WorkerDeps {
+  config: Config
+  boss: PgBoss
+  /** Set on shutdown: running trainers checkpoint and their runs go back to the queue. */
+  stopping: { value: boolean }
+  prisma: PrismaClient
+  log: Logger
+  workerId: string
+  runTrainer: RunTrainer
+  /** Folder of the built-in tiny model, created on first use. */
+  ensureTinyModel(dir: string): Promise<void>
+  heartbeatMs: number
+  /** A run whose worker was silent this long is taken over by the next attempt. */
+  staleAfterMs: number
+}
+
+/** How often the run's status is read for control(): cancel and pause land within this delay. */
+const CONTROL_POLL_MS = 250
+
+function controlFor(status: RunStatus, stopping: boolean): ControlSignal {
+  if (status === 'running') return stopping ? 'pause' : 'continue'
+  if (status === 'cancelling' || status === 'cancelled') return 'cancel'
+  return 'pause'
+}
+
+async function buildTrainerJob(
+  deps: WorkerDeps,
+  run: RunDto,
+  resumeFrom: StoredCheckpoint | null,
+): Promise<TrainerJob> {
+  const repos = createRepositories(deps.prisma)
+  const model = await repos.models.findById(run.model_id)
+  if (!model)
+    throw new AppError('model_load_failed', `model '${run.model_id}' of run '${run.id}' no longer exists`)
+  let modelDir = model.path
+  if (model.kind === 'builtin_tiny') {
+    modelDir = path.join(deps.config.dataDir, 'models', 'tiny')
+    await deps.ensureTinyModel(modelDir)
+  }
+  const version = run.principle_set_version_id
+    ? await repos.principleSets.findVersionById(run.principle_set_version_id)
+    : null
+  const datasets = await repos.datasets.findManyByIds(run.dataset_ids)
+  const outputDir = path.join(deps.config.dataDir, 'runs', run.id)
+  await mkdir(outputDir, { recursive: true })
+  const device = (run.device === 'auto' ? deps.config.EXECUTION_PROVIDER : run.device) as Device
+  return {
+    runId: run.id,
+    method: run.method,
+    modelDir,
+    principleSet: version
+      ? { name: version.name, principles: version.principles, concision: version.concision ?? undefined }
+      : undefined,
+    datasetPaths: run.dataset_ids
+      .map((id) => datasets.find((d) => d.id === id)?.path)
+      .filter((p): p is string => !!p),
+    hyperparameters: run.hyperparameters,
+    device,
+    seed: run.seed,
+    outputDir,
+    resumeFrom: resumeFrom?.dir,
+  }
+}
+
+/**
+ * Trains one run attempt: claims the run, streams metrics/events/samples/checkpoints through the
+ * frame writer, heartbeats, answers control() from the run's status, and records the outcome.
+ */
+export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
+  const { prisma, workerId } = deps
+  const log = deps.log.child({ runId, workerId })
+  const repos = createRepositories(prisma)
+  const claimed = await repos.runs.claim(runId, workerId, new Date(Date.now() - deps.staleAfterMs))
+  if (!claimed) {
+    const current = await repos.runs.findStatus(runId)
+    // Queued but still held: the previous attempt is saving its pause checkpoint. Let pg-boss retry.
+    if (current === 'queued')
+      throw new AppError('invalid_state', `run '${runId}' is still held by its previous worker`)
+    log.info({ status: current }, 'run not available to this worker; job dropped')
+    return
+  }
+  const resumeFrom = await repos.checkpoints.findLatest(runId)
+  let status: RunStatus = claimed.status
+  if (status === 'queued') {
+    const started = await transitionRun(
+      prisma,
+      runId,
+      ['queued'],
+      'running',
+      { startedAt: claimed.started_at ? undefined : new Date() },
+      { attempt: claimed.attempt, worker_id: workerId },
+    )
+    if (!started) {
+      await repos.runs.release(runId, workerId)
+      return
+    }
+    status = 'running'
+  }
+  log.info({ attempt: claimed.attempt, resumeFrom: resumeFrom?.step ?? null }, 'training run')
+
+  const writer = new FrameWriter(prisma, runId, log)
+  const streamedUpTo = await repos.events.maxMetricsStep(runId)
+  let currentStep = resumeFrom?.step ?? 0
+  const pendingWrites: Promise<unknown>[] = []
+  const track = (p: Promise<unknown>) => {
+    pendingWrites.push(p.catch((err) => log.error({ err }, 'write failed')))
+  }
+
+  const poll = setInterval(() => {
+    repos.runs.findStatus(runId).then(
+      (s) => {
+        if (s) status = s
+      },
+      (err) => log.warn({ err }, 'status poll failed'),
+    )
+  }, CONTROL_POLL_MS)
+  const heartbeat = setInterval(() => {
+    repos.runs.heartbeat(runId, workerId, currentStep).catch((err) => log.warn({ err }, 'heartbeat failed'))
+  }, deps.heartbeatMs)
+
+  let result: TrainerResult | undefined
+  let failure: unknown
+  try {
+    const job = await buildTrainerJob(deps, claimed, resumeFrom)
+    result = await deps.runTrainer(job, {
+      onMetrics(batch: MetricsBatch) {
+        currentStep = Math.max(currentStep, batch.step)
+        // A resumed attempt repeats steps after its checkpoint: their first values are kept.
+        if (batch.step <= streamedUpTo) return
+        const rows = Object.entries(batch.values)
+          .filter(([, v]) => Number.isFinite(v))
+          .map(([key, value]) => ({
+            runId,
+            key,
+            step: batch.step,
+            value,
+            iteration: batch.iteration ?? null,
+          }))
+        writer.push(
+          {
+            type: 'metrics',
+            step: batch.step,
+            data: { iteration: batch.iteration ?? null, values: batch.values },
+          },
+          rows,
+        )
+      },
+      onEvent(event: TrainerEvent) {
+        writer.push({
+          type: event.type,
+          step: currentStep,
+          data: {
+            message: event.message,
+            ...(event.phase ? { phase: event.phase } : {}),
+            ...(event.data ?? {}),
+          },
+        })
+      },
+      async onCheckpoint(info: CheckpointInfo) {
+        await writer.flush()
+        const stored = await repos.checkpoints.upsert({
+          runId,
+          step: info.step,
+          iteration: info.iteration,
+          kind: info.kind,
+          dir: info.dir,
+          bytes: info.bytes,
+        })
+        writer.push({
+          type: 'checkpoint',
+          step: info.step,
+          data: { checkpoint_id: stored.id, iteration: info.iteration, kind: info.kind, bytes: info.bytes },
+        })
+      },
+      onSamples(iteration: number, records: Record<string, unknown>[]) {
+        track(repos.samples.createMany(runId, iteration, records))
+        writer.push({ type: 'samples', step: currentStep, data: { iteration, count: records.length } })
+      },
+      control: () => controlFor(status, deps.stopping.value),
+    })
+  } catch (e) {
+    failure = e
+  } finally {
+    clearInterval(poll)
+    clearInterval(heartbeat)
+  }
+  await Promise.all(pendingWrites)
+  await writer.flush().catch((err) => {
+    failure ??= err
+  })
+  await recordOutcome(deps, runId, log, result, failure)
+}
+
+async function recordOutcome(
+  deps: WorkerDeps,
+  runId: string,
+  log: Logger,
+  result: TrainerResult | undefined,
+  failure: unknown,
+): Promise<void> {
+  const { prisma, workerId } = deps
+  const repos = createRepositories(prisma)
+  const done = { workerId: null, finishedAt: new Date() }
+  if (failure || !result) {
+    const error =
+      failure instanceof AppError
+        ? { code: failure.code, message: failure.message }
+        : { code: 'training_failed', message: (failure as Error)?.message ?? 'the trainer returned nothing' }
+    log.error({ err: failure }, 'run failed')
+    await transitionRun(prisma, runId, ['running', 'cancelling', 'paused', 'queued'], 'failed', {
+      ...done,
+      error,
+    })
+    return
+  }
+  await repos.runs.heartbeat(runId, workerId, result.finalStep)
+  if (result.status === 'succeeded') {
+    await transitionRun(prisma, runId, ['running', 'paused', 'cancelling'], 'succeeded', {
+      ...done,
+      deviceUsed: result.device,
+    })
+  } else if (result.status === 'cancelled') {
+    await transitionRun(prisma, runId, ['running', 'cancelling', 'paused', 'queued'], 'cancelled', {
+      ...done,
+      deviceUsed: result.device,
+    })
+  } else if (!(await requeueRun(prisma, deps.boss, runId, workerId))) {
+    await repos.runs.release(runId, workerId)
+  }
+  log.info(
+    { status: result.status, finalStep: result.finalStep, device: result.device },
+    'run attempt finished',
+  )
+}
