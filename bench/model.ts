@@ -48,7 +48,7 @@ const LORA = {
   targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
 }
 const DECODE = { prompt: 32, newTokens: 64 }
-const STEPS: Record<TinyPreset, number> = { tiny: 5, '10m': 3, '50m': 2 }
+const STEPS: Record<TinyPreset, number> = { tiny: 5, '10m': 4, '50m': 3 }
 
 interface Job {
   dir: string
@@ -202,7 +202,7 @@ if (args.job) {
           dir,
           mode: decode ? 'decode' : (mode as Job['mode']),
           threads,
-          warmup: 1,
+          warmup: decode ? 1 : 2,
           steps: decode ? 3 : STEPS[preset],
           rows: ROWS,
           seq: SEQ,

@@ -26,6 +26,8 @@ export type Trainable = 'all' | 'adapters' | 'none'
 export interface BindOptions {
   dtype?: FloatDType
   trainable: Trainable
+  /** Run the LM head in this many vocabulary chunks (large vocabularies, tight memory). */
+  vocabChunks?: number
 }
 
 /** Binds base weights and adapters into g; returns the model context and the fed tensors by key. */
@@ -68,7 +70,7 @@ export function buildScoringGraph(
   const inputs = declareDecoderInputs(g, model.cfg, dtype, dims)
   const targets = declareTargets(g, dtype, dims)
   const { hidden } = llamaModel(ctx, inputs)
-  const logps = reduceSequences(g, tokenLogps(ctx, hidden, targets.ids), targets.mask)
+  const logps = reduceSequences(g, tokenLogps(ctx, hidden, targets.ids, opts.vocabChunks), targets.mask)
   if (opts.outputs !== false) {
     g.output(logps.sum, 'logps.sum')
     g.output(logps.mean, 'logps.mean')
@@ -94,11 +96,12 @@ export interface PolicyLoss {
  */
 export function buildPolicyStepGraph(
   model: ModelTensors,
-  opts: { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss; dtype?: FloatDType },
+  opts: BindOptions & { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss },
 ): BuiltGradStep {
   const scoring = buildScoringGraph(model, {
     trainable: opts.trainable,
     dtype: opts.dtype,
+    vocabChunks: opts.vocabChunks,
     rows: opts.loss.rows,
     outputs: false,
     name: `step.${opts.loss.name}`,

@@ -4,8 +4,9 @@
  * (or any roles) share one batch.
  */
 import { div, type Graph, max, mul, reduceSum, selectiveLogSoftmax, type Tensor } from '../engine/index.ts'
+import { chunkedTargetLogps } from './chunked-logps.ts'
 import type { ModelContext } from './layers.ts'
-import { lmHead } from './llama.ts'
+import { lmHead, lmHeadWeight } from './llama.ts'
 
 /** Per-row response log-probs, each (B). */
 export interface SequenceLogps {
@@ -14,9 +15,20 @@ export interface SequenceLogps {
   count: Tensor
 }
 
-/** log p(target) at every position (B, T): log-softmax of the logits (B, T, V), gathered at the targets. */
-export function tokenLogps(ctx: ModelContext, hidden: Tensor, targetIds: Tensor): Tensor {
+/**
+ * log p(target) at every position (B, T): log-softmax of the logits (B, T, V), gathered at the
+ * targets. With vocabChunks > 1 the head runs in vocabulary chunks and (B, T, V) logits never
+ * exist at once (chunked-logps.ts).
+ */
+export function tokenLogps(ctx: ModelContext, hidden: Tensor, targetIds: Tensor, vocabChunks = 1): Tensor {
   const { g } = ctx
+  if (vocabChunks > 1) {
+    return g.withScopePath(
+      'lm_head',
+      () =>
+        chunkedTargetLogps.applyAll(g, [hidden, lmHeadWeight(ctx), targetIds], { chunks: vocabChunks })[0],
+    )
+  }
   const logits = lmHead(ctx, hidden) // (B, T, V)
   return g.withScopePath('logps', () => selectiveLogSoftmax(g, logits, targetIds))
 }

@@ -36,6 +36,8 @@ export interface PolicyOptions {
   /** Padding side of scoring and training batches (results do not depend on it). */
   padding?: Padding
   intraOpThreads?: number
+  /** LM head in vocabulary chunks for scoring and training: (B, T, V) logits never all alive. */
+  vocabChunks?: number
 }
 
 /** One micro-batch: token rows and the extra feeds its loss declares (e.g. reference log-probs). */

@@ -23,8 +23,14 @@ function relError(got: ArrayLike<number>, want: ArrayLike<number>, select?: (i: 
   return diff / scale
 }
 
-for (const name of ['llama-gqa-tied', 'qwen2-bias']) {
-  test(`${name}: logits, sequence log-probs and weight gradients match PyTorch (rel < 1e-4, float32)`, async () => {
+for (const [name, vocabChunks] of [
+  ['llama-gqa-tied', 1],
+  ['qwen2-bias', 1],
+  ['llama-gqa-tied', 4],
+  ['qwen2-bias', 3],
+] as const) {
+  const head = vocabChunks > 1 ? `, LM head in ${vocabChunks} vocabulary chunks` : ''
+  test(`${name}${head}: logits, sequence log-probs and weight gradients match PyTorch (rel < 1e-4, float32)`, async () => {
     const dir = path.join(FIXTURES, name)
     const parsed = parseLlamaConfig(JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8')))
     assert.ok('config' in parsed, JSON.stringify(parsed.problems))
@@ -50,7 +56,7 @@ for (const name of ['llama-gqa-tied', 'qwen2-bias']) {
       positions,
     }
 
-    const scoring = buildScoringGraph({ cfg, weights }, { trainable: 'all', logits: true, rows })
+    const scoring = buildScoringGraph({ cfg, weights }, { trainable: 'all', logits: true, rows, vocabChunks })
     const { graph: g, logps, params } = scoring
     const weightsOf = (k: 'sum' | 'mean') =>
       g.constant(Float32Array.from(batchJson.loss_weights[k]), 'float32', [rows])
