@@ -94,8 +94,8 @@ export interface RoleSampling {
 }
 
 /**
- * Samples the three responses of every planned query. Returns early (stopped = true) when control asks
- * to stop; the records generated so far are then discarded by the caller.
+ * Samples the three responses of every planned query. Returns early with the control signal that
+ * stopped it (`stopped`); the records generated so far are then discarded by the caller.
  */
 export async function generateTriples(
   policy: TextGenerator,
@@ -104,11 +104,12 @@ export async function generateTriples(
   batchSize: number,
   rng: Rng,
   hooks: GenerationHooks,
-): Promise<{ records: SsoRecord[]; stopped: boolean }> {
+): Promise<{ records: SsoRecord[]; stopped?: ControlSignal }> {
   const records: SsoRecord[] = []
   const raw: Sampling = sampling.rawGreedy ? { ...sampling.raw, temperature: 0 } : sampling.raw
   for (let start = 0; start < planned.length; start += batchSize) {
-    if (hooks.control() !== 'continue') return { records, stopped: true }
+    const signal = hooks.control()
+    if (signal !== 'continue') return { records, stopped: signal }
     const batch = planned.slice(start, start + batchSize)
     const opts = (s: Sampling) => toSamplingOptions(s, sampling.maxNewTokens, rng.seed())
     const chosen = await policy.generate(
@@ -137,7 +138,7 @@ export async function generateTriples(
     )
     hooks.progress(records.length, planned.length)
   }
-  return { records, stopped: false }
+  return { records }
 }
 
 /**
@@ -150,10 +151,11 @@ export async function regeneratePairs(
   batchSize: number,
   rng: Rng,
   hooks: GenerationHooks,
-): Promise<{ records: SsoRecord[]; stopped: boolean }> {
+): Promise<{ records: SsoRecord[]; stopped?: ControlSignal }> {
   const out: SsoRecord[] = []
   for (let start = 0; start < records.length; start += batchSize) {
-    if (hooks.control() !== 'continue') return { records: out, stopped: true }
+    const signal = hooks.control()
+    if (signal !== 'continue') return { records: out, stopped: signal }
     const batch = records.slice(start, start + batchSize)
     const opts = (s: Sampling) => toSamplingOptions(s, sampling.maxNewTokens, rng.seed())
     const chosen = await generator.generate(
@@ -167,5 +169,5 @@ export async function regeneratePairs(
     out.push(...batch.map((r, i) => ({ ...r, chosen: chosen[i], rejected: rejected[i] })))
     hooks.progress(out.length, records.length)
   }
-  return { records: out, stopped: false }
+  return { records: out }
 }

@@ -1,0 +1,106 @@
+/**
+ * Trainer checkpoints: one folder per checkpoint, written under a temporary name and renamed into place,
+ * so a folder that exists is complete. It holds the trainer state (position, RNG state), the data of
+ * the training phase in progress (examples with their reference log-probs, so a resume neither
+ * regenerates nor rescores) and each model's weights or adapters with its optimizer state.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AppError } from '../errors.ts'
+import type { TrainablePolicy } from './policy-port.ts'
+import type { RngState } from './rng.ts'
+import type { TrainingMethod } from './trainer-interface.ts'
+import type { PhaseData } from './training-phase.ts'
+
+export interface TrainerState {
+  version: 1
+  method: TrainingMethod
+  /** 1-based iteration in progress. */
+  iteration: number
+  /** Where inside the iteration: before generation, or inside a named training phase. */
+  stage: 'generate' | 'train' | 'done'
+  /** Optimizer steps over the whole run. */
+  globalStep: number
+  /** RNG state at this point (for 'generate': at the start of the iteration). */
+  rng: RngState
+  /** Present when stage = 'train'. */
+  phase?: { name: string; stepsDone: number }
+  /** Records of the iteration, kept so that SSO v2 can regenerate pairs after a resumed generator phase. */
+  hasGenerator: boolean
+}
+
+const STATE = 'trainer-state.json'
+const PHASE = 'phase-data.json'
+
+export interface SavedCheckpoint {
+  dir: string
+  bytes: number
+  kind: 'full' | 'lora'
+}
+
+async function folderBytes(dir: string): Promise<number> {
+  let total = 0
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size
+  }
+  return total
+}
+
+export async function writeCheckpoint(
+  root: string,
+  state: TrainerState,
+  phaseData: PhaseData | undefined,
+  models: Record<string, TrainablePolicy>,
+): Promise<SavedCheckpoint> {
+  await mkdir(root, { recursive: true })
+  const name = `step-${String(state.globalStep).padStart(7, '0')}-iter-${state.iteration}-${state.stage}`
+  const final = join(root, name)
+  const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`)
+  await mkdir(tmp)
+  let kind: 'full' | 'lora' = 'full'
+  try {
+    for (const [modelName, model] of Object.entries(models)) {
+      const dir = join(tmp, modelName)
+      await mkdir(dir)
+      const saved = await model.save(dir)
+      if (modelName === 'policy') kind = saved.kind
+    }
+    if (phaseData) await writeFile(join(tmp, PHASE), JSON.stringify(phaseData))
+    await writeFile(join(tmp, STATE), JSON.stringify(state, null, 1))
+    await rm(final, { recursive: true, force: true })
+    await rename(tmp, final)
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true })
+    throw new AppError(
+      'training_failed',
+      `writing checkpoint ${final} failed: ${(e as Error).message}`,
+      undefined,
+      {
+        cause: e,
+      },
+    )
+  }
+  return { dir: final, bytes: await folderBytes(final), kind }
+}
+
+export interface LoadedCheckpoint {
+  state: TrainerState
+  phaseData?: PhaseData
+  /** Folder of a saved model by name ('policy', 'generator'). */
+  modelDir(name: string): string
+}
+
+export async function readCheckpoint(dir: string): Promise<LoadedCheckpoint> {
+  let state: TrainerState
+  try {
+    state = JSON.parse(await readFile(join(dir, STATE), 'utf8')) as TrainerState
+  } catch (e) {
+    throw new AppError('invalid_state', `checkpoint ${dir} has no readable ${STATE}`, { dir }, { cause: e })
+  }
+  if (state.version !== 1)
+    throw new AppError('invalid_state', `checkpoint ${dir} has version ${state.version}, expected 1`)
+  let phaseData: PhaseData | undefined
+  if (state.stage === 'train') phaseData = JSON.parse(await readFile(join(dir, PHASE), 'utf8')) as PhaseData
+  return { state, phaseData, modelDir: (name) => join(dir, name) }
+}

@@ -1,0 +1,186 @@
+/**
+ * The trainer behind the worker and the CLI: parses the job, opens the policy, resumes from a
+ * checkpoint when asked, and dispatches on the method. Online methods live in iterations.ts; the
+ * offline ones (dpo, ipo, sft) train one phase on imported records; rm trains a reward model.
+ */
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { AppError, ValidationError } from '../errors.ts'
+import { readCheckpoint } from './checkpoint.ts'
+import { type Hyperparameters, parseHyperparameters } from './hyperparameters.ts'
+import { runOnline } from './iterations.ts'
+import type { OpenPolicy } from './policy-port.ts'
+import {
+  type PreferencePair,
+  readDataset,
+  recordToPreferencePair,
+  type SftPair,
+  validateDataset,
+} from './records.ts'
+import { type OpenRewardModel, trainRewardModel } from './reward-model.ts'
+import { Rng } from './rng.ts'
+import { RunContext } from './run-context.ts'
+import { scoreReference } from './scoring.ts'
+import type {
+  ControlSignal,
+  RunTrainer,
+  TrainerCallbacks,
+  TrainerJob,
+  TrainerResult,
+  TrainingMethod,
+} from './trainer-interface.ts'
+import { type Example, makePhase, runPhase } from './training-phase.ts'
+
+/** Method-specific settings that override the user's hyperparameters. */
+function effectiveHyperparameters(method: TrainingMethod, raw: Record<string, unknown>): Hyperparameters {
+  const hp = parseHyperparameters(raw)
+  if (method === 'pbaa') return { ...hp, use_w: false, use_g: false }
+  if (method === 'dpo' || method === 'ipo') return { ...hp, loss_type: method }
+  return hp
+}
+
+/** Preference pairs from files in either the pair format or the SSO record format (per file). */
+async function readPreferencePairs(paths: string[]): Promise<PreferencePair[]> {
+  const pairs: PreferencePair[] = []
+  for (const path of paths) {
+    const text = await readFile(path, 'utf8')
+    const asRecords = validateDataset('sso_records', text)
+    if (asRecords.errors.length === 0 && asRecords.rows.length > 0)
+      pairs.push(...asRecords.rows.map(recordToPreferencePair))
+    else pairs.push(...(await readDataset('preference_pairs', [path])))
+  }
+  return pairs
+}
+
+const pairExample = (p: PreferencePair): Example => {
+  const prompt = { user: p.prompt, system: p.system || undefined }
+  return {
+    rows: { plain_chosen: { prompt, response: p.chosen }, plain_rejected: { prompt, response: p.rejected } },
+    ref: {},
+  }
+}
+
+const sftExample = (p: SftPair): Example => ({
+  rows: { plain_chosen: { prompt: { user: p.prompt, system: p.system || undefined }, response: p.response } },
+  ref: {},
+})
+
+/** dpo / ipo / sft: one phase over the imported data (epochs from the hyperparameters). */
+async function runOffline(
+  ctx: RunContext,
+  resume?: Awaited<ReturnType<typeof readCheckpoint>>,
+): Promise<ControlSignal> {
+  const { job, hp } = ctx
+  let data = resume?.phaseData
+  if (resume?.state.stage === 'done') return 'continue'
+  if (!data) {
+    ctx.phase('loading', `reading ${job.datasetPaths.length} dataset file(s)`)
+    if (job.method === 'sft') {
+      const rows = await readDataset('sft_pairs', job.datasetPaths)
+      data = makePhase('offline', 1, 'sft', rows.map(sftExample), hp, ctx.rng)
+    } else {
+      const examples = (await readPreferencePairs(job.datasetPaths)).map(pairExample)
+      ctx.phase('scoring', 'reference log-probs')
+      await ctx.policy.freezeReference()
+      await scoreReference(
+        ctx.policy,
+        examples,
+        ['plain_chosen', 'plain_rejected'],
+        hp.generation_batch_size,
+        (d, t) => ctx.progress('scoring', d, t),
+      )
+      data = makePhase('offline', 1, 'preference', examples, hp, ctx.rng)
+    }
+    if (data.examples.length === 0)
+      throw new ValidationError(`the datasets of run ${job.runId} hold no examples`)
+  }
+  ctx.phase('training', `training ${data.examples.length} examples`)
+  let done = resume?.state.phase?.stepsDone ?? 0
+  const hooks = ctx.phaseHooks(data)
+  const signal = await runPhase(ctx.policy, data, hp, done, {
+    control: hooks.control,
+    afterStep: async (s, v) => {
+      done = s
+      await hooks.afterStep(s, v)
+    },
+  })
+  if (signal !== 'continue') {
+    await ctx.checkpoint(1, 'train', ctx.rng.state(), { data, stepsDone: done })
+    return signal
+  }
+  await ctx.checkpoint(2, 'done', ctx.rng.state())
+  return 'continue'
+}
+
+/** Builds a RunTrainer over a way of opening policies (the model layer's, through its adapter). */
+export function createTrainer(openPolicy: OpenPolicy): RunTrainer {
+  return async (job, callbacks) => {
+    const hp = effectiveHyperparameters(job.method, job.hyperparameters)
+    if (job.method === 'rm') {
+      throw new AppError(
+        'invalid_state',
+        `method 'rm' is not available in this trainer build (run ${job.runId})`,
+      )
+    }
+    callbacks.onEvent({ type: 'phase', phase: 'loading', message: `opening ${job.modelDir}` })
+    const policy = await openPolicy({
+      modelDir: job.modelDir,
+      device: job.device,
+      finetuning: hp.finetuning,
+      lora: hp.lora,
+      optimizer: {
+        lr: hp.lr,
+        betas: hp.adam_betas,
+        eps: hp.adam_eps,
+        weightDecay: hp.weight_decay,
+        maxGradNorm: hp.max_grad_norm,
+      },
+      maxPromptTokens: hp.max_prompt_tokens,
+      seed: job.seed,
+    })
+    try {
+      const resume = job.resumeFrom ? await readCheckpoint(job.resumeFrom) : undefined
+      if (resume && resume.state.method !== job.method) {
+        throw new ValidationError(
+          `checkpoint ${job.resumeFrom} belongs to a '${resume.state.method}' run, not '${job.method}'`,
+        )
+      }
+      const rng = resume ? Rng.fromState(resume.state.rng) : Rng.fromSeed(job.seed)
+      const ctx = new RunContext(job, callbacks, hp, rng, policy)
+      if (resume) {
+        ctx.globalStep = resume.state.globalStep
+        await policy.load(resume.modelDir('policy'))
+        if (resume.state.hasGenerator) {
+          ctx.generator = await policy.fork()
+          await ctx.generator.load(resume.modelDir('generator'))
+        }
+        callbacks.onEvent({
+          type: 'info',
+          message: `resumed from ${job.resumeFrom} at step ${resume.state.globalStep}`,
+          data: { step: resume.state.globalStep, iteration: resume.state.iteration },
+        })
+      }
+      const online = job.method === 'sso' || job.method === 'pbaa' || job.method === 'sso_v2'
+      let signal: ControlSignal
+      if (online) {
+        if (resume?.state.stage === 'done') signal = 'continue'
+        else {
+          const queries = await readDataset('queries', job.datasetPaths)
+          signal = await runOnline(ctx, queries, resume)
+        }
+      } else {
+        signal = await runOffline(ctx, resume)
+      }
+      const status: TrainerResult['status'] =
+        signal === 'cancel' ? 'cancelled' : signal === 'pause' ? 'paused' : 'succeeded'
+      if (status === 'succeeded') {
+        const dir = join(job.outputDir, 'final')
+        await policy.exportModel(dir)
+        callbacks.onEvent({ type: 'info', message: `final model written to ${dir}`, data: { dir } })
+      }
+      return { status, finalStep: ctx.globalStep, lastCheckpoint: ctx.lastCheckpoint, device: policy.device }
+    } finally {
+      await policy.dispose()
+    }
+  }
+}
