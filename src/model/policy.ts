@@ -3,6 +3,8 @@
  * and the optimizer state. Trainable tensors live in the host AdamW's memory and are fed to every
  * session without copies; frozen ones are baked into the sessions as initializers.
  */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
 import {
   type AdamWConfig,
   clipCoefficient,
@@ -15,6 +17,7 @@ import {
   slotName,
 } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
+import { writeFolderAtomically, writeJson } from './atomic-folder.ts'
 import { type Padding, packRows, scoringFeeds, type TokenRow } from './batch.ts'
 import type { ChatMessage } from './chat-template.ts'
 import type { LlamaConfig } from './config.ts'
@@ -23,7 +26,7 @@ import { buildPolicyStepGraph, buildScoringGraph, type ModelTensors, type Policy
 import { buildDecodeGraph } from './kv-cache.ts'
 import { type LoadedModel, loadModel } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
-import type { FloatTensor } from './safetensors.ts'
+import { type FloatTensor, readSafetensors, writeSafetensors } from './safetensors.ts'
 import { saveAdapters, saveFullModel } from './save.ts'
 import type { Weights } from './weights.ts'
 
@@ -75,6 +78,9 @@ export interface PolicyState {
 
 /** A prompt: raw text, or chat messages rendered with the model's template (generation prompt added). */
 export type PromptInput = string | readonly ChatMessage[]
+
+export const STATE_FILE = 'policy_state.json'
+export const STATE_TENSORS_FILE = 'policy_state.safetensors'
 
 const copyTensor = (t: FloatTensor): FloatTensor => ({ shape: [...t.shape], data: t.data.slice() })
 
@@ -331,6 +337,40 @@ export class Policy {
       ? new Map(ref.map(([k, t]) => [k.slice('reference.'.length), copyTensor(t)]))
       : null
     this.step = state.step
+  }
+
+  /** An independent copy: its own weights, adapters, optimizer state and sessions. */
+  async fork(): Promise<Policy> {
+    const weights: Weights = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+    const copy = new Policy({ ...this.model, weights }, { ...this.opts, seed: this.seed })
+    await copy.importState(this.exportState())
+    return copy
+  }
+
+  /** Writes exportState() into `dir` atomically: `policy_state.safetensors` + `policy_state.json`. */
+  async saveState(dir: string): Promise<number> {
+    const state = this.exportState()
+    return writeFolderAtomically(dir, async (tmp) => {
+      await writeSafetensors(path.join(tmp, STATE_TENSORS_FILE), state.tensors)
+      await writeJson(path.join(tmp, STATE_FILE), {
+        step: state.step,
+        lora: this.lora?.spec ?? null,
+        seed: this.seed,
+      })
+    })
+  }
+
+  /** Restores what saveState wrote (into a policy opened on the same model with the same options). */
+  async loadState(dir: string): Promise<void> {
+    const meta = JSON.parse(await readFile(path.join(dir, STATE_FILE), 'utf8')) as {
+      step: number
+      seed: number
+    }
+    this.seed = meta.seed
+    await this.importState({
+      step: meta.step,
+      tensors: await readSafetensors(path.join(dir, STATE_TENSORS_FILE)),
+    })
   }
 
   private async releaseSessions(): Promise<void> {

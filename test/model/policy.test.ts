@@ -165,13 +165,18 @@ test('LoRA: adapters start as a no-op, train, save as PEFT, merge into the base,
   assert.equal(tensors.size, 2 * 3 * 4)
   assert.equal(fromPeft(config, tensors).spec.rank, 4)
 
-  const state = policy.exportState()
+  const stateDir = path.join(root, 'lora-state')
+  await policy.saveState(stateDir)
+  const forked = await policy.fork()
   const next = await policy.trainStep({ rows: [row] }, { lr: 1e-2, loss: sft })
   const restored = await Policy.load(modelDir, { lora, seed: 99 })
-  await restored.importState(state)
-  const again = await restored.trainStep({ rows: [row] }, { lr: 1e-2, loss: sft })
-  assert.ok(Math.abs(next.loss - again.loss) < 1e-6 && Math.abs(next.gradNorm - again.gradNorm) < 1e-5)
-  await restored.dispose()
+  await restored.loadState(stateDir)
+  for (const other of [restored, forked]) {
+    const again = await other.trainStep({ rows: [row] }, { lr: 1e-2, loss: sft })
+    assert.ok(Math.abs(next.loss - again.loss) < 1e-6 && Math.abs(next.gradNorm - again.gradNorm) < 1e-5)
+    assert.equal(other.step, policy.step)
+    await other.dispose()
+  }
 
   const fullDir = path.join(root, 'lora-merged')
   await policy.saveFull(fullDir)
