@@ -48,6 +48,13 @@ prepare() {
   echo "prepared; on the GPU machine run: bash bench/gpu-check.sh   (carry: bench/gpu/.build)"
 }
 
+# xz may be missing on the GPU machine's image; Python's lzma reads the same format.
+unxz_to() {
+  if command -v xz >/dev/null; then xz -dc "$1" >"$2"; else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"
+  fi
+}
+
 has_vulkan_loader() {
   ldconfig -p | grep -q 'libvulkan.so.1' && return 0
   local d
@@ -62,9 +69,9 @@ run_check() {
   rm -rf "$work"
   mkdir -p "$work"
   cp -r "$BUILD/pkg" "$work/"
-  xz -dc "$BUILD/node.xz" >"$work/node"
+  unxz_to "$BUILD/node.xz" "$work/node"
   chmod +x "$work/node"
-  xz -dc "$BUILD/libonnxruntime.so.1.xz" >"$work/pkg/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
+  unxz_to "$BUILD/libonnxruntime.so.1.xz" "$work/pkg/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
   if ! has_vulkan_loader; then
     for f in "$BUILD"/debs/*.deb; do dpkg -x "$f" /; done
     ldconfig
