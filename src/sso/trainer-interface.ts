@@ -7,7 +7,14 @@
 export const TRAINING_METHODS = ['sso', 'sso_v2', 'pbaa', 'dpo', 'ipo', 'sft', 'rm'] as const
 export type TrainingMethod = (typeof TRAINING_METHODS)[number]
 
-export const TRAINER_PHASES = ['loading', 'generating', 'scoring', 'training', 'evaluating', 'checkpointing'] as const
+export const TRAINER_PHASES = [
+  'loading',
+  'generating',
+  'scoring',
+  'training',
+  'evaluating',
+  'checkpointing',
+] as const
 export type TrainerPhase = (typeof TRAINER_PHASES)[number]
 
 export type Device = 'auto' | 'cpu' | 'webgpu' | 'cuda'

@@ -9,6 +9,7 @@ import { AppError, ValidationError } from '../errors.ts'
 import { readCheckpoint } from './checkpoint.ts'
 import { type Hyperparameters, parseHyperparameters } from './hyperparameters.ts'
 import { runOnline } from './iterations.ts'
+import { openModelPolicy } from './model-adapter.ts'
 import type { OpenPolicy } from './policy-port.ts'
 import {
   type PreferencePair,
@@ -184,3 +185,6 @@ export function createTrainer(openPolicy: OpenPolicy): RunTrainer {
     }
   }
 }
+
+/** The trainer on the model layer's policies: what the worker and the CLI run. */
+export const runTrainer: RunTrainer = createTrainer(openModelPolicy)

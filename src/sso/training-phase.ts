@@ -104,10 +104,11 @@ export async function runPhase(
     const signal = hooks.control()
     if (signal !== 'continue') return signal
     const chosen = data.order.slice(step * perStep, (step + 1) * perStep).map((i) => data.examples[i])
+    // a short last step is one micro-batch: every micro-batch of a step has the same size
+    const size = chosen.length < perStep ? chosen.length : hp.batch_size
     const micro: ObjectiveBatch[] = []
-    for (let i = 0; i < chosen.length; i += hp.batch_size) {
-      micro.push(toBatch(chosen.slice(i, i + hp.batch_size), data.objective))
-    }
+    for (let i = 0; i < chosen.length; i += size)
+      micro.push(toBatch(chosen.slice(i, i + size), data.objective))
     const lr = lrAt(data.schedule, step)
     const started = performance.now()
     const result = await model.trainStep(data.objective, data.loss, micro, lr)

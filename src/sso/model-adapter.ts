@@ -1,0 +1,184 @@
+/**
+ * The thin adapter from the model layer's Policy to the trainer's TrainablePolicy port: chat prompts
+ * to token rows, objectives to step-graph losses (rows laid out role-major, reference log-probs as
+ * extra inputs), and policy state to a safetensors file.
+ */
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { type Graph, split } from '../engine/index.ts'
+import { ValidationError } from '../errors.ts'
+import type { PolicyLoss } from '../model/graphs.ts'
+import { chatMessages, Policy, readSafetensors, writeSafetensors } from '../model/index.ts'
+import type { PolicyOptions, TrainBatch } from '../model/policy.ts'
+import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName, type Role } from './loss-types.ts'
+import { OBJECTIVES, type SequenceLogps } from './losses.ts'
+import type {
+  ChatPrompt,
+  ObjectiveBatch,
+  OpenPolicy,
+  SamplingOptions,
+  ScoredRow,
+  SequenceScores,
+  StepResult,
+  TrainablePolicy,
+} from './policy-port.ts'
+
+const STATE_FILE = 'policy-state.safetensors'
+const STEP_FILE = 'policy-step.json'
+
+const refInput = (role: Role, kind: 'sum' | 'mean') => `ref.${role}.${kind}`
+
+/**
+ * The step-graph loss of an objective for micro-batches of `n` examples: rows are [role0 x n, role1 x n,
+ * ...], so each role's log-probs are one slice of the (R) outputs. Cached by the model per name.
+ */
+function objectiveLoss(objective: ObjectiveName, hp: LossHyperparameters, n: number): PolicyLoss {
+  const { roles, refRoles } = OBJECTIVE_ROLES[objective]
+  return {
+    name: `${objective}.${n}.${JSON.stringify(hp)}`,
+    rows: roles.length * n,
+    build(g: Graph, logps) {
+      const sizes = roles.map(() => n)
+      const sums = roles.length > 1 ? split(g, logps.sum, { axis: 0, sizes }) : [logps.sum]
+      const means = roles.length > 1 ? split(g, logps.mean, { axis: 0, sizes }) : [logps.mean]
+      const policy: Partial<Record<Role, SequenceLogps>> = {}
+      roles.forEach((role, i) => {
+        policy[role] = { sum: sums[i], mean: means[i] }
+      })
+      const ref: Partial<Record<Role, SequenceLogps>> = {}
+      for (const role of refRoles) {
+        ref[role] = {
+          sum: g.input(refInput(role, 'sum'), logps.sum.dtype, [n]),
+          mean: g.input(refInput(role, 'mean'), logps.sum.dtype, [n]),
+        }
+      }
+      const { metrics } = OBJECTIVES[objective].build(g, { policy, ref }, hp)
+      const { loss, ...rest } = metrics
+      return { loss, metrics: rest }
+    },
+  }
+}
+
+class ModelPolicy implements TrainablePolicy {
+  readonly device = 'cpu'
+
+  constructor(
+    private readonly policy: Policy,
+    private readonly modelDir: string,
+    private readonly options: PolicyOptions,
+    private readonly maxPromptTokens: number,
+    private readonly maxGradNorm: number,
+  ) {}
+
+  private tokenRow(row: ScoredRow) {
+    const tokens = this.policy.tokenizeExchange(chatMessages(row.prompt), row.response)
+    // keep the end of an over-long prompt: the generation prompt and the user turn
+    const prompt =
+      tokens.prompt.length > this.maxPromptTokens ? tokens.prompt.slice(-this.maxPromptTokens) : tokens.prompt
+    return { prompt, response: tokens.response }
+  }
+
+  async generate(prompts: ChatPrompt[], options: SamplingOptions): Promise<string[]> {
+    const out = await this.policy.generate(
+      prompts.map((p) => chatMessages(p)),
+      options,
+    )
+    return out.map((g) => g.text)
+  }
+
+  score(rows: ScoredRow[], which: 'policy' | 'reference'): Promise<SequenceScores> {
+    return this.policy.logprobs(
+      rows.map((r) => this.tokenRow(r)),
+      which,
+    )
+  }
+
+  freezeReference(): Promise<void> {
+    return this.policy.freezeReference()
+  }
+
+  async trainStep(
+    objective: ObjectiveName,
+    hp: LossHyperparameters,
+    microBatches: ObjectiveBatch[],
+    lr: number,
+  ): Promise<StepResult> {
+    const { roles, refRoles } = OBJECTIVE_ROLES[objective]
+    // the step graph slices rows by role, so its batch axis is static: one size per step
+    const bySize = new Map<number, TrainBatch[]>()
+    for (const b of microBatches) {
+      const n = b.rows[roles[0]]!.length
+      const feeds: TrainBatch['feeds'] = Object.fromEntries(
+        refRoles.flatMap((role) =>
+          (['sum', 'mean'] as const).map((kind) => [
+            refInput(role, kind),
+            { dtype: 'float32' as const, dims: [n], data: Float32Array.from(b.ref[role]![kind]) },
+          ]),
+        ),
+      )
+      const rows = roles.flatMap((role) => b.rows[role]!.map((r) => this.tokenRow(r)))
+      bySize.set(n, [...(bySize.get(n) ?? []), { rows, feeds }])
+    }
+    if (bySize.size > 1) {
+      throw new ValidationError(
+        `micro-batches of one step must have one size (got ${[...bySize.keys()].join(', ')}): the step graph is static`,
+      )
+    }
+    const [[n, batches]] = [...bySize]
+    const result = await this.policy.trainStep(batches, {
+      lr,
+      loss: objectiveLoss(objective, hp, n),
+      maxGradNorm: this.maxGradNorm,
+    })
+    return {
+      metrics: { loss: result.loss, ...result.metrics },
+      gradNorm: result.gradNorm,
+      tokens: result.tokens,
+    }
+  }
+
+  async fork(): Promise<TrainablePolicy> {
+    const copy = await Policy.load(this.modelDir, this.options)
+    const state = this.policy.exportState()
+    for (const k of [...state.tensors.keys()]) if (k.startsWith('optim.')) state.tensors.delete(k)
+    await copy.importState({ step: 0, tensors: state.tensors })
+    return new ModelPolicy(copy, this.modelDir, this.options, this.maxPromptTokens, this.maxGradNorm)
+  }
+
+  async save(dir: string): Promise<{ kind: 'full' | 'lora'; bytes: number }> {
+    const state = this.policy.exportState()
+    const bytes = await writeSafetensors(join(dir, STATE_FILE), state.tensors)
+    await writeFile(join(dir, STEP_FILE), JSON.stringify({ step: state.step }))
+    return { kind: this.options.lora ? 'lora' : 'full', bytes }
+  }
+
+  async load(dir: string): Promise<void> {
+    const tensors = await readSafetensors(join(dir, STATE_FILE))
+    const { step } = JSON.parse(await readFile(join(dir, STEP_FILE), 'utf8')) as { step: number }
+    await this.policy.importState({ step, tensors })
+  }
+
+  async exportModel(dir: string): Promise<void> {
+    await this.policy.saveFull(dir)
+  }
+
+  dispose(): Promise<void> {
+    return this.policy.dispose()
+  }
+}
+
+/** Opens a model folder as a trainable policy (CPU; full fine-tuning or LoRA). */
+export const openModelPolicy: OpenPolicy = async (o) => {
+  const options: PolicyOptions = {
+    seed: o.seed,
+    lora: o.finetuning === 'lora' ? o.lora : undefined,
+    adamw: {
+      beta1: o.optimizer.betas[0],
+      beta2: o.optimizer.betas[1],
+      eps: o.optimizer.eps,
+      weightDecay: o.optimizer.weightDecay,
+    },
+  }
+  const policy = await Policy.load(o.modelDir, options)
+  return new ModelPolicy(policy, o.modelDir, options, o.maxPromptTokens, o.optimizer.maxGradNorm)
+}
