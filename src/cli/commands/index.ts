@@ -4,8 +4,11 @@ import { bench } from './bench.ts'
 import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
 import { makeTinyModelCommand } from './make-tiny-model.ts'
 import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
+import { serve, worker } from './serve.ts'
 
 export const COMMANDS: readonly Command[] = [
+  serve,
+  worker,
   runsCreate,
   runsList,
   runsGet,

@@ -1,0 +1,51 @@
+/** `sso serve` and `sso worker`: the two long-running processes, configured from the environment. */
+import { loadConfig } from '../../config.ts'
+import type { Command } from '../command.ts'
+import { integerOption, positionalArgs, stringOption } from '../command.ts'
+
+export const serve: Command = {
+  path: ['serve'],
+  summary: 'start the API and dashboard (with one in-process worker unless --no-worker)',
+  options: {
+    port: { type: 'string', arg: 'port', description: 'listen port (env PORT, default 3000)' },
+    host: { type: 'string', arg: 'host', description: 'listen address (env HOST, default 127.0.0.1)' },
+    'no-worker': { type: 'boolean', description: 'do not train in this process (IN_PROCESS_WORKER=false)' },
+  },
+  details: `Configuration comes from the environment (see .env.example): DATABASE_URL (unset: an embedded
+PostgreSQL in DATA_DIR), LOG_LEVEL, MODELS_ROOT, EXECUTION_PROVIDER, ...
+The first start prints an admin API key.`,
+  async run(ctx) {
+    positionalArgs(ctx, this, [])
+    const port = integerOption(ctx, 'port', this)
+    const host = stringOption(ctx, 'host', this, false)
+    const config = loadConfig({
+      ...process.env,
+      ...(port !== undefined ? { PORT: String(port) } : {}),
+      ...(host ? { HOST: host } : {}),
+      ...(ctx.values['no-worker'] ? { IN_PROCESS_WORKER: 'false' } : {}),
+    })
+    const { startServer } = await import('../../api/server.ts')
+    await startServer(config)
+    return undefined
+  },
+}
+
+export const worker: Command = {
+  path: ['worker'],
+  summary: 'start a standalone worker that trains queued runs (scale out against one Postgres)',
+  options: {
+    concurrency: { type: 'string', arg: 'n', description: 'runs trained at once (env WORKER_CONCURRENCY)' },
+  },
+  details: 'Point DATABASE_URL at the same Postgres as the API; start as many workers as you have devices.',
+  async run(ctx) {
+    positionalArgs(ctx, this, [])
+    const concurrency = integerOption(ctx, 'concurrency', this)
+    const config = loadConfig({
+      ...process.env,
+      ...(concurrency !== undefined ? { WORKER_CONCURRENCY: String(concurrency) } : {}),
+    })
+    const { startWorker } = await import('../../worker/main.ts')
+    await startWorker(config)
+    return undefined
+  },
+}

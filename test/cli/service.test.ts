@@ -1,0 +1,159 @@
+/**
+ * The real `sso` binary against the real service (in-process on an ephemeral port, real Postgres,
+ * its in-process worker training the tiny model): datasets in and out, a run created, watched live
+ * over the WebSocket stream and cancelled, and the service's refusals shown as failures.
+ */
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { createDemoResources, DEMO_HYPERPARAMETERS, type DemoResources } from '../../src/cli/demo-setup.ts'
+import { type LiveService, startLiveService } from './live-service.ts'
+
+const BIN = fileURLToPath(new URL('../../bin/sso.js', import.meta.url))
+
+let service: LiveService
+let dir: string
+let resources: DemoResources
+
+interface Result {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the binary; `onStdout` sees output as it arrives (for `runs watch`). */
+function sso(args: string[], onStdout?: (all: string) => void): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, SSO_URL: service.url, SSO_API_KEY: service.apiKey },
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => {
+      stdout += d
+      onStdout?.(stdout)
+    })
+    child.stderr.on('data', (d) => {
+      stderr += d
+    })
+    child.on('error', reject)
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+before(async () => {
+  service = await startLiveService()
+  dir = await mkdtemp(path.join(tmpdir(), 'sso-cli-'))
+  resources = await createDemoResources(service.client)
+})
+
+after(async () => {
+  await service?.stop()
+  if (dir) await rm(dir, { recursive: true, force: true })
+})
+
+test('datasets: import validates on the service, export returns the same records', async () => {
+  const file = path.join(dir, 'queries.jsonl')
+  const lines = ['{"prompt":"What is 2 + 3?","task":"arithmetic"}', '{"prompt":"Say hello politely."}']
+  await writeFile(file, `${lines.join('\n')}\n`)
+  const imported = await sso(['datasets', 'import', file, '--format', 'queries', '--json'])
+  assert.equal(imported.code, 0, imported.stderr)
+  const dataset = JSON.parse(imported.stdout) as { id: string; line_count: number; name: string }
+  assert.equal(dataset.line_count, 2)
+  assert.equal(dataset.name, 'queries')
+
+  const exported = await sso(['datasets', 'export', dataset.id])
+  assert.equal(exported.code, 0, exported.stderr)
+  assert.deepEqual(
+    exported.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l)),
+    lines.map((l) => JSON.parse(l)),
+  )
+
+  const bad = path.join(dir, 'bad.jsonl')
+  await writeFile(bad, '{"prompt":"ok"}\n{"prompt":""}\n')
+  const refused = await sso(['datasets', 'import', bad, '--format', 'queries'])
+  assert.equal(refused.code, 1)
+  assert.match(refused.stderr, /line 2/)
+})
+
+test('runs: create, list, get, watch live while it trains, cancel', async () => {
+  const created = await sso([
+    'runs',
+    'create',
+    '--principle-set',
+    resources.principleSetId,
+    '--dataset',
+    resources.datasetId,
+    ...Object.entries(DEMO_HYPERPARAMETERS).map(([k, v]) => `--set=${k}=${JSON.stringify(v)}`),
+    '--metadata',
+    'suite=cli',
+    '--json',
+  ])
+  assert.equal(created.code, 0, created.stderr)
+  const run = JSON.parse(created.stdout) as { id: string; status: string; metadata: Record<string, string> }
+  assert.equal(run.status, 'queued')
+  assert.deepEqual(run.metadata, { suite: 'cli' })
+
+  const listed = await sso(['runs', 'list', '--json'])
+  assert.equal(listed.code, 0, listed.stderr)
+  assert.ok((JSON.parse(listed.stdout) as { items: { id: string }[] }).items.some((r) => r.id === run.id))
+
+  const table = await sso(['runs', 'list'])
+  assert.match(table.stdout, /^ID\s+METHOD\s+STATUS/m)
+  assert.match(table.stdout, new RegExp(run.id))
+
+  // Watch as JSON lines; once a metrics frame has arrived, cancel from a second process.
+  let cancel: Promise<Result> | undefined
+  const watched = await sso(['runs', 'watch', run.id, '--json'], (out) => {
+    if (!cancel && /"type":"metrics"/.test(out)) cancel = sso(['runs', 'cancel', run.id])
+  })
+  assert.equal(watched.code, 0, watched.stderr)
+  const cancelled = await cancel
+  assert.equal(cancelled?.code, 0, cancelled?.stderr)
+
+  const frames = watched.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { type: string; seq: number; step: number; data: Record<string, unknown> })
+  const seqs = frames.map((f) => f.seq)
+  assert.deepEqual(
+    seqs,
+    [...seqs].sort((a, b) => a - b),
+    'frames in seq order',
+  )
+  assert.equal(new Set(seqs).size, seqs.length, 'no frame twice')
+  assert.ok(frames.some((f) => f.type === 'metrics' && typeof f.step === 'number'))
+  assert.equal(frames.at(-1)?.type, 'status')
+  assert.equal(frames.at(-1)?.data.status, 'cancelled')
+
+  // Watching a finished run prints its final line at once.
+  const rewatch = await sso(['runs', 'watch', run.id])
+  assert.equal(rewatch.code, 0, rewatch.stderr)
+  assert.match(rewatch.stdout, new RegExp(`run ${run.id} cancelled`))
+
+  const got = await sso(['runs', 'get', run.id])
+  assert.equal(got.code, 0, got.stderr)
+  assert.match(got.stdout, /^status\s+cancelled$/m)
+})
+
+test('the service refusing is a failure with its detail: unknown run, wrong key', async () => {
+  const missing = await sso(['runs', 'get', '00000000-0000-4000-8000-000000000000'])
+  assert.equal(missing.code, 1)
+  assert.match(missing.stderr, /404/)
+
+  const wrongKey = await sso(['runs', 'list', '--api-key', 'sso_not_a_key'])
+  assert.equal(wrongKey.code, 1)
+  assert.match(wrongKey.stderr, /401/)
+
+  const badHp = await sso(['runs', 'create', '--set', 'beta=-1'])
+  assert.equal(badHp.code, 1)
+  assert.match(badHp.stderr, /400/)
+  assert.match(badHp.stderr, /beta/)
+})

@@ -1,0 +1,104 @@
+/**
+ * The dashboard in Debian's chromium against the real service: enter a key, start a tiny run from the
+ * form, watch the loss chart gain points live, open the samples of an iteration, cancel the run.
+ * Screenshots go to artifacts/dashboard/.
+ */
+import assert from 'node:assert/strict'
+import { after, before, test } from 'node:test'
+import { createDemoResources, DEMO_HYPERPARAMETERS, type DemoResources } from '../../src/cli/demo-setup.ts'
+import { type LiveService, startLiveService } from '../cli/live-service.ts'
+import { type Browser, openBrowser, skipReason } from './browser.ts'
+
+let service: LiveService
+let browser: Browser
+let resources: DemoResources
+
+before(async () => {
+  if (skipReason) return
+  service = await startLiveService()
+  resources = await createDemoResources(service.client)
+  browser = await openBrowser()
+})
+
+after(async () => {
+  await browser?.close()
+  await service?.stop()
+})
+
+const chartPoints = (page: Browser['page'], id: string) =>
+  page
+    .locator(`[data-testid="chart-${id}"]`)
+    .evaluate((el) => Number((el as HTMLElement).dataset.points ?? 0))
+
+test('start a run, see live curves and samples, cancel it', {
+  skip: skipReason,
+  timeout: 240_000,
+}, async () => {
+  const { page } = browser
+  await page.goto(service.url)
+
+  // Without a key the runs list is refused and the page says what to do.
+  await page.getByText('This needs an API key').waitFor()
+  await page.getByTestId('api-key').fill(service.apiKey)
+  await page.getByTestId('save-key').click()
+  await page.getByText('No runs yet.').waitFor()
+  assert.equal(await page.evaluate(() => localStorage.getItem('sso.apiKey')), service.apiKey)
+
+  // The new-run form: the demo principle set and dataset, small hyperparameters.
+  await page.getByTestId('new-run').locator('summary').click()
+  const form = page.getByTestId('new-run-form')
+  await form.locator('select[name=principle_set]').selectOption(resources.principleSetId)
+  await form.locator('select[name=datasets]').selectOption([resources.datasetId])
+  await form.locator('select[name=device]').selectOption('cpu')
+  await form.locator('textarea[name=hyperparameters]').fill(JSON.stringify(DEMO_HYPERPARAMETERS))
+  await browser.screenshot('01-new-run-form')
+  await page.getByTestId('start-run').click()
+
+  await page.waitForURL(/#\/runs\/[0-9a-f-]{36}/)
+  const runId = /#\/runs\/([0-9a-f-]{36})/.exec(page.url())![1]
+  await page.getByTestId('stream-state').getByText('live').waitFor()
+
+  // The loss chart gains points while the run trains.
+  await page.waitForFunction(
+    () => Number(document.querySelector<HTMLElement>('[data-testid="chart-loss"]')?.dataset.points ?? 0) > 0,
+    null,
+    { timeout: 180_000 },
+  )
+  const first = await chartPoints(page, 'loss')
+  await page.waitForFunction(
+    (n) => Number(document.querySelector<HTMLElement>('[data-testid="chart-loss"]')?.dataset.points ?? 0) > n,
+    first,
+    { timeout: 120_000 },
+  )
+  await browser.screenshot('02-run-live-charts')
+
+  // Samples of the first iteration: query, principles, y+, y-, y0.
+  await page.getByTestId('tab-samples').click()
+  const sample = page.getByTestId('sample').first()
+  await sample.waitFor({ timeout: 120_000 })
+  for (const label of ['y+ (chosen)', 'y− (rejected)', 'y0 (raw)']) await sample.getByText(label).waitFor()
+  await browser.screenshot('03-samples')
+
+  await page.getByTestId('tab-events').click()
+  await page.getByTestId('events').locator('li').first().waitFor()
+
+  // Cancel: the status follows over the stream.
+  await page.getByTestId('tab-charts').click()
+  await page.getByTestId('cancel').click()
+  await page.getByTestId('run-status').getByText('cancelled', { exact: true }).waitFor({ timeout: 120_000 })
+  assert.equal(await page.getByTestId('cancel').isDisabled(), true)
+  await browser.screenshot('04-cancelled')
+
+  const run = await service.client.get<{ status: string }>(`/v1/runs/${runId}`)
+  assert.equal(run.status, 'cancelled')
+
+  // Back on the list, the run shows its final status.
+  await page.goto(`${service.url}/#/`)
+  await page.locator(`tr[data-run-id="${runId}"]`).getByText('cancelled').waitFor()
+  await browser.screenshot('05-runs-list')
+  assert.deepEqual(
+    browser.errors.filter((e) => !e.includes(' 401 ')),
+    [],
+    'no page errors beyond the refused request before the key was entered',
+  )
+})
