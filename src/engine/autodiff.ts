@@ -66,7 +66,8 @@ export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tens
 
   return g.withScopePath('grad', () => {
     const cts = new Map<string, Tensor>()
-    cts.set(loss.name, seed ?? expandLike(g, g.constant(1, loss.dtype), loss))
+    const one = g.constant(1, loss.dtype)
+    cts.set(loss.name, seed ?? (loss.shape.length === 0 ? one : expandLike(g, one, loss)))
     for (const e of path) {
       const outs = e.outputs.map((o) => cts.get(o.name))
       if (outs.every((c) => c === undefined)) continue

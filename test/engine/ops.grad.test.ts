@@ -37,6 +37,7 @@ import {
   relu,
   reshape,
   reshapeDynamic,
+  rotateHalf,
   scatterElementsAdd,
   scatterNDAdd,
   sigmoid,
@@ -220,6 +221,12 @@ const GRAD_SPECS: { [K in DifferentiableOp]: GradSpec } = {
         inputs: [{ shape: [2, 3, 4] }],
         build: (g, [x]) => reshapeDynamic(g, x, g.constant([4n, 6n], 'int64'), { shape: [4, 6] }),
       },
+    ],
+  },
+  RotateHalf: {
+    cases: [
+      { inputs: [{ shape: [2, 3, 8] }], build: (g, [x]) => rotateHalf(g, x) },
+      { inputs: [{ shape: [3, 4] }], build: (g, [x]) => rotateHalf(g, x, { inverse: true }) },
     ],
   },
   Transpose: {

@@ -1,20 +1,6 @@
-import { ShapeError } from '../../errors.ts'
 import type { Graph } from '../graph.ts'
-import { add, cast, concat, cos, mul, neg, sin, slice, unsqueeze } from '../ops/index.ts'
-import { type FloatDType, formatShape, type Tensor } from '../tensor.ts'
-
-/** Hugging Face rotate_half: (x1, x2) → (−x2, x1) over the halves of the last axis. */
-function rotateHalf(g: Graph, x: Tensor): Tensor {
-  const d = x.shape[x.shape.length - 1]
-  if (typeof d !== 'number' || d % 2 !== 0) {
-    throw new ShapeError(
-      `${g.nodeLabel('rotary')}: head dim must be static and even, got ${formatShape(x.shape)}`,
-    )
-  }
-  const x1 = slice(g, x, { starts: [0], ends: [d / 2], axes: [-1] }) // (…, D/2)
-  const x2 = slice(g, x, { starts: [d / 2], ends: [d], axes: [-1] }) // (…, D/2)
-  return concat(g, neg(g, x2), x1, { axis: -1 }) // (…, D)
-}
+import { add, cast, concat, cos, mul, rotateHalf, sin, unsqueeze } from '../ops/index.ts'
+import type { FloatDType, Tensor } from '../tensor.ts'
 
 /** Rotary position embedding, rotate-half convention: x · cos + rotate_half(x) · sin (cos/sin broadcast to x). */
 export function applyRotary(g: Graph, x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {

@@ -367,6 +367,30 @@ export const pad = defineOp<[x: Tensor], { pads: readonly number[] }>({
   },
 })
 
+/**
+ * Hugging Face rotate_half over the last axis: (x1, x2) → (−x2, x1); `inverse` maps (x1, x2) → (x2, −x1).
+ * The map is orthogonal, so dx = dy through the inverse map (one Concat instead of Pads and Adds).
+ */
+export const rotateHalf = defineOp<[x: Tensor], { inverse?: boolean }>({
+  type: 'RotateHalf',
+  forward: (g, [x], { inverse = false }) => {
+    const d = x.shape[x.shape.length - 1]
+    if (typeof d !== 'number' || d % 2 !== 0)
+      shapeError(g, 'RotateHalf', `last dim must be static and even: ${formatShape(x.shape)}`)
+    const halfShape = { dtype: x.dtype, shape: [...x.shape.slice(0, -1), d / 2] }
+    const half = (start: number) =>
+      g.emit('Slice', [x, int64s(g, [start]), int64s(g, [start + d / 2]), int64s(g, [-1])], {}, [
+        halfShape,
+      ])[0]
+    const [x1, x2] = [half(0), half(d / 2)]
+    const parts = inverse
+      ? [x2, g.emit('Neg', [x1], {}, [halfShape])[0]]
+      : [g.emit('Neg', [x2], {}, [halfShape])[0], x1]
+    return g.emit('Concat', parts, { axis: attr.int(-1) }, [{ dtype: x.dtype, shape: x.shape }])
+  },
+  vjp: (g, _ctx, [dy], { inverse = false }): Cotangents => [rotateHalf(g, dy, { inverse: !inverse })],
+})
+
 /** y = x;  dx = dy. */
 export const identity = defineOp<[x: Tensor]>({
   type: 'Identity',
