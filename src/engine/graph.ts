@@ -43,6 +43,12 @@ export interface GraphOptions {
   opset?: number
   /** Initializers of at least this many bytes are stored as external data. */
   externalDataThreshold?: number
+  /**
+   * Emit com.microsoft FusedMatMul (transposes folded into the kernel; CPU and CUDA). Set false for
+   * the WebGPU provider, which has no FusedMatMul kernel in onnxruntime 1.30: the op is then
+   * written as Transpose + MatMul (+ Mul).
+   */
+  fusedMatMul?: boolean
 }
 
 interface Initializer {
@@ -90,6 +96,7 @@ function constantData(
 export class Graph {
   readonly name: string
   readonly opset: number
+  readonly fusedMatMul: boolean
   private readonly externalThreshold: number
   private readonly nodes: NodeProto[] = []
   private readonly inputs: ValueInfo[] = []
@@ -107,6 +114,7 @@ export class Graph {
     this.name = opts.name ?? 'graph'
     this.opset = opts.opset ?? 18
     this.externalThreshold = opts.externalDataThreshold ?? 1024
+    this.fusedMatMul = opts.fusedMatMul ?? true
     if (IR_VERSION_FOR_OPSET[this.opset] === undefined) {
       throw new GraphError(
         `opset ${this.opset} is not supported (use one of ${Object.keys(IR_VERSION_FOR_OPSET).join(', ')})`,

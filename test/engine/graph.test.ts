@@ -4,6 +4,7 @@ import {
   add,
   attention,
   concat,
+  fusedMatMul,
   Graph,
   grad,
   matMul,
@@ -14,6 +15,7 @@ import {
   type Tensor,
 } from '../../src/engine/index.ts'
 import { GraphError, ShapeError } from '../../src/errors.ts'
+import { assertAllClose } from '../helpers/all-close.ts'
 import { rng } from '../helpers/finite-diff.ts'
 import { runGraph } from '../helpers/run-graph.ts'
 
@@ -108,6 +110,32 @@ describe('Graph', () => {
     const bytes = Buffer.from(g.serialize().model)
     assert.equal(bytes.includes('Mul'), false)
     assert.equal(bytes.includes('const'), false)
+  })
+})
+
+describe('Graph options', () => {
+  it('fusedMatMul: false writes standard ops with the same values and gradients', async () => {
+    const build = (fused: boolean) => {
+      const g = new Graph({ fusedMatMul: fused })
+      const a = g.input('a', 'float64', [2, 4, 3])
+      const b = g.input('b', 'float64', [5, 4])
+      const y = fusedMatMul(g, a, b, { transA: true, transB: true, alpha: 0.5 }) // (2, 3, 5)
+      const loss = reduceSum(g, mul(g, y, y))
+      g.output(loss, 'loss')
+      for (const [i, t] of grad(g, loss, [a, b]).entries()) g.output(t!, `d${i}`)
+      return g
+    }
+    const random = rng(5)
+    const feeds = {
+      a: { data: Float64Array.from({ length: 24 }, random), dims: [2, 4, 3] },
+      b: { data: Float64Array.from({ length: 20 }, random), dims: [5, 4] },
+    }
+    const plain = build(false)
+    assert.equal(Buffer.from(plain.serialize().model).includes('com.microsoft'), false)
+    const [x, y] = [await runGraph(build(true), feeds), await runGraph(plain, feeds)]
+    for (const key of ['loss', 'd0', 'd1']) {
+      assertAllClose(y[key].data as Float64Array, x[key].data as Float64Array, { rtol: 1e-12, what: key })
+    }
   })
 })
 

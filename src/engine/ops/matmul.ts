@@ -33,7 +33,7 @@ function matmulShape(g: Graph, type: string, a: Tensor, b: Tensor, transA: boole
 
 /**
  * alpha · op(A) · op(B) through the cheapest node: MatMul, Gemm for 2-D, else FusedMatMul
- * (transposes folded into the kernel; onnxruntime's CPU kernel covers float64 too).
+ * (transposes folded into the kernel where the graph allows it; the CPU kernel covers float64 too).
  */
 export function matMulT(
   g: Graph,
@@ -94,11 +94,30 @@ export const matMul = defineOp<[a: Tensor, b: Tensor]>({
   vjp: (g, { inputs: [a, b] }, [dy]): Cotangents => matmulVjp(g, a, b, dy, false, false, 1),
 })
 
-/** com.microsoft FusedMatMul: Y = alpha · op(A) · op(B);  VJP as MatMul with the transposes folded. */
+/** Last two axes swapped, as a raw node of the calling op. */
+function emitSwapLast(g: Graph, x: Tensor): Tensor {
+  const r = x.shape.length
+  const perm = [...Array(r - 2).keys(), r - 1, r - 2]
+  return g.emit('Transpose', [x], { perm: attr.ints(perm) }, [
+    { dtype: x.dtype, shape: perm.map((i) => x.shape[i]) },
+  ])[0]
+}
+
+/**
+ * com.microsoft FusedMatMul: Y = alpha · op(A) · op(B);  VJP as MatMul with the transposes folded.
+ * Graphs built with `fusedMatMul: false` (WebGPU) get Transpose + MatMul (+ Mul) instead.
+ */
 export const fusedMatMul = defineOp<[a: Tensor, b: Tensor], MatMulAttrs>({
   type: 'FusedMatMul',
   forward: (g, [a, b], { transA = false, transB = false, alpha = 1 }) => {
     const shape = matmulShape(g, 'FusedMatMul', a, b, transA, transB)
+    if (!g.fusedMatMul) {
+      const out = { dtype: a.dtype, shape }
+      const [y] = g.emit('MatMul', [transA ? emitSwapLast(g, a) : a, transB ? emitSwapLast(g, b) : b], {}, [
+        out,
+      ])
+      return alpha === 1 ? [y] : g.emit('Mul', [y, scalarLike(g, y, alpha)], {}, [out])
+    }
     const attrs = {
       alpha: attr.float(alpha),
       transA: attr.int(transA ? 1 : 0),
