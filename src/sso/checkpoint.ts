@@ -1,13 +1,13 @@
 /**
- * Trainer checkpoints: one folder per checkpoint, written under a temporary name and renamed into place,
- * so a folder that exists is complete. It holds the trainer state (position, RNG state), the data of
+ * Trainer checkpoints: one folder per checkpoint, written under a temporary name, fsynced and renamed
+ * into place, so a folder that exists is complete. It holds the trainer state (position, RNG state), the data of
  * the training phase in progress (examples with their reference log-probs, so a resume neither
  * regenerates nor rescores) and each model's weights or adapters with its optimizer state.
  */
-import { randomBytes } from 'node:crypto'
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AppError } from '../errors.ts'
+import { writeFolderAtomically } from '../model/index.ts'
 import type { TrainablePolicy } from './policy-port.ts'
 import type { RngState } from './rng.ts'
 import type { TrainingMethod } from './trainer-interface.ts'
@@ -39,49 +39,35 @@ export interface SavedCheckpoint {
   kind: 'full' | 'lora'
 }
 
-async function folderBytes(dir: string): Promise<number> {
-  let total = 0
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (entry.isFile()) total += (await stat(join(entry.parentPath, entry.name))).size
-  }
-  return total
-}
-
 export async function writeCheckpoint(
   root: string,
   state: TrainerState,
   phaseData: PhaseData | undefined,
   models: Record<string, TrainablePolicy>,
 ): Promise<SavedCheckpoint> {
-  await mkdir(root, { recursive: true })
   const name = `step-${String(state.globalStep).padStart(7, '0')}-iter-${state.iteration}-${state.stage}`
-  const final = join(root, name)
-  const tmp = join(root, `.tmp-${name}-${randomBytes(4).toString('hex')}`)
-  await mkdir(tmp)
+  const dir = join(root, name)
   let kind: 'full' | 'lora' = 'full'
   try {
-    for (const [modelName, model] of Object.entries(models)) {
-      const dir = join(tmp, modelName)
-      await mkdir(dir)
-      const saved = await model.save(dir)
-      if (modelName === 'policy') kind = saved.kind
-    }
-    if (phaseData) await writeFile(join(tmp, PHASE), JSON.stringify(phaseData))
-    await writeFile(join(tmp, STATE), JSON.stringify(state, null, 1))
-    await rm(final, { recursive: true, force: true })
-    await rename(tmp, final)
+    const bytes = await writeFolderAtomically(dir, async (tmp) => {
+      for (const [modelName, model] of Object.entries(models)) {
+        const saved = await model.save(join(tmp, modelName))
+        if (modelName === 'policy') kind = saved.kind
+      }
+      if (phaseData) await writeFile(join(tmp, PHASE), JSON.stringify(phaseData))
+      await writeFile(join(tmp, STATE), JSON.stringify(state, null, 1))
+    })
+    return { dir, bytes, kind }
   } catch (e) {
-    await rm(tmp, { recursive: true, force: true })
     throw new AppError(
       'training_failed',
-      `writing checkpoint ${final} failed: ${(e as Error).message}`,
+      `writing checkpoint ${dir} failed: ${(e as Error).message}`,
       undefined,
       {
         cause: e,
       },
     )
   }
-  return { dir: final, bytes: await folderBytes(final), kind }
 }
 
 export interface LoadedCheckpoint {

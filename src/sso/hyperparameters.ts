@@ -98,6 +98,11 @@ export const HyperparametersSchema = Type.Object({
     description: 'steps; 0 = only at iteration ends',
   }),
   log_every: Type.Integer({ minimum: 1, default: 1 }),
+  deterministic: Type.Boolean({
+    default: false,
+    description:
+      'one thread per op, so multi-threaded reductions do not change the summation order between runs',
+  }),
 })
 export type Hyperparameters = Static<typeof HyperparametersSchema>
 

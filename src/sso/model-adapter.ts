@@ -1,14 +1,12 @@
 /**
  * The thin adapter from the model layer's Policy to the trainer's TrainablePolicy port: chat prompts
  * to token rows, objectives to step-graph losses (rows laid out role-major, reference log-probs as
- * extra inputs), and policy state to a safetensors file.
+ * extra inputs).
  */
-import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { type Graph, split } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import type { PolicyLoss } from '../model/graphs.ts'
-import { chatMessages, Policy, readSafetensors, writeSafetensors } from '../model/index.ts'
+import { chatMessages, Policy } from '../model/index.ts'
 import type { PolicyOptions, TrainBatch } from '../model/policy.ts'
 import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName, type Role } from './loss-types.ts'
 import { OBJECTIVES, type SequenceLogps } from './losses.ts'
@@ -22,9 +20,6 @@ import type {
   StepResult,
   TrainablePolicy,
 } from './policy-port.ts'
-
-const STATE_FILE = 'policy-state.safetensors'
-const STEP_FILE = 'policy-step.json'
 
 const refInput = (role: Role, kind: 'sum' | 'mean') => `ref.${role}.${kind}`
 
@@ -64,8 +59,7 @@ class ModelPolicy implements TrainablePolicy {
 
   constructor(
     private readonly policy: Policy,
-    private readonly modelDir: string,
-    private readonly options: PolicyOptions,
+    private readonly lora: boolean,
     private readonly maxPromptTokens: number,
     private readonly maxGradNorm: number,
   ) {}
@@ -138,24 +132,16 @@ class ModelPolicy implements TrainablePolicy {
   }
 
   async fork(): Promise<TrainablePolicy> {
-    const copy = await Policy.load(this.modelDir, this.options)
-    const state = this.policy.exportState()
-    for (const k of [...state.tensors.keys()]) if (k.startsWith('optim.')) state.tensors.delete(k)
-    await copy.importState({ step: 0, tensors: state.tensors })
-    return new ModelPolicy(copy, this.modelDir, this.options, this.maxPromptTokens, this.maxGradNorm)
+    const copy = await this.policy.fork()
+    return new ModelPolicy(copy, this.lora, this.maxPromptTokens, this.maxGradNorm)
   }
 
   async save(dir: string): Promise<{ kind: 'full' | 'lora'; bytes: number }> {
-    const state = this.policy.exportState()
-    const bytes = await writeSafetensors(join(dir, STATE_FILE), state.tensors)
-    await writeFile(join(dir, STEP_FILE), JSON.stringify({ step: state.step }))
-    return { kind: this.options.lora ? 'lora' : 'full', bytes }
+    return { kind: this.lora ? 'lora' : 'full', bytes: await this.policy.saveState(dir) }
   }
 
-  async load(dir: string): Promise<void> {
-    const tensors = await readSafetensors(join(dir, STATE_FILE))
-    const { step } = JSON.parse(await readFile(join(dir, STEP_FILE), 'utf8')) as { step: number }
-    await this.policy.importState({ step, tensors })
+  load(dir: string): Promise<void> {
+    return this.policy.loadState(dir)
   }
 
   async exportModel(dir: string): Promise<void> {
@@ -171,6 +157,7 @@ class ModelPolicy implements TrainablePolicy {
 export const openModelPolicy: OpenPolicy = async (o) => {
   const options: PolicyOptions = {
     seed: o.seed,
+    intraOpThreads: o.deterministic ? 1 : undefined,
     lora: o.finetuning === 'lora' ? o.lora : undefined,
     adamw: {
       beta1: o.optimizer.betas[0],
@@ -180,5 +167,5 @@ export const openModelPolicy: OpenPolicy = async (o) => {
     },
   }
   const policy = await Policy.load(o.modelDir, options)
-  return new ModelPolicy(policy, o.modelDir, options, o.maxPromptTokens, o.optimizer.maxGradNorm)
+  return new ModelPolicy(policy, options.lora !== undefined, o.maxPromptTokens, o.optimizer.maxGradNorm)
 }

@@ -98,4 +98,6 @@ export type OpenPolicy = (options: {
   optimizer: OptimizerSettings
   maxPromptTokens: number
   seed: number
+  /** Single-threaded ops (a fixed summation order in reductions), at some speed cost. */
+  deterministic?: boolean
 }) => Promise<TrainablePolicy>

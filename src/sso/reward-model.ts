@@ -52,6 +52,7 @@ export type OpenRewardModel = (options: {
   optimizer: OptimizerSettings
   maxPromptTokens: number
   seed: number
+  deterministic?: boolean
 }) => Promise<RewardModelPort>
 
 const toRows = (p: PreferencePair): PairRows => {
