@@ -14,10 +14,7 @@ const PrincipleSchema = Type.Object({ feature: Type.String(), good: Type.String(
 
 export const TrainConfigSchema = Type.Object(
   {
-    method: Type.Union(
-      TRAINING_METHODS.map((m) => Type.Literal(m)),
-      { default: 'sso' },
-    ),
+    method: Type.Enum(TRAINING_METHODS, { default: 'sso' }),
     /** Hugging Face model folder (e.g. one made by `sso make-tiny-model`). */
     model: Type.String({ minLength: 1 }),
     /** Inline set or a JSON file with { name, principles, concision? }; the built-in set when absent. */
@@ -34,10 +31,7 @@ export const TrainConfigSchema = Type.Object(
     /** JSONL files: queries for online methods, pairs or records for offline ones. */
     datasets: Type.Array(Type.String({ minLength: 1 }), { minItems: 1 }),
     hyperparameters: Type.Record(Type.String(), Type.Unknown(), { default: {} }),
-    device: Type.Union(
-      ['auto', 'cpu', 'webgpu', 'cuda'].map((d) => Type.Literal(d)),
-      { default: 'auto' },
-    ),
+    device: Type.Enum(['auto', 'cpu', 'webgpu', 'cuda'], { default: 'auto' }),
     seed: Type.Integer({ minimum: 0, default: 0 }),
     output_dir: Type.String({ minLength: 1 }),
     resume_from: Type.Optional(Type.String({ minLength: 1 })),
@@ -67,9 +61,9 @@ export async function loadTrainJob(
 ): Promise<TrainerJob> {
   const raw = (await readJson(file, 'train config')) as Record<string, unknown>
   const value = Value.Default(TrainConfigSchema, structuredClone(raw))
-  const errors = [...Value.Errors(TrainConfigSchema, value)].map(
-    (e) => `${e.instancePath || '/'} ${e.message}`,
-  )
+  const errors = [
+    ...new Set(Value.Errors(TrainConfigSchema, value).map((e) => `${e.instancePath || '/'} ${e.message}`)),
+  ]
   if (errors.length > 0)
     throw new ValidationError(`invalid train config '${file}': ${errors.join('; ')}`, { errors })
   const config = value as TrainConfig

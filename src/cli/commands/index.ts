@@ -2,9 +2,11 @@
 import type { Command } from '../command.ts'
 import { bench } from './bench.ts'
 import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
+import { evalCommand } from './eval.ts'
 import { makeTinyModelCommand } from './make-tiny-model.ts'
 import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
 import { serve, worker } from './serve.ts'
+import { train } from './train.ts'
 
 export const COMMANDS: readonly Command[] = [
   serve,
@@ -19,6 +21,8 @@ export const COMMANDS: readonly Command[] = [
   datasetsImport,
   datasetsExport,
   datasetsList,
+  train,
+  evalCommand,
   makeTinyModelCommand,
   bench,
 ]
