@@ -57,7 +57,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const app = Fastify({
     loggerInstance: typeof opts.logger === 'object' ? opts.logger : undefined,
     logger: typeof opts.logger === 'boolean' ? opts.logger : undefined,
-    bodyLimit: opts.config.BODY_LIMIT_BYTES,
+    // JSON requests are small; dataset uploads raise the limit to BODY_LIMIT_BYTES on their route.
+    bodyLimit: Math.min(1 << 20, opts.config.BODY_LIMIT_BYTES),
     requestIdHeader: 'x-request-id',
     ajv: {
       customOptions: {

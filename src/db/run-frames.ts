@@ -28,7 +28,7 @@ export interface FramesNotification {
  */
 export async function appendRunFrames(tx: Db, runId: string, frames: NewFrame[]): Promise<Frame[]> {
   if (frames.length === 0) return []
-  await tx.$queryRaw`SELECT id FROM runs WHERE id = ${runId}::uuid FOR UPDATE`
+  await tx.$executeRaw`SELECT 1 FROM runs WHERE id = ${runId}::uuid FOR UPDATE`
   const events = createEventsRepository(tx)
   const start = await events.maxSeq(runId)
   const createdAt = new Date()
@@ -45,7 +45,7 @@ export async function appendRunFrames(tx: Db, runId: string, frames: NewFrame[])
   let payload = JSON.stringify({ run_id: runId, frames: out, max_seq: maxSeq } satisfies FramesNotification)
   if (Buffer.byteLength(payload) > MAX_NOTIFY_BYTES)
     payload = JSON.stringify({ run_id: runId, max_seq: maxSeq })
-  await tx.$queryRaw`SELECT pg_notify(${RUN_FRAMES_CHANNEL}, ${payload})`
+  await tx.$executeRaw`SELECT pg_notify(${RUN_FRAMES_CHANNEL}, ${payload})`
   return out
 }
 

@@ -6,7 +6,6 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { TestContext } from 'node:test'
 import { type App, buildApp } from '../../src/api/app.ts'
 import { createApiKey } from '../../src/api/plugins/app/api-key-auth.ts'
 import type { StreamLimits } from '../../src/api/stream/run-subscription.ts'
@@ -34,8 +33,9 @@ export interface TestAppOptions {
   streamLimits?: Partial<StreamLimits>
 }
 
+/** `scope` is a test context, or a `suiteScope()` to share one app across a suite. */
 export async function buildTestApp(
-  t: TestContext,
+  scope: { after(fn: () => Promise<void>): void },
   target: DatabaseTarget,
   options: TestAppOptions = {},
 ): Promise<TestApp> {
@@ -50,8 +50,18 @@ export async function buildTestApp(
     ...options.env,
   })
   const prisma = createPrisma(db.url, 5)
-  const boss = await createBoss(db.url, testLog)
-  const app = await buildApp({
+  let boss: PgBoss | undefined
+  let app: App | undefined
+  // Registered first, so a failure half-way still releases what was started.
+  scope.after(async () => {
+    await app?.close()
+    await boss?.stop({ graceful: false, timeout: 2000 })
+    await prisma.$disconnect()
+    await db.drop()
+    await rm(dataDir, { recursive: true, force: true })
+  })
+  boss = await createBoss(db.url, testLog)
+  app = await buildApp({
     config,
     prisma,
     databaseUrl: db.url,
@@ -65,13 +75,7 @@ export async function buildTestApp(
     write: (await createApiKey(repos.apiKeys, 'writer', ['write'])).key,
     admin: (await createApiKey(repos.apiKeys, 'admin', ['admin'])).key,
   }
-  t.after(async () => {
-    await app.close()
-    await boss.stop({ graceful: false, timeout: 2000 })
-    await prisma.$disconnect()
-    await db.drop()
-    await rm(dataDir, { recursive: true, force: true })
-  })
+  const listening = app
   return {
     app,
     prisma,
@@ -82,8 +86,8 @@ export async function buildTestApp(
     modelsRoot,
     keys,
     listen: async () => {
-      await app.listen({ host: '127.0.0.1', port: 0 })
-      const address = app.server.address()
+      await listening.listen({ host: '127.0.0.1', port: 0 })
+      const address = listening.server.address()
       if (!address || typeof address === 'string') throw new Error('no TCP address')
       return `http://127.0.0.1:${address.port}`
     },
@@ -91,3 +95,16 @@ export async function buildTestApp(
 }
 
 export const auth = (key: string) => ({ authorization: `Bearer ${key}` })
+
+/** A cleanup scope for apps shared by a suite: pass it to buildTestApp in `before`, call `close` in `after`. */
+export function suiteScope() {
+  const cleanups: (() => Promise<void>)[] = []
+  return {
+    after: (fn: () => Promise<void>) => {
+      cleanups.push(fn)
+    },
+    close: async () => {
+      for (const fn of cleanups.reverse()) await fn()
+    },
+  }
+}
