@@ -326,6 +326,7 @@ export class Graph {
           throw new GraphError(`${n.name}: input ${i} '${name}' is not defined before this node`)
         }
       })
+      this.checkNodeTypes(n)
       for (const o of n.outputs) {
         if (defined.has(o)) throw new GraphError(`${n.name}: output '${o}' is defined twice`)
         defined.add(o)
@@ -334,6 +335,27 @@ export class Graph {
     if (this.outputs.length === 0) throw new GraphError(`graph '${this.name}' has no outputs`)
     for (const o of this.outputs) {
       if (!defined.has(o.name)) throw new GraphError(`output '${o.name}' is not produced by any node`)
+    }
+  }
+
+  /** Inputs that onnxruntime requires to share one element type (raw nodes bypass the op checks). */
+  private checkNodeTypes(n: NodeProto): void {
+    const positions = SAME_DTYPE_INPUTS[n.opType]
+    if (!positions) return
+    const typed = n.inputs
+      .map((name, i) => ({ name, i, t: this.values.get(name) }))
+      .filter((x) => x.name !== '' && (positions === 'all' || positions.includes(x.i)))
+    const dtypes = new Set(typed.map((x) => x.t?.dtype))
+    if (dtypes.size > 1) {
+      throw new GraphError(
+        `${n.name}: ${n.opType} inputs differ in dtype: ${typed.map((x) => `'${x.name}' ${x.t?.dtype}`).join(', ')}`,
+      )
+    }
+    const ranks = new Set(typed.map((x) => x.t?.shape.length))
+    if (n.opType === 'Concat' && ranks.size > 1) {
+      throw new GraphError(
+        `${n.name}: Concat inputs differ in rank: ${typed.map((x) => formatShape(x.t?.shape ?? [])).join(', ')}`,
+      )
     }
   }
 
@@ -378,6 +400,25 @@ export class Graph {
     }
     return this.nodes.filter((_, i) => keep[i])
   }
+}
+
+const SAME_DTYPE_INPUTS: Readonly<Record<string, 'all' | readonly number[]>> = {
+  Add: 'all',
+  Sub: 'all',
+  Mul: 'all',
+  Div: 'all',
+  Min: 'all',
+  Max: 'all',
+  Concat: 'all',
+  MatMul: 'all',
+  Gemm: 'all',
+  FusedMatMul: 'all',
+  Where: [1, 2],
+  Equal: 'all',
+  Less: 'all',
+  Greater: 'all',
+  LessOrEqual: 'all',
+  GreaterOrEqual: 'all',
 }
 
 /** Raw ONNX op types the engine emits (validate() rejects anything else). */

@@ -195,6 +195,12 @@ describe('Graph errors', () => {
       (e: unknown) => e instanceof GraphError && /op 'NotAnOp' is not supported/.test(e.message),
     )
     assert.throws(() => g.serialize(), GraphError)
+
+    const h = new Graph()
+    const a = h.input('a', 'float32', [2])
+    const b = h.input('b', 'float64', [2])
+    h.output(h.emit('Add', [a, b], {}, [{ dtype: 'float32', shape: [2] }])[0], 'y')
+    assert.throws(() => h.validate(), /Add inputs differ in dtype: 'a' float32, 'b' float64/)
     assert.throws(() => new Graph({ opset: 7 }), /opset 7 is not supported/)
   })
 })
