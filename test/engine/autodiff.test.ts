@@ -2,8 +2,10 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import {
   add,
+  defineOp,
   exp,
   Graph,
+  gather,
   gatherElements,
   grad,
   logSoftmax,
@@ -11,10 +13,12 @@ import {
   mul,
   neg,
   reduceMean,
+  reduceSum,
   relu,
   stopGradient,
   type Tensor,
 } from '../../src/engine/index.ts'
+import { GradError } from '../../src/errors.ts'
 import { checkVjps } from '../helpers/finite-diff.ts'
 import { runGraph } from '../helpers/run-graph.ts'
 
@@ -66,5 +70,40 @@ describe('grad', () => {
     const out = await runGraph(g, { x: { data: Float64Array.from(xs), dims: [4] } })
     const got = Array.from(out.dx.data as Float64Array)
     for (const [i, v] of xs.entries()) assert.ok(Math.abs(got[i] - (2 * v + Math.exp(v)) / 4) < 1e-12)
+  })
+
+  it('differentiates its own backward pass: d²/dx² x³ = 6x', async () => {
+    const g = new Graph()
+    const x = g.input('x', 'float64', [3])
+    const [dx] = grad(g, reduceSum(g, mul(g, mul(g, x, x), x)), [x])
+    const [ddx] = grad(g, reduceSum(g, dx!), [x])
+    g.output(ddx!, 'ddx')
+    const out = await runGraph(g, { x: { data: Float64Array.of(0.5, -2, 3), dims: [3] } })
+    assert.deepEqual(Array.from(out.ddx.data as Float64Array), [3, -12, 18])
+  })
+
+  it('gives integer inputs no gradient', () => {
+    const g = new Graph()
+    const table = g.input('table', 'float64', [5, 2])
+    const ids = g.input('ids', 'int64', [3])
+    const [dt, di] = grad(g, reduceSum(g, gather(g, table, ids)), [table, ids])
+    assert.ok(dt)
+    assert.equal(di, null)
+  })
+
+  it('throws GradError naming the op when a rule returns the wrong number of cotangents', () => {
+    const broken = defineOp<[a: Tensor, b: Tensor]>({
+      type: 'BrokenAdd',
+      forward: (g, [a, b]) => g.emit('Add', [a, b], {}, [{ dtype: a.dtype, shape: a.shape }]),
+      vjp: (_g, _ctx, [dy]) => [dy],
+    })
+    const g = new Graph()
+    const a = g.input('a', 'float64', [2])
+    const y = g.scope('block', () => broken(g, a, a))
+    assert.throws(
+      () => grad(g, reduceSum(g, y), [a]),
+      (e: unknown) =>
+        e instanceof GradError && e.message === 'block/BrokenAdd: VJP returned 1 cotangents for 2 inputs',
+    )
   })
 })
