@@ -1,20 +1,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import Type from 'typebox'
 import { cancelRun, pauseRun, resumeRun } from '../../../../queue/run-lifecycle.ts'
 import { IdParamsSchema } from '../../../../schemas/common.ts'
 import { RunSchema } from '../../../../schemas/runs.ts'
 
 const problem = { $ref: 'Problem#' }
 const tags = ['runs']
-/** Actions take no parameters; an empty JSON object (or no body) is accepted. */
-const EmptyBody = Type.Optional(Type.Object({}, { additionalProperties: false }))
 
 export const runActionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const schema = (description: string) => ({
     tags,
-    description,
+    description: `${description} Takes no body (an empty JSON object is accepted).`,
     params: IdParamsSchema,
-    body: EmptyBody,
     response: { 200: RunSchema, 404: problem, 409: problem },
   })
   app.post(
