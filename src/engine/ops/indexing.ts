@@ -1,5 +1,7 @@
+import type { Graph } from '../graph.ts'
+import type { AttrValue } from '../onnx/model.ts'
 import { type Cotangents, defineOp } from '../op.ts'
-import { type Dim, formatShape, type Tensor } from '../tensor.ts'
+import { type Dim, formatShape, ONNX_DTYPE, type Tensor } from '../tensor.ts'
 import { cast, transpose, unsqueeze, zerosLike } from './shape.ts'
 import { attr, axisOf, requireDType, requireSameDType, sameDim, shapeError } from './util.ts'
 
@@ -83,14 +85,36 @@ export const gatherND = defineOp<[data: Tensor, indices: Tensor]>({
   ],
 })
 
+/**
+ * Emits a Scatter* node with reduction=add. onnxruntime's CPU kernels have no float16 add
+ * reduction, so float16 data and updates go through float32 and back.
+ */
+function emitScatterAdd(
+  g: Graph,
+  type: 'ScatterND' | 'ScatterElements',
+  [data, indices, updates]: readonly Tensor[],
+  attrs: Readonly<Record<string, AttrValue>>,
+): Tensor[] {
+  const all = { ...attrs, reduction: { type: 'string', value: 'add' } } as const
+  if (data.dtype !== 'float16')
+    return g.emit(type, [data, indices, updates], all, [{ dtype: data.dtype, shape: data.shape }])
+  const to32 = (t: Tensor) =>
+    g.emit('Cast', [t], { to: attr.int(ONNX_DTYPE.float32) }, [{ dtype: 'float32', shape: t.shape }])[0]
+  const [sum] = g.emit(type, [to32(data), indices, to32(updates)], all, [
+    { dtype: 'float32', shape: data.shape },
+  ])
+  return g.emit('Cast', [sum], { to: attr.int(ONNX_DTYPE.float16) }, [
+    { dtype: 'float16', shape: data.shape },
+  ])
+}
+
 /** y = data with updates added at indices (ScatterND, reduction add);  ddata = dy, dupdates = dy[indices]. */
 export const scatterNDAdd = defineOp<[data: Tensor, indices: Tensor, updates: Tensor]>({
   type: 'ScatterND',
   forward: (g, [data, indices, updates]) => {
     requireSameDType(g, 'ScatterND', [data, updates])
     requireDType(g, 'ScatterND', indices, ['int64'])
-    const attrs = { reduction: { type: 'string', value: 'add' } } as const
-    return g.emit('ScatterND', [data, indices, updates], attrs, [{ dtype: data.dtype, shape: data.shape }])
+    return emitScatterAdd(g, 'ScatterND', [data, indices, updates], {})
   },
   vjp: (g, { inputs: [, indices] }, [dy]): Cotangents => [dy, null, () => gatherND(g, dy, indices)],
 })
@@ -115,10 +139,7 @@ export const scatterElementsAdd = defineOp<
         `indices ${formatShape(indices.shape)} vs updates ${formatShape(updates.shape)}`,
       )
     }
-    const attrs = { axis: attr.int(a), reduction: { type: 'string', value: 'add' } } as const
-    return g.emit('ScatterElements', [data, indices, updates], attrs, [
-      { dtype: data.dtype, shape: data.shape },
-    ])
+    return emitScatterAdd(g, 'ScatterElements', [data, indices, updates], { axis: attr.int(a) })
   },
   vjp: (g, { inputs: [, indices] }, [dy], { axis }): Cotangents => [
     dy,
