@@ -7,7 +7,6 @@ import {
   formatShape,
   isFloat,
   isStatic,
-  numel,
   ONNX_DTYPE,
   type Shape,
   type Tensor,
@@ -413,9 +412,3 @@ export const cast = defineOp<[x: Tensor], { to: DType }>({
   },
   vjp: (g, { inputs: [x] }, [dy]): Cotangents => [isFloat(x.dtype) ? cast(g, dy, { to: x.dtype }) : null],
 })
-
-/** Number of elements of a static shape (helper for callers that need sizes). */
-export function staticNumel(g: Graph, opType: string, s: Shape): number {
-  if (!isStatic(s)) shapeError(g, opType, `needs a static shape, got ${formatShape(s)}`)
-  return numel(s)
-}
