@@ -7,9 +7,10 @@ import { openDatabase } from '../db/database.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { createBoss, JOB_HEARTBEAT_SECONDS, type PgBoss } from '../queue/boss.ts'
 import { TRAIN_RUN_QUEUE, type TrainRunJob } from '../queue/jobs.ts'
+import { runTrainer } from '../sso/trainer.ts'
 import type { RunTrainer } from '../sso/trainer-interface.ts'
 import { runJob, type WorkerDeps } from './run-job.ts'
-import { loadTrainer, makeTinyModelOnce } from './trainer-loader.ts'
+import { makeTinyModelOnce } from './tiny-model.ts'
 
 export interface WorkerOptions {
   config: Config
@@ -41,7 +42,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     prisma: opts.prisma,
     log,
     workerId: id,
-    runTrainer: opts.runTrainer ?? (await loadTrainer()),
+    runTrainer: opts.runTrainer ?? runTrainer,
     ensureTinyModel: makeTinyModelOnce,
     heartbeatMs: opts.heartbeatMs ?? 5000,
     staleAfterMs: opts.staleAfterMs ?? JOB_HEARTBEAT_SECONDS * 1000,

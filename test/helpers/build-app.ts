@@ -9,7 +9,7 @@ import path from 'node:path'
 import { type App, buildApp } from '../../src/api/app.ts'
 import { createApiKey } from '../../src/api/plugins/app/api-key-auth.ts'
 import type { StreamLimits } from '../../src/api/stream/run-subscription.ts'
-import { loadConfig } from '../../src/config.ts'
+import { type Config, loadConfig } from '../../src/config.ts'
 import { createPrisma, type PrismaClient } from '../../src/db/client.ts'
 import { createRepositories, type Repositories } from '../../src/db/repositories.ts'
 import { createBoss, type PgBoss } from '../../src/queue/boss.ts'
@@ -17,6 +17,7 @@ import { createTestDatabase, type DatabaseTarget, testLog } from './db.ts'
 
 export interface TestApp {
   app: App
+  config: Config
   prisma: PrismaClient
   boss: PgBoss
   repos: Repositories
@@ -78,6 +79,7 @@ export async function buildTestApp(
   const listening = app
   return {
     app,
+    config,
     prisma,
     boss,
     repos,
