@@ -114,7 +114,7 @@ test('runs: create, list, get, watch live while it trains, cancel', async () => 
   const watched = await sso(['runs', 'watch', run.id, '--json'], (out) => {
     if (!cancel && /"type":"metrics"/.test(out)) cancel = sso(['runs', 'cancel', run.id])
   })
-  assert.equal(watched.code, 0, watched.stderr)
+  assert.equal(watched.code, 0, `${watched.stderr}${watched.stdout.slice(-600)}`)
   const cancelled = await cancel
   assert.equal(cancelled?.code, 0, cancelled?.stderr)
 

@@ -58,12 +58,16 @@ test('start a run, see live curves and samples, cancel it', {
   const runId = /#\/runs\/([0-9a-f-]{36})/.exec(page.url())![1]
   await page.getByTestId('stream-state').getByText('live').waitFor()
 
-  // The loss chart gains points while the run trains.
+  // The loss chart gains points while the run trains (a failed run ends the wait at once).
   await page.waitForFunction(
-    () => Number(document.querySelector<HTMLElement>('[data-testid="chart-loss"]')?.dataset.points ?? 0) > 0,
+    () =>
+      Number(document.querySelector<HTMLElement>('[data-testid="chart-loss"]')?.dataset.points ?? 0) > 0 ||
+      document.querySelector('[data-testid="run-status"]')?.textContent === 'failed',
     null,
     { timeout: 180_000 },
   )
+  const current = await service.client.get<{ status: string; error: unknown }>(`/v1/runs/${runId}`)
+  assert.notEqual(current.status, 'failed', `the run failed: ${JSON.stringify(current.error)}`)
   const first = await chartPoints(page, 'loss')
   await page.waitForFunction(
     (n) => Number(document.querySelector<HTMLElement>('[data-testid="chart-loss"]')?.dataset.points ?? 0) > n,

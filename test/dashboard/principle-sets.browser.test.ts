@@ -14,7 +14,8 @@ before(async () => {
   if (skipReason) return
   service = await startLiveService()
   browser = await openBrowser()
-  await browser.page.goto(service.url)
+  // The key goes in before the app's first page, which would otherwise call the API without one.
+  await browser.page.goto(`${service.url}/assets/style.css`)
   await browser.page.evaluate((key) => localStorage.setItem('sso.apiKey', key), service.apiKey)
 })
 
@@ -40,6 +41,7 @@ test('create and edit a principle set', { skip: skipReason, timeout: 60_000 }, a
   const rows = page.getByTestId('principle')
   await rows.nth(0).locator('[name=feature]').fill('concise')
   await rows.nth(0).locator('[name=good]').fill('Answer in as few words as the question allows.')
+  await rows.nth(0).locator('[name=bad]').fill('Pad the answer with filler.')
   await page.getByTestId('add-principle').click()
   await rows.nth(1).locator('[name=feature]').fill('polite')
   await rows.nth(1).locator('[name=good]').fill('Thank the user and stay friendly.')
@@ -48,7 +50,6 @@ test('create and edit a principle set', { skip: skipReason, timeout: 60_000 }, a
   await page.getByTestId('save-principle-set').click()
   await page.getByText("Principle 'polite' needs a feature, a good and a bad text.").waitFor()
   await rows.nth(1).locator('[name=bad]').fill('Be curt and dismissive.')
-  await rows.nth(0).locator('[name=bad]').fill('Pad the answer with filler.')
   await page.getByTestId('save-principle-set').click()
   await page.getByText('Saved.').waitFor()
   await page.waitForURL(/#\/principle-sets\/[0-9a-f-]{36}$/)
