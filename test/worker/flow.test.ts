@@ -149,7 +149,7 @@ test('sso run on the tiny model: stream, reconnect, pause/resume, cancel, metric
   assert.ok(done.attempt >= 2, 'the resume was a second attempt')
 
   const metrics = await call('GET', `/v1/runs/${run.id}/metrics?keys=loss`, undefined, app.keys.read)
-  const steps = metrics.series[0].points.map((p: number[]) => p[0])
+  const steps: number[] = metrics.series[0].points.map((p: number[]) => p[0])
   assert.deepEqual(
     steps,
     [...new Set(steps)].sort((a, b) => a - b),
