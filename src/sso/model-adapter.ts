@@ -27,7 +27,7 @@ const refInput = (role: Role, kind: 'sum' | 'mean') => `ref.${role}.${kind}`
  * The step-graph loss of an objective for micro-batches of `n` examples: rows are [role0 x n, role1 x n,
  * ...], so each role's log-probs are one slice of the (R) outputs. Cached by the model per name.
  */
-function objectiveLoss(objective: ObjectiveName, hp: LossHyperparameters, n: number): PolicyLoss {
+export function objectiveLoss(objective: ObjectiveName, hp: LossHyperparameters, n: number): PolicyLoss {
   const { roles, refRoles } = OBJECTIVE_ROLES[objective]
   return {
     name: `${objective}.${n}.${JSON.stringify(hp)}`,
