@@ -45,7 +45,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     runTrainer: opts.runTrainer ?? runTrainer,
     ensureTinyModel: makeTinyModelOnce,
     heartbeatMs: opts.heartbeatMs ?? 5000,
-    staleAfterMs: opts.staleAfterMs ?? JOB_HEARTBEAT_SECONDS * 1000,
+    // Below pg-boss's job heartbeat, so the retried job finds the dead worker's claim already stale.
+    staleAfterMs: opts.staleAfterMs ?? (JOB_HEARTBEAT_SECONDS * 1000 * 2) / 3,
   }
   const workId = await opts.boss.work<TrainRunJob>(
     TRAIN_RUN_QUEUE,

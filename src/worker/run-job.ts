@@ -96,9 +96,11 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
   const claimed = await repos.runs.claim(runId, workerId, new Date(Date.now() - deps.staleAfterMs))
   if (!claimed) {
     const current = await repos.runs.findStatus(runId)
-    // Queued but still held: the previous attempt is saving its pause checkpoint. Let pg-boss retry.
-    if (current === 'queued')
+    // Still held: the previous attempt is saving its pause checkpoint, or its worker died so recently
+    // that its heartbeat is not stale yet. Fail the job so pg-boss retries it shortly.
+    if (current === 'queued' || current === 'running' || current === 'cancelling') {
       throw new AppError('invalid_state', `run '${runId}' is still held by its previous worker`)
+    }
     log.info({ status: current }, 'run not available to this worker; job dropped')
     return
   }
