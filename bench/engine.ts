@@ -1,9 +1,9 @@
 /**
  * Engine benchmark (CPU provider). Prints JSON lines:
- *   matmul_peak   float32 square MatMul GFLOP/s on this machine (the reference for every ratio)
+ *   matmul        float32 square MatMul GFLOP/s on this machine, before and after the rest
  *   model phases  forward, forward+backward, full step (in-graph AdamW) and full step (host AdamW) of a
  *                 transformer block (hidden 512, 8 heads, seq 256, batch 8) and an MLP: ms, GFLOP/s,
- *                 ratio to the measured peak
+ *                 ratio to a 1024³ MatMul timed in alternating rounds (the CPU may be shared)
  *   optimizer     ns per trainable parameter of the AdamW update (graph vs host kernel)
  *   event_loop    longest main-thread timer delay while steps run on the main thread vs a ThreadRunner
  * Usage: node --import tsx bench/engine.ts [--threads N] [--rounds R]
@@ -61,16 +61,7 @@ async function timeIt(fn: () => Promise<unknown> | unknown, minMs = 600, best = 
   await fn()
   await fn()
   const perRound: number[] = []
-  for (let r = 0; r < rounds; r++) {
-    const times: number[] = []
-    const start = performance.now()
-    while (times.length < 3 || performance.now() - start < minMs) {
-      const t0 = performance.now()
-      await fn()
-      times.push(performance.now() - t0)
-    }
-    perRound.push(median(times))
-  }
+  for (let r = 0; r < rounds; r++) perRound.push(await medianOfRuns(fn, minMs))
   return best ? Math.min(...perRound) : median(perRound)
 }
 
@@ -100,14 +91,58 @@ async function matMulPeak(label: string): Promise<number> {
   return peak
 }
 
-/** Model rows wait for the final peak (the larger of the MatMul runs before and after them). */
-const modelRows: { row: Record<string, unknown>; gflops: number }[] = []
+/** The peer every phase is compared with: a 1024³ float32 MatMul, timed in the same rounds. */
+const REF_N = 1024
+let refRun: (() => Promise<unknown>) | undefined
 
-function report(model: string, phase: string, ms: number, flops: number, extra = {}) {
-  const gflops = flops / ms / 1e6
-  modelRows.push({
-    row: { bench: model, phase, threads, ms: +ms.toFixed(2), gflops: +gflops.toFixed(1), ...extra },
-    gflops,
+async function referenceMatMul(): Promise<() => Promise<unknown>> {
+  const g = new Graph({ name: 'matmul_ref' })
+  g.output(matMul(g, g.input('a', 'float32', [REF_N, REF_N]), g.input('b', 'float32', [REF_N, REF_N])), 'c')
+  const session = await createGraphSession(g.serialize(), sessionOptions)
+  const a = hostTensor('float32', [REF_N, REF_N], rand(REF_N * REF_N))
+  const b = hostTensor('float32', [REF_N, REF_N], rand(REF_N * REF_N))
+  return () => session.run({ a, b })
+}
+
+async function medianOfRuns(fn: () => Promise<unknown> | unknown, minMs: number): Promise<number> {
+  const times: number[] = []
+  const start = performance.now()
+  while (times.length < 3 || performance.now() - start < minMs) {
+    const t0 = performance.now()
+    await fn()
+    times.push(performance.now() - t0)
+  }
+  return median(times)
+}
+
+/**
+ * Times a phase in rounds that alternate with the reference MatMul, so that each round's ratio
+ * compares two measurements taken under the same load (the CPU is shared); reports medians.
+ */
+async function phase(model: string, name: string, fn: () => Promise<unknown>, flops: number, extra = {}) {
+  refRun ??= await referenceMatMul()
+  await fn()
+  await fn()
+  const ms: number[] = []
+  const ratios: number[] = []
+  const peaks: number[] = []
+  for (let r = 0; r < rounds; r++) {
+    const refMs = await medianOfRuns(refRun, 300)
+    const phaseMs = await medianOfRuns(fn, 600)
+    const peak = matMulFlops(REF_N, REF_N, REF_N) / refMs / 1e6
+    ms.push(phaseMs)
+    peaks.push(peak)
+    ratios.push(flops / phaseMs / 1e6 / peak)
+  }
+  emit({
+    bench: model,
+    phase: name,
+    threads,
+    ms: +median(ms).toFixed(2),
+    gflops: +(flops / median(ms) / 1e6).toFixed(1),
+    matmul_gflops_alongside: +median(peaks).toFixed(1),
+    ratio_to_peak: +median(ratios).toFixed(3),
+    ...extra,
   })
 }
 
@@ -116,7 +151,7 @@ async function benchModel(name: string, make: () => BenchModel): Promise<void> {
   fwd.g.output(fwd.loss, 'loss')
   const fwdSession = await createGraphSession(fwd.g.serialize(), sessionOptions)
   const fwdFeeds = { ...fwd.batch, ...fwd.init }
-  report(name, 'forward', await timeIt(() => fwdSession.run(fwdFeeds)), fwd.forwardFlops)
+  await phase(name, 'forward', () => fwdSession.run(fwdFeeds), fwd.forwardFlops)
   await fwdSession.release()
 
   const gm = make()
@@ -124,12 +159,11 @@ async function benchModel(name: string, make: () => BenchModel): Promise<void> {
   const gradSession = await createGraphSession(gradStep.graph.serialize(), sessionOptions)
   const gradFeeds = { ...gm.batch, ...gm.init }
   const params = gm.params.reduce((n, p) => n + (p.tensor.shape as number[]).reduce((a, b) => a * b, 1), 0)
-  report(name, 'forward_backward', await timeIt(() => gradSession.run(gradFeeds)), gm.trainFlops, {
+  await phase(name, 'forward_backward', () => gradSession.run(gradFeeds), gm.trainFlops, {
     params,
     note: 'gradients returned to the host',
   })
-  const lossOnly = await timeIt(() => gradSession.run(gradFeeds, ['loss']))
-  report(name, 'forward_backward_loss_only', lossOnly, gm.trainFlops, {
+  await phase(name, 'forward_backward_loss_only', () => gradSession.run(gradFeeds, ['loss']), gm.trainFlops, {
     note: 'same graph, only the loss fetched (onnxruntime skips nothing: gradients are still computed)',
   })
   await gradSession.release()
@@ -154,12 +188,16 @@ async function benchModel(name: string, make: () => BenchModel): Promise<void> {
       { grads: buildGradStep(host.g, { loss: host.loss, params: host.params }), hostAdamW: hp, clip: true },
     ],
   ]
-  for (const [phase, plan] of plans) {
+  for (const [label, plan] of plans) {
     const runner = await createStepRunner(plan, sessionOptions)
     runner.init(fused.init)
     let step = 0
-    const ms = await timeIt(() => runner.step([fused.batch], { step: ++step, lr: 1e-4, maxGradNorm: 1 }))
-    report(name, phase, ms, fused.trainFlops)
+    await phase(
+      name,
+      label,
+      () => runner.step([fused.batch], { step: ++step, lr: 1e-4, maxGradNorm: 1 }),
+      fused.trainFlops,
+    )
     await runner.release()
   }
 }
@@ -285,12 +323,11 @@ await benchModel('mlp', () => mlp(BENCH_MLP))
 await benchOptimizer(transformerBlock(BENCH_TRANSFORMER))
 await benchEventLoop(5)
 const peakAfter = await matMulPeak('after')
-const peak = Math.max(peakBefore, peakAfter)
 emit({
   bench: 'matmul_peak',
   threads,
-  peak_gflops: +peak.toFixed(1),
+  peak_gflops: +Math.max(peakBefore, peakAfter).toFixed(1),
   before: +peakBefore.toFixed(1),
   after: +peakAfter.toFixed(1),
+  note: 'ratio_to_peak of each phase is against a 1024³ MatMul timed in alternating rounds with it',
 })
-for (const { row, gflops } of modelRows) emit({ ...row, ratio_to_peak: +(gflops / peak).toFixed(3) })
