@@ -4,6 +4,7 @@ import { describe, it } from 'node:test'
 import { Graph } from '../../src/engine/graph.ts'
 import { add, matMul } from '../../src/engine/ops/index.ts'
 import {
+  chooseProvider,
   createGraphSession,
   DeviceState,
   flopsUtilisation,
@@ -63,6 +64,7 @@ describe('providers', () => {
     const picked = statuses.find((s) => s.provider === auto)
     assert.ok(picked?.available && !picked.software, `auto picked ${auto}`)
     assert.equal(await resolveProvider('cpu'), 'cpu')
+    assert.deepEqual(await chooseProvider('auto'), picked)
   })
 
   it('names what is missing when an unavailable provider is requested', async () => {

@@ -18,6 +18,7 @@ export {
 export { missingMallocSettings, TRAINING_MALLOC_ENV, trainingProcessEnv } from './process-env.ts'
 export {
   availableProviders,
+  chooseProvider,
   PROVIDERS,
   type Provider,
   type ProviderRequest,

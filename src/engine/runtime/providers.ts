@@ -150,24 +150,28 @@ export async function availableProviders(): Promise<Provider[]> {
 }
 
 /**
- * Turns a request into a provider that works here. `auto` picks CUDA, then a hardware WebGPU
- * device, then the CPU; an explicit request for a missing provider throws ProviderUnavailableError.
+ * Turns a request into a provider that works here, with what backs it (for the run's log: "auto
+ * picked webgpu: Vulkan driver: ..."). `auto` picks CUDA, then a hardware WebGPU device, then the
+ * CPU; an explicit request for a missing provider throws ProviderUnavailableError.
  */
-export async function resolveProvider(requested: ProviderRequest): Promise<Provider> {
+export async function chooseProvider(requested: ProviderRequest): Promise<ProviderStatus> {
   const all = await providerStatuses()
+  const status = (p: string) => all.find((x) => x.provider === p)
   if (requested === 'auto') {
-    for (const p of AUTO_ORDER) {
-      const s = all.find((x) => x.provider === p)
-      if (s?.available && !s.software) return p
-    }
-    return 'cpu'
+    const best = AUTO_ORDER.map(status).find((s) => s?.available && !s.software)
+    return best ?? status('cpu')!
   }
-  const s = all.find((x) => x.provider === requested)
+  const s = status(requested)
   if (s === undefined) {
     throw new ProviderUnavailableError(
       `unknown execution provider '${requested}' (use one of ${PROVIDERS.join(', ')}, auto)`,
     )
   }
   if (!s.available) throw new ProviderUnavailableError(s.detail, { provider: requested })
-  return requested
+  return s
+}
+
+/** chooseProvider's provider alone. */
+export async function resolveProvider(requested: ProviderRequest): Promise<Provider> {
+  return (await chooseProvider(requested)).provider
 }
