@@ -74,7 +74,6 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   const repos = createRepositories(opts.prisma)
   const hub = new RunFramesHub(opts.databaseUrl, app.log)
-  await hub.start()
   app.decorate('config', opts.config)
   app.decorate('prisma', opts.prisma)
   app.decorate('repos', repos)
@@ -86,6 +85,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
 
   // external
   await app.register(swagger, {
+    // Shared schemas keep their $id (Problem) as their component name.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
     openapi: {
       openapi: '3.1.0',
       info: {

@@ -1,12 +1,13 @@
 import closeWithGrace from 'close-with-grace'
 import type { Config } from '../config.ts'
-import { createApiKeysRepository } from '../db/api-keys-repository.ts'
 import { openDatabase } from '../db/database.ts'
+import { createRepositories } from '../db/repositories.ts'
 import { createLogger } from '../log.ts'
 import { createBoss } from '../queue/boss.ts'
 import { createWorker, type Worker } from '../worker/main.ts'
 import { type App, buildApp } from './app.ts'
 import { ensureAdminKey } from './plugins/app/api-key-auth.ts'
+import { ensureBuiltinModels } from './routes/v1/models.ts'
 
 export interface RunningServer {
   app: App
@@ -24,7 +25,9 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const log = createLogger(config.LOG_LEVEL)
   const db = await openDatabase(config, log, 20)
   const boss = await createBoss(db.url, log)
-  await ensureAdminKey(createApiKeysRepository(db.prisma), log, config.BOOTSTRAP_ADMIN_KEY)
+  const repos = createRepositories(db.prisma)
+  await ensureAdminKey(repos.apiKeys, log, config.BOOTSTRAP_ADMIN_KEY)
+  await ensureBuiltinModels(repos.models)
   const app = await buildApp({ config, prisma: db.prisma, databaseUrl: db.url, boss, logger: log })
   // Streams are long-lived; ordinary requests are short. Keep-alive above common proxy idle timeouts.
   app.server.keepAliveTimeout = 72_000

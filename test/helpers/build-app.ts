@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { type App, buildApp } from '../../src/api/app.ts'
 import { createApiKey } from '../../src/api/plugins/app/api-key-auth.ts'
+import { ensureBuiltinModels } from '../../src/api/routes/v1/models.ts'
 import type { StreamLimits } from '../../src/api/stream/run-subscription.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { createPrisma, type PrismaClient } from '../../src/db/client.ts'
@@ -71,6 +72,7 @@ export async function buildTestApp(
     streamLimits: options.streamLimits,
   })
   const repos = createRepositories(prisma)
+  await ensureBuiltinModels(repos.models)
   const keys = {
     read: (await createApiKey(repos.apiKeys, 'reader', ['read'])).key,
     write: (await createApiKey(repos.apiKeys, 'writer', ['write'])).key,

@@ -40,7 +40,18 @@ export class RunFramesHub {
     private readonly log: Logger,
   ) {}
 
-  async start(): Promise<void> {
+  private starting: Promise<void> | undefined
+
+  /** Opens the LISTEN connection on first use (the app can be built, e.g. for its OpenAPI, without one). */
+  ready(): Promise<void> {
+    this.starting ??= this.listen().catch((e) => {
+      this.starting = undefined
+      throw e
+    })
+    return this.starting
+  }
+
+  private async listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'run-frames-hub' })
     client.on('notification', (msg) => {
       if (msg.channel === RUN_FRAMES_CHANNEL && msg.payload) this.dispatch(msg.payload)
@@ -48,12 +59,30 @@ export class RunFramesHub {
     client.on('error', (err) => {
       this.log.warn({ err }, 'run frames LISTEN connection failed; reconnecting')
       this.client = null
+      this.starting = undefined
+      // Listeners may have missed frames meanwhile: they refetch from their last seq.
       if (!this.closed)
-        setTimeout(() => this.start().catch((e) => this.log.error({ err: e }, 'reconnect failed')), 1000)
+        setTimeout(
+          () =>
+            this.ready().then(
+              () => this.nudgeAll(),
+              () => {},
+            ),
+          1000,
+        )
     })
     await client.connect()
     await client.query(`LISTEN ${RUN_FRAMES_CHANNEL}`)
+    if (this.closed) {
+      await client.end()
+      return
+    }
     this.client = client
+  }
+
+  private nudgeAll(): void {
+    for (const set of this.listeners.values())
+      for (const listener of set) listener.onBehind(Number.MAX_SAFE_INTEGER)
   }
 
   async close(): Promise<void> {

@@ -68,6 +68,7 @@ export class RunSubscription implements FrameListener {
 
   /** Subscribes to live frames first, so nothing written during the backfill is missed. */
   async start(): Promise<void> {
+    await this.hub.ready()
     this.unsubscribe = this.hub.subscribe(this.runId, this)
     this.control({ type: 'subscribed', run_id: this.runId, from_seq: this.lastSeq })
     this.heartbeatTimer = setInterval(() => {

@@ -2,6 +2,7 @@ import { readFile, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import type { ModelsRepository } from '../../../db/models-repository.ts'
 import { AppError, NotFoundError, ValidationError } from '../../../errors.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { ModelCreateSchema, ModelSchema } from '../../../schemas/models.ts'
@@ -62,12 +63,19 @@ async function readHfConfig(dir: string, given: string): Promise<Record<string, 
   }
 }
 
+/** Registers the built-in model once per database; the worker writes its files when first needed. */
+export async function ensureBuiltinModels(models: ModelsRepository): Promise<void> {
+  if (await models.findByName(TINY_MODEL_NAME)) return
+  await models
+    .create({ name: TINY_MODEL_NAME, kind: 'builtin_tiny', path: 'builtin:tiny' })
+    .catch(async (e) => {
+      // Another process registered it at the same moment.
+      if (!(await models.findByName(TINY_MODEL_NAME))) throw e
+    })
+}
+
 export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const models = app.repos.models
-  // The built-in model is registered once per database; its files are made by the worker when needed.
-  if (!(await models.findByName(TINY_MODEL_NAME))) {
-    await models.create({ name: TINY_MODEL_NAME, kind: 'builtin_tiny', path: 'builtin:tiny' }).catch(() => {})
-  }
 
   app.post(
     '/models',
