@@ -8,7 +8,8 @@
  * Every measurement runs in its own process, so peak RSS is its own; it is compared with
  * weights + gradients + AdamW moments (`state_mb`).
  *
- *   node --import tsx bench/model.ts [--presets tiny,10m,50m] [--modes train-full,train-lora,decode-1,decode-8] [--threads 2]
+ *   node --import tsx bench/model.ts [--presets tiny,10m,50m] [--modes train-full,train-lora,decode-1,decode-8]
+ *     [--threads 2] [--python /usr/bin/python3]
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
@@ -37,7 +38,6 @@ import { Policy } from '../src/model/policy.ts'
 import { Random } from '../src/model/random.ts'
 import { makeTinyModel, type TinyPreset } from '../src/model/tiny.ts'
 
-const TORCH_PYTHON = '/usr/bin/python3'
 const ROWS = 8 // 4 chosen/rejected pairs
 const SEQ = 256
 const PROMPT = 128
@@ -139,11 +139,11 @@ async function runOurs(job: Job): Promise<Record<string, number>> {
   return { step_ms: median(times) }
 }
 
-function runTorch(job: Job): Record<string, number> | null {
-  if (!existsSync(TORCH_PYTHON)) return null
+function runTorch(job: Job, python: string): Record<string, number> | null {
+  if (python.includes('/') && !existsSync(python)) return null
   try {
     const out = execFileSync(
-      TORCH_PYTHON,
+      python,
       [path.join(import.meta.dirname, 'model-torch.py'), JSON.stringify(job)],
       {
         encoding: 'utf8',
@@ -165,7 +165,8 @@ function runTorch(job: Job): Record<string, number> | null {
 function runOursInChild(job: Job): Record<string, number> {
   const out = execFileSync(
     process.execPath,
-    ['--import', 'tsx', import.meta.filename, '--job', JSON.stringify(job)],
+    // The same node flags (e.g. --import tsx) and script as this process.
+    [...process.execArgv, import.meta.filename, '--job', JSON.stringify(job)],
     {
       encoding: 'utf8',
       env: trainingProcessEnv(process.env),
@@ -180,6 +181,8 @@ const { values: args } = parseArgs({
     presets: { type: 'string', default: 'tiny,10m,50m' },
     modes: { type: 'string', default: 'train-full,train-lora,decode-1,decode-8' },
     threads: { type: 'string', default: '2' },
+    /** Python with torch (Debian's python3-torch lives in /usr/bin/python3). */
+    python: { type: 'string', default: '/usr/bin/python3' },
     job: { type: 'string' },
   },
 })
@@ -213,7 +216,7 @@ if (args.job) {
           lora: mode === 'train-lora' ? LORA : undefined,
         }
         const ours = runOursInChild(job)
-        const torch = runTorch(job)
+        const torch = runTorch(job, args.python)
         const trainable =
           mode === 'train-lora'
             ? loraModules(info.config, LORA).reduce((s, m) => s + LORA.rank * (m.in + m.out), 0)
