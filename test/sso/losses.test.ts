@@ -13,6 +13,7 @@ import {
   type ObjectiveName,
   type SequenceLogps,
 } from '../../src/sso/losses.ts'
+import { bradleyTerryLoss } from '../../src/sso/reward-model.ts'
 import { type Float64Feed, graphRunner } from './helpers/run-graph.ts'
 
 type Values = Record<string, { sum: number[]; mean: number[] }>
@@ -223,5 +224,33 @@ test('metrics: TRL names and SSO diagnostics equal the reference values', async 
   }
   for (const [name, v] of Object.entries(expected)) {
     assert.ok(Math.abs(scalar(out[name]) - v) < 1e-12, `${name}: ${scalar(out[name])} vs ${v}`)
+  }
+})
+
+test('Bradley-Terry reward loss: value and gradient against a float64 hand computation', async () => {
+  const g = new Graph({ name: 'bt' })
+  const rc = g.input('chosen', 'float64', ['n'])
+  const rr = g.input('rejected', 'float64', ['n'])
+  const { metrics } = bradleyTerryLoss(g, rc, rr)
+  for (const [name, t] of Object.entries(metrics)) g.output(t, name)
+  const [dc, dr] = grad(g, metrics.loss, [rc, rr])
+  g.output(dc!, 'd/chosen')
+  g.output(dr!, 'd/rejected')
+  const session = await graphRunner(g)
+  const chosen = [1.5, -0.25, 0.0]
+  const rejected = [0.5, 0.75, -2.0]
+  const out = await session.run({
+    chosen: { dims: [3], data: Float64Array.from(chosen) },
+    rejected: { dims: [3], data: Float64Array.from(rejected) },
+  })
+  // margins 1, -1, 2: loss = mean(log1p(e^-1), log1p(e^1), log1p(e^-2)), computed by hand in float64
+  const golden = (0.31326168751822286 + 1.3132616875182228 + 0.1269280110429725) / 3
+  assert.ok(Math.abs(scalar(out.loss) - golden) < 1e-12, `${scalar(out.loss)} vs ${golden}`)
+  assert.equal(scalar(out['rewards/accuracies']), 2 / 3)
+  // d/d r_c of mean softplus(-(r_c - r_r)) = -sigmoid(-(r_c - r_r)) / n
+  for (let i = 0; i < 3; i++) {
+    const expected = -sigmoid(-(chosen[i] - rejected[i])) / 3
+    assert.ok(Math.abs(out['d/chosen'][i] - expected) < 1e-12)
+    assert.ok(Math.abs(out['d/rejected'][i] + expected) < 1e-12)
   }
 })
