@@ -109,3 +109,24 @@ test('sft lowers the loss on prompt/response pairs', async () => {
   })
   assert.ok(steps.at(-1)!.values.loss < steps[0].values.loss)
 })
+
+test('sso with LoRA over two iterations: adapters merged into the reference between iterations', async () => {
+  const rng = Rng.fromSeed(9)
+  const queries = Array.from({ length: 6 }, (_, i) => {
+    const f = families[i % 2]
+    return { prompt: f.makePrompt(rng), features: [f.principle.feature] }
+  })
+  const { steps } = await run('sso', queries, {
+    iterations: 2,
+    finetuning: 'lora',
+    lora: { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] },
+    sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
+  })
+  const byIteration = (k: number) => steps.filter((s) => s.iteration === k)
+  assert.ok(byIteration(1).length > 0 && byIteration(2).length > 0)
+  // each iteration starts at its own reference: fresh adapters (B = 0) give zero implicit rewards
+  for (const k of [1, 2]) {
+    const first = byIteration(k)[0].values['rewards/chosen']
+    assert.ok(Math.abs(first) < 1e-3, `iteration ${k} first rewards/chosen ${first}`)
+  }
+})
