@@ -4,10 +4,11 @@ import { type FramesNotification, RUN_FRAMES_CHANNEL } from '../../db/run-frames
 import type { RunEventDto } from '../../schemas/runs.ts'
 import type { Frame } from '../../schemas/stream.ts'
 
-/** A frame with its JSON text, serialised once for every subscriber. */
+/** A frame with its JSON text and UTF-8 bytes, made once for all subscribers of a process. */
 export interface LiveFrame {
   frame: Frame
   text: string
+  bytes: Buffer
 }
 
 export interface FrameListener {
@@ -21,7 +22,8 @@ export function eventToFrame(e: RunEventDto): Frame {
 }
 
 export function toLiveFrame(frame: Frame): LiveFrame {
-  return { frame, text: JSON.stringify(frame) }
+  const text = JSON.stringify(frame)
+  return { frame, text, bytes: Buffer.from(text) }
 }
 
 /**

@@ -11,8 +11,10 @@ import {
 
 /** Where a subscription writes: a WebSocket or an SSE response. */
 export interface FrameSink {
-  /** `seq` is given for frames (SSE uses it as the event id), absent for control messages. */
-  send(text: string, seq?: number): void
+  /** A control message (no seq). */
+  send(text: string): void
+  /** A frame; its bytes are shared by every subscriber. */
+  sendFrame(live: LiveFrame): void
   /** Bytes accepted but not yet handed to the kernel: the slow-client signal. */
   bufferedBytes(): number
   close(reason: string): void
@@ -130,7 +132,7 @@ export class RunSubscription implements FrameListener {
       this.drainTimer ??= setInterval(() => this.checkDrained(), 50)
       return false
     }
-    this.sink.send(live.text, live.frame.seq)
+    this.sink.sendFrame(live)
     this.lastSeq = live.frame.seq
     return true
   }

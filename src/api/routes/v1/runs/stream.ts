@@ -87,8 +87,11 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'x-accel-buffering': 'no',
       })
       const sink: FrameSink = {
-        send: (text, seq) => {
-          res.write(seq === undefined ? `data: ${text}\n\n` : `id: ${seq}\ndata: ${text}\n\n`)
+        send: (text) => {
+          res.write(`data: ${text}\n\n`)
+        },
+        sendFrame: (live) => {
+          res.write(`id: ${live.frame.seq}\ndata: ${live.text}\n\n`)
         },
         bufferedBytes: () => res.writableLength,
         close: () => res.end(),
@@ -101,6 +104,9 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const sink: FrameSink = {
         send: (text) => {
           if (socket.readyState === socket.OPEN) socket.send(text)
+        },
+        sendFrame: (live) => {
+          if (socket.readyState === socket.OPEN) socket.send(live.bytes, { binary: false })
         },
         bufferedBytes: () => socket.bufferedAmount,
         close: (reason) => socket.close(1011, reason),

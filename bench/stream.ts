@@ -1,0 +1,162 @@
+/**
+ * Fan-out latency of run streams: SUBSCRIBERS (default 1000) WebSocket clients on one run, spread over
+ * two client processes, while frames are written through the worker's own path (FrameWriter: batched
+ * metrics rows + frames, NOTIFY at commit) at ROWS_PER_SECOND metric rows/s (default 200: 20 steps/s
+ * of 10 metrics). Latency = receive time - the time the trainer callback pushed the batch. The peer
+ * phase is one subscriber under the same writer. One JSON line per phase; target p99 < 100 ms.
+ */
+import { fork } from 'node:child_process'
+import WebSocket from 'ws'
+import { createPrisma } from '../src/db/client.ts'
+import { createLogger } from '../src/log.ts'
+import { FrameWriter } from '../src/worker/frame-writer.ts'
+import { startBenchService, summarize } from './service-process.ts'
+
+const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 1000)
+const ROWS_PER_SECOND = Number(process.env.ROWS_PER_SECOND ?? 200)
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const KEYS = 10
+const CLIENT_PROCESSES = 2
+
+interface ClientStats {
+  latencies: number[]
+  frames: number
+  gaps: number
+  resyncs: number
+  connected: number
+}
+
+/** Child role: open `count` subscriptions, record latencies until told to stop. */
+async function runClients(url: string, key: string, count: number, since: number): Promise<void> {
+  const stats: ClientStats = { latencies: [], frames: 0, gaps: 0, resyncs: 0, connected: 0 }
+  const sockets: WebSocket[] = []
+  for (let i = 0; i < count; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, count - i) }, () => {
+        const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } })
+        sockets.push(ws)
+        let lastSeq = 0
+        ws.on('message', (data) => {
+          const m = JSON.parse(String(data))
+          if (m.type === 'resync') stats.resyncs++
+          if (typeof m.seq !== 'number') return
+          if (m.seq !== lastSeq + 1) stats.gaps++
+          lastSeq = m.seq
+          stats.frames++
+          // Frames of earlier phases arrive as backfill; only this phase's live frames are timed.
+          if (typeof m.data?.emit_ms === 'number' && m.data.emit_ms >= since)
+            stats.latencies.push(Date.now() - m.data.emit_ms)
+        })
+        return new Promise<void>((resolve) => ws.once('open', () => resolve()))
+      }),
+    )
+  }
+  stats.connected = sockets.filter((s) => s.readyState === WebSocket.OPEN).length
+  process.send!({ ready: true })
+  process.once('message', () => {
+    for (const s of sockets) s.terminate()
+    process.send!({ stats }, () => process.exit(0))
+  })
+}
+
+async function phase(
+  service: Awaited<ReturnType<typeof startBenchService>>,
+  runId: string,
+  subscribers: number,
+  step0: number,
+) {
+  const url = `${service.url.replace('http', 'ws')}/v1/runs/${runId}/stream`
+  const perProcess = Math.ceil(subscribers / CLIENT_PROCESSES)
+  const since = Date.now()
+  const children = Array.from({ length: Math.min(CLIENT_PROCESSES, subscribers) }, (_, i) =>
+    fork(
+      import.meta.filename,
+      [
+        'clients',
+        url,
+        service.apiKey,
+        String(Math.min(perProcess, subscribers - i * perProcess)),
+        String(since),
+      ],
+      {
+        execArgv: ['--import', 'tsx'],
+      },
+    ),
+  )
+  await Promise.all(children.map((c) => new Promise((r) => c.once('message', r))))
+  const prisma = createPrisma(service.databaseUrl, 2)
+  const writer = new FrameWriter(prisma, runId, createLogger('warn'))
+  const stepsPerSecond = ROWS_PER_SECOND / KEYS
+  const start = performance.now()
+  let step = step0
+  while (performance.now() - start < SECONDS * 1000) {
+    step++
+    const values = Object.fromEntries(
+      Array.from({ length: KEYS }, (_, k) => [`bench/m${k}`, Math.sin(step + k)]),
+    )
+    const rows = Object.entries(values).map(([key, value]) => ({ runId, key, step, value }))
+    writer.push({ type: 'metrics', step, data: { values, emit_ms: Date.now() } }, rows)
+    const due = start + ((step - step0) * 1000) / stepsPerSecond
+    await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())))
+  }
+  await writer.flush()
+  await new Promise((r) => setTimeout(r, 1000)) // let the last frames arrive
+  const stats = await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<ClientStats>((resolve) => {
+          c.once('message', (m) => resolve((m as { stats: ClientStats }).stats))
+          c.send('stop')
+        }),
+    ),
+  )
+  await prisma.$disconnect()
+  const frames = step - step0
+  const latencies = stats.flatMap((s) => s.latencies)
+  return {
+    result: {
+      subscribers,
+      connected: stats.reduce((a, s) => a + s.connected, 0),
+      metric_rows_per_s: ROWS_PER_SECOND,
+      frames_written: frames,
+      frames_expected_per_client: frames,
+      frames_received: stats.reduce((a, s) => a + s.frames, 0),
+      gaps: stats.reduce((a, s) => a + s.gaps, 0),
+      resyncs: stats.reduce((a, s) => a + s.resyncs, 0),
+      ...summarize(latencies),
+    },
+    step,
+  }
+}
+
+if (process.argv[2] === 'clients') {
+  await runClients(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]))
+} else {
+  const service = await startBenchService()
+  try {
+    const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
+    const models = await (await fetch(`${service.url}/v1/models`, { headers })).json()
+    const run = await (
+      await fetch(`${service.url}/v1/runs`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ method: 'sso', model_id: models.items[0].id }),
+      })
+    ).json()
+    // Each phase starts after the previous one's frames, so subscribers backfill those first.
+    const peer = await phase(service, run.id, 1, 0)
+    console.log(JSON.stringify({ name: 'stream/1-subscriber (peer)', seconds: SECONDS, ...peer.result }))
+    const fan = await phase(service, run.id, SUBSCRIBERS, peer.step)
+    console.log(
+      JSON.stringify({
+        name: `stream/${SUBSCRIBERS}-subscribers`,
+        seconds: SECONDS,
+        ...fan.result,
+        p99_ratio_to_peer: Math.round((fan.result.p99_ms / peer.result.p99_ms) * 100) / 100,
+        target_p99_ms: 100,
+      }),
+    )
+  } finally {
+    await service.stop()
+  }
+}
