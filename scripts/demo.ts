@@ -54,7 +54,9 @@ async function startService(url: string, apiKey: string): Promise<ChildProcess> 
     },
     stdio: ['ignore', log.fd, log.fd],
   })
-  process.stdout.write(`starting the service on ${url} (log: ${path.relative(process.cwd(), logFile)}) `)
+  await log.close() // the child holds its own copy of the descriptor
+  const shown = path.relative(process.cwd(), logFile)
+  process.stdout.write(`starting the service on ${url} (log: ${shown.startsWith('..') ? logFile : shown}) `)
   for (let i = 0; i < 240; i++) {
     if (child.exitCode !== null) throw new Error(`the service exited with ${child.exitCode}; see ${logFile}`)
     if (await healthy(url)) {
