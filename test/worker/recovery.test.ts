@@ -1,0 +1,120 @@
+/**
+ * Runs survive their worker: a worker that shuts down checkpoints and requeues its run, and the next
+ * worker resumes from that checkpoint; a run held by a worker that stopped heartbeating can be claimed
+ * by another, while a live worker's run cannot.
+ */
+import assert from 'node:assert/strict'
+import { after, test } from 'node:test'
+import { createWorker } from '../../src/worker/main.ts'
+import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
+
+after(stopEmbeddedServer)
+
+async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+test('claiming: a stale holder is taken over, a live one is not', async (t) => {
+  const app = await buildTestApp(t, 'embedded')
+  const tiny = (await app.repos.models.findByName('tiny'))!
+  const run = await app.repos.runs.create({
+    method: 'sso',
+    modelId: tiny.id,
+    principleSetVersionId: null,
+    datasetIds: [],
+    hyperparameters: {},
+    device: 'cpu',
+    seed: 1,
+    metadata: {},
+    apiKeyId: null,
+  })
+  const first = await app.repos.runs.claim(run.id, 'worker-a', new Date(Date.now() - 20_000))
+  assert.equal(first?.attempt, 1)
+  await app.repos.runs.transition(run.id, ['queued'], 'running')
+  assert.equal(
+    await app.repos.runs.claim(run.id, 'worker-b', new Date(Date.now() - 20_000)),
+    null,
+    'worker-a is alive',
+  )
+  // worker-a dies: its heartbeat ages past the threshold.
+  const taken = await app.repos.runs.claim(run.id, 'worker-b', new Date(Date.now() + 1000))
+  assert.equal(taken?.worker_id, 'worker-b')
+  assert.equal(taken?.attempt, 2)
+  assert.equal(taken?.status, 'running')
+})
+
+test('a worker shutting down requeues its run; the next worker resumes from the checkpoint', async (t) => {
+  const app = await buildTestApp(t, 'embedded', { env: { EXECUTION_PROVIDER: 'cpu' } })
+  const workerOptions = {
+    config: app.config,
+    prisma: app.prisma,
+    boss: app.boss,
+    log: testLog,
+    heartbeatMs: 500,
+    pollingIntervalSeconds: 0.5,
+  }
+  const upload = await app.app.inject({
+    method: 'POST',
+    url: '/v1/datasets?name=q&format=queries',
+    headers: { ...auth(app.keys.write), 'content-type': 'application/x-ndjson' },
+    payload: ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.']
+      .map((prompt) => JSON.stringify({ prompt }))
+      .join('\n'),
+  })
+  const tiny = (await app.repos.models.findByName('tiny'))!
+  const created = await app.app.inject({
+    method: 'POST',
+    url: '/v1/runs',
+    headers: auth(app.keys.write),
+    payload: {
+      method: 'sso',
+      model_id: tiny.id,
+      dataset_ids: [upload.json().id],
+      device: 'cpu',
+      seed: 3,
+      hyperparameters: {
+        iterations: 10,
+        batch_size: 2,
+        lr: 1e-3,
+        max_new_tokens: 4,
+        generation_batch_size: 4,
+        checkpoint_every: 1,
+      },
+    },
+  })
+  const runId = created.json().id
+  const workerA = await createWorker(workerOptions)
+  await until(
+    async () => ((await app.repos.checkpoints.findLatest(runId)) ? true : undefined),
+    'a first checkpoint',
+  )
+  await workerA.stop()
+  const requeued = await app.repos.runs.findById(runId)
+  assert.equal(requeued?.status, 'queued')
+  assert.equal(requeued?.worker_id, null)
+  const checkpoint = (await app.repos.checkpoints.findLatest(runId))!
+
+  const workerB = await createWorker(workerOptions)
+  t.after(() => workerB.stop())
+  const resumed = await until(async () => {
+    const r = await app.repos.runs.findById(runId)
+    return r && r.attempt === 2 && r.current_step > checkpoint.step ? r : undefined
+  }, 'progress past the checkpoint on the second attempt')
+  assert.equal(resumed.worker_id, workerB.id)
+  const events = await app.repos.events.listAfter(runId, 0, 10_000)
+  const statuses = events.filter((e) => e.type === 'status').map((e) => e.data.status)
+  assert.deepEqual(statuses.slice(0, 4), ['queued', 'running', 'queued', 'running'])
+  const steps = events.filter((e) => e.type === 'metrics').map((e) => e.step)
+  assert.deepEqual(
+    steps,
+    [...steps].sort((a, b) => a - b),
+    'metrics frames never go back in steps after the resume',
+  )
+})
