@@ -18,9 +18,12 @@ export const ConfigSchema = Type.Object({
     { default: 'info' },
   ),
   /** Default execution provider for runs that ask for `auto`. */
-  EXECUTION_PROVIDER: Type.Union(['auto', 'cpu', 'webgpu', 'cuda'].map((l) => Type.Literal(l)), {
-    default: 'auto',
-  }),
+  EXECUTION_PROVIDER: Type.Union(
+    ['auto', 'cpu', 'webgpu', 'cuda'].map((l) => Type.Literal(l)),
+    {
+      default: 'auto',
+    },
+  ),
   /** Local Hugging Face model folders may only be registered below this directory. */
   MODELS_ROOT: Type.String({ default: 'models' }),
   /** Runs trained concurrently by one worker process. */

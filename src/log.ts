@@ -1,4 +1,4 @@
-import { pino, type Logger, type LoggerOptions } from 'pino'
+import { type Logger, type LoggerOptions, pino } from 'pino'
 
 /** Logger options shared by the API (as Fastify's logger) and the worker. Pretty on a TTY, JSON otherwise. */
 export function loggerOptions(level: string): LoggerOptions {
@@ -7,7 +7,10 @@ export function loggerOptions(level: string): LoggerOptions {
     redact: { paths: ['req.headers.authorization', 'req.headers["x-api-key"]'], censor: '[redacted]' },
   }
   if (process.stdout.isTTY) {
-    options.transport = { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } }
+    options.transport = {
+      target: 'pino-pretty',
+      options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' },
+    }
   }
   return options
 }
