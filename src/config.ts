@@ -35,6 +35,10 @@ export const ConfigSchema = Type.Object({
   MAX_ACTIVE_RUNS_PER_KEY: Type.Integer({ minimum: 1, default: 8 }),
   /** Optional admin key to create at first start (otherwise one is generated and printed once). */
   BOOTSTRAP_ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
+  /** Optional endpoint that receives run status changes (POST, JSON, signed with WEBHOOK_SECRET). */
+  WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** HMAC-SHA256 key for the `x-sso-signature` header of webhook deliveries. */
+  WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   /** Optional MLflow tracking server for runs that enable MLflow logging. */
   MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
 })

@@ -9,6 +9,7 @@ import type { PrismaClient } from '../db/client.ts'
 import { createRepositories, type Repositories } from '../db/repositories.ts'
 import { AppError } from '../errors.ts'
 import type { PgBoss } from '../queue/boss.ts'
+import type { Scheduling } from '../queue/run-lifecycle.ts'
 import { ProblemSchema } from '../schemas/problem.ts'
 import { dashboardPlugin } from './dashboard/plugin.ts'
 import { apiKeyAuthPlugin, hashApiKey, presentedKey } from './plugins/app/api-key-auth.ts'
@@ -41,6 +42,7 @@ declare module 'fastify' {
     prisma: PrismaClient
     repos: Repositories
     boss: PgBoss
+    scheduling: Scheduling
     hub: RunFramesHub
     streamLimits: StreamLimits
     streamStats: StreamStats
@@ -78,6 +80,11 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.decorate('prisma', opts.prisma)
   app.decorate('repos', repos)
   app.decorate('boss', opts.boss)
+  app.decorate('scheduling', {
+    prisma: opts.prisma,
+    boss: opts.boss,
+    webhooks: opts.config.WEBHOOK_URL !== undefined,
+  })
   app.decorate('hub', hub)
   app.decorate('streamLimits', { ...DEFAULT_STREAM_LIMITS, ...opts.streamLimits })
   app.decorate('streamStats', { droppedFrames: 0, resyncs: 0 })

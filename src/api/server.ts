@@ -4,6 +4,7 @@ import { openDatabase } from '../db/database.ts'
 import { createRepositories } from '../db/repositories.ts'
 import { createLogger } from '../log.ts'
 import { createBoss } from '../queue/boss.ts'
+import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import { createWorker, type Worker } from '../worker/main.ts'
 import { type App, buildApp } from './app.ts'
 import { ensureAdminKey } from './plugins/app/api-key-auth.ts'
@@ -33,6 +34,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
   app.server.keepAliveTimeout = 72_000
   app.server.requestTimeout = 120_000
   await app.listen({ host: config.HOST, port: config.PORT })
+  await startWebhookDelivery(boss, config, log)
   const worker = config.IN_PROCESS_WORKER
     ? await createWorker({ config, prisma: db.prisma, boss, log })
     : null

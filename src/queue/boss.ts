@@ -1,7 +1,7 @@
 import { PgBoss } from 'pg-boss'
 import type { Db } from '../db/client.ts'
 import type { Logger } from '../log.ts'
-import { TRAIN_RUN_QUEUE, type TrainRunJob } from './jobs.ts'
+import { TRAIN_RUN_QUEUE, type TrainRunJob, WEBHOOK_QUEUE, type WebhookJob } from './jobs.ts'
 
 /** Seconds without a worker heartbeat after which pg-boss fails the job and retries it elsewhere. */
 export const JOB_HEARTBEAT_SECONDS = 30
@@ -18,6 +18,14 @@ export async function createBoss(databaseUrl: string, log: Logger): Promise<PgBo
 }
 
 async function createTrainQueue(boss: PgBoss): Promise<void> {
+  if (!(await boss.getQueue(WEBHOOK_QUEUE))) {
+    await boss.createQueue(WEBHOOK_QUEUE, {
+      retryLimit: 8,
+      retryDelay: 5,
+      retryBackoff: true,
+      expireInSeconds: 60,
+    })
+  }
   if (await boss.getQueue(TRAIN_RUN_QUEUE)) return
   await boss.createQueue(TRAIN_RUN_QUEUE, {
     // Liveness comes from heartbeats; the expiry is pg-boss's maximum (a longer run is retried and
@@ -44,3 +52,7 @@ export async function enqueueRun(boss: PgBoss, db: Db, runId: string): Promise<s
 }
 
 export type { PgBoss }
+
+export async function enqueueWebhook(boss: PgBoss, db: Db, payload: WebhookJob): Promise<string | null> {
+  return boss.send(WEBHOOK_QUEUE, payload, { db: prismaExecutor(db) })
+}

@@ -7,6 +7,7 @@ import { openDatabase } from '../db/database.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { createBoss, JOB_HEARTBEAT_SECONDS, type PgBoss } from '../queue/boss.ts'
 import { TRAIN_RUN_QUEUE, type TrainRunJob } from '../queue/jobs.ts'
+import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import { runTrainer } from '../sso/trainer.ts'
 import type { RunTrainer } from '../sso/trainer-interface.ts'
 import { runJob, type WorkerDeps } from './run-job.ts'
@@ -73,6 +74,7 @@ export async function startWorker(config: Config): Promise<{ close(): Promise<vo
   const log = createLogger(config.LOG_LEVEL)
   const db = await openDatabase(config, log)
   const boss = await createBoss(db.url, log)
+  await startWebhookDelivery(boss, config, log)
   const worker = await createWorker({ config, prisma: db.prisma, boss, log })
   let closing: Promise<void> | undefined
   const close = () => {

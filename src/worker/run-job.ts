@@ -7,7 +7,7 @@ import { createRepositories } from '../db/repositories.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { PgBoss } from '../queue/boss.ts'
-import { requeueRun, transitionRun } from '../queue/run-lifecycle.ts'
+import { requeueRun, type Scheduling, transitionRun } from '../queue/run-lifecycle.ts'
 import type { RunDto, RunStatus } from '../schemas/runs.ts'
 import type {
   CheckpointInfo,
@@ -35,6 +35,10 @@ export interface WorkerDeps {
   heartbeatMs: number
   /** A run whose worker was silent this long is taken over by the next attempt. */
   staleAfterMs: number
+}
+
+function scheduling(deps: WorkerDeps): Scheduling {
+  return { prisma: deps.prisma, boss: deps.boss, webhooks: deps.config.WEBHOOK_URL !== undefined }
 }
 
 /** How often the run's status is read for control(): cancel and pause land within this delay. */
@@ -108,7 +112,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
   let status: RunStatus = claimed.status
   if (status === 'queued') {
     const started = await transitionRun(
-      prisma,
+      scheduling(deps),
       runId,
       ['queued'],
       'running',
@@ -232,7 +236,7 @@ async function recordOutcome(
         ? { code: failure.code, message: failure.message }
         : { code: 'training_failed', message: (failure as Error)?.message ?? 'the trainer returned nothing' }
     log.error({ err: failure }, 'run failed')
-    await transitionRun(prisma, runId, ['running', 'cancelling', 'paused', 'queued'], 'failed', {
+    await transitionRun(scheduling(deps), runId, ['running', 'cancelling', 'paused', 'queued'], 'failed', {
       ...done,
       error,
     })
@@ -240,16 +244,16 @@ async function recordOutcome(
   }
   await repos.runs.heartbeat(runId, workerId, result.finalStep)
   if (result.status === 'succeeded') {
-    await transitionRun(prisma, runId, ['running', 'paused', 'cancelling'], 'succeeded', {
+    await transitionRun(scheduling(deps), runId, ['running', 'paused', 'cancelling'], 'succeeded', {
       ...done,
       deviceUsed: result.device,
     })
   } else if (result.status === 'cancelled') {
-    await transitionRun(prisma, runId, ['running', 'cancelling', 'paused', 'queued'], 'cancelled', {
+    await transitionRun(scheduling(deps), runId, ['running', 'cancelling', 'paused', 'queued'], 'cancelled', {
       ...done,
       deviceUsed: result.device,
     })
-  } else if (!(await requeueRun(prisma, deps.boss, runId, workerId))) {
+  } else if (!(await requeueRun(scheduling(deps), runId, workerId))) {
     await repos.runs.release(runId, workerId)
   }
   log.info(

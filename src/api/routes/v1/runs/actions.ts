@@ -16,14 +16,14 @@ export const runActionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.post(
     '/runs/:id/cancel',
     { schema: schema('Stops the run within one training step; a checkpoint is saved first.') },
-    async (request) => cancelRun(app.prisma, request.params.id),
+    async (request) => cancelRun(app.scheduling, request.params.id),
   )
   app.post(
     '/runs/:id/pause',
     { schema: schema('Checkpoints and releases the run; resume continues from that checkpoint.') },
-    async (request) => pauseRun(app.prisma, request.params.id),
+    async (request) => pauseRun(app.scheduling, request.params.id),
   )
   app.post('/runs/:id/resume', { schema: schema('Queues a paused run again.') }, async (request) =>
-    resumeRun(app.prisma, app.boss, request.params.id),
+    resumeRun(app.scheduling, request.params.id),
   )
 }

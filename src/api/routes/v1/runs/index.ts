@@ -51,7 +51,7 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const found = await datasets.findManyByIds(datasetIds)
       const missing = datasetIds.filter((id) => !found.some((d) => d.id === id))
       if (missing.length > 0) throw new NotFoundError('dataset', missing.join(', '))
-      const run = await createRun(app.prisma, app.boss, {
+      const run = await createRun(app.scheduling, {
         method: body.method,
         modelId: model.id,
         principleSetVersionId: versionId,
