@@ -20,6 +20,7 @@ import type {
   TrainerResult,
 } from '../sso/trainer-interface.ts'
 import { FrameWriter } from './frame-writer.ts'
+import { MlflowTracker } from './mlflow-tracker.ts'
 
 export interface WorkerDeps {
   config: Config
@@ -128,6 +129,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
   log.info({ attempt: claimed.attempt, resumeFrom: resumeFrom?.step ?? null }, 'training run')
 
   const writer = new FrameWriter(prisma, runId, log)
+  const mlflow = MlflowTracker.forRun(deps.config.MLFLOW_TRACKING_URI, claimed, log)
   const streamedUpTo = await repos.events.maxMetricsStep(runId)
   let currentStep = resumeFrom?.step ?? 0
   const pendingWrites: Promise<unknown>[] = []
@@ -156,6 +158,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
         currentStep = Math.max(currentStep, batch.step)
         // A resumed attempt repeats steps after its checkpoint: their first values are kept.
         if (batch.step <= streamedUpTo) return
+        mlflow?.logMetrics(batch.step, batch.values)
         const rows = Object.entries(batch.values)
           .filter(([, v]) => Number.isFinite(v))
           .map(([key, value]) => ({
@@ -217,6 +220,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
   await writer.flush().catch((err) => {
     failure ??= err
   })
+  await mlflow?.finish(failure || !result ? 'failed' : result.status)
   await recordOutcome(deps, runId, log, result, failure)
 }
 
