@@ -37,8 +37,6 @@ export interface RewardModelPort {
   rewards(rows: ScoredRow[]): Promise<number[]>
   /** One optimizer step of `bradleyTerryLoss` over the pairs. */
   trainStep(pairs: PairRows[], lr: number): Promise<StepResult>
-  save(dir: string): Promise<{ kind: 'full' | 'lora'; bytes: number }>
-  load(dir: string): Promise<void>
   exportModel(dir: string): Promise<void>
   readonly device: string
   dispose(): Promise<void>

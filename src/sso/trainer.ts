@@ -19,6 +19,7 @@ import {
   validateDataset,
 } from './records.ts'
 import { type OpenRewardModel, trainRewardModel } from './reward-model.ts'
+import { openModelRewardModel } from './reward-model-adapter.ts'
 import { Rng } from './rng.ts'
 import { RunContext } from './run-context.ts'
 import { scoreReference } from './scoring.ts'
@@ -113,32 +114,75 @@ async function runOffline(
   return 'continue'
 }
 
-/** Builds a RunTrainer over a way of opening policies (the model layer's, through its adapter). */
-export function createTrainer(openPolicy: OpenPolicy): RunTrainer {
+const openOptions = (job: TrainerJob, hp: Hyperparameters) => ({
+  modelDir: job.modelDir,
+  device: job.device,
+  finetuning: hp.finetuning,
+  lora: hp.lora,
+  optimizer: {
+    lr: hp.lr,
+    betas: hp.adam_betas,
+    eps: hp.adam_eps,
+    weightDecay: hp.weight_decay,
+    maxGradNorm: hp.max_grad_norm,
+  },
+  maxPromptTokens: hp.max_prompt_tokens,
+  seed: job.seed,
+  deterministic: hp.deterministic,
+})
+
+/** rm: Bradley-Terry reward model on preference pairs; writes the final model (no mid-run resume). */
+async function runRewardModel(
+  job: TrainerJob,
+  callbacks: TrainerCallbacks,
+  hp: Hyperparameters,
+  open: OpenRewardModel,
+): Promise<TrainerResult> {
+  const model = await open(openOptions(job, hp))
+  try {
+    callbacks.onEvent({
+      type: 'phase',
+      phase: 'loading',
+      message: `reading ${job.datasetPaths.length} dataset file(s)`,
+    })
+    const pairs = await readPreferencePairs(job.datasetPaths)
+    let step = 0
+    callbacks.onEvent({
+      type: 'phase',
+      phase: 'training',
+      message: `training a reward model on ${pairs.length} pairs`,
+    })
+    const signal = await trainRewardModel(model, pairs, hp, Rng.fromSeed(job.seed), {
+      control: () => callbacks.control(),
+      afterStep: async (values) => callbacks.onMetrics({ step: ++step, values }),
+      evaluated: (epoch, accuracy) =>
+        callbacks.onMetrics({ step, values: { 'eval/pairwise_accuracy': accuracy, epoch } }),
+    })
+    const status: TrainerResult['status'] =
+      signal === 'cancel' ? 'cancelled' : signal === 'pause' ? 'paused' : 'succeeded'
+    if (status === 'succeeded') {
+      const dir = join(job.outputDir, 'final')
+      await model.exportModel(dir)
+      callbacks.onEvent({ type: 'info', message: `final model written to ${dir}`, data: { dir } })
+    }
+    return { status, finalStep: step, device: model.device }
+  } finally {
+    await model.dispose()
+  }
+}
+
+/** Builds a RunTrainer over ways of opening policies and reward models (the model layer's, through adapters). */
+export function createTrainer(openPolicy: OpenPolicy, openRewardModel?: OpenRewardModel): RunTrainer {
   return async (job, callbacks) => {
     const hp = effectiveHyperparameters(job.method, job.hyperparameters)
     if (job.method === 'rm') {
-      throw new AppError(
-        'invalid_state',
-        `method 'rm' is not available in this trainer build (run ${job.runId})`,
-      )
+      if (!openRewardModel) {
+        throw new AppError('invalid_state', `method 'rm' needs a reward-model backend (run ${job.runId})`)
+      }
+      return runRewardModel(job, callbacks, hp, openRewardModel)
     }
     callbacks.onEvent({ type: 'phase', phase: 'loading', message: `opening ${job.modelDir}` })
-    const policy = await openPolicy({
-      modelDir: job.modelDir,
-      device: job.device,
-      finetuning: hp.finetuning,
-      lora: hp.lora,
-      optimizer: {
-        lr: hp.lr,
-        betas: hp.adam_betas,
-        eps: hp.adam_eps,
-        weightDecay: hp.weight_decay,
-        maxGradNorm: hp.max_grad_norm,
-      },
-      maxPromptTokens: hp.max_prompt_tokens,
-      seed: job.seed,
-    })
+    const policy = await openPolicy(openOptions(job, hp))
     try {
       const resume = job.resumeFrom ? await readCheckpoint(job.resumeFrom) : undefined
       if (resume && resume.state.method !== job.method) {
@@ -187,4 +231,4 @@ export function createTrainer(openPolicy: OpenPolicy): RunTrainer {
 }
 
 /** The trainer on the model layer's policies: what the worker and the CLI run. */
-export const runTrainer: RunTrainer = createTrainer(openModelPolicy)
+export const runTrainer: RunTrainer = createTrainer(openModelPolicy, openModelRewardModel)

@@ -130,3 +130,43 @@ test('sso with LoRA over two iterations: adapters merged into the reference betw
     assert.ok(Math.abs(first) < 1e-3, `iteration ${k} first rewards/chosen ${first}`)
   }
 })
+
+test('rm: a Bradley-Terry reward model learns to rank held-out pairs', async () => {
+  const rng = Rng.fromSeed(12)
+  const rows = Array.from({ length: 40 }, () => {
+    const f = TASK_FAMILIES.politeness
+    const prompt = f.makePrompt(rng)
+    return { prompt, chosen: f.demonstrate(prompt, true, rng), rejected: f.demonstrate(prompt, false, rng) }
+  })
+  const metrics: MetricsBatch[] = []
+  const data = join(root, 'rm.jsonl')
+  await writeFile(data, toJsonl(rows))
+  const outputDir = join(root, 'rm')
+  const result = await runTrainer(
+    {
+      runId: 'rm',
+      method: 'rm',
+      modelDir,
+      datasetPaths: [data],
+      hyperparameters: { batch_size: 4, lr: 1e-3, epochs: 3, eval_fraction: 0.25, weight_decay: 0 },
+      device: 'cpu',
+      seed: 5,
+      outputDir,
+    },
+    {
+      onMetrics: (b) => metrics.push(b),
+      onEvent: () => {},
+      onCheckpoint: () => {},
+      control: () => 'continue',
+    },
+  )
+  assert.equal(result.status, 'succeeded')
+  const accuracy = metrics.filter((m) => m.values['eval/pairwise_accuracy'] !== undefined)
+  assert.equal(accuracy.length, 3)
+  assert.ok(metrics.some((m) => Number.isFinite(m.values['rewards/margins'])))
+  assert.ok(
+    accuracy.at(-1)!.values['eval/pairwise_accuracy'] >= 0.8,
+    JSON.stringify(accuracy.map((a) => a.values)),
+  )
+  assert.ok((await readdir(join(outputDir, 'final'))).includes('model.safetensors'))
+})
