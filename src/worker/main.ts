@@ -4,8 +4,9 @@ import closeWithGrace from 'close-with-grace'
 import type { Config } from '../config.ts'
 import type { PrismaClient } from '../db/client.ts'
 import { openDatabase } from '../db/database.ts'
+import { createRepositories } from '../db/repositories.ts'
 import { createLogger, type Logger } from '../log.ts'
-import { createBoss, JOB_HEARTBEAT_SECONDS, type PgBoss } from '../queue/boss.ts'
+import { createBoss, enqueueRun, JOB_HEARTBEAT_SECONDS, type PgBoss } from '../queue/boss.ts'
 import { TRAIN_RUN_QUEUE, type TrainRunJob } from '../queue/jobs.ts'
 import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import { runTrainer } from '../sso/trainer.ts'
@@ -23,6 +24,30 @@ export interface WorkerOptions {
   heartbeatMs?: number
   staleAfterMs?: number
   pollingIntervalSeconds?: number
+  /** How often to look for runs whose job was lost (see requeueOrphans). */
+  sweepIntervalMs?: number
+}
+
+/**
+ * Safety net behind pg-boss's own retries: a running or cancelling run whose worker has been silent
+ * far longer than the takeover threshold (its job exhausted its retries or was lost) gets a new job,
+ * which claims it and resumes from its last checkpoint. Claiming stays conditional, so a job for a
+ * run that came back to life does nothing.
+ */
+export async function requeueOrphans(
+  opts: Pick<WorkerOptions, 'prisma' | 'boss' | 'log'>,
+  silentForMs: number,
+): Promise<number> {
+  const runs = createRepositories(opts.prisma).runs
+  const orphans = await runs.listStale(['running', 'cancelling'], new Date(Date.now() - silentForMs))
+  for (const run of orphans) {
+    await enqueueRun(opts.boss, opts.prisma, run.id)
+    opts.log.warn(
+      { runId: run.id, status: run.status },
+      'run had no live worker for a long time; queued a new job',
+    )
+  }
+  return orphans.length
 }
 
 export interface Worker {
@@ -58,10 +83,15 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     },
     async ([job]) => runJob(deps, job.data.runId),
   )
+  const sweep = setInterval(() => {
+    requeueOrphans(opts, deps.staleAfterMs * 4).catch((err) => log.warn({ err }, 'orphan sweep failed'))
+  }, opts.sweepIntervalMs ?? 60_000)
+  sweep.unref()
   log.info({ concurrency: opts.config.WORKER_CONCURRENCY }, 'worker taking jobs')
   return {
     id,
     stop: async () => {
+      clearInterval(sweep)
       stopping.value = true
       await opts.boss.offWork(TRAIN_RUN_QUEUE, { id: workId, wait: true })
       log.info('worker stopped')

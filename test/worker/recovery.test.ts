@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
-import { createWorker } from '../../src/worker/main.ts'
+import { createWorker, requeueOrphans } from '../../src/worker/main.ts'
 import { auth, buildTestApp } from '../helpers/build-app.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
@@ -117,4 +117,47 @@ test('a worker shutting down requeues its run; the next worker resumes from the 
     [...steps].sort((a, b) => a - b),
     'metrics frames never go back in steps after the resume',
   )
+})
+
+test('the orphan sweep gives a run whose worker vanished a new job, and a worker resumes it', async (t) => {
+  const app = await buildTestApp(t, 'embedded', { env: { EXECUTION_PROVIDER: 'cpu' } })
+  const tiny = (await app.repos.models.findByName('tiny'))!
+  const upload = await app.app.inject({
+    method: 'POST',
+    url: '/v1/datasets?name=q&format=queries',
+    headers: { ...auth(app.keys.write), 'content-type': 'application/x-ndjson' },
+    payload: ['Say hi.', 'Name a tree.'].map((prompt) => JSON.stringify({ prompt })).join('\n'),
+  })
+  const run = await app.repos.runs.create({
+    method: 'sso',
+    modelId: tiny.id,
+    principleSetVersionId: null,
+    datasetIds: [upload.json().id],
+    hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },
+    device: 'cpu',
+    seed: 1,
+    metadata: {},
+    apiKeyId: null,
+  })
+  // A worker took it and died; its job is gone (no job was ever queued for this row).
+  await app.repos.runs.claim(run.id, 'vanished-worker', new Date())
+  await app.repos.runs.transition(run.id, ['queued'], 'running')
+  await app.prisma.run.update({
+    where: { id: run.id },
+    data: { heartbeatAt: new Date(Date.now() - 600_000) },
+  })
+  const worker = await createWorker({
+    config: app.config,
+    prisma: app.prisma,
+    boss: app.boss,
+    log: testLog,
+    pollingIntervalSeconds: 0.5,
+  })
+  t.after(() => worker.stop())
+  assert.equal(await requeueOrphans({ prisma: app.prisma, boss: app.boss, log: testLog }, 60_000), 1)
+  const done = await until(async () => {
+    const r = await app.repos.runs.findById(run.id)
+    return r?.status === 'succeeded' ? r : undefined
+  }, 'the orphan to be trained to the end')
+  assert.equal(done.attempt, 2)
 })
