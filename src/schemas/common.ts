@@ -24,5 +24,7 @@ export interface Page<T> {
 /** Free-form string key/value pairs attached by clients (at most 16, as fine-tuning APIs allow). */
 export const MetadataSchema = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 512 }), {
   maxProperties: 16,
+  description:
+    'string key/value pairs; `mlflow_experiment` tracks the run in that MLflow experiment when the service has MLFLOW_TRACKING_URI',
 })
 export type Metadata = Static<typeof MetadataSchema>
