@@ -91,7 +91,9 @@ test('runs: create, list, get, watch live while it trains, cancel', async () => 
     resources.principleSetId,
     '--dataset',
     resources.datasetId,
-    ...Object.entries(DEMO_HYPERPARAMETERS).map(([k, v]) => `--set=${k}=${JSON.stringify(v)}`),
+    ...Object.entries({ ...DEMO_HYPERPARAMETERS, iterations: 50 }).map(
+      ([k, v]) => `--set=${k}=${JSON.stringify(v)}`,
+    ),
     '--metadata',
     'suite=cli',
     '--json',

@@ -50,7 +50,10 @@ test('start a run, see live curves and samples, cancel it', {
   await form.locator('select[name=principle_set]').selectOption(resources.principleSetId)
   await form.locator('select[name=datasets]').selectOption([resources.datasetId])
   await form.locator('select[name=device]').selectOption('cpu')
-  await form.locator('textarea[name=hyperparameters]').fill(JSON.stringify(DEMO_HYPERPARAMETERS))
+  // Enough iterations that the run is still training when the test cancels it.
+  await form
+    .locator('textarea[name=hyperparameters]')
+    .fill(JSON.stringify({ ...DEMO_HYPERPARAMETERS, iterations: 50, generation_batch_size: 4 }))
   await browser.screenshot('01-new-run-form')
   await page.getByTestId('start-run').click()
 
@@ -88,6 +91,8 @@ test('start a run, see live curves and samples, cancel it', {
 
   // Cancel: the status follows over the stream.
   await page.getByTestId('tab-charts').click()
+  const before = await service.client.get<{ status: string; error: unknown }>(`/v1/runs/${runId}`)
+  assert.equal(before.status, 'running', `run before cancel: ${JSON.stringify(before)}`)
   await page.getByTestId('cancel').click()
   await page.getByTestId('run-status').getByText('cancelled', { exact: true }).waitFor({ timeout: 120_000 })
   assert.equal(await page.getByTestId('cancel').isDisabled(), true)

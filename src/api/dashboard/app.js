@@ -13,7 +13,7 @@ const HISTORY_POINTS = 1000
 
 /** Charts on a run page: each metric key goes to the first group that matches it. */
 const CHART_GROUPS = [
-  { id: 'loss', title: 'Loss', match: (k) => k === 'loss' || k.startsWith('loss/') },
+  { id: 'loss', title: 'Loss', match: (k) => k === 'loss' || k.startsWith('loss/') || k === 'sso/l_main' },
   {
     id: 'accuracy',
     title: 'Reward accuracy',
@@ -26,6 +26,11 @@ const CHART_GROUPS = [
   { id: 'gap', title: 'SSO gap', match: (k) => k.startsWith('sso/gap') },
   { id: 'on-policy', title: 'On-policyness', match: (k) => k.startsWith('sso/on_policy') },
   { id: 'lengths', title: 'Lengths', match: (k) => k.includes('length') },
+  { id: 'logps', title: 'Log-probs', match: (k) => k.startsWith('logps/') },
+  { id: 'signal', title: 'Signal accuracy (checkers)', match: (k) => k.startsWith('signal_') },
+  { id: 'grad-norm', title: 'Gradient norm', match: (k) => k === 'grad_norm' },
+  { id: 'throughput', title: 'Throughput', match: (k) => k.endsWith('per_second') },
+  { id: 'iteration', title: 'Iteration data', match: (k) => k.startsWith('iteration/') },
   { id: 'other', title: 'Other metrics', match: () => true },
 ]
 
