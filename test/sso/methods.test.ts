@@ -170,3 +170,57 @@ test('rm: a Bradley-Terry reward model learns to rank held-out pairs', async () 
   )
   assert.ok((await readdir(join(outputDir, 'final'))).includes('model.safetensors'))
 })
+
+test('sso with principles chosen by the policy and the log-prob filter on', async () => {
+  const rng = Rng.fromSeed(13)
+  const queries = Array.from({ length: 6 }, (_, i) => ({ prompt: families[i % 2].makePrompt(rng) }))
+  const data = join(root, 'policy-select.jsonl')
+  await writeFile(data, toJsonl(queries))
+  const iterationMetrics: Record<string, number>[] = []
+  const outputDir = join(root, 'policy-select')
+  const result = await runTrainer(
+    {
+      runId: 'policy-select',
+      method: 'sso',
+      modelDir,
+      principleSet: familyPrincipleSet(families),
+      datasetPaths: [data],
+      hyperparameters: {
+        iterations: 1,
+        principle_selection: 'policy',
+        features_per_query: 1,
+        filter: true,
+        max_new_tokens: 5,
+        sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
+      },
+      device: 'cpu',
+      seed: 2,
+      outputDir,
+    },
+    {
+      onMetrics: (b) => {
+        if (b.values.loss === undefined) iterationMetrics.push(b.values)
+      },
+      onEvent: () => {},
+      onCheckpoint: () => {},
+      control: () => 'continue',
+    },
+  )
+  assert.equal(result.status, 'succeeded')
+  const it = iterationMetrics[0]
+  assert.ok(Number.isFinite(it['iteration/invalid_selections']))
+  assert.equal(it['filter/total'], it['iteration/generated'] - it['iteration/dropped_identical'])
+  assert.equal(
+    it['filter/kept'],
+    it['filter/total'] -
+      it['filter/dropped_order'] -
+      it['filter/dropped_off_policy'] -
+      it['filter/dropped_weak_gap'],
+  )
+  const records = validateDataset(
+    'sso_records',
+    await readFile(join(outputDir, 'samples', 'iteration-1.jsonl'), 'utf8'),
+  )
+  assert.equal(records.rows.length, it['filter/kept'])
+  for (const r of records.rows) assert.equal(r.principles?.length, 1)
+})
