@@ -81,3 +81,14 @@ test('--url on the command line wins over SSO_URL', () => {
   assert.equal(r.code, 1)
   assert.ok(r.stderr.includes(otherDeadUrl), r.stderr)
 })
+
+test('sso bench lists the runnable benchmarks, not their shared helpers', () => {
+  const list = sso('bench', '--list')
+  assert.equal(list.code, 0, list.stderr)
+  const names = list.stdout.trim().split('\n')
+  assert.ok(names.includes('engine'), list.stdout)
+  assert.ok(!names.includes('models') && !names.includes('service-process'), list.stdout)
+  const unknown = sso('bench', 'nope')
+  assert.equal(unknown.code, 2)
+  assert.match(unknown.stderr, /unknown benchmark nope; available: .*engine/)
+})
