@@ -18,4 +18,5 @@ export {
   validateDataset,
   writeJsonl,
 } from './records.ts'
+export { openModelRewardModel } from './reward-model-adapter.ts'
 export { createTrainer, runTrainer } from './trainer.ts'
