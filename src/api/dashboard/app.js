@@ -27,10 +27,14 @@ const CHART_GROUPS = [
   { id: 'on-policy', title: 'On-policyness', match: (k) => k.startsWith('sso/on_policy') },
   { id: 'lengths', title: 'Lengths', match: (k) => k.includes('length') },
   { id: 'logps', title: 'Log-probs', match: (k) => k.startsWith('logps/') },
-  { id: 'signal', title: 'Signal accuracy (checkers)', match: (k) => k.startsWith('signal_') },
+  { id: 'signal', title: 'Signal accuracy (checkers)', match: (k) => k.startsWith('signal_accuracy') },
   { id: 'grad-norm', title: 'Gradient norm', match: (k) => k === 'grad_norm' },
   { id: 'throughput', title: 'Throughput', match: (k) => k.endsWith('per_second') },
-  { id: 'iteration', title: 'Iteration data', match: (k) => k.startsWith('iteration/') },
+  {
+    id: 'iteration',
+    title: 'Iteration data',
+    match: (k) => k.startsWith('iteration/') || k === 'signal_checked',
+  },
   { id: 'other', title: 'Other metrics', match: () => true },
 ]
 
@@ -431,12 +435,13 @@ function runPage(id, tab) {
           setRun({ status: data.status })
           if (TERMINAL.has(data.status)) {
             phase.textContent = ''
+            live.textContent = 'ended'
             api.getRun(id).then(setRun, showError)
           }
         }
       },
       (state) => {
-        live.textContent = state
+        live.textContent = TERMINAL.has(run?.status) ? 'ended' : state
       },
     )
     onLeave(stop)
