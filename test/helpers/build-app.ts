@@ -26,6 +26,8 @@ export interface TestApp {
   dataDir: string
   modelsRoot: string
   keys: { read: string; write: string; admin: string }
+  /** Runs `fn` first when the app is torn down (before the database goes): workers, clients. */
+  onClose(fn: () => Promise<unknown>): void
   /** Base URL once `listen()` was called. */
   listen(): Promise<string>
 }
@@ -55,7 +57,9 @@ export async function buildTestApp(
   let boss: PgBoss | undefined
   let app: App | undefined
   // Registered first, so a failure half-way still releases what was started.
+  const closeFirst: (() => Promise<unknown>)[] = []
   scope.after(async () => {
+    for (const fn of closeFirst.reverse()) await fn()
     await app?.close()
     await boss?.stop({ graceful: false, timeout: 2000 })
     await prisma.$disconnect()
@@ -89,6 +93,9 @@ export async function buildTestApp(
     dataDir,
     modelsRoot,
     keys,
+    onClose: (fn) => {
+      closeFirst.push(fn)
+    },
     listen: async () => {
       await listening.listen({ host: '127.0.0.1', port: 0 })
       const address = listening.server.address()

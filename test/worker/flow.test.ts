@@ -57,7 +57,7 @@ test('sso run on the tiny model: stream, reconnect, pause/resume, cancel, metric
     heartbeatMs: 500,
     pollingIntervalSeconds: 0.5,
   })
-  t.after(() => worker.stop())
+  app.onClose(() => worker.stop())
   const base = await app.listen()
   const ws = base.replace('http', 'ws')
   const call = async (method: 'GET' | 'POST', url: string, payload?: object, key = app.keys.write) => {

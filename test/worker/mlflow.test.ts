@@ -43,7 +43,7 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
     log: testLog,
     pollingIntervalSeconds: 0.5,
   })
-  t.after(() => worker.stop())
+  app.onClose(() => worker.stop())
   const upload = await app.app.inject({
     method: 'POST',
     url: '/v1/datasets?name=q&format=queries',
