@@ -9,7 +9,23 @@ export interface MetricRow {
   iteration?: number | null
 }
 
+type Point = { key: string; step: number; value: number }
+
 export function createMetricsRepository(db: Db) {
+  /**
+   * Equal-width step buckets (about `maxPoints` over the selected range), each the mean of its
+   * values at its last step: one grouped scan of the primary-key index, no sort or window.
+   */
+  async function downsampled(where: Prisma.Sql, maxPoints: number): Promise<Point[]> {
+    const [range] = await db.$queryRaw<{ lo: number | null; hi: number | null }[]>`
+      SELECT min(step)::int AS lo, max(step)::int AS hi FROM metrics WHERE ${where}`
+    if (range.lo === null || range.hi === null) return []
+    const width = Math.max(1, Math.ceil((range.hi - range.lo + 1) / maxPoints))
+    return db.$queryRaw<Point[]>`
+      SELECT key, max(step)::int AS step, avg(value)::float8 AS value FROM metrics WHERE ${where}
+      GROUP BY key, (step - ${range.lo}::int) / ${width}::int ORDER BY key, step`
+  }
+
   return {
     /** Batch insert; rows already stored for (run, key, step) are kept as they are (idempotent resume). */
     async createMany(rows: MetricRow[]): Promise<number> {
@@ -17,7 +33,7 @@ export function createMetricsRepository(db: Db) {
       const { count } = await db.metric.createMany({ data: rows, skipDuplicates: true })
       return count
     },
-    /** Series per key within a step range, optionally averaged into about `max_points` buckets each. */
+    /** Series per key within a step range, optionally averaged into at most `max_points` buckets each. */
     async history(runId: string, q: MetricsQuery): Promise<MetricSeries[]> {
       const keys = q.keys
         ?.split(',')
@@ -29,12 +45,8 @@ export function createMetricsRepository(db: Db) {
       if (q.step_to !== undefined) filters.push(Prisma.sql`step <= ${q.step_to}`)
       const where = Prisma.join(filters, ' AND ')
       const rows = q.max_points
-        ? await db.$queryRaw<{ key: string; step: number; value: number }[]>`
-            SELECT key, max(step)::int AS step, avg(value)::float8 AS value
-            FROM (SELECT key, step, value, ntile(${q.max_points}::int) OVER (PARTITION BY key ORDER BY step) AS bucket
-                  FROM metrics WHERE ${where}) b
-            GROUP BY key, bucket ORDER BY key, step`
-        : await db.$queryRaw<{ key: string; step: number; value: number }[]>`
+        ? await downsampled(where, q.max_points)
+        : await db.$queryRaw<Point[]>`
             SELECT key, step, value FROM metrics WHERE ${where} ORDER BY key, step`
       const series = new Map<string, [number, number][]>()
       for (const r of rows) {
