@@ -3,7 +3,7 @@ import type { Config } from '../config.ts'
 import { openDatabase } from '../db/database.ts'
 import { createRepositories } from '../db/repositories.ts'
 import { createLogger } from '../log.ts'
-import { createBoss } from '../queue/boss.ts'
+import { createBoss, stopBoss } from '../queue/boss.ts'
 import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import { createWorker, type Worker } from '../worker/main.ts'
 import { type App, buildApp } from './app.ts'
@@ -45,7 +45,7 @@ export async function startServer(config: Config): Promise<RunningServer> {
       grace.uninstall()
       await worker?.stop()
       await app.close()
-      await boss.stop({ graceful: true, timeout: 10_000 })
+      await stopBoss(boss, log)
       await db.close()
     })()
     return closing

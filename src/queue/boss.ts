@@ -56,3 +56,10 @@ export type { PgBoss }
 export async function enqueueWebhook(boss: PgBoss, db: Db, payload: WebhookJob): Promise<string | null> {
   return boss.send(WEBHOOK_QUEUE, payload, { db: prismaExecutor(db) })
 }
+
+/** Stops pg-boss at shutdown; connection errors caused by the shutdown itself are not reported as errors. */
+export async function stopBoss(boss: PgBoss, log: Logger): Promise<void> {
+  boss.removeAllListeners('error')
+  boss.on('error', (err) => log.debug({ err }, 'pg-boss error while stopping'))
+  await boss.stop({ graceful: true, timeout: 10_000 })
+}

@@ -6,20 +6,20 @@ import type { PrismaClient } from '../db/client.ts'
 import { openDatabase } from '../db/database.ts'
 import { createRepositories } from '../db/repositories.ts'
 import { createLogger, type Logger } from '../log.ts'
-import { createBoss, enqueueRun, JOB_HEARTBEAT_SECONDS, type PgBoss } from '../queue/boss.ts'
+import { createBoss, enqueueRun, JOB_HEARTBEAT_SECONDS, type PgBoss, stopBoss } from '../queue/boss.ts'
 import { TRAIN_RUN_QUEUE, type TrainRunJob } from '../queue/jobs.ts'
 import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
-import { runTrainer } from '../sso/trainer.ts'
 import type { RunTrainer } from '../sso/trainer-interface.ts'
 import { runJob, type WorkerDeps } from './run-job.ts'
 import { makeTinyModelOnce } from './tiny-model.ts'
+import { runTrainerInThread } from './trainer-thread.ts'
 
 export interface WorkerOptions {
   config: Config
   prisma: PrismaClient
   boss: PgBoss
   log: Logger
-  /** Defaults to the SSO trainer (src/sso/trainer.ts). */
+  /** Defaults to the SSO trainer (src/sso/trainer.ts) on a worker_thread. */
   runTrainer?: RunTrainer
   heartbeatMs?: number
   staleAfterMs?: number
@@ -68,7 +68,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     prisma: opts.prisma,
     log,
     workerId: id,
-    runTrainer: opts.runTrainer ?? runTrainer,
+    runTrainer: opts.runTrainer ?? runTrainerInThread,
     ensureTinyModel: makeTinyModelOnce,
     heartbeatMs: opts.heartbeatMs ?? 5000,
     // Below pg-boss's job heartbeat, so the retried job finds the dead worker's claim already stale.
@@ -111,7 +111,7 @@ export async function startWorker(config: Config): Promise<{ close(): Promise<vo
     closing ??= (async () => {
       grace.uninstall()
       await worker.stop()
-      await boss.stop({ graceful: true, timeout: 10_000 })
+      await stopBoss(boss, log)
       await db.close()
     })()
     return closing

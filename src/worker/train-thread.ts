@@ -1,0 +1,26 @@
+import { workerData } from 'node:worker_threads'
+import { serveThread, type ThreadContext } from '../engine/runtime/thread-runner.ts'
+import { runTrainer } from '../sso/trainer.ts'
+import type { TrainerJob } from '../sso/trainer-interface.ts'
+import { CONTROL_SIGNALS, type TrainerMessage } from './trainer-thread.ts'
+
+/**
+ * worker_thread entry of the trainer: session.run blocks this thread for whole steps, so the
+ * worker's event loop (heartbeats, Prisma transactions, status polls) stays responsive. Callbacks
+ * travel to the main side as ordered messages; control() reads a shared word the main side keeps
+ * current, so it answers synchronously between steps.
+ */
+const control = new Int32Array(workerData.control as SharedArrayBuffer)
+
+serveThread({
+  train: (job: TrainerJob, ctx: ThreadContext) => {
+    const send = (message: TrainerMessage) => ctx.emit(message)
+    return runTrainer(job, {
+      onMetrics: (batch) => send({ kind: 'metrics', batch }),
+      onEvent: (event) => send({ kind: 'event', event }),
+      onCheckpoint: (info) => send({ kind: 'checkpoint', info }),
+      onSamples: (iteration, records) => send({ kind: 'samples', iteration, records }),
+      control: () => CONTROL_SIGNALS[Atomics.load(control, 0)] ?? 'continue',
+    })
+  },
+})
