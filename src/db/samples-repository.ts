@@ -11,7 +11,7 @@ export function createSamplesRepository(db: Db) {
           runId,
           iteration,
           index,
-          record: record as Prisma.InputJsonValue,
+          record: storableJson(record) as Prisma.InputJsonValue,
         })),
         skipDuplicates: true,
       })
@@ -33,4 +33,17 @@ export function createSamplesRepository(db: Db) {
     },
   }
 }
+/**
+ * Postgres text and jsonb cannot hold U+0000, which sampled text from a small model can contain:
+ * it is stored as U+FFFD (the replacement character) so the records are kept instead of refused.
+ */
+function storableJson(value: unknown): unknown {
+  if (typeof value === 'string') return value.replaceAll('\u0000', '\uFFFD')
+  if (Array.isArray(value)) return value.map(storableJson)
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, storableJson(v)]))
+  }
+  return value
+}
+
 export type SamplesRepository = ReturnType<typeof createSamplesRepository>
