@@ -211,6 +211,11 @@ export function createTrainer(openPolicy: OpenPolicy, openRewardModel?: OpenRewa
         if (resume?.state.stage === 'done') signal = 'continue'
         else {
           const queries = await readDataset('queries', job.datasetPaths)
+          if (queries.length === 0) {
+            throw new ValidationError(
+              `run ${job.runId} (${job.method}) has no queries: give it a dataset of queries (dataset_ids)`,
+            )
+          }
           signal = await runOnline(ctx, queries, resume)
         }
       } else {
