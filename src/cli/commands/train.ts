@@ -80,10 +80,11 @@ twice stops at once.`,
       },
       control: () => control,
     }
-    // Loaded here: the model and engine stack is only needed by this command.
-    const { runTrainer } = await import('../../sso/trainer.ts')
+    // Loaded here: the model and engine stack is only needed by this command. The trainer runs on a
+    // worker_thread so the progress bar and Ctrl-C stay live during long steps.
+    const { runTrainerInThread } = await import('../../worker/trainer-thread.ts')
     try {
-      const result = await runTrainer(job, callbacks)
+      const result = await runTrainerInThread(job, callbacks)
       if (json) emit({ kind: 'result', ...result })
       else
         bar.finish(
