@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { add, createGraphSession, grad, type HostTensor, mul, reduceSum } from '../../src/engine/index.ts'
+import { add, mul, reduceSum } from '../../src/engine/index.ts'
 import { packRows, scoringFeeds } from '../../src/model/batch.ts'
 import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph, type Trainable } from '../../src/model/graphs.ts'
 import { initAdapters } from '../../src/model/lora.ts'
 import { Random } from '../../src/model/random.ts'
 import { randomWeights } from '../../src/model/tiny.ts'
+import { type DirectionalCheck, directionalCheck } from '../helpers/directional-gradcheck.ts'
 
 const parsed = parseLlamaConfig({
   model_type: 'qwen2',
@@ -23,13 +24,10 @@ assert.ok('config' in parsed)
 const cfg = parsed.config
 
 /**
- * Central differences in float64 along one random direction t of every fed tensor at once:
- * ⟨∇f, t⟩ ≈ (f(x + εt) − f(x − εt)) / 2ε, with f = Σ_b c_b · sum_b + d_b · mean_b of the
- * response log-probs of a left-padded batch.
+ * The directional check on f = Σ_b c_b · sum_b + d_b · mean_b of the response log-probs of a
+ * left-padded batch, w.r.t. all weights or the LoRA adapters.
  */
-async function directionalCheck(
-  trainable: Exclude<Trainable, 'none'>,
-): Promise<{ analytic: number; numeric: number }> {
+async function scoringCheck(trainable: Exclude<Trainable, 'none'>): Promise<DirectionalCheck> {
   const weights = randomWeights(cfg, 11, 0.3)
   const spec = { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'down_proj'] }
   const adapters = initAdapters(cfg, spec, 5)
@@ -45,46 +43,19 @@ async function directionalCheck(
   const c = g.constant(Float64Array.of(0.7, -1.3, 0.4), 'float64', [3])
   const d = g.constant(Float64Array.of(-0.5, 0.9, 1.1), 'float64', [3])
   const loss = reduceSum(g, add(g, mul(g, logps.sum, c), mul(g, logps.mean, d)))
-  g.output(loss, 'loss')
-  const keys = [...params.keys()]
-  for (const [i, t] of grad(g, loss, [...params.values()]).entries()) g.output(t!, `grad.${keys[i]}`)
-  const session = await createGraphSession(g.serialize(), { provider: 'cpu', name: 'gradcheck' })
-
   const rows = [
     { prompt: [1, 2, 3], response: [4, 5, 6, 7] },
     { prompt: [8, 9], response: [10, 11] },
     { prompt: [12, 13, 14, 15, 16], response: [17, 18, 19, 20, 21] },
   ]
   const feeds = scoringFeeds(cfg, packRows(rows, { padding: 'left', padId: 0 }), 'float64')
-  const source = trainable === 'all' ? weights : adapters
-  const base = new Map(keys.map((k) => [k, Float64Array.from(source.get(k)!.data)]))
-  const tangent = new Map(keys.map((k) => [k, base.get(k)!.map(() => rng.normal())]))
-  const at = (eps: number) => {
-    const f: Record<string, HostTensor> = { ...feeds }
-    for (const k of keys) {
-      const x = base.get(k)!
-      const t = tangent.get(k)!
-      f[k] = { dtype: 'float64', dims: source.get(k)!.shape, data: x.map((v, i) => v + eps * t[i]) }
-    }
-    return f
-  }
-  const out = await session.run(at(0))
-  let analytic = 0
-  for (const k of keys) {
-    const gk = out[`grad.${k}`].data as Float64Array
-    const t = tangent.get(k)!
-    for (let i = 0; i < t.length; i++) analytic += gk[i] * t[i]
-  }
-  const eps = 1e-5
-  const plus = Number((await session.run(at(eps), ['loss'])).loss.data[0])
-  const minus = Number((await session.run(at(-eps), ['loss'])).loss.data[0])
-  await session.release()
-  return { analytic, numeric: (plus - minus) / (2 * eps) }
+  const values = trainable === 'all' ? weights : adapters
+  return directionalCheck(g, loss, params, { name: 'gradcheck', feeds, values, rng })
 }
 
 for (const trainable of ['all', 'adapters'] as const) {
   test(`float64 finite differences match the sequence log-prob gradient w.r.t. ${trainable === 'all' ? 'all weights' : 'LoRA adapters'}`, async () => {
-    const { analytic, numeric } = await directionalCheck(trainable)
+    const { analytic, numeric } = await scoringCheck(trainable)
     const rel = Math.abs(analytic - numeric) / Math.abs(numeric)
     assert.ok(Math.abs(numeric) > 1e-3, `the check needs a non-trivial derivative, got ${numeric}`)
     // Central differences in float64 with eps 1e-5: truncation O(eps²) and rounding O(1e-16/eps) both ≪ 1e-6.

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { createGraphSession, grad, type HostTensor } from '../../src/engine/index.ts'
+import type { HostTensor } from '../../src/engine/index.ts'
 import { packRows, scoringFeeds } from '../../src/model/batch.ts'
 import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph } from '../../src/model/graphs.ts'
@@ -13,6 +13,7 @@ import { Random } from '../../src/model/random.ts'
 import { randomWeights } from '../../src/model/tiny.ts'
 import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName } from '../../src/sso/loss-types.ts'
 import { objectiveLoss } from '../../src/sso/model-adapter.ts'
+import { directionalCheck } from '../helpers/directional-gradcheck.ts'
 
 const parsed = parseLlamaConfig({
   model_type: 'llama',
@@ -69,11 +70,6 @@ for (const c of CASES) {
       { trainable: 'all', dtype: 'float64', rows: loss.rows, outputs: false },
     )
     const built = loss.build(g, logps)
-    g.output(built.loss, 'loss')
-    const keys = [...params.keys()]
-    for (const [i, t] of grad(g, built.loss, [...params.values()]).entries()) g.output(t!, `grad.${keys[i]}`)
-    const session = await createGraphSession(g.serialize(), { provider: 'cpu', name: 'sso-gradcheck' })
-
     const rng = new Random(5)
     const ids = (n: number) => Array.from({ length: n }, () => Math.floor(rng.uniform(1, cfg.vocab_size)))
     const rows = Array.from({ length: roles.length * N }, (_, i) => ({
@@ -95,29 +91,12 @@ for (const c of CASES) {
         data: Float64Array.from({ length: N }, () => -3 + rng.normal()),
       }
     }
-    const base = new Map(keys.map((k) => [k, Float64Array.from(weights.get(k)!.data)]))
-    const tangent = new Map(keys.map((k) => [k, base.get(k)!.map(() => rng.normal())]))
-    const at = (eps: number): Record<string, HostTensor> => {
-      const f = { ...feeds }
-      for (const k of keys) {
-        const x = base.get(k)!
-        const t = tangent.get(k)!
-        f[k] = { dtype: 'float64', dims: weights.get(k)!.shape, data: x.map((v, i) => v + eps * t[i]) }
-      }
-      return f
-    }
-    const out = await session.run(at(0))
-    let analytic = 0
-    for (const k of keys) {
-      const gk = out[`grad.${k}`].data as Float64Array
-      const t = tangent.get(k)!
-      for (let i = 0; i < t.length; i++) analytic += gk[i] * t[i]
-    }
-    const eps = 1e-5
-    const plus = Number((await session.run(at(eps), ['loss'])).loss.data[0])
-    const minus = Number((await session.run(at(-eps), ['loss'])).loss.data[0])
-    await session.release()
-    const numeric = (plus - minus) / (2 * eps)
+    const { analytic, numeric } = await directionalCheck(g, built.loss, params, {
+      name: 'sso-gradcheck',
+      feeds,
+      values: weights,
+      rng,
+    })
     assert.ok(Math.abs(numeric) > 1e-4, `the check needs a non-trivial derivative, got ${numeric}`)
     // float64 central differences, eps 1e-5: truncation O(eps^2) and rounding O(1e-16/eps) are far below 1e-6
     const rel = Math.abs(analytic - numeric) / Math.abs(numeric)
