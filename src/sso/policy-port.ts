@@ -89,8 +89,8 @@ export interface TrainablePolicy extends TextGenerator {
   dispose(): Promise<void>
 }
 
-/** Opens a policy for a job: the model folder, how it is trained and the optimizer. */
-export type OpenPolicy = (options: {
+/** How a job opens a trainable model (policy or reward model): the folder, how it is trained, the optimizer. */
+export interface OpenModelOptions {
   modelDir: string
   device: 'auto' | 'cpu' | 'webgpu' | 'cuda'
   finetuning: 'full' | 'lora'
@@ -100,4 +100,7 @@ export type OpenPolicy = (options: {
   seed: number
   /** Single-threaded ops (a fixed summation order in reductions), at some speed cost. */
   deterministic?: boolean
-}) => Promise<TrainablePolicy>
+}
+
+/** Opens a policy for a job. */
+export type OpenPolicy = (options: OpenModelOptions) => Promise<TrainablePolicy>

@@ -5,7 +5,7 @@
 import { cast, type Graph, greater, reduceMean, softplus, sub, type Tensor } from '../engine/index.ts'
 import { type LrSchedule, lrAt } from '../engine/optim/index.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
-import type { OptimizerSettings, ScoredRow, StepResult } from './policy-port.ts'
+import type { OpenModelOptions, ScoredRow, StepResult } from './policy-port.ts'
 import type { PreferencePair } from './records.ts'
 import type { Rng } from './rng.ts'
 import type { ControlSignal } from './trainer-interface.ts'
@@ -42,16 +42,8 @@ export interface RewardModelPort {
   dispose(): Promise<void>
 }
 
-export type OpenRewardModel = (options: {
-  modelDir: string
-  device: 'auto' | 'cpu' | 'webgpu' | 'cuda'
-  finetuning: 'full' | 'lora'
-  lora: { rank: number; alpha: number; targets: string[] }
-  optimizer: OptimizerSettings
-  maxPromptTokens: number
-  seed: number
-  deterministic?: boolean
-}) => Promise<RewardModelPort>
+/** Opens a reward model for a job. */
+export type OpenRewardModel = (options: OpenModelOptions) => Promise<RewardModelPort>
 
 const toRows = (p: PreferencePair): PairRows => {
   const prompt = { user: p.prompt, system: p.system || undefined }
