@@ -28,6 +28,19 @@ export function afterCursor(cursor: string | undefined) {
   return { OR: [{ createdAt: { lt: c.createdAt } }, { createdAt: c.createdAt, id: { lt: c.id } }] }
 }
 
+/**
+ * Prisma `findMany` arguments for one page newest first: the rows after `cursor` that match every one of
+ * `filters`, taking one row more than `limit` so `toPage` can tell whether another page follows.
+ */
+export function pageQuery<W extends object>(limit: number, cursor: string | undefined, filters: W[] = []) {
+  const after = afterCursor(cursor)
+  return {
+    where: filters.length > 0 ? { AND: [after, ...filters] } : after,
+    orderBy: [{ createdAt: 'desc' as const }, { id: 'desc' as const }],
+    take: limit + 1,
+  }
+}
+
 /** Splits a `limit + 1` result into a page and its next cursor. */
 export function toPage<R extends { createdAt: Date; id: string }, T>(
   rows: R[],

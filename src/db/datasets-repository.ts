@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { DatasetDto } from '../schemas/datasets.ts'
 import type { DatasetFormat } from '../sso/records.ts'
 import type { Db } from './client.ts'
-import { afterCursor, toPage } from './cursor.ts'
+import { pageQuery, toPage } from './cursor.ts'
 
 const select = {
   id: true,
@@ -63,12 +63,7 @@ export function createDatasetsRepository(db: Db) {
       return (await db.dataset.findMany({ where: { id: { in: ids } }, select })).map(toDto)
     },
     async list(limit: number, cursor?: string) {
-      const rows = await db.dataset.findMany({
-        where: afterCursor(cursor),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: limit + 1,
-        select,
-      })
+      const rows = await db.dataset.findMany({ ...pageQuery(limit, cursor), select })
       return toPage(rows, limit, toDto)
     },
     async delete(id: string): Promise<boolean> {

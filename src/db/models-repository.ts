@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { ModelDto, ModelKind } from '../schemas/models.ts'
 import type { Db, Prisma } from './client.ts'
-import { afterCursor, toPage } from './cursor.ts'
+import { pageQuery, toPage } from './cursor.ts'
 
 const select = { id: true, name: true, kind: true, path: true, config: true, createdAt: true } as const
 type Row = { id: string; name: string; kind: string; path: string; config: Prisma.JsonValue; createdAt: Date }
@@ -41,12 +41,7 @@ export function createModelsRepository(db: Db) {
       return row ? toDto(row) : null
     },
     async list(limit: number, cursor?: string) {
-      const rows = await db.model.findMany({
-        where: afterCursor(cursor),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: limit + 1,
-        select,
-      })
+      const rows = await db.model.findMany({ ...pageQuery(limit, cursor), select })
       return toPage(rows, limit, toDto)
     },
     async delete(id: string): Promise<boolean> {

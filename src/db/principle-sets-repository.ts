@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { PrincipleDto, PrincipleSet } from '../schemas/principle-sets.ts'
 import { type Db, Prisma } from './client.ts'
-import { afterCursor, toPage } from './cursor.ts'
+import { pageQuery, toPage } from './cursor.ts'
 
 const versionSelect = { id: true, version: true, principles: true, concision: true, lockedAt: true } as const
 const select = {
@@ -109,12 +109,7 @@ export function createPrincipleSetsRepository(db: Db) {
       return row ? this.findVersion(row.setId, row.version) : null
     },
     async list(limit: number, cursor?: string) {
-      const rows = await db.principleSet.findMany({
-        where: afterCursor(cursor),
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: limit + 1,
-        select,
-      })
+      const rows = await db.principleSet.findMany({ ...pageQuery(limit, cursor), select })
       return toPage(rows, limit, toDto)
     },
     async update(id: string, data: { name?: string; description?: string }): Promise<void> {

@@ -3,7 +3,7 @@ import type { Metadata } from '../schemas/common.ts'
 import type { RunDto, RunError, RunListQuery, RunStatus } from '../schemas/runs.ts'
 import type { Device, TrainingMethod } from '../sso/trainer-interface.ts'
 import { type Db, Prisma } from './client.ts'
-import { afterCursor, toPage } from './cursor.ts'
+import { pageQuery, toPage } from './cursor.ts'
 
 const select = {
   id: true,
@@ -95,21 +95,13 @@ export function createRunsRepository(db: Db) {
       return row?.status ?? null
     },
     async list(query: RunListQuery & { limit: number }) {
-      const where: Prisma.RunWhereInput = {
-        AND: [
-          afterCursor(query.cursor),
-          query.status ? { status: query.status } : {},
-          query.method ? { method: query.method } : {},
-          query.created_after ? { createdAt: { gte: new Date(query.created_after) } } : {},
-          query.created_before ? { createdAt: { lt: new Date(query.created_before) } } : {},
-        ],
-      }
-      const rows = await db.run.findMany({
-        where,
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take: query.limit + 1,
-        select,
-      })
+      const filters: Prisma.RunWhereInput[] = [
+        query.status ? { status: query.status } : {},
+        query.method ? { method: query.method } : {},
+        query.created_after ? { createdAt: { gte: new Date(query.created_after) } } : {},
+        query.created_before ? { createdAt: { lt: new Date(query.created_before) } } : {},
+      ]
+      const rows = await db.run.findMany({ ...pageQuery(query.limit, query.cursor, filters), select })
       return toPage(rows, query.limit, toDto)
     },
     /**
