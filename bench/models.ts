@@ -4,7 +4,9 @@
  * with a scalar loss, its trainable params and its matrix-product FLOPs.
  */
 import {
+  adamW,
   add,
+  buildTrainStep,
   div,
   fusedMatMul,
   Graph,
@@ -14,6 +16,7 @@ import {
   type ParamDType,
   reduceMean,
   reshape,
+  type StepPlan,
   sigmoid,
   softmax,
   sqrt,
@@ -41,6 +44,18 @@ export interface BenchModel {
   trainFlops: number
   /** Tokens (rows) per batch. */
   tokens: number
+}
+
+/** One fused step graph: AdamW (weight decay 0.1) with gradient clipping, as the trainer steps. */
+export function fusedAdamWPlan(m: BenchModel): StepPlan {
+  return {
+    fused: buildTrainStep(m.g, {
+      loss: m.loss,
+      params: m.params,
+      optimizer: adamW({ weightDecay: 0.1 }),
+      clip: true,
+    }),
+  }
 }
 
 export interface TransformerDims {

@@ -14,35 +14,21 @@ import {
   type Provider,
   providerStatuses,
   resolveProvider,
-  type StepPlan,
 } from '../../src/engine/index.ts'
-import { BENCH_MLP, BENCH_TRANSFORMER, type BenchModel, mlp, transformerBlock } from '../models.ts'
+import { maxRelDiff } from '../compare.ts'
+import {
+  BENCH_MLP,
+  BENCH_TRANSFORMER,
+  type BenchModel,
+  fusedAdamWPlan,
+  mlp,
+  transformerBlock,
+} from '../models.ts'
 
 /** --small: every graph at test size (a smoke test of this script, e.g. under a software Vulkan driver). */
 const SMALL = process.argv.includes('--small')
 const STEPS_COMPARED = 3
 const STEPS_TIMED = 10
-
-function plan(m: BenchModel): StepPlan {
-  return {
-    fused: buildTrainStep(m.g, {
-      loss: m.loss,
-      params: m.params,
-      optimizer: adamW({ weightDecay: 0.1 }),
-      clip: true,
-    }),
-  }
-}
-
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]))
-    scale = Math.max(scale, Math.abs(b[i]))
-  }
-  return diff / (scale || 1)
-}
 
 async function placement(make: () => BenchModel) {
   const m = make()
@@ -59,7 +45,7 @@ async function placement(make: () => BenchModel) {
 /** Runs `steps` AdamW steps; returns losses, grad norms, final params and the median step time. */
 async function train(provider: Provider, make: () => BenchModel, steps: number) {
   const m = make()
-  const runner = await createStepRunner(plan(m), { provider })
+  const runner = await createStepRunner(fusedAdamWPlan(m), { provider })
   runner.init(m.init)
   const log: number[] = []
   const times: number[] = []

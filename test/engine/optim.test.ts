@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { maxRelDiff } from '../../bench/compare.ts'
 import { Graph, type Tensor } from '../../src/engine/graph.ts'
 import { add, matMul, mul, reduceMean, sub } from '../../src/engine/ops/index.ts'
 import {
@@ -77,17 +78,6 @@ function initialParams(dtype: 'float32' | 'float64'): Record<string, HostTensor>
   return { W: hostTensor(dtype, [IN, OUT], arr(init.W)), b: hostTensor(dtype, [OUT], arr(init.b)) }
 }
 
-/** max |a − b| / max |b|: the relative error of a tensor as a whole. */
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < b.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]))
-    scale = Math.max(scale, Math.abs(b[i]))
-  }
-  return diff / (scale || 1)
-}
-
 function assertClose(
   got: ArrayLike<number> | number,
   want: ArrayLike<number> | number,
@@ -97,7 +87,7 @@ function assertClose(
   const g = typeof got === 'number' ? [got] : got
   const w = typeof want === 'number' ? [want] : want
   assert.equal(g.length, w.length, `${what}: length`)
-  const e = relErr(g, w)
+  const e = maxRelDiff(g, w)
   assert.ok(e <= tol, `${what}: relative error ${e.toExponential(2)} > ${tol}`)
 }
 

@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict'
 import { before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
-import { BENCH_TRANSFORMER, type BenchModel, mlp, transformerBlock } from '../../bench/models.ts'
+import { maxRelDiff } from '../../bench/compare.ts'
+import {
+  BENCH_TRANSFORMER,
+  type BenchModel,
+  fusedAdamWPlan,
+  mlp,
+  transformerBlock,
+} from '../../bench/models.ts'
 import {
   adamW,
   buildMicroStep,
@@ -29,17 +36,6 @@ if (skip) console.log(`# skipping WebGPU tests: ${skip}`)
 
 const SMALL = { ...BENCH_TRANSFORMER, batch: 2, seq: 8, hidden: 16, heads: 2, ffn: 32 }
 const STEPS = 3
-
-function fusedPlan(m: BenchModel): StepPlan {
-  return {
-    fused: buildTrainStep(m.g, {
-      loss: m.loss,
-      params: m.params,
-      optimizer: adamW({ weightDecay: 0.1 }),
-      clip: true,
-    }),
-  }
-}
 
 function accumulationPlan(m: BenchModel): StepPlan {
   const micro = buildMicroStep(m.g, { loss: m.loss, params: m.params })
@@ -73,16 +69,6 @@ async function train(
   return { log, params, location }
 }
 
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0
-  let scale = 0
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]))
-    scale = Math.max(scale, Math.abs(b[i]))
-  }
-  return diff / (scale || 1)
-}
-
 describe('WebGPU provider', { skip }, () => {
   if (rerun) {
     it('passes in a process that uses the software Vulkan driver', () => {
@@ -97,7 +83,7 @@ describe('WebGPU provider', { skip }, () => {
   before(() => console.log(`# WebGPU: ${webgpu.reason}`))
 
   for (const [name, plan, micro] of [
-    ['one fused step graph', fusedPlan, 1],
+    ['one fused step graph', fusedAdamWPlan, 1],
     ['gradient accumulation (2 micro-batches)', accumulationPlan, 2],
   ] as const) {
     it(`trains a transformer block like the CPU, state kept on the device: ${name}`, async () => {
