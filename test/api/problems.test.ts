@@ -5,6 +5,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { LightMyRequestResponse } from 'fastify'
 import { auth, buildTestApp, suiteScope, type TestApp } from '../helpers/build-app.ts'
+import { uploadDataset } from '../helpers/datasets.ts'
 import { DATABASE_TARGETS, stopEmbeddedServer } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -27,12 +28,14 @@ for (const target of DATABASE_TARGETS) {
   describe(`bad input is a 4xx problem (${target})`, () => {
     let t: TestApp
     let tinyId: string
+    let queriesId: string
     const scope = suiteScope()
     after(scope.close)
     before(async () => {
       t = await buildTestApp(scope, target)
       const models = await t.app.inject({ url: '/v1/models', headers: auth(t.keys.read) })
       tinyId = models.json().items.find((m: { name: string }) => m.name === 'tiny').id
+      queriesId = await uploadDataset(t, 'queries')
     })
     const post = (url: string, payload: unknown, key = t.keys.write) =>
       t.app.inject({ method: 'POST', url, headers: auth(key), payload: payload as object })
@@ -172,6 +175,52 @@ for (const target of DATABASE_TARGETS) {
       )
     })
 
+    test('a run without training data, or with data its method cannot read, is 400 naming what to pass', async () => {
+      const none = assertProblem(
+        await post('/v1/runs', { method: 'sso', model_id: tinyId }),
+        400,
+        'validation_failed',
+        /'sso' run trains on data: pass dataset_ids .*queries \(format=queries\)/,
+      )
+      assert.equal(none.errors[0].path, 'dataset_ids')
+      assertProblem(
+        await post('/v1/runs', { method: 'dpo', model_id: tinyId, dataset_ids: [] }),
+        400,
+        'validation_failed',
+        /dataset_ids .*preference pairs \(format=preference_pairs\) or SSO records/,
+      )
+      assertProblem(
+        await post('/v1/runs', { method: 'sft', model_id: tinyId }),
+        400,
+        'validation_failed',
+        /SFT pairs \(format=sft_pairs\)/,
+      )
+      const pairsId = await uploadDataset(t, 'preference_pairs')
+      const misfit = assertProblem(
+        await post('/v1/runs', { method: 'sso', model_id: tinyId, dataset_ids: [queriesId, pairsId] }),
+        400,
+        'validation_failed',
+        new RegExp(`reads only queries .*'${pairsId}' holds preference pairs`),
+      )
+      assert.equal(misfit.errors.length, 1)
+      assertProblem(
+        await post('/v1/runs', { method: 'sft', model_id: tinyId, dataset_ids: [queriesId] }),
+        400,
+        'validation_failed',
+        /'sft' run reads only SFT pairs/,
+      )
+      const recordsId = await uploadDataset(t, 'sso_records')
+      const dpo = await post('/v1/runs', {
+        method: 'dpo',
+        model_id: tinyId,
+        dataset_ids: [pairsId, recordsId],
+      })
+      assert.equal(dpo.statusCode, 201, dpo.body)
+      assert.equal((await post(`/v1/runs/${dpo.json().id}/cancel`, {})).statusCode, 200)
+      const runs = await t.app.inject({ url: '/v1/runs?method=sso', headers: auth(t.keys.read) })
+      assert.equal(runs.json().items.length, 0, 'no refused run was stored')
+    })
+
     test('a dataset with a bad line reports that line number', async () => {
       const lines = Array.from({ length: 1500 }, (_, i) => JSON.stringify({ prompt: `question ${i}` }))
       lines[1233] = '{"prompt": 42}'
@@ -235,7 +284,12 @@ for (const target of DATABASE_TARGETS) {
     test('state conflicts are 409: cancelling a finished run, deleting a used principle set', async () => {
       const set = (await post('/v1/principle-sets', { name: 'used', principles })).json()
       const run = (
-        await post('/v1/runs', { method: 'sso', model_id: tinyId, principle_set_id: set.id })
+        await post('/v1/runs', {
+          method: 'sso',
+          model_id: tinyId,
+          principle_set_id: set.id,
+          dataset_ids: [queriesId],
+        })
       ).json()
       assert.equal((await post(`/v1/runs/${run.id}/cancel`, {})).json().status, 'cancelled')
       assertProblem(await post(`/v1/runs/${run.id}/pause`, {}), 409, 'invalid_state', /cancelled/)

@@ -5,6 +5,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { appendRunFramesNow } from '../../src/db/run-frames.ts'
 import { auth, buildTestApp, suiteScope, type TestApp } from '../helpers/build-app.ts'
+import { uploadDataset } from '../helpers/datasets.ts'
 import { DATABASE_TARGETS, stopEmbeddedServer } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -18,11 +19,13 @@ for (const target of DATABASE_TARGETS) {
   describe(`v1 resources (${target})`, () => {
     let t: TestApp
     let tinyId: string
+    let queriesId: string
     const scope = suiteScope()
     after(scope.close)
     before(async () => {
       t = await buildTestApp(scope, target)
       tinyId = (await get('/v1/models')).items.find((m: { name: string }) => m.name === 'tiny').id
+      queriesId = await uploadDataset(t, 'queries')
     })
     const get = async (url: string) => {
       const res = await t.app.inject({ url, headers: auth(t.keys.read) })
@@ -44,7 +47,12 @@ for (const target of DATABASE_TARGETS) {
       })
       assert.equal(edited.version, 1)
       assert.equal(edited.principles.length, 1)
-      await send('POST', '/v1/runs', { method: 'sso', model_id: tinyId, principle_set_id: set.id }, 201)
+      await send(
+        'POST',
+        '/v1/runs',
+        { method: 'sso', model_id: tinyId, principle_set_id: set.id, dataset_ids: [queriesId] },
+        201,
+      )
       assert.equal((await get(`/v1/principle-sets/${set.id}`)).locked, true)
       const v2 = await send('PATCH', `/v1/principle-sets/${set.id}`, { principles, description: 'both' })
       assert.equal(v2.version, 2)
@@ -105,13 +113,14 @@ for (const target of DATABASE_TARGETS) {
     })
 
     test('runs: defaults filled, list with filters and cursor pages, cancel/pause/resume transitions', async () => {
+      const pairsId = await uploadDataset(t, 'preference_pairs')
       const created = []
       for (let i = 0; i < 3; i++) {
         created.push(
           await send(
             'POST',
             '/v1/runs',
-            { method: 'dpo', model_id: tinyId, seed: i, metadata: { batch: 'b1' } },
+            { method: 'dpo', model_id: tinyId, dataset_ids: [pairsId], seed: i, metadata: { batch: 'b1' } },
             201,
           ),
         )
@@ -160,7 +169,7 @@ for (const target of DATABASE_TARGETS) {
       const limited = await buildTestApp(tt, target, { env: { MAX_ACTIVE_RUNS_PER_KEY: '1' } })
       const tiny = (await limited.app.inject({ url: '/v1/models', headers: auth(limited.keys.read) })).json()
         .items[0].id
-      const body = { method: 'sft', model_id: tiny }
+      const body = { method: 'sft', model_id: tiny, dataset_ids: [await uploadDataset(limited, 'sft_pairs')] }
       const first = await limited.app.inject({
         method: 'POST',
         url: '/v1/runs',
@@ -179,7 +188,12 @@ for (const target of DATABASE_TARGETS) {
     })
 
     test('metrics history by key and step range, downsampled; frames written in one batch', async () => {
-      const run = await send('POST', '/v1/runs', { method: 'sso', model_id: tinyId }, 201)
+      const run = await send(
+        'POST',
+        '/v1/runs',
+        { method: 'sso', model_id: tinyId, dataset_ids: [queriesId] },
+        201,
+      )
       const rows = []
       for (let step = 1; step <= 100; step++) {
         rows.push(
@@ -215,7 +229,12 @@ for (const target of DATABASE_TARGETS) {
     })
 
     test('samples and checkpoints with file download', async () => {
-      const run = await send('POST', '/v1/runs', { method: 'sso', model_id: tinyId }, 201)
+      const run = await send(
+        'POST',
+        '/v1/runs',
+        { method: 'sso', model_id: tinyId, dataset_ids: [queriesId] },
+        201,
+      )
       await t.repos.samples.createMany(run.id, 0, [{ instruction: 'q', chosen: 'a', rejected: 'b' }])
       const samples = await get(`/v1/runs/${run.id}/samples?iteration=0`)
       assert.equal(samples.items[0].record.chosen, 'a')

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import WebSocket from 'ws'
 import { appendRunFramesNow, type NewFrame } from '../../src/db/run-frames.ts'
 import { auth, buildTestApp, suiteScope, type TestApp } from '../helpers/build-app.ts'
+import { uploadDataset } from '../helpers/datasets.ts'
 import { DATABASE_TARGETS, stopEmbeddedServer } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -70,6 +71,7 @@ for (const target of DATABASE_TARGETS) {
     let base: string
     let wsBase: string
     let tinyId: string
+    let queriesId: string
     const scope = suiteScope()
     after(scope.close)
     before(async () => {
@@ -78,13 +80,14 @@ for (const target of DATABASE_TARGETS) {
       wsBase = base.replace('http', 'ws')
       const models = await t.app.inject({ url: '/v1/models', headers: auth(t.keys.read) })
       tinyId = models.json().items[0].id
+      queriesId = await uploadDataset(t, 'queries')
     })
     const newRun = async () => {
       const res = await t.app.inject({
         method: 'POST',
         url: '/v1/runs',
         headers: auth(t.keys.write),
-        payload: { method: 'sso', model_id: tinyId },
+        payload: { method: 'sso', model_id: tinyId, dataset_ids: [queriesId] },
       })
       return res.json().id as string
     }
@@ -228,7 +231,7 @@ describe('slow clients', () => {
         method: 'POST',
         url: '/v1/runs',
         headers: auth(t.keys.write),
-        payload: { method: 'sso', model_id: tiny },
+        payload: { method: 'sso', model_id: tiny, dataset_ids: [await uploadDataset(t, 'queries')] },
       })
     ).json().id
     const fast = new Client(`${base}/v1/runs/${runId}/stream`, auth(t.keys.read))

@@ -8,6 +8,7 @@ import { after, test } from 'node:test'
 import WebSocket from 'ws'
 import { createWorker } from '../../src/worker/main.ts'
 import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -81,19 +82,13 @@ test('sso run on the tiny model: stream, reconnect, pause/resume, cancel, metric
     'Describe rain.',
     'Name a fruit.',
   ]
-  const upload = await app.app.inject({
-    method: 'POST',
-    url: '/v1/datasets?name=queries&format=queries',
-    headers: { ...auth(app.keys.write), 'content-type': 'application/x-ndjson' },
-    payload: prompts.map((prompt) => JSON.stringify({ prompt })).join('\n'),
-  })
-  assert.equal(upload.statusCode, 201, upload.body)
+  const queriesId = await uploadQueries(app, prompts)
   const tiny = (await call('GET', '/v1/models')).items.find((m: { name: string }) => m.name === 'tiny')
   const run = await call('POST', '/v1/runs', {
     method: 'sso',
     model_id: tiny.id,
     principle_set_id: set.id,
-    dataset_ids: [upload.json().id],
+    dataset_ids: [queriesId],
     device: 'cpu',
     seed: 7,
     hyperparameters: {

@@ -7,6 +7,7 @@ import http from 'node:http'
 import { after, test } from 'node:test'
 import { createWorker } from '../../src/worker/main.ts'
 import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { uploadDataset } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -44,12 +45,7 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
     pollingIntervalSeconds: 0.5,
   })
   app.onClose(() => worker.stop())
-  const upload = await app.app.inject({
-    method: 'POST',
-    url: '/v1/datasets?name=q&format=queries',
-    headers: { ...auth(app.keys.write), 'content-type': 'application/x-ndjson' },
-    payload: ['Say hi.', 'Name a tree.'].map((prompt) => JSON.stringify({ prompt })).join('\n'),
-  })
+  const queriesId = await uploadDataset(app, 'queries')
   const tiny = (await app.repos.models.findByName('tiny'))!
   const run = (
     await app.app.inject({
@@ -59,7 +55,7 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
       payload: {
         method: 'sso',
         model_id: tiny.id,
-        dataset_ids: [upload.json().id],
+        dataset_ids: [queriesId],
         device: 'cpu',
         metadata: { mlflow_experiment: 'sso-tests' },
         hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },

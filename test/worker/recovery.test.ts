@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { createWorker, requeueOrphans } from '../../src/worker/main.ts'
 import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { uploadDataset, uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -60,14 +61,7 @@ test('a worker shutting down requeues its run; the next worker resumes from the 
     heartbeatMs: 500,
     pollingIntervalSeconds: 0.5,
   }
-  const upload = await app.app.inject({
-    method: 'POST',
-    url: '/v1/datasets?name=q&format=queries',
-    headers: { ...auth(app.keys.write), 'content-type': 'application/x-ndjson' },
-    payload: ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.']
-      .map((prompt) => JSON.stringify({ prompt }))
-      .join('\n'),
-  })
+  const queriesId = await uploadQueries(app, ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.'])
   const tiny = (await app.repos.models.findByName('tiny'))!
   const created = await app.app.inject({
     method: 'POST',
@@ -76,7 +70,7 @@ test('a worker shutting down requeues its run; the next worker resumes from the 
     payload: {
       method: 'sso',
       model_id: tiny.id,
-      dataset_ids: [upload.json().id],
+      dataset_ids: [queriesId],
       device: 'cpu',
       seed: 3,
       hyperparameters: {
@@ -126,17 +120,12 @@ test('a worker shutting down requeues its run; the next worker resumes from the 
 test('the orphan sweep gives a run whose worker vanished a new job, and a worker resumes it', async (t) => {
   const app = await buildTestApp(t, 'embedded', { env: { EXECUTION_PROVIDER: 'cpu' } })
   const tiny = (await app.repos.models.findByName('tiny'))!
-  const upload = await app.app.inject({
-    method: 'POST',
-    url: '/v1/datasets?name=q&format=queries',
-    headers: { ...auth(app.keys.write), 'content-type': 'application/x-ndjson' },
-    payload: ['Say hi.', 'Name a tree.'].map((prompt) => JSON.stringify({ prompt })).join('\n'),
-  })
+  const queriesId = await uploadDataset(app, 'queries')
   const run = await app.repos.runs.create({
     method: 'sso',
     modelId: tiny.id,
     principleSetVersionId: null,
-    datasetIds: [upload.json().id],
+    datasetIds: [queriesId],
     hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },
     device: 'cpu',
     seed: 1,
