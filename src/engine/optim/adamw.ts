@@ -1,15 +1,7 @@
 import type { Graph, Tensor } from '../graph.ts'
 import { add, div, mul, pow, sqrt, sub } from '../ops/index.ts'
-import { scalarHost } from '../runtime/host-tensor.ts'
-import {
-  nextName,
-  type Optimizer,
-  type OptimizerGraph,
-  type ParamDType,
-  slotName,
-  type TrainableParam,
-} from './optimizer.ts'
-import { checkParams, scalarInputs } from './params.ts'
+import type { Optimizer, OptimizerGraph, ParamDType, TrainableParam } from './optimizer.ts'
+import { checkParams, outputNextState, scalarFeeds, scalarInputs, slotInput } from './params.ts'
 
 export interface AdamWConfig {
   beta1?: number
@@ -52,28 +44,22 @@ export function adamW(config: AdamWConfig = {}): Optimizer {
       const out: OptimizerGraph = { stateOutputs: {}, slots: [] }
       params.forEach((p, i) => {
         const grad = grads[i]
-        const mName = slotName('exp_avg', p.name)
-        const vName = slotName('exp_avg_sq', p.name)
-        const m = g.input(mName, dtype, [...p.tensor.shape])
-        const v = g.input(vName, dtype, [...p.tensor.shape])
-        const m2 = add(g, mul(g, s.beta1, m), mul(g, gradCoef1, grad))
-        const v2 = add(g, mul(g, s.beta2, v), mul(g, gradCoef2, mul(g, grad, grad)))
+        const m = slotInput(g, dtype, 'exp_avg', p)
+        const v = slotInput(g, dtype, 'exp_avg_sq', p)
+        const m2 = add(g, mul(g, s.beta1, m.tensor), mul(g, gradCoef1, grad))
+        const v2 = add(g, mul(g, s.beta2, v.tensor), mul(g, gradCoef2, mul(g, grad, grad)))
         const update = div(g, mul(g, stepSize, m2), add(g, sqrt(g, v2), epsHat))
         const decayed = p.decay === false ? p.tensor : mul(g, p.tensor, decayFactor)
-        const p2 = sub(g, decayed, update)
-        g.output(p2, nextName(p.name))
-        g.output(m2, nextName(mName))
-        g.output(v2, nextName(vName))
-        out.stateOutputs[nextName(p.name)] = p.name
-        out.stateOutputs[nextName(mName)] = mName
-        out.stateOutputs[nextName(vName)] = vName
-        out.slots.push({ name: mName, param: p.name }, { name: vName, param: p.name })
+        outputNextState(g, out, p, sub(g, decayed, update), [
+          { name: m.name, next: m2 },
+          { name: v.name, next: v2 },
+        ])
       })
       return out
     },
     feeds(dtype: ParamDType, { step, lr }) {
       const values = { lr, step, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weight_decay: hp.weightDecay }
-      return Object.fromEntries(INPUTS.map((k) => [`optim.${k}`, scalarHost(dtype, values[k])]))
+      return scalarFeeds(dtype, INPUTS, values)
     },
   }
 }

@@ -1,6 +1,7 @@
 import { ValidationError } from '../../errors.ts'
 import type { Graph, Tensor } from '../graph.ts'
-import type { ParamDType, TrainableParam } from './optimizer.ts'
+import { type HostTensor, scalarHost } from '../runtime/host-tensor.ts'
+import { nextName, type OptimizerGraph, type ParamDType, slotName, type TrainableParam } from './optimizer.ts'
 
 /** Checks that params and grads pair up and share one float dtype; returns it. */
 export function checkParams(params: readonly TrainableParam[], grads: readonly Tensor[]): ParamDType {
@@ -32,4 +33,44 @@ export function scalarInputs<K extends string>(
   keys: readonly K[],
 ): Record<K, Tensor> {
   return Object.fromEntries(keys.map((k) => [k, g.input(`optim.${k}`, dtype, [])])) as Record<K, Tensor>
+}
+
+/** The feeds of `scalarInputs`: each key's value as a scalar `optim.<key>`. */
+export function scalarFeeds<K extends string>(
+  dtype: ParamDType,
+  keys: readonly K[],
+  values: Record<K, number>,
+): Record<string, HostTensor> {
+  return Object.fromEntries(keys.map((k) => [`optim.${k}`, scalarHost(dtype, values[k])]))
+}
+
+/** Declares one optimizer slot of a param: an input shaped like it, under `slotName(slot, param)`. */
+export function slotInput(
+  g: Graph,
+  dtype: ParamDType,
+  slot: string,
+  p: TrainableParam,
+): { name: string; tensor: Tensor } {
+  const name = slotName(slot, p.name)
+  return { name, tensor: g.input(name, dtype, [...p.tensor.shape]) }
+}
+
+/**
+ * Outputs the next value of a param and of each of its slots, and records them in `out` as state
+ * that the runner carries into the next step.
+ */
+export function outputNextState(
+  g: Graph,
+  out: OptimizerGraph,
+  p: TrainableParam,
+  next: Tensor,
+  slots: readonly { name: string; next: Tensor }[],
+): void {
+  g.output(next, nextName(p.name))
+  out.stateOutputs[nextName(p.name)] = p.name
+  for (const slot of slots) {
+    g.output(slot.next, nextName(slot.name))
+    out.stateOutputs[nextName(slot.name)] = slot.name
+    out.slots.push({ name: slot.name, param: p.name })
+  }
 }

@@ -1,15 +1,7 @@
 import type { Graph, Tensor } from '../graph.ts'
 import { add, mul, sub } from '../ops/index.ts'
-import { scalarHost } from '../runtime/host-tensor.ts'
-import {
-  nextName,
-  type Optimizer,
-  type OptimizerGraph,
-  type ParamDType,
-  slotName,
-  type TrainableParam,
-} from './optimizer.ts'
-import { checkParams, scalarInputs } from './params.ts'
+import type { Optimizer, OptimizerGraph, ParamDType, TrainableParam } from './optimizer.ts'
+import { checkParams, outputNextState, scalarFeeds, scalarInputs, slotInput } from './params.ts'
 
 export interface SgdConfig {
   momentum?: number
@@ -39,24 +31,19 @@ export function sgdMomentum(config: SgdConfig = {}): Optimizer {
       const s = scalarInputs(g, dtype, INPUTS)
       const out: OptimizerGraph = { stateOutputs: {}, slots: [] }
       params.forEach((p, i) => {
-        const bufName = slotName('momentum_buffer', p.name)
-        const buf = g.input(bufName, dtype, [...p.tensor.shape])
+        const buf = slotInput(g, dtype, 'momentum_buffer', p)
         const scaled = mul(g, gradScale, grads[i])
         const d = p.decay === false ? scaled : add(g, scaled, mul(g, s.weight_decay, p.tensor))
-        const buf2 = add(g, mul(g, s.momentum, buf), d)
+        const buf2 = add(g, mul(g, s.momentum, buf.tensor), d)
         const direction = hp.nesterov ? add(g, d, mul(g, s.momentum, buf2)) : buf2
-        const p2 = sub(g, p.tensor, mul(g, s.lr, direction))
-        g.output(p2, nextName(p.name))
-        g.output(buf2, nextName(bufName))
-        out.stateOutputs[nextName(p.name)] = p.name
-        out.stateOutputs[nextName(bufName)] = bufName
-        out.slots.push({ name: bufName, param: p.name })
+        outputNextState(g, out, p, sub(g, p.tensor, mul(g, s.lr, direction)), [
+          { name: buf.name, next: buf2 },
+        ])
       })
       return out
     },
     feeds(dtype: ParamDType, { lr }) {
-      const values = { lr, momentum: hp.momentum, weight_decay: hp.weightDecay }
-      return Object.fromEntries(INPUTS.map((k) => [`optim.${k}`, scalarHost(dtype, values[k])]))
+      return scalarFeeds(dtype, INPUTS, { lr, momentum: hp.momentum, weight_decay: hp.weightDecay })
     },
   }
 }
