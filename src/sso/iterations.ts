@@ -10,7 +10,7 @@ import type { TrainerState } from './checkpoint.ts'
 import { cleanTriples } from './cleaning.ts'
 import { filterByLogprobs } from './filter.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
-import type { Role } from './loss-types.ts'
+import { OBJECTIVE_ROLES, type Role } from './loss-types.ts'
 import { generateTriples, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
 import { type Query, type SsoRecord, writeJsonl } from './records.ts'
@@ -19,18 +19,6 @@ import type { RunContext } from './run-context.ts'
 import { scoreReference, ssoRows } from './scoring.ts'
 import type { ControlSignal } from './trainer-interface.ts'
 import { type Example, makePhase, type PhaseData, runPhase } from './training-phase.ts'
-
-const ALL_ROLES: readonly Role[] = [
-  'plain_chosen',
-  'plain_rejected',
-  'good_chosen',
-  'good_rejected',
-  'bad_raw',
-  'bad_chosen',
-  'bad_rejected',
-]
-const GENERATOR_ROLES: readonly Role[] = ['good_chosen', 'good_rejected', 'bad_raw', 'bad_chosen']
-const PAIR_ROLES: readonly Role[] = ['plain_chosen', 'plain_rejected']
 
 /** Where a resumed run picks up. */
 export interface ResumePoint {
@@ -133,7 +121,7 @@ async function scoredPolicyPhase(
   ctx.phase('scoring', 'reference log-probs')
   await ctx.policy.freezeReference()
   let examples: Example[] = records.map((r) => ({ rows: ssoRows(r), ref: {} }))
-  const roles = objective === 'sso' ? ALL_ROLES : PAIR_ROLES
+  const { roles } = OBJECTIVE_ROLES[objective]
   await scoreReference(ctx.policy, examples, roles, hp.generation_batch_size, (d, t) =>
     ctx.progress('scoring', d, t),
   )
@@ -247,7 +235,8 @@ async function ssoV2Iteration(
       await ctx.generator.freezeReference()
       ctx.phase('scoring', 'generator reference log-probs')
       const examples: Example[] = sampled.records.map((r) => ({ rows: ssoRows(r), ref: {} }))
-      await scoreReference(ctx.generator, examples, GENERATOR_ROLES, hp.generation_batch_size)
+      const { refRoles } = OBJECTIVE_ROLES.sso_generator
+      await scoreReference(ctx.generator, examples, refRoles, hp.generation_batch_size)
       genData = makePhase('generator', k, 'sso_generator', examples, hp, ctx.rng, sampled.records)
     }
     const genSignal = await trainPhase(ctx, genData, stepsDone, ctx.generator)
