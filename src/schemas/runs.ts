@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
-import { TRAINING_METHODS } from '../sso/trainer-interface.ts'
+import type { DatasetFormat } from '../sso/records.ts'
+import { TRAINING_METHODS, type TrainingMethod } from '../sso/trainer-interface.ts'
 import { MetadataSchema, PageQuerySchema, TimestampSchema, UuidSchema } from './common.ts'
 import { HyperparametersInputSchema } from './hyperparameters.ts'
 
@@ -22,6 +23,27 @@ export const ACTIVE_STATUSES: readonly RunStatus[] = ['queued', 'running', 'paus
 export const MethodSchema = Type.Enum(TRAINING_METHODS)
 export const DeviceSchema = Type.Enum(['auto', 'cpu', 'webgpu', 'cuda'] as const)
 
+/** Dataset formats each method reads (what src/sso/trainer.ts reads for it); a run needs one of them. */
+export const METHOD_DATASET_FORMATS: Record<TrainingMethod, readonly DatasetFormat[]> = {
+  sso: ['queries'],
+  sso_v2: ['queries'],
+  pbaa: ['queries'],
+  dpo: ['preference_pairs', 'sso_records'],
+  ipo: ['preference_pairs', 'sso_records'],
+  rm: ['preference_pairs', 'sso_records'],
+  sft: ['sft_pairs'],
+}
+
+/** "queries for sso, sso_v2, pbaa; ..." for the API docs. */
+function describeMethodFormats(): string {
+  const byFormats = new Map<string, TrainingMethod[]>()
+  for (const method of TRAINING_METHODS) {
+    const formats = METHOD_DATASET_FORMATS[method].join(' or ')
+    byFormats.set(formats, [...(byFormats.get(formats) ?? []), method])
+  }
+  return [...byFormats].map(([formats, methods]) => `${formats} for ${methods.join(', ')}`).join('; ')
+}
+
 export const RunCreateSchema = Type.Object(
   {
     method: MethodSchema,
@@ -30,7 +52,11 @@ export const RunCreateSchema = Type.Object(
     principle_set_version: Type.Optional(
       Type.Integer({ minimum: 1, description: 'defaults to the latest version of the set' }),
     ),
-    dataset_ids: Type.Array(UuidSchema, { maxItems: 16, default: [] }),
+    dataset_ids: Type.Array(UuidSchema, {
+      maxItems: 16,
+      default: [],
+      description: `the data the run trains on, at least one dataset: ${describeMethodFormats()}`,
+    }),
     hyperparameters: Type.Optional(HyperparametersInputSchema),
     device: Type.Optional(DeviceSchema),
     seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),

@@ -133,7 +133,7 @@ export const runsCreate: Command = {
     ...API_OPTIONS,
   },
   details: `Examples:
-  sso runs create --method sso --set iterations=1 --set max_new_tokens=16 --watch   (built-in tiny model)
+  sso runs create --method sso --dataset <queries dataset id> --set iterations=1 --watch   (built-in tiny model)
   sso runs create --body run.json --json`,
   async run(ctx) {
     positionalArgs(ctx, this, [])

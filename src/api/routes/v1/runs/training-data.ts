@@ -1,23 +1,12 @@
 /**
- * Which dataset formats each training method reads, so a run without usable data is refused when it
- * is created instead of failing later in the worker. Mirrors what src/sso/trainer.ts reads: online
- * methods read queries; dpo, ipo and rm read preference pairs or SSO records (turned into pairs);
- * sft reads SFT pairs.
+ * A run must name data its method reads (METHOD_DATASET_FORMATS), so a run without usable data is
+ * refused when it is created instead of failing later in the worker.
  */
 import { ValidationError } from '../../../../errors.ts'
 import type { DatasetDto } from '../../../../schemas/datasets.ts'
+import { METHOD_DATASET_FORMATS } from '../../../../schemas/runs.ts'
 import type { DatasetFormat } from '../../../../sso/records.ts'
 import type { TrainingMethod } from '../../../../sso/trainer-interface.ts'
-
-export const METHOD_DATASET_FORMATS: Record<TrainingMethod, readonly DatasetFormat[]> = {
-  sso: ['queries'],
-  sso_v2: ['queries'],
-  pbaa: ['queries'],
-  dpo: ['preference_pairs', 'sso_records'],
-  ipo: ['preference_pairs', 'sso_records'],
-  rm: ['preference_pairs', 'sso_records'],
-  sft: ['sft_pairs'],
-}
 
 const DESCRIBED: Record<DatasetFormat, string> = {
   queries: 'queries',
