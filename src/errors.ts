@@ -41,45 +41,26 @@ export class NotFoundError extends AppError {
   }
 }
 
-export class InvalidStateError extends AppError {
-  constructor(message: string, details?: unknown) {
-    super('invalid_state', message, details)
+/** An AppError subclass base with a fixed `code`: `new XError(message, details?, options?)`. */
+function withCode(code: ErrorCode) {
+  return class extends AppError {
+    constructor(message: string, details?: unknown, options?: ErrorOptions) {
+      super(code, message, details, options)
+    }
   }
 }
 
-export class ValidationError extends AppError {
-  constructor(message: string, details?: unknown) {
-    super('validation_failed', message, details)
-  }
-}
+export class InvalidStateError extends withCode('invalid_state') {}
+
+export class ValidationError extends withCode('validation_failed') {}
 
 /** A graph that is wrong before onnxruntime sees it: undefined input, rank/dtype mismatch, unknown op. */
-export class GraphError extends AppError {
-  constructor(message: string, details?: unknown, options?: ErrorOptions) {
-    super('graph_invalid', message, details, options)
-  }
-}
+export class GraphError extends withCode('graph_invalid') {}
 
-export class ShapeError extends AppError {
-  constructor(message: string, details?: unknown) {
-    super('shape_mismatch', message, details)
-  }
-}
+export class ShapeError extends withCode('shape_mismatch') {}
 
-export class GradError extends AppError {
-  constructor(message: string, details?: unknown) {
-    super('grad_failed', message, details)
-  }
-}
+export class GradError extends withCode('grad_failed') {}
 
-export class ProviderUnavailableError extends AppError {
-  constructor(message: string, details?: unknown) {
-    super('provider_unavailable', message, details)
-  }
-}
+export class ProviderUnavailableError extends withCode('provider_unavailable') {}
 
-export class ModelLoadError extends AppError {
-  constructor(message: string, details?: unknown, options?: ErrorOptions) {
-    super('model_load_failed', message, details, options)
-  }
-}
+export class ModelLoadError extends withCode('model_load_failed') {}
