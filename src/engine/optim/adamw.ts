@@ -1,6 +1,5 @@
-import type { Graph, Tensor } from '../graph.ts'
 import { add, div, mul, pow, sqrt, sub } from '../ops/index.ts'
-import type { Optimizer, OptimizerGraph, ParamDType, TrainableParam } from './optimizer.ts'
+import type { Optimizer, OptimizerGraph } from './optimizer.ts'
 import { checkParams, outputNextState, scalarFeeds, scalarInputs, slotInput } from './params.ts'
 
 export interface AdamWConfig {
@@ -24,12 +23,7 @@ export function adamW(config: AdamWConfig = {}): Optimizer {
   const hp = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...config }
   return {
     kind: 'adamw',
-    build(
-      g: Graph,
-      params: readonly TrainableParam[],
-      grads: readonly Tensor[],
-      gradScale: Tensor,
-    ): OptimizerGraph {
+    build(g, params, grads, gradScale) {
       const dtype = checkParams(params, grads)
       const s = scalarInputs(g, dtype, INPUTS)
       const one = g.constant(1, dtype)
@@ -57,7 +51,7 @@ export function adamW(config: AdamWConfig = {}): Optimizer {
       })
       return out
     },
-    feeds(dtype: ParamDType, { step, lr }) {
+    feeds(dtype, { step, lr }) {
       const values = { lr, step, beta1: hp.beta1, beta2: hp.beta2, eps: hp.eps, weight_decay: hp.weightDecay }
       return scalarFeeds(dtype, INPUTS, values)
     },

@@ -1,6 +1,5 @@
-import type { Graph, Tensor } from '../graph.ts'
 import { add, mul, sub } from '../ops/index.ts'
-import type { Optimizer, OptimizerGraph, ParamDType, TrainableParam } from './optimizer.ts'
+import type { Optimizer, OptimizerGraph } from './optimizer.ts'
 import { checkParams, outputNextState, scalarFeeds, scalarInputs, slotInput } from './params.ts'
 
 export interface SgdConfig {
@@ -21,12 +20,7 @@ export function sgdMomentum(config: SgdConfig = {}): Optimizer {
   const hp = { momentum: 0.9, weightDecay: 0, nesterov: false, ...config }
   return {
     kind: 'sgd',
-    build(
-      g: Graph,
-      params: readonly TrainableParam[],
-      grads: readonly Tensor[],
-      gradScale: Tensor,
-    ): OptimizerGraph {
+    build(g, params, grads, gradScale) {
       const dtype = checkParams(params, grads)
       const s = scalarInputs(g, dtype, INPUTS)
       const out: OptimizerGraph = { stateOutputs: {}, slots: [] }
@@ -42,7 +36,7 @@ export function sgdMomentum(config: SgdConfig = {}): Optimizer {
       })
       return out
     },
-    feeds(dtype: ParamDType, { lr }) {
+    feeds(dtype, { lr }) {
       return scalarFeeds(dtype, INPUTS, { lr, momentum: hp.momentum, weight_decay: hp.weightDecay })
     },
   }
