@@ -50,7 +50,9 @@ export function formatProgress(state: ProgressState, perSecond: number | undefin
     parts.push(state.phase)
   }
   if (state.iteration !== undefined) {
-    parts.push(`iteration ${state.iteration}${state.iterations ? `/${state.iterations}` : ''}`)
+    // A final checkpoint names the next iteration to run (K + 1); show the last one that ran.
+    const shown = state.iterations ? Math.min(state.iteration, state.iterations) : state.iteration
+    parts.push(`iteration ${shown}${state.iterations ? `/${state.iterations}` : ''}`)
   }
   parts.push(`step ${state.step}`)
   if (state.loss !== undefined) parts.push(`loss ${formatLoss(state.loss)}`)
