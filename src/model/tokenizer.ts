@@ -77,6 +77,8 @@ export class TextTokenizer {
   }
 
   decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    // A response may end at once (stop token first): the tokenizer library refuses an empty list.
+    if (ids.length === 0) return ''
     return this.tokenizer.decode([...ids], { skip_special_tokens: opts.skipSpecialTokens ?? true })
   }
 

@@ -56,6 +56,8 @@ test('a tiny model loads with tokenizer, chat template and stop tokens', async (
   assert.equal(ids[0], m.tokenizer.tokenToId('<|im_start|>'))
   assert.equal(m.tokenizer.decode(ids, { skipSpecialTokens: false }), text)
   assert.equal(m.tokenizer.decode(m.tokenizer.encode('naïve 😀 42')), 'naïve 😀 42')
+  // A response that ends at once decodes to the empty string (the tokenizer library refuses [])
+  assert.equal(m.tokenizer.decode([]), '')
   assert.deepEqual(
     m.stopTokenIds,
     [m.tokenizer.tokenToId('<|endoftext|>'), m.tokenizer.tokenToId('<|im_end|>')].sort(),
