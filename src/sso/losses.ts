@@ -153,7 +153,8 @@ const sso: Objective = {
       metrics: {
         loss: meanOf(g, perExample),
         ...preferenceMetrics(g, m, MAIN, hp.loss_type, hp.beta),
-        'sso/w_mean': meanOf(g, hp.use_w ? w : scale(g, onChosen, 0)),
+        // Without W the weight in use is 1; kept per example so the output stays a batch mean.
+        'sso/w_mean': meanOf(g, hp.use_w ? w : add(g, scale(g, onChosen, 0), w)),
         'sso/g': meanOf(g, gLoss),
         'sso/l_main': meanOf(g, lMain),
         'sso/on_policy_chosen': meanOf(g, onChosen),

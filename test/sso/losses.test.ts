@@ -227,6 +227,12 @@ test('metrics: TRL names and SSO diagnostics equal the reference values', async 
   }
 })
 
+test('without W the reported sso/w_mean is the weight in use, 1', async () => {
+  const { session, feeds } = await buildSession('sso', { ...DEFAULTS, use_w: false })
+  const out = await session.run(feeds(POLICY))
+  assert.equal(scalar(out['sso/w_mean']), 1)
+})
+
 test('Bradley-Terry reward loss: value and gradient against a float64 hand computation', async () => {
   const g = new Graph({ name: 'bt' })
   const rc = g.input('chosen', 'float64', ['n'])
