@@ -7,8 +7,11 @@ import type { Logger } from '../../../log.ts'
 import type { ApiKeyDto, Scope } from '../../../schemas/api-keys.ts'
 
 const KEY_PREFIX = 'sso_'
-/** A key lookup is cached this long, so a revoked key stops working within this delay. */
-const CACHE_MS = 10_000
+/**
+ * A key lookup is cached this long: a key revoked by another process stops working within
+ * this delay, while a busy client costs one lookup per second instead of one per request.
+ */
+const CACHE_MS = 1_000
 const TOUCH_EVERY_MS = 60_000
 
 /** Scopes nest: admin may do everything write may, write everything read may. */
@@ -74,12 +77,15 @@ declare module 'fastify' {
   interface FastifyInstance {
     authenticate(key: string | undefined): Promise<ApiKeyDto>
     requireScope(key: ApiKeyDto, scope: Scope): void
+    /** Drops cached key lookups, so a key revoked by this process is refused at once. */
+    forgetVerifiedKeys(): void
   }
 }
 
 export const apiKeyAuthPlugin = fp(
   async (app: FastifyInstance, opts: { apiKeys: ApiKeysRepository; publicPaths: RegExp }) => {
-    const cache = new Map<string, { key: ApiKeyDto | null; until: number }>()
+    // The pending lookup is cached too, so requests arriving during it share it.
+    const cache = new Map<string, { key: Promise<ApiKeyDto | null>; until: number }>()
     const touched = new Map<string, number>()
 
     app.decorate('authenticate', async (presented: string | undefined): Promise<ApiKeyDto> => {
@@ -92,18 +98,21 @@ export const apiKeyAuthPlugin = fp(
       const now = Date.now()
       let entry = cache.get(hash)
       if (!entry || entry.until < now) {
-        entry = { key: await opts.apiKeys.findActiveByHash(hash), until: now + CACHE_MS }
+        const pending = { key: opts.apiKeys.findActiveByHash(hash), until: now + CACHE_MS }
         if (cache.size > 10_000) cache.clear()
-        cache.set(hash, entry)
+        cache.set(hash, pending)
+        pending.key.catch(() => cache.get(hash) === pending && cache.delete(hash))
+        entry = pending
       }
-      if (!entry.key) throw new AppError('unauthorized', 'the API key is not valid (unknown or revoked)')
-      const key = entry.key
+      const key = await entry.key
+      if (!key) throw new AppError('unauthorized', 'the API key is not valid (unknown or revoked)')
       if ((touched.get(key.id) ?? 0) + TOUCH_EVERY_MS < now) {
         touched.set(key.id, now)
         opts.apiKeys.touch(key.id).catch((err) => app.log.warn({ err }, 'could not record API key use'))
       }
       return key
     })
+    app.decorate('forgetVerifiedKeys', () => cache.clear())
     app.decorate('requireScope', (key: ApiKeyDto, scope: Scope) => {
       if (!key.scopes.some((s) => RANK[s] >= RANK[scope])) {
         throw new AppError(

@@ -41,6 +41,7 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       if (!(await app.repos.apiKeys.revoke(request.params.id)))
         throw new NotFoundError('api key', request.params.id)
+      app.forgetVerifiedKeys()
       return reply.code(204).send(null)
     },
   )
