@@ -14,16 +14,16 @@ type Point = { key: string; step: number; value: number }
 export function createMetricsRepository(db: Db) {
   /**
    * Equal-width step buckets (about `maxPoints` over the selected range), each the mean of its
-   * values at its last step: one grouped scan of the primary-key index, no sort or window.
+   * values at its last step. One statement: the range comes from the primary-key index in a
+   * materialized CTE (so the planner evaluates it once), then one grouped scan, no sort or window.
+   * Width is ceil((hi - lo + 1) / maxPoints), written in integer division.
    */
   async function downsampled(where: Prisma.Sql, maxPoints: number): Promise<Point[]> {
-    const [range] = await db.$queryRaw<{ lo: number | null; hi: number | null }[]>`
-      SELECT min(step)::int AS lo, max(step)::int AS hi FROM metrics WHERE ${where}`
-    if (range.lo === null || range.hi === null) return []
-    const width = Math.max(1, Math.ceil((range.hi - range.lo + 1) / maxPoints))
     return db.$queryRaw<Point[]>`
-      SELECT key, max(step)::int AS step, avg(value)::float8 AS value FROM metrics WHERE ${where}
-      GROUP BY key, (step - ${range.lo}::int) / ${width}::int ORDER BY key, step`
+      WITH b AS MATERIALIZED (
+        SELECT min(step) AS lo, (max(step) - min(step)) / ${maxPoints}::int + 1 AS width FROM metrics WHERE ${where})
+      SELECT key, max(step)::int AS step, avg(value)::float8 AS value FROM metrics, b WHERE ${where}
+      GROUP BY key, (step - b.lo) / b.width ORDER BY key, step`
   }
 
   return {
