@@ -8,7 +8,7 @@
 import http from 'node:http'
 import { createPrisma } from '../src/db/client.ts'
 import { createRepositories } from '../src/db/repositories.ts'
-import { type BenchService, startBenchService, summarize } from './service-process.ts'
+import { type BenchService, startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
 
 const RATE = Number(process.env.RATE ?? 1000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -56,13 +56,20 @@ const prisma = createPrisma(service.databaseUrl, 2)
 try {
   const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
   const models = await (await fetch(`${service.url}/v1/models`, { headers })).json()
+  const datasetId = await uploadBenchQueries(service)
   const runIds: string[] = []
   for (let i = 0; i < 50; i++) {
     const res = await fetch(`${service.url}/v1/runs`, {
       method: 'POST',
       headers,
-      body: JSON.stringify({ method: 'sso', model_id: models.items[0].id, seed: i }),
+      body: JSON.stringify({
+        method: 'sso',
+        model_id: models.items[0].id,
+        dataset_ids: [datasetId],
+        seed: i,
+      }),
     })
+    if (res.status !== 201) throw new Error(`run creation failed: ${res.status} ${await res.text()}`)
     runIds.push((await res.json()).id)
   }
   const repos = createRepositories(prisma)
@@ -80,7 +87,7 @@ try {
     `/v1/runs/${run}/events?limit=50`,
     '/v1/principle-sets?limit=20',
   ]
-  await load(service, readPaths.slice(0, 1)) // warm-up of JIT, pools and caches, not reported
+  await load(service, readPaths) // warm-up of JIT, pools and caches on every path, not reported
   const peer = await load(service, ['/healthz'])
   console.log(JSON.stringify({ name: 'api/healthz (peer)', rate: RATE, seconds: SECONDS, ...peer }))
   if (process.env.PER_ENDPOINT) {

@@ -83,3 +83,17 @@ export function summarize(ms: number[]) {
     Math.round((s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN) * 100) / 100
   return { n: s.length, p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), max_ms: at(1) }
 }
+
+/** Uploads a small queries dataset (runs must name the data they train on) and returns its id. */
+export async function uploadBenchQueries(service: BenchService): Promise<string> {
+  const body = ['Say hello.', 'Name a colour.', 'What is 2 + 2?']
+    .map((prompt) => JSON.stringify({ prompt }))
+    .join('\n')
+  const res = await fetch(`${service.url}/v1/datasets?name=bench-queries&format=queries`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/x-ndjson' },
+    body,
+  })
+  if (res.status !== 201) throw new Error(`dataset upload failed: ${res.status} ${await res.text()}`)
+  return ((await res.json()) as { id: string }).id
+}

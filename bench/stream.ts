@@ -10,7 +10,7 @@ import WebSocket from 'ws'
 import { createPrisma } from '../src/db/client.ts'
 import { createLogger } from '../src/log.ts'
 import { FrameWriter } from '../src/worker/frame-writer.ts'
-import { startBenchService, summarize } from './service-process.ts'
+import { startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 1000)
 const ROWS_PER_SECOND = Number(process.env.ROWS_PER_SECOND ?? 200)
@@ -140,7 +140,11 @@ if (process.argv[2] === 'clients') {
       await fetch(`${service.url}/v1/runs`, {
         method: 'POST',
         headers,
-        body: JSON.stringify({ method: 'sso', model_id: models.items[0].id }),
+        body: JSON.stringify({
+          method: 'sso',
+          model_id: models.items[0].id,
+          dataset_ids: [await uploadBenchQueries(service)],
+        }),
       })
     ).json()
     // Each phase starts after the previous one's frames, so subscribers backfill those first.
