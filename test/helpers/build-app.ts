@@ -14,6 +14,7 @@ import { type Config, loadConfig } from '../../src/config.ts'
 import { createPrisma, type PrismaClient } from '../../src/db/client.ts'
 import { createRepositories, type Repositories } from '../../src/db/repositories.ts'
 import { createBoss, type PgBoss } from '../../src/queue/boss.ts'
+import { createWorker, type Worker, type WorkerOptions } from '../../src/worker/main.ts'
 import { createTestDatabase, type DatabaseTarget, testLog } from './db.ts'
 
 export interface TestApp {
@@ -103,6 +104,23 @@ export async function buildTestApp(
       return `http://127.0.0.1:${address.port}`
     },
   }
+}
+
+/** A worker over the test app's database and queue, polling fast, stopped before the app closes. */
+export async function startTestWorker(
+  t: TestApp,
+  options: Partial<Omit<WorkerOptions, 'config' | 'prisma' | 'boss'>> = {},
+): Promise<Worker> {
+  const worker = await createWorker({
+    config: t.config,
+    prisma: t.prisma,
+    boss: t.boss,
+    log: testLog,
+    pollingIntervalSeconds: 0.5,
+    ...options,
+  })
+  t.onClose(() => worker.stop())
+  return worker
 }
 
 export const auth = (key: string) => ({ authorization: `Bearer ${key}` })

@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import WebSocket from 'ws'
-import { createWorker } from '../../src/worker/main.ts'
-import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { auth, buildTestApp, startTestWorker } from '../helpers/build-app.ts'
 import { uploadQueries } from '../helpers/datasets.ts'
-import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
+import { stopEmbeddedServer } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
 
@@ -50,15 +49,7 @@ const statusIs = (s: string) => (frames: Frame[]) =>
 
 test('sso run on the tiny model: stream, reconnect, pause/resume, cancel, metrics and checkpoints', async (t) => {
   const app = await buildTestApp(t, 'embedded', { env: { EXECUTION_PROVIDER: 'cpu' } })
-  const worker = await createWorker({
-    config: app.config,
-    prisma: app.prisma,
-    boss: app.boss,
-    log: testLog,
-    heartbeatMs: 500,
-    pollingIntervalSeconds: 0.5,
-  })
-  app.onClose(() => worker.stop())
+  await startTestWorker(app, { heartbeatMs: 500 })
   const base = await app.listen()
   const ws = base.replace('http', 'ws')
   const call = async (method: 'GET' | 'POST', url: string, payload?: object, key = app.keys.write) => {

@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { after, test } from 'node:test'
-import { createWorker } from '../../src/worker/main.ts'
-import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { auth, buildTestApp, startTestWorker } from '../helpers/build-app.ts'
 import { uploadDataset } from '../helpers/datasets.ts'
-import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
+import { stopEmbeddedServer } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
 
@@ -37,14 +36,7 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
   const app = await buildTestApp(t, 'embedded', {
     env: { EXECUTION_PROVIDER: 'cpu', MLFLOW_TRACKING_URI: uri },
   })
-  const worker = await createWorker({
-    config: app.config,
-    prisma: app.prisma,
-    boss: app.boss,
-    log: testLog,
-    pollingIntervalSeconds: 0.5,
-  })
-  app.onClose(() => worker.stop())
+  await startTestWorker(app)
   const queriesId = await uploadDataset(app, 'queries')
   const tiny = (await app.repos.models.findByName('tiny'))!
   const run = (

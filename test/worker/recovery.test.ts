@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { createWorker, requeueOrphans } from '../../src/worker/main.ts'
-import { auth, buildTestApp } from '../helpers/build-app.ts'
+import { auth, buildTestApp, startTestWorker } from '../helpers/build-app.ts'
 import { uploadDataset, uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
@@ -139,14 +139,7 @@ test('the orphan sweep gives a run whose worker vanished a new job, and a worker
     where: { id: run.id },
     data: { heartbeatAt: new Date(Date.now() - 600_000) },
   })
-  const worker = await createWorker({
-    config: app.config,
-    prisma: app.prisma,
-    boss: app.boss,
-    log: testLog,
-    pollingIntervalSeconds: 0.5,
-  })
-  app.onClose(() => worker.stop())
+  await startTestWorker(app)
   assert.equal(await requeueOrphans({ prisma: app.prisma, boss: app.boss, log: testLog }, 60_000), 1)
   const done = await until(async () => {
     const r = await app.repos.runs.findById(run.id)
