@@ -3,7 +3,7 @@ import http from 'node:http'
 import { after, test } from 'node:test'
 import { signWebhook, startWebhookDelivery } from '../../src/queue/webhook-delivery.ts'
 import { auth, buildTestApp } from '../helpers/build-app.ts'
-import { uploadDataset } from '../helpers/datasets.ts'
+import { createTinyRun } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -29,15 +29,7 @@ test('run status changes are POSTed to WEBHOOK_URL, signed with HMAC-SHA256', as
   })
   await startWebhookDelivery(app.boss, app.config, testLog)
 
-  const tiny = (await app.repos.models.findByName('tiny'))!
-  const run = (
-    await app.app.inject({
-      method: 'POST',
-      url: '/v1/runs',
-      headers: auth(app.keys.write),
-      payload: { method: 'sso', model_id: tiny.id, dataset_ids: [await uploadDataset(app, 'queries')] },
-    })
-  ).json()
+  const run = (await createTinyRun(app)).json()
   await app.app.inject({
     method: 'POST',
     url: `/v1/runs/${run.id}/cancel`,

@@ -46,3 +46,19 @@ export const uploadQueries = (t: Pick<TestApp, 'app' | 'keys'>, prompts: readonl
     'queries',
     prompts.map((prompt) => ({ prompt })),
   )
+
+/**
+ * POST /v1/runs for an sso run on the built-in tiny model over the sample queries; `fields` add to
+ * or replace the body (dataset_ids included). Returns the inject response.
+ */
+export async function createTinyRun(t: TestApp, fields: Record<string, unknown> = {}) {
+  const tiny = await t.repos.models.findByName('tiny')
+  assert.ok(tiny, 'the built-in tiny model is registered')
+  const datasetIds = fields.dataset_ids ?? [await uploadDataset(t, 'queries')]
+  return t.app.inject({
+    method: 'POST',
+    url: '/v1/runs',
+    headers: auth(t.keys.write),
+    payload: { method: 'sso', model_id: tiny.id, ...fields, dataset_ids: datasetIds },
+  })
+}

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { after, test } from 'node:test'
-import { auth, buildTestApp, startTestWorker } from '../helpers/build-app.ts'
-import { uploadDataset } from '../helpers/datasets.ts'
+import { buildTestApp, startTestWorker } from '../helpers/build-app.ts'
+import { createTinyRun } from '../helpers/datasets.ts'
 import { stopEmbeddedServer } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -37,21 +37,11 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
     env: { EXECUTION_PROVIDER: 'cpu', MLFLOW_TRACKING_URI: uri },
   })
   await startTestWorker(app)
-  const queriesId = await uploadDataset(app, 'queries')
-  const tiny = (await app.repos.models.findByName('tiny'))!
   const run = (
-    await app.app.inject({
-      method: 'POST',
-      url: '/v1/runs',
-      headers: auth(app.keys.write),
-      payload: {
-        method: 'sso',
-        model_id: tiny.id,
-        dataset_ids: [queriesId],
-        device: 'cpu',
-        metadata: { mlflow_experiment: 'sso-tests' },
-        hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },
-      },
+    await createTinyRun(app, {
+      device: 'cpu',
+      metadata: { mlflow_experiment: 'sso-tests' },
+      hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },
     })
   ).json()
   const deadline = Date.now() + 60_000

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { createWorker, requeueOrphans } from '../../src/worker/main.ts'
-import { auth, buildTestApp, startTestWorker } from '../helpers/build-app.ts'
-import { uploadDataset, uploadQueries } from '../helpers/datasets.ts'
+import { buildTestApp, startTestWorker } from '../helpers/build-app.ts'
+import { createTinyRun, uploadDataset, uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 
 after(stopEmbeddedServer)
@@ -62,25 +62,17 @@ test('a worker shutting down requeues its run; the next worker resumes from the 
     pollingIntervalSeconds: 0.5,
   }
   const queriesId = await uploadQueries(app, ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.'])
-  const tiny = (await app.repos.models.findByName('tiny'))!
-  const created = await app.app.inject({
-    method: 'POST',
-    url: '/v1/runs',
-    headers: auth(app.keys.write),
-    payload: {
-      method: 'sso',
-      model_id: tiny.id,
-      dataset_ids: [queriesId],
-      device: 'cpu',
-      seed: 3,
-      hyperparameters: {
-        iterations: 10,
-        batch_size: 2,
-        lr: 1e-3,
-        max_new_tokens: 4,
-        generation_batch_size: 4,
-        checkpoint_every: 1,
-      },
+  const created = await createTinyRun(app, {
+    dataset_ids: [queriesId],
+    device: 'cpu',
+    seed: 3,
+    hyperparameters: {
+      iterations: 10,
+      batch_size: 2,
+      lr: 1e-3,
+      max_new_tokens: 4,
+      generation_batch_size: 4,
+      checkpoint_every: 1,
     },
   })
   const runId = created.json().id
