@@ -17,6 +17,7 @@ import {
   defineOp,
   exp,
   fusedMatMul,
+  matMulTransA,
   type Graph,
   greaterOrEqual,
   less,
@@ -157,7 +158,7 @@ export const chunkedTargetLogps = defineOp<
       dh = dh ? add(g, dh, dhc) : dhc
       const flatDz = reshape(g, dz, { shape: [-1, hi - lo] }) // (N, Vc)
       const flatH = reshape(g, h, { shape: [-1, h.shape.at(-1) as number] }) // (N, H)
-      dws.push(fusedMatMul(g, flatDz, flatH, { transA: true })) // (Vc, H)
+      dws.push(matMulTransA(g, flatDz, flatH)) // (Vc, H)
     }
     return [dh!, dws.length === 1 ? dws[0] : concat(g, ...dws, { axis: 0 }), null]
   },

@@ -191,6 +191,10 @@ const GRAD_SPECS: { [K in DifferentiableOp]: GradSpec } = {
         inputs: [{ shape: [2, 3, 4] }, { shape: [4, 5] }],
         build: (g, [a, b]) => fusedMatMul(g, a, b, { alpha: 2 }),
       },
+      {
+        inputs: [{ shape: [2, 2, 3, 4] }, { shape: [5, 4] }],
+        build: (g, [a, b]) => fusedMatMul(g, a, b, { transB: true, alpha: 0.5 }),
+      },
     ],
   },
   Gemm: {
