@@ -28,6 +28,8 @@ export interface BindOptions {
   trainable: Trainable
   /** Run the LM head in this many vocabulary chunks (large vocabularies, tight memory). */
   vocabChunks?: number
+  /** false for graphs that run on WebGPU, which has no com.microsoft FusedMatMul kernel. */
+  fusedMatMul?: boolean
 }
 
 /** Binds base weights and adapters into g; returns the model context and the fed tensors by key. */
@@ -63,7 +65,7 @@ export function buildScoringGraph(
   model: ModelTensors,
   opts: BindOptions & { rows?: Dim; logits?: boolean; outputs?: boolean; name?: string },
 ): ScoringGraph {
-  const g = new Graph({ name: opts.name ?? 'scoring' })
+  const g = new Graph({ name: opts.name ?? 'scoring', fusedMatMul: opts.fusedMatMul })
   const dtype = opts.dtype ?? 'float32'
   const { ctx, params } = bindModel(g, model, opts)
   const dims = { rows: opts.rows ?? 'batch', seq: 'seq', keys: 'seq' }
@@ -102,6 +104,7 @@ export function buildPolicyStepGraph(
     trainable: opts.trainable,
     dtype: opts.dtype,
     vocabChunks: opts.vocabChunks,
+    fusedMatMul: opts.fusedMatMul,
     rows: opts.loss.rows,
     outputs: false,
     name: `step.${opts.loss.name}`,

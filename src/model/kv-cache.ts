@@ -23,7 +23,7 @@ const GROW = 32
  * position (B, V) and the new keys/values of every layer.
  */
 export function buildDecodeGraph(model: ModelTensors, opts: BindOptions): Graph {
-  const g = new Graph({ name: 'decode' })
+  const g = new Graph({ name: 'decode', fusedMatMul: opts.fusedMatMul })
   const dtype = opts.dtype ?? 'float32'
   const { cfg } = model
   const { ctx } = bindModel(g, model, opts)

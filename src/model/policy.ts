@@ -1,7 +1,9 @@
 /**
  * A trainable causal LM: weights (and LoRA adapters), the sessions that score, train and generate,
  * and the optimizer state. Trainable tensors live in the host AdamW's memory and are fed to every
- * session without copies; frozen ones are baked into the sessions as initializers.
+ * session without copies; frozen ones are baked into the sessions as initializers. The sessions run
+ * on one execution provider (CPU, WebGPU or CUDA): forward, backward and decoding on the device,
+ * the AdamW update on the host.
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -13,6 +15,7 @@ import {
   gradName,
   HostAdamW,
   type HostTensor,
+  type Provider,
   STEP_OUTPUTS,
   slotName,
 } from '../engine/index.ts'
@@ -39,6 +42,8 @@ export interface PolicyOptions {
   /** Padding side of scoring and training batches (results do not depend on it). */
   padding?: Padding
   intraOpThreads?: number
+  /** Where the sessions run (an available provider: see resolveProvider); CPU when absent. */
+  provider?: Provider
   /** LM head in vocabulary chunks for scoring and training: (B, T, V) logits never all alive. */
   vocabChunks?: number
 }
@@ -139,6 +144,19 @@ export class Policy {
     }
   }
 
+  get provider(): Provider {
+    return this.opts.provider ?? 'cpu'
+  }
+
+  /** Graph options for this policy's provider. */
+  private get bind() {
+    return {
+      trainable: this.trainableKind,
+      vocabChunks: this.opts.vocabChunks,
+      fusedMatMul: this.provider !== 'webgpu',
+    }
+  }
+
   private get modelTensors(): ModelTensors {
     return { cfg: this.config, weights: this.weights, lora: this.lora }
   }
@@ -149,7 +167,7 @@ export class Policy {
 
   private openSession(graph: { serialize(): Parameters<typeof createGraphSession>[0] }, name: string) {
     return createGraphSession(graph.serialize(), {
-      provider: 'cpu',
+      provider: this.provider,
       name,
       intraOpThreads: this.opts.intraOpThreads,
     })
@@ -186,10 +204,7 @@ export class Policy {
     rows: readonly TokenRow[],
     which: 'policy' | 'reference' = 'policy',
   ): Promise<SequenceScores> {
-    this.scoring ??= this.openSession(
-      buildScoringGraph(this.modelTensors, { trainable: this.trainableKind }).graph,
-      'scoring',
-    )
+    this.scoring ??= this.openSession(buildScoringGraph(this.modelTensors, this.bind).graph, 'scoring')
     const session = await this.scoring
     const batch = packRows(rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
     const out = await session.run({
@@ -213,10 +228,7 @@ export class Policy {
     if (micro.length === 0) throw new ValidationError('a training step needs at least one micro-batch')
     let pending = this.stepSessions.get(opts.loss.name)
     if (!pending) {
-      const built = buildPolicyStepGraph(this.modelTensors, {
-        trainable: this.trainableKind,
-        loss: opts.loss,
-      })
+      const built = buildPolicyStepGraph(this.modelTensors, { ...this.bind, loss: opts.loss })
       pending = this.openSession(built.graph, `step.${opts.loss.name}`)
       this.stepSessions.set(opts.loss.name, pending)
     }
@@ -245,10 +257,7 @@ export class Policy {
 
   /** Renders (chat) prompts, generates, and returns text, tokens and their log-probs per prompt. */
   async generate(prompts: readonly PromptInput[], opts: GenerateOptions): Promise<Generation[]> {
-    this.decode ??= this.openSession(
-      buildDecodeGraph(this.modelTensors, { trainable: this.trainableKind }),
-      'decode',
-    )
+    this.decode ??= this.openSession(buildDecodeGraph(this.modelTensors, this.bind), 'decode')
     const decoder: Decoder = {
       cfg: this.config,
       dtype: 'float32',

@@ -3,7 +3,7 @@
  * to token rows, objectives to step-graph losses (rows laid out role-major, reference log-probs as
  * extra inputs).
  */
-import { type Graph, split } from '../engine/index.ts'
+import { type Graph, resolveProvider, split } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import type { PolicyLoss } from '../model/graphs.ts'
 import { chatMessages, Policy } from '../model/index.ts'
@@ -55,7 +55,9 @@ export function objectiveLoss(objective: ObjectiveName, hp: LossHyperparameters,
 }
 
 class ModelPolicy implements TrainablePolicy {
-  readonly device = 'cpu'
+  get device(): string {
+    return this.policy.provider
+  }
 
   constructor(
     private readonly policy: Policy,
@@ -153,9 +155,10 @@ class ModelPolicy implements TrainablePolicy {
   }
 }
 
-/** Opens a model folder as a trainable policy (CPU; full fine-tuning or LoRA). */
+/** Opens a model folder as a trainable policy on the requested device (full fine-tuning or LoRA). */
 export const openModelPolicy: OpenPolicy = async (o) => {
   const options: PolicyOptions = {
+    provider: await resolveProvider(o.device),
     seed: o.seed,
     intraOpThreads: o.deterministic ? 1 : undefined,
     lora: o.finetuning === 'lora' ? o.lora : undefined,

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { maxRelDiff } from '../../bench/compare.ts'
+import { neg, type Provider, reduceMean } from '../../src/engine/index.ts'
+import type { ChatMessage } from '../../src/model/chat-template.ts'
+import type { PolicyLoss } from '../../src/model/graphs.ts'
+import { Policy } from '../../src/model/policy.ts'
+import { makeTinyModel } from '../../src/model/tiny.ts'
+import {
+  isSoftwareVulkanChild,
+  providerReady,
+  rerunWithSoftwareVulkan,
+  softwareVulkanEnv,
+} from '../helpers/providers.ts'
+
+const webgpu = await providerReady('webgpu')
+const vulkanEnv = softwareVulkanEnv()
+const rerun = !webgpu.ok && vulkanEnv !== undefined && !isSoftwareVulkanChild()
+const skip =
+  webgpu.ok || rerun ? false : `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
+if (skip) console.log(`# skipping WebGPU policy tests: ${skip}`)
+
+const question: ChatMessage[] = [{ role: 'user', content: 'What is the capital of France?' }]
+const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
+const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] }
+
+/** Three SFT steps, then the response log-probs and a greedy continuation, on one provider. */
+async function trainAndScore(modelDir: string, provider: Provider, withLora: boolean) {
+  const policy = await Policy.load(modelDir, { provider, seed: 3, lora: withLora ? lora : undefined })
+  const row = policy.tokenizeExchange(question, 'Paris.')
+  const losses: number[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = await policy.trainStep({ rows: [row, row] }, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
+    losses.push(r.loss, r.gradNorm)
+  }
+  const scores = await policy.logprobs([row])
+  const [text] = await policy.generate([question], {
+    maxNewTokens: 6,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    seed: 0,
+  })
+  await policy.dispose()
+  return { losses, logp: scores.sum, tokens: text.tokens }
+}
+
+describe('Policy on WebGPU', { skip }, () => {
+  if (rerun) {
+    it('passes in a process that uses the software Vulkan driver', () => {
+      const child = rerunWithSoftwareVulkan(fileURLToPath(import.meta.url), vulkanEnv!)
+      console.log(child.output.replace(/^/gm, '#   '))
+      assert.equal(child.status, 0, 'the WebGPU policy tests failed under the software Vulkan driver')
+      assert.ok(
+        child.passed >= 2,
+        `expected the WebGPU policy tests to run in the child, ${child.passed} passed`,
+      )
+    })
+    return
+  }
+
+  let root: string
+  let modelDir: string
+  before(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'policy-webgpu-'))
+    modelDir = path.join(root, 'tiny')
+    await makeTinyModel(modelDir, { seed: 5 })
+  })
+  after(() => rm(root, { recursive: true, force: true }))
+
+  for (const withLora of [false, true]) {
+    it(`trains, scores and generates like the CPU (${withLora ? 'LoRA' : 'full fine-tuning'})`, async () => {
+      const cpu = await trainAndScore(modelDir, 'cpu', withLora)
+      const gpu = await trainAndScore(modelDir, 'webgpu', withLora)
+      assert.ok(maxRelDiff(gpu.losses, cpu.losses) < 1e-3, `loss/grad norm: ${gpu.losses} vs ${cpu.losses}`)
+      assert.ok(maxRelDiff(gpu.logp, cpu.logp) < 1e-3, `log-probs: ${gpu.logp} vs ${cpu.logp}`)
+      assert.deepEqual(gpu.tokens, cpu.tokens)
+    })
+  }
+})
