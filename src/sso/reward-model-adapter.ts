@@ -1,7 +1,8 @@
 /**
  * A Bradley-Terry reward model on the model layer's decoder: the final hidden state of each sequence's
  * last token times a scalar head `score.weight` (1, H), as Hugging Face's LlamaForSequenceClassification
- * names it. All weights and the head train with AdamW on the host.
+ * names it. Forward and backward run on the job's execution provider; all weights and the head
+ * train with AdamW on the host.
  */
 import {
   buildGradStep,
@@ -14,7 +15,9 @@ import {
   type HostTensor,
   matMul,
   mul,
+  type Provider,
   reduceSum,
+  resolveProvider,
   split,
   squeeze,
   type Tensor,
@@ -55,13 +58,13 @@ function rewardsOf(g: Graph, loaded: LoadedModel, rows: Dim) {
 }
 
 class ModelRewardModel implements RewardModelPort {
-  readonly device = 'cpu'
   private readonly optimizer: HostAdamW
   private forward?: Promise<GraphSession>
   private readonly steps = new Map<number, Promise<GraphSession>>()
   private step = 0
 
   constructor(
+    readonly device: Provider,
     private readonly loaded: LoadedModel,
     head: Float32Array,
     private readonly maxPromptTokens: number,
@@ -113,13 +116,18 @@ class ModelRewardModel implements RewardModelPort {
     return { feeds, tokens: batch.mask.reduce((a, m) => a + m, 0) }
   }
 
+  /** A graph for this model's provider (WebGPU has no FusedMatMul kernel). */
+  private graph(name: string): Graph {
+    return new Graph({ name, fusedMatMul: this.device !== 'webgpu' })
+  }
+
   private open(g: Graph, name: string): Promise<GraphSession> {
-    return createGraphSession(g.serialize(), { provider: 'cpu', name })
+    return createGraphSession(g.serialize(), { provider: this.device, name })
   }
 
   async rewards(rows: ScoredRow[]): Promise<number[]> {
     if (!this.forward) {
-      const g = new Graph({ name: 'reward' })
+      const g = this.graph('reward')
       const { rewards } = rewardsOf(g, this.loaded, 'batch')
       g.output(rewards, 'rewards')
       this.forward = this.open(g, 'reward')
@@ -133,7 +141,7 @@ class ModelRewardModel implements RewardModelPort {
     const n = pairs.length
     let pending = this.steps.get(n)
     if (!pending) {
-      const g = new Graph({ name: `reward.step.${n}` })
+      const g = this.graph(`reward.step.${n}`)
       const { rewards, params } = rewardsOf(g, this.loaded, 2 * n)
       const [chosen, rejected] = split(g, rewards, { axis: 0, sizes: [n, n] })
       const { metrics } = bradleyTerryLoss(g, chosen, rejected)
@@ -185,7 +193,8 @@ export const openModelRewardModel: OpenRewardModel = async (o) => {
   const h = loaded.config.hidden_size
   const rng = new Random(o.seed)
   const head = Float32Array.from({ length: h }, () => rng.normal() / Math.sqrt(h))
-  return new ModelRewardModel(loaded, head, o.maxPromptTokens, o.optimizer.maxGradNorm, {
+  const provider = await resolveProvider(o.device)
+  return new ModelRewardModel(provider, loaded, head, o.maxPromptTokens, o.optimizer.maxGradNorm, {
     beta1: o.optimizer.betas[0],
     beta2: o.optimizer.betas[1],
     eps: o.optimizer.eps,
