@@ -1,10 +1,11 @@
 /**
  * Model benchmarks on the CPU provider, one JSON line per measurement: a DPO training step on a
  * chosen/rejected batch (full fine-tuning and LoRA) and greedy decoding (batch 1 and 8), for tiny
- * models of ~1M, ~10M and ~50M parameters. When Debian's python3-torch is present, PyTorch does
- * the same work on the same weights in the same run and `baseline_ratio` is ours / torch in time
- * (<= 1: as fast or faster; for decoding, torch tokens/s over ours). Debian's torch calls the system
- * BLAS: install libopenblas0-pthread, or torch runs on the reference BLAS and the ratio flatters us.
+ * models of ~1M, ~10M and ~50M parameters. When `--python` can import torch (Debian's python3-torch
+ * or a CPU wheel), PyTorch does the same work on the same weights in the same run and
+ * `baseline_ratio` is ours / torch in time (<= 1: as fast or faster; for decoding, torch tokens/s
+ * over ours). Prefer a wheel (MKL/oneDNN inside): Debian's 1.13 calls the system BLAS, so install
+ * libopenblas0-pthread with it, or torch runs on the reference BLAS and the ratio flatters us.
  * Every measurement runs in its own process, so peak RSS is its own; it is compared with
  * weights + gradients + AdamW moments (`state_mb`).
  *
@@ -181,7 +182,7 @@ const { values: args } = parseArgs({
     presets: { type: 'string', default: 'tiny,10m,50m' },
     modes: { type: 'string', default: 'train-full,train-lora,decode-1,decode-8' },
     threads: { type: 'string', default: '2' },
-    /** Python with torch (Debian's python3-torch lives in /usr/bin/python3). */
+    /** A Python that can import torch (Debian's python3-torch lives in /usr/bin/python3). */
     python: { type: 'string', default: '/usr/bin/python3' },
     job: { type: 'string' },
   },
