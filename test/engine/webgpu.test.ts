@@ -20,19 +20,9 @@ import {
   type Provider,
   type StepPlan,
 } from '../../src/engine/index.ts'
-import {
-  isSoftwareVulkanChild,
-  providerReady,
-  rerunWithSoftwareVulkan,
-  softwareVulkanEnv,
-} from '../helpers/providers.ts'
+import { itPassesUnderSoftwareVulkan, webgpuTestMode } from '../helpers/providers.ts'
 
-const webgpu = await providerReady('webgpu')
-const vulkanEnv = softwareVulkanEnv()
-const rerun = !webgpu.ok && vulkanEnv !== undefined && !isSoftwareVulkanChild()
-const skip =
-  webgpu.ok || rerun ? false : `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
-if (skip) console.log(`# skipping WebGPU tests: ${skip}`)
+const { skip, rerun, reason } = await webgpuTestMode('WebGPU tests')
 
 const SMALL = { ...BENCH_TRANSFORMER, batch: 2, seq: 8, hidden: 16, heads: 2, ffn: 32 }
 const STEPS = 3
@@ -70,17 +60,9 @@ async function train(
 }
 
 describe('WebGPU provider', { skip }, () => {
-  if (rerun) {
-    it('passes in a process that uses the software Vulkan driver', () => {
-      const child = rerunWithSoftwareVulkan(fileURLToPath(import.meta.url), vulkanEnv!)
-      console.log(child.output.replace(/^/gm, '#   '))
-      assert.equal(child.status, 0, 'the WebGPU tests failed under the software Vulkan driver')
-      assert.ok(child.passed >= 3, `expected the WebGPU tests to run in the child, ${child.passed} passed`)
-    })
-    return
-  }
+  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 3)
 
-  before(() => console.log(`# WebGPU: ${webgpu.reason}`))
+  before(() => console.log(`# WebGPU: ${reason}`))
 
   for (const [name, plan, micro] of [
     ['one fused step graph', fusedAdamWPlan, 1],

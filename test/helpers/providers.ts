@@ -1,6 +1,8 @@
+import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
+import { it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type Provider, providerStatuses } from '../../src/engine/runtime/index.ts'
 
@@ -63,4 +65,32 @@ export async function providersUnderTest(): Promise<Provider[]> {
   const out: Provider[] = ['cpu']
   if ((await providerReady('webgpu')).ok) out.push('webgpu')
   return out
+}
+
+/**
+ * How a WebGPU test file runs here: in this process when a driver works, again in a child process
+ * under the software Vulkan driver (`rerun`), or skipped with the reason (`skip`, also logged).
+ */
+export async function webgpuTestMode(
+  what: string,
+): Promise<{ skip: string | false; rerun: boolean; reason: string }> {
+  const webgpu = await providerReady('webgpu')
+  const rerun = !webgpu.ok && softwareVulkanEnv() !== undefined && !isSoftwareVulkanChild()
+  const skip =
+    webgpu.ok || rerun ? false : `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
+  if (skip) console.log(`# skipping ${what}: ${skip}`)
+  return { skip, rerun, reason: webgpu.reason }
+}
+
+/** The one test of a file that re-runs itself under the software Vulkan driver: the child's tests must pass. */
+export function itPassesUnderSoftwareVulkan(testFile: string, minPassed: number): void {
+  it('passes in a process that uses the software Vulkan driver', () => {
+    const child = rerunWithSoftwareVulkan(testFile, softwareVulkanEnv()!)
+    console.log(child.output.replace(/^/gm, '#   '))
+    assert.equal(child.status, 0, 'the tests failed under the software Vulkan driver')
+    assert.ok(
+      child.passed >= minPassed,
+      `expected ${minPassed} tests to pass in the child, ${child.passed} did`,
+    )
+  })
 }

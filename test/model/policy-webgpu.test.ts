@@ -10,19 +10,9 @@ import type { ChatMessage } from '../../src/model/chat-template.ts'
 import type { PolicyLoss } from '../../src/model/graphs.ts'
 import { Policy } from '../../src/model/policy.ts'
 import { makeTinyModel } from '../../src/model/tiny.ts'
-import {
-  isSoftwareVulkanChild,
-  providerReady,
-  rerunWithSoftwareVulkan,
-  softwareVulkanEnv,
-} from '../helpers/providers.ts'
+import { itPassesUnderSoftwareVulkan, webgpuTestMode } from '../helpers/providers.ts'
 
-const webgpu = await providerReady('webgpu')
-const vulkanEnv = softwareVulkanEnv()
-const rerun = !webgpu.ok && vulkanEnv !== undefined && !isSoftwareVulkanChild()
-const skip =
-  webgpu.ok || rerun ? false : `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
-if (skip) console.log(`# skipping WebGPU policy tests: ${skip}`)
+const { skip, rerun } = await webgpuTestMode('WebGPU policy tests')
 
 const question: ChatMessage[] = [{ role: 'user', content: 'What is the capital of France?' }]
 const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
@@ -50,18 +40,7 @@ async function trainAndScore(modelDir: string, provider: Provider, withLora: boo
 }
 
 describe('Policy on WebGPU', { skip }, () => {
-  if (rerun) {
-    it('passes in a process that uses the software Vulkan driver', () => {
-      const child = rerunWithSoftwareVulkan(fileURLToPath(import.meta.url), vulkanEnv!)
-      console.log(child.output.replace(/^/gm, '#   '))
-      assert.equal(child.status, 0, 'the WebGPU policy tests failed under the software Vulkan driver')
-      assert.ok(
-        child.passed >= 2,
-        `expected the WebGPU policy tests to run in the child, ${child.passed} passed`,
-      )
-    })
-    return
-  }
+  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 2)
 
   let root: string
   let modelDir: string
