@@ -2,19 +2,28 @@
  * The GPU check (bundled by `bash bench/gpu-check.sh --prepare`, run by `bash bench/gpu-check.sh` on a
  * machine with a GPU). Prints one JSON object: the providers found, where onnxruntime places each
  * node of the training-step graphs on WebGPU, CPU vs WebGPU equality over a few AdamW steps, and
- * step times and tokens/s on each provider (CUDA too when its libraries are installed).
+ * step times and tokens/s on each provider (CUDA too when its libraries are installed), for engine
+ * graphs and for the model layer's Policy (training step and batched decoding of a tiny Llama).
  */
+import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
+import path from 'node:path'
 import {
   adamW,
   buildTrainStep,
   createStepRunner,
   misplacedNodes,
+  neg,
   nodePlacement,
   type Provider,
   providerStatuses,
+  reduceMean,
   resolveProvider,
 } from '../../src/engine/index.ts'
+import type { PolicyLoss } from '../../src/model/graphs.ts'
+import { Policy } from '../../src/model/policy.ts'
+import { Random } from '../../src/model/random.ts'
+import { makeTinyModel, type TinyPreset } from '../../src/model/tiny.ts'
 import { maxRelDiff } from '../compare.ts'
 import {
   BENCH_MLP,
@@ -105,6 +114,54 @@ async function timing(providers: Provider[], make: () => BenchModel) {
   return out
 }
 
+const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
+
+/** The Policy as runs use it: SFT steps on 8 rows x 256 tokens, then greedy decoding of 8 x 32 tokens. */
+async function policyTiming(providers: Provider[], preset: TinyPreset) {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-policy-'))
+  const out: Record<string, unknown> = { preset }
+  try {
+    await makeTinyModel(dir, { seed: 1, preset })
+    for (const provider of providers) {
+      const policy = await Policy.load(dir, { provider })
+      try {
+        const rng = new Random(0)
+        const ids = () => Array.from({ length: 128 }, () => rng.nextUint32() % policy.config.vocab_size)
+        const rows = Array.from({ length: 8 }, () => ({ prompt: ids(), response: ids() }))
+        const losses: number[] = []
+        const times: number[] = []
+        for (let i = 0; i < 6; i++) {
+          const t0 = performance.now()
+          losses.push((await policy.trainStep({ rows }, { lr: 1e-4, loss: sft })).loss)
+          times.push(performance.now() - t0)
+        }
+        const warm = times.slice(2).sort((a, b) => a - b)
+        const t0 = performance.now()
+        const gens = await policy.generate(Array(8).fill('Once upon a time'), {
+          maxNewTokens: 32,
+          temperature: 0,
+          topP: 1,
+          topK: 0,
+          seed: 0,
+        })
+        const decodeS = (performance.now() - t0) / 1000
+        out[provider] = {
+          train_step_ms: +warm[warm.length >> 1].toFixed(1),
+          losses,
+          decode_tokens_per_s: Math.round(gens.reduce((a, g) => a + g.tokens.length, 0) / decodeS),
+        }
+      } catch (err) {
+        out[provider] = { error: String((err as Error).message) }
+      } finally {
+        await policy.dispose()
+      }
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+  return out
+}
+
 const statuses = await providerStatuses()
 const result: Record<string, unknown> = {
   node: process.version,
@@ -134,5 +191,6 @@ result.step_time = {
   transformer_block: { dims: blockDims, ...(await timing(working, block)) },
   mlp: { dims: mlpDims, ...(await timing(working, mlpModel)) },
 }
+result.policy = await policyTiming(working, SMALL ? 'tiny' : '10m')
 result.cuda = statuses.find((s) => s.provider === 'cuda')
 console.log(JSON.stringify(result, null, 1))
