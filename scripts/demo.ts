@@ -1,8 +1,10 @@
 /**
  * `npm run demo`: a newcomer's first minute. Starts the service unless one answers at SSO_URL,
- * creates an `sso` run on the built-in tiny model (with the checkable-task principles and queries),
- * prints the dashboard URL, and shows the run's progress bar here until it ends. A service started
- * here keeps running (for the dashboard) until Ctrl-C.
+ * makes the demo model once (the tiny model after a short SFT, under MODELS_ROOT) and registers it,
+ * creates an `sso` run on it (with the checkable-task principles and queries), prints the dashboard
+ * URL, and shows the run's progress bar here until it ends. A service started here keeps running
+ * (for the dashboard) until Ctrl-C. A service elsewhere that cannot see MODELS_ROOT gets the run on
+ * its built-in tiny model.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -10,6 +12,7 @@ import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { ApiClient, ApiError } from '../src/cli/api-client.ts'
+import { DEMO_MODEL_NAME, ensureDemoModel } from '../src/cli/demo-model.ts'
 import { createDemoResources, createDemoRun } from '../src/cli/demo-setup.ts'
 import { readCliEnvironment } from '../src/cli/environment.ts'
 import { watchRun } from '../src/cli/watch-run.ts'
@@ -70,6 +73,24 @@ async function startService(url: string, apiKey: string): Promise<ChildProcess> 
   throw new Error(`the service did not answer on ${url}/healthz within 2 minutes; see ${logFile}`)
 }
 
+/** Trains the demo model when missing and registers it; undefined (the tiny model) when that fails. */
+async function demoModel(client: ApiClient): Promise<string | undefined> {
+  try {
+    const dir = await ensureDemoModel(config.modelsRoot, (step, loss) => {
+      process.stdout.write(
+        `\rmaking the demo model (a short SFT of the tiny model): step ${step}, loss ${loss.toFixed(3)} `,
+      )
+    })
+    process.stdout.write('\n')
+    await client.post('/v1/models', { name: DEMO_MODEL_NAME, path: path.relative(config.modelsRoot, dir) })
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 409) return DEMO_MODEL_NAME // registered by an earlier demo
+    process.stdout.write(`\nno demo model (${(e as Error).message}); the run uses the built-in tiny model\n`)
+    return undefined
+  }
+  return DEMO_MODEL_NAME
+}
+
 let service: ChildProcess | undefined
 try {
   let apiKey = env.apiKey
@@ -79,7 +100,7 @@ try {
   }
   if (!apiKey) throw new Error('a service is running but SSO_API_KEY is not set: export the key it printed')
   const client = new ApiClient(env.url, apiKey)
-  const resources = await createDemoResources(client)
+  const resources = await createDemoResources(client, 1, await demoModel(client))
   const run = await createDemoRun(client, resources)
   process.stdout.write(
     `\nDashboard: ${env.url}/#/runs/${run.id}\nAPI key (paste it at the top right): ${apiKey}\n\n`,

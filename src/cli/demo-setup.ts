@@ -25,7 +25,12 @@ export interface DemoResources {
   datasetId: string
 }
 
-export async function createDemoResources(client: ApiClient, seed = 1): Promise<DemoResources> {
+/** `model`: a model's name or id on the service (the built-in tiny model when absent). */
+export async function createDemoResources(
+  client: ApiClient,
+  seed = 1,
+  model?: string,
+): Promise<DemoResources> {
   const families = Object.values(TASK_FAMILIES)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
   const principles = familyPrincipleSet(families)
@@ -39,7 +44,7 @@ export async function createDemoResources(client: ApiClient, seed = 1): Promise<
     query: { name: `checkable-queries-${stamp}`, format: 'queries' },
     text: toJsonl(queries),
   })
-  return { modelId: await resolveModelId(client, undefined), principleSetId: set.id, datasetId: dataset.id }
+  return { modelId: await resolveModelId(client, model), principleSetId: set.id, datasetId: dataset.id }
 }
 
 export function demoRunBody(resources: DemoResources, hyperparameters: Record<string, unknown> = {}) {
