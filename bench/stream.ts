@@ -1,22 +1,40 @@
 /**
- * Fan-out latency of run streams: SUBSCRIBERS (default 1000) WebSocket clients on one run, spread over
- * two client processes, while frames are written through the worker's own path (FrameWriter: batched
- * metrics rows + frames, NOTIFY at commit) at ROWS_PER_SECOND metric rows/s (default 200: 20 steps/s
- * of 10 metrics). Latency = receive time - the time the trainer callback pushed the batch. The peer
- * phase is one subscriber under the same writer. One JSON line per phase; target p99 < 100 ms.
+ * Fan-out latency of run streams while a run trains: a standalone worker process (`sso worker`, as
+ * users scale out) trains an `sso` run on the built-in tiny model on this machine throughout, and
+ * SUBSCRIBERS (default 1000) WebSocket clients, spread over two client processes, watch a second run
+ * whose frames the bench writes through the worker's own path (FrameWriter: batched metrics rows +
+ * frames, NOTIFY at commit) at ROWS_PER_SECOND metric rows/s (default 200: 20 steps/s of 10 metrics).
+ * Latency = receive time - the time the trainer callback pushed the batch. The peer phase is one
+ * subscriber under the same writer. One JSON line per phase, with the training steps the trained run
+ * logged during the phase; target p99 < 100 ms.
+ *
+ * The synthetic frames go to their own run (paused, so no worker takes it) rather than the training
+ * run: seqs would stay unique there too (appending locks the run row), but a run of its own keeps the
+ * rate at exactly ROWS_PER_SECOND, the expected frame count exact and the trained run's history clean.
  */
-import { fork } from 'node:child_process'
+import { fork, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 import WebSocket from 'ws'
 import { createPrisma } from '../src/db/client.ts'
 import { createLogger } from '../src/log.ts'
 import { FrameWriter } from '../src/worker/frame-writer.ts'
-import { startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
+import { type BenchService, startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 1000)
 const ROWS_PER_SECOND = Number(process.env.ROWS_PER_SECOND ?? 200)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
 const KEYS = 10
 const CLIENT_PROCESSES = 2
+/** Long enough to outlast both phases on a slow machine: the run is cancelled once they are done. */
+const TRAINING_HYPERPARAMETERS = {
+  iterations: 100,
+  epochs: 20,
+  batch_size: 1,
+  max_new_tokens: 8,
+  generation_batch_size: 4,
+}
 
 interface ClientStats {
   latencies: number[]
@@ -59,11 +77,92 @@ async function runClients(url: string, key: string, count: number, since: number
   })
 }
 
+/** Calls the API with the bench's admin key; any answer but a 2xx stops the bench. */
+async function api<T>(
+  service: BenchService,
+  method: 'GET' | 'POST',
+  route: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(`${service.url}${route}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${service.apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${await res.text()}`)
+  return (await res.json()) as T
+}
+
+const runStatus = async (service: BenchService, runId: string) =>
+  (await api<{ status: string }>(service, 'GET', `/v1/runs/${runId}`)).status
+
+/** The steps at which a run logged its training loss, in order. */
+async function lossSteps(service: BenchService, runId: string): Promise<number[]> {
+  const { series } = await api<{ series: { points: [number, number][] }[] }>(
+    service,
+    'GET',
+    `/v1/runs/${runId}/metrics?keys=loss`,
+  )
+  return series[0]?.points.map(([step]) => step) ?? []
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+interface BenchWorker {
+  /** Throws when the worker process is gone: the bench would measure nothing training. */
+  assertAlive(): void
+  /** SIGTERM, as a deployment stops it; resolves with the exit code ('0' after a clean shutdown) or signal. */
+  stop(): Promise<string>
+}
+
+/** `sso worker` in its own process against the bench's database, with a data folder of its own. */
+async function startBenchWorker(databaseUrl: string): Promise<BenchWorker> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'sso-bench-worker-'))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
+    cwd: path.resolve(import.meta.dirname, '..'),
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      WORKER_CONCURRENCY: '1',
+    },
+  })
+  const exited = new Promise<string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal ?? String(code))),
+  )
+  return {
+    assertAlive() {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the worker exited (${child.signalCode ?? child.exitCode})`)
+    },
+    async stop() {
+      child.kill('SIGTERM')
+      const outcome = await exited
+      await rm(dataDir, { recursive: true, force: true })
+      return outcome
+    },
+  }
+}
+
 async function phase(
-  service: Awaited<ReturnType<typeof startBenchService>>,
+  service: BenchService,
   runId: string,
   subscribers: number,
   step0: number,
+  trainingRunId: string,
 ) {
   const url = `${service.url.replace('http', 'ws')}/v1/runs/${runId}/stream`
   const perProcess = Math.ceil(subscribers / CLIENT_PROCESSES)
@@ -87,6 +186,7 @@ async function phase(
   const prisma = createPrisma(service.databaseUrl, 2)
   const writer = new FrameWriter(prisma, runId, createLogger('warn'))
   const stepsPerSecond = ROWS_PER_SECOND / KEYS
+  const trainedBefore = (await lossSteps(service, trainingRunId)).length
   const start = performance.now()
   let step = step0
   while (performance.now() - start < SECONDS * 1000) {
@@ -100,6 +200,8 @@ async function phase(
     await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())))
   }
   await writer.flush()
+  const trained = await lossSteps(service, trainingRunId)
+  const trainingStatus = await runStatus(service, trainingRunId)
   await new Promise((r) => setTimeout(r, 1000)) // let the last frames arrive
   const stats = await Promise.all(
     children.map(
@@ -124,6 +226,9 @@ async function phase(
       gaps: stats.reduce((a, s) => a + s.gaps, 0),
       resyncs: stats.reduce((a, s) => a + s.resyncs, 0),
       ...summarize(latencies),
+      training_steps_logged: trained.length - trainedBefore,
+      training_last_step: trained.at(-1) ?? null,
+      training_run_status: trainingStatus,
     },
     step,
   }
@@ -133,24 +238,40 @@ if (process.argv[2] === 'clients') {
   await runClients(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]))
 } else {
   const service = await startBenchService()
+  let worker: BenchWorker | undefined
   try {
-    const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
-    const models = await (await fetch(`${service.url}/v1/models`, { headers })).json()
-    const run = await (
-      await fetch(`${service.url}/v1/runs`, {
-        method: 'POST',
-        headers,
-        body: JSON.stringify({
-          method: 'sso',
-          model_id: models.items[0].id,
-          dataset_ids: [await uploadBenchQueries(service)],
-        }),
+    worker = await startBenchWorker(service.databaseUrl)
+    const alive = worker
+    const models = await api<{ items: { id: string; name: string }[] }>(service, 'GET', '/v1/models')
+    const tiny = models.items.find((m) => m.name === 'tiny')
+    if (!tiny) throw new Error('the built-in tiny model is not listed')
+    const datasetId = await uploadBenchQueries(service)
+    const createRun = (hyperparameters: Record<string, unknown>) =>
+      api<{ id: string }>(service, 'POST', '/v1/runs', {
+        method: 'sso',
+        model_id: tiny.id,
+        dataset_ids: [datasetId],
+        device: 'cpu',
+        hyperparameters,
       })
-    ).json()
+    const training = await createRun(TRAINING_HYPERPARAMETERS)
+    await waitFor(
+      'the training run to log its first step',
+      async () => {
+        alive.assertAlive()
+        const status = await runStatus(service, training.id)
+        if (status !== 'queued' && status !== 'running') throw new Error(`the training run is ${status}`)
+        return status === 'running' && (await lossSteps(service, training.id)).length > 0 ? true : undefined
+      },
+      300_000,
+    )
+    // Created once the worker is busy with the training run, and paused at once so no worker takes it.
+    const streamed = await createRun({})
+    await api(service, 'POST', `/v1/runs/${streamed.id}/pause`)
     // Each phase starts after the previous one's frames, so subscribers backfill those first.
-    const peer = await phase(service, run.id, 1, 0)
+    const peer = await phase(service, streamed.id, 1, 0, training.id)
     console.log(JSON.stringify({ name: 'stream/1-subscriber (peer)', seconds: SECONDS, ...peer.result }))
-    const fan = await phase(service, run.id, SUBSCRIBERS, peer.step)
+    const fan = await phase(service, streamed.id, SUBSCRIBERS, peer.step, training.id)
     console.log(
       JSON.stringify({
         name: `stream/${SUBSCRIBERS}-subscribers`,
@@ -160,7 +281,17 @@ if (process.argv[2] === 'clients') {
         target_p99_ms: 100,
       }),
     )
+    await api(service, 'POST', `/v1/runs/${training.id}/cancel`)
+    await waitFor(
+      'the training run to be cancelled',
+      async () => ((await runStatus(service, training.id)) === 'cancelled' ? true : undefined),
+      120_000,
+    )
+    const stopped = await alive.stop()
+    worker = undefined
+    if (stopped !== '0') throw new Error(`the worker did not stop cleanly (exit ${stopped})`)
   } finally {
+    await worker?.stop()
     await service.stop()
   }
 }
