@@ -1,9 +1,11 @@
 /**
- * Optional MLflow tracking of one run through MLflow's REST API (2.0): the run is created in the
- * experiment named by the run's `mlflow_experiment` metadata, hyperparameters are logged as params,
- * metrics are pushed in batches (log-batch, at most 1000 per call), and the outcome sets the status.
- * Tracking failures are logged and never fail training.
+ * Optional MLflow tracking of one run through MLflow's REST API (2.0): the first attempt creates the
+ * MLflow run in the experiment named by the run's `mlflow_experiment` metadata, logs hyperparameters
+ * as params and keeps its id with the run, so attempts that resume after a pause or a takeover log
+ * into that same MLflow run. Metrics are pushed in batches (log-batch, at most 1000 per call), and
+ * the outcome sets the status. Tracking failures are logged and never fail training.
  */
+import type { PrismaClient } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import type { RunDto } from '../schemas/runs.ts'
 
@@ -34,14 +36,20 @@ export class MlflowTracker {
 
   private constructor(
     private readonly baseUrl: string,
+    private readonly prisma: PrismaClient,
     private readonly log: Logger,
   ) {}
 
   /** A tracker when MLFLOW_TRACKING_URI is set and the run asks for it; otherwise null. */
-  static forRun(trackingUri: string | undefined, run: RunDto, log: Logger): MlflowTracker | null {
+  static forRun(
+    trackingUri: string | undefined,
+    run: RunDto,
+    prisma: PrismaClient,
+    log: Logger,
+  ): MlflowTracker | null {
     const experiment = run.metadata.mlflow_experiment
     if (!trackingUri || !experiment) return null
-    const tracker = new MlflowTracker(trackingUri.replace(/\/$/, ''), log)
+    const tracker = new MlflowTracker(trackingUri.replace(/\/$/, ''), prisma, log)
     tracker.enqueue(() => tracker.start(experiment, run))
     return tracker
   }
@@ -59,6 +67,12 @@ export class MlflowTracker {
   }
 
   private async start(experimentName: string, run: RunDto): Promise<void> {
+    const stored = await this.prisma.run.findUnique({ where: { id: run.id }, select: { mlflowRunId: true } })
+    if (stored?.mlflowRunId) {
+      // An earlier attempt created it and logged the params; a paused or taken-over attempt left it RUNNING.
+      this.mlflowRunId = stored.mlflowRunId
+      return
+    }
     let experimentId: string
     try {
       const found = await this.call<{ experiment: { experiment_id: string } }>(
@@ -81,6 +95,8 @@ export class MlflowTracker {
       ],
     })
     this.mlflowRunId = created.run.info.run_id
+    // Kept before anything is logged to it, so that no later attempt can open a second MLflow run.
+    await this.prisma.run.update({ where: { id: run.id }, data: { mlflowRunId: this.mlflowRunId } })
     const params = flatten(run.hyperparameters).map(([key, value]) => ({ key, value }))
     params.push({ key: 'method', value: run.method }, { key: 'seed', value: String(run.seed) })
     for (let i = 0; i < params.length; i += MAX_PARAMS_PER_BATCH) {

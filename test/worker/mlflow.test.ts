@@ -4,15 +4,23 @@
  */
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import { after, test } from 'node:test'
-import { buildTestApp, startTestWorker } from '../helpers/build-app.ts'
+import { after, type TestContext, test } from 'node:test'
+import { auth, buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
 import { createTinyRun } from '../helpers/datasets.ts'
 import { stopEmbeddedServer } from '../helpers/db.ts'
+import { until } from './until.ts'
 
 after(stopEmbeddedServer)
 
-test('a run with mlflow_experiment metadata is tracked: params, batched metrics, final status', async (t) => {
-  const calls: { path: string; body: Record<string, unknown> }[] = []
+interface MlflowCall {
+  path: string
+  body: Record<string, unknown>
+}
+
+/** The stand-in: no experiment exists until created, and each created run gets the next id. */
+async function startMlflowStandIn(t: TestContext): Promise<{ uri: string; calls: MlflowCall[] }> {
+  const calls: MlflowCall[] = []
+  let runsCreated = 0
   const server = http.createServer((req, res) => {
     let text = ''
     req.on('data', (c) => {
@@ -25,47 +33,111 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
       if (path === 'experiments/get-by-name') return reply(404, { error_code: 'RESOURCE_DOES_NOT_EXIST' })
       if (path === 'experiments/create') return reply(200, { experiment_id: '7' })
-      if (path === 'runs/create') return reply(200, { run: { info: { run_id: 'mlflow-run-1' } } })
+      if (path === 'runs/create')
+        return reply(200, { run: { info: { run_id: `mlflow-run-${++runsCreated}` } } })
       return reply(200, {})
     })
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
   t.after(() => new Promise<void>((r) => server.close(() => r())))
-  const uri = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+  return { uri: `http://127.0.0.1:${(server.address() as { port: number }).port}`, calls }
+}
 
+async function startTrackedApp(t: TestContext, uri: string): Promise<TestApp> {
   const app = await buildTestApp(t, 'embedded', {
     env: { EXECUTION_PROVIDER: 'cpu', MLFLOW_TRACKING_URI: uri },
   })
   await startTestWorker(app)
-  const run = (
+  return app
+}
+
+const createTrackedRun = async (app: TestApp, hyperparameters: Record<string, unknown>) =>
+  (
     await createTinyRun(app, {
       device: 'cpu',
       metadata: { mlflow_experiment: 'sso-tests' },
-      hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },
+      hyperparameters: { batch_size: 2, max_new_tokens: 3, generation_batch_size: 2, ...hyperparameters },
     })
-  ).json()
-  const deadline = Date.now() + 60_000
-  while ((await app.repos.runs.findStatus(run.id)) !== 'succeeded') {
-    assert.ok(Date.now() < deadline, 'the run finishes')
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  const paths = calls.map((c) => c.path)
-  assert.deepEqual(paths.slice(0, 3), ['experiments/get-by-name', 'experiments/create', 'runs/create'])
-  assert.equal(calls[1].body.name, 'sso-tests')
-  assert.equal(paths.at(-1), 'runs/update')
-  assert.equal(calls.at(-1)!.body.status, 'FINISHED')
-  const batches = calls.filter((c) => c.path === 'runs/log-batch')
-  const params = batches.flatMap((c) => (c.body.params as { key: string; value: string }[] | undefined) ?? [])
-  assert.ok(params.some((p) => p.key === 'beta' && p.value === '0.2'))
-  assert.ok(params.some((p) => p.key === 'sampling.chosen.temperature'))
-  const metrics = batches.flatMap(
+  ).json() as { id: string }
+
+const untilStatus = (app: TestApp, runId: string, status: string, ms = 60_000) =>
+  until(
+    async () => ((await app.repos.runs.findStatus(runId)) === status ? true : undefined),
+    `run ${status}`,
+    ms,
+  )
+
+const loggedBatches = (calls: MlflowCall[]) => calls.filter((c) => c.path === 'runs/log-batch')
+
+/** Asserts that every stored loss reached MLflow once, with its step. */
+async function assertLossesTracked(app: TestApp, runId: string, calls: MlflowCall[]): Promise<void> {
+  const metrics = loggedBatches(calls).flatMap(
     (c) => (c.body.metrics as { key: string; step: number }[] | undefined) ?? [],
   )
-  const stored = await app.repos.metrics.history(run.id, { keys: 'loss' })
+  const stored = await app.repos.metrics.history(runId, { keys: 'loss' })
   assert.ok(stored[0].points.length > 0)
   assert.deepEqual(
     metrics.filter((m) => m.key === 'loss').map((m) => m.step),
     stored[0].points.map((p) => p[0]),
     'every stored loss reached MLflow with its step',
   )
+}
+
+test('a run with mlflow_experiment metadata is tracked: params, batched metrics, final status', async (t) => {
+  const { uri, calls } = await startMlflowStandIn(t)
+  const app = await startTrackedApp(t, uri)
+  const run = await createTrackedRun(app, { iterations: 1 })
+  await untilStatus(app, run.id, 'succeeded')
+  const paths = calls.map((c) => c.path)
+  assert.deepEqual(paths.slice(0, 3), ['experiments/get-by-name', 'experiments/create', 'runs/create'])
+  assert.equal(calls[1].body.name, 'sso-tests')
+  assert.equal(paths.at(-1), 'runs/update')
+  assert.equal(calls.at(-1)!.body.status, 'FINISHED')
+  const params = loggedBatches(calls).flatMap(
+    (c) => (c.body.params as { key: string; value: string }[] | undefined) ?? [],
+  )
+  assert.ok(params.some((p) => p.key === 'beta' && p.value === '0.2'))
+  assert.ok(params.some((p) => p.key === 'sampling.chosen.temperature'))
+  await assertLossesTracked(app, run.id, calls)
+})
+
+test('an attempt resuming after a pause logs into the MLflow run the first attempt created', async (t) => {
+  const { uri, calls } = await startMlflowStandIn(t)
+  const app = await startTrackedApp(t, uri)
+  const run = await createTrackedRun(app, { iterations: 3, batch_size: 1 })
+  const action = async (name: 'pause' | 'resume') => {
+    const res = await app.app.inject({
+      method: 'POST',
+      url: `/v1/runs/${run.id}/${name}`,
+      headers: auth(app.keys.write),
+    })
+    assert.equal(res.statusCode, 200, res.body)
+  }
+  await until(
+    async () => ((await app.repos.metrics.history(run.id, { keys: 'loss' })).length > 0 ? true : undefined),
+    'a first logged loss',
+  )
+  await action('pause')
+  // The first attempt has ended once the worker lets go of the paused run.
+  await until(async () => {
+    const r = await app.repos.runs.findById(run.id)
+    return r?.status === 'paused' && r.worker_id === null ? true : undefined
+  }, 'the first attempt to end')
+  assert.ok(!calls.some((c) => c.path === 'runs/update'), 'a paused attempt leaves the MLflow run RUNNING')
+  await action('resume')
+  await untilStatus(app, run.id, 'succeeded', 120_000)
+
+  assert.equal((await app.repos.runs.findById(run.id))?.attempt, 2)
+  assert.equal(calls.filter((c) => c.path === 'runs/create').length, 1, 'one MLflow run for both attempts')
+  const runCalls = calls.filter((c) => c.path.startsWith('runs/'))
+  assert.ok(loggedBatches(calls).length >= 2)
+  for (const c of runCalls.filter((c) => c.path !== 'runs/create'))
+    assert.equal(c.body.run_id, 'mlflow-run-1', `${c.path} goes to the first MLflow run`)
+  const betas = loggedBatches(calls).flatMap(
+    (c) => (c.body.params as { key: string }[] | undefined)?.filter((p) => p.key === 'beta') ?? [],
+  )
+  assert.equal(betas.length, 1, 'params are logged once, by the first attempt')
+  assert.equal(runCalls.at(-1)!.path, 'runs/update')
+  assert.equal(runCalls.at(-1)!.body.status, 'FINISHED')
+  await assertLossesTracked(app, run.id, calls)
 })

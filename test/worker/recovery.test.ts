@@ -9,18 +9,9 @@ import { createWorker, requeueOrphans } from '../../src/worker/main.ts'
 import { buildTestApp, startTestWorker } from '../helpers/build-app.ts'
 import { createTinyRun, uploadDataset, uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
+import { until } from './until.ts'
 
 after(stopEmbeddedServer)
-
-async function until<T>(probe: () => Promise<T | undefined>, what: string, ms = 60_000): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
 
 test('claiming: a stale holder is taken over, a live one is not', async (t) => {
   const app = await buildTestApp(t, 'embedded')
