@@ -28,6 +28,11 @@ export const ConfigSchema = Type.Object({
   MODELS_ROOT: Type.String({ default: 'models' }),
   /** Runs trained concurrently by one worker process. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+  /**
+   * Niceness of the trainer thread (and the onnxruntime threads it starts): training takes the CPU
+   * the API, the stream fan-out and Postgres leave idle. 0 keeps normal priority (Linux only).
+   */
+  TRAINING_NICE: Type.Integer({ minimum: 0, maximum: 19, default: 10 }),
   /** `npm start` runs one worker inside the API process unless this is false. */
   IN_PROCESS_WORKER: Type.Boolean({ default: true }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),

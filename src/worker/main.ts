@@ -12,7 +12,7 @@ import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import type { RunTrainer } from '../sso/trainer-interface.ts'
 import { runJob, type WorkerDeps } from './run-job.ts'
 import { makeTinyModelOnce } from './tiny-model.ts'
-import { runTrainerInThread } from './trainer-thread.ts'
+import { trainerInThread } from './trainer-thread.ts'
 
 export interface WorkerOptions {
   config: Config
@@ -68,7 +68,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     prisma: opts.prisma,
     log,
     workerId: id,
-    runTrainer: opts.runTrainer ?? runTrainerInThread,
+    runTrainer: opts.runTrainer ?? trainerInThread({ nice: opts.config.TRAINING_NICE }),
     ensureTinyModel: makeTinyModelOnce,
     heartbeatMs: opts.heartbeatMs ?? 5000,
     // Below pg-boss's job heartbeat, so the retried job finds the dead worker's claim already stale.

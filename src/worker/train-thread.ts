@@ -2,6 +2,7 @@ import { workerData } from 'node:worker_threads'
 import { serveThread, type ThreadContext } from '../engine/runtime/thread-runner.ts'
 import { runTrainer } from '../sso/trainer.ts'
 import type { TrainerJob } from '../sso/trainer-interface.ts'
+import { lowerThreadPriority } from './thread-priority.ts'
 import { CONTROL_SIGNALS, type TrainerMessage } from './trainer-thread.ts'
 
 /**
@@ -11,6 +12,8 @@ import { CONTROL_SIGNALS, type TrainerMessage } from './trainer-thread.ts'
  * current, so it answers synchronously between steps.
  */
 const control = new Int32Array(workerData.control as SharedArrayBuffer)
+// Before any session exists, so onnxruntime's pool threads inherit the lower priority.
+if ((workerData.nice as number) > 0) lowerThreadPriority(workerData.nice as number)
 
 serveThread({
   train: (job: TrainerJob, ctx: ThreadContext) => {

@@ -23,41 +23,43 @@ const CONTROL_REFRESH_MS = 50
 type TrainThread = { train: (job: Parameters<RunTrainer>[0]) => Promise<TrainerResult> }
 
 /**
- * Runs the SSO trainer on a worker_thread (src/worker/train-thread.ts). Callbacks run on the
- * caller's thread in the order the trainer made them, and the result resolves only after all of
- * them (checkpoint rows included) have finished.
+ * Runs the SSO trainer on a worker_thread (src/worker/train-thread.ts) whose niceness is raised to
+ * `nice` (0 keeps the caller's). Callbacks run on the caller's thread in the order the trainer made
+ * them, and the result resolves only after all of them (checkpoint rows included) have finished.
  */
-export const runTrainerInThread: RunTrainer = async (job, callbacks) => {
-  const controlBuffer = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)
-  const controlWord = new Int32Array(controlBuffer)
-  let delivered: Promise<void> = Promise.resolve()
-  let callbackError: unknown
-  const deliver = (message: TrainerMessage) => {
-    delivered = delivered
-      .then(() => dispatch(callbacks, message))
-      .catch((err) => {
-        callbackError ??= err
-      })
+export const trainerInThread =
+  ({ nice }: { nice: number }): RunTrainer =>
+  async (job, callbacks) => {
+    const controlBuffer = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT)
+    const controlWord = new Int32Array(controlBuffer)
+    let delivered: Promise<void> = Promise.resolve()
+    let callbackError: unknown
+    const deliver = (message: TrainerMessage) => {
+      delivered = delivered
+        .then(() => dispatch(callbacks, message))
+        .catch((err) => {
+          callbackError ??= err
+        })
+    }
+    const refresh = () => Atomics.store(controlWord, 0, CONTROL_SIGNALS.indexOf(callbacks.control()))
+    refresh()
+    const timer = setInterval(refresh, CONTROL_REFRESH_MS)
+    const runner = new ThreadRunner<TrainThread>(new URL('./train-thread.ts', import.meta.url), {
+      name: 'trainer',
+      workerData: { control: controlBuffer, nice },
+      onEvent: (message) => deliver(message as TrainerMessage),
+    })
+    try {
+      const result = await runner.call('train', job)
+      await delivered
+      if (callbackError) throw callbackError
+      return result
+    } finally {
+      clearInterval(timer)
+      await delivered
+      await runner.close()
+    }
   }
-  const refresh = () => Atomics.store(controlWord, 0, CONTROL_SIGNALS.indexOf(callbacks.control()))
-  refresh()
-  const timer = setInterval(refresh, CONTROL_REFRESH_MS)
-  const runner = new ThreadRunner<TrainThread>(new URL('./train-thread.ts', import.meta.url), {
-    name: 'trainer',
-    workerData: { control: controlBuffer },
-    onEvent: (message) => deliver(message as TrainerMessage),
-  })
-  try {
-    const result = await runner.call('train', job)
-    await delivered
-    if (callbackError) throw callbackError
-    return result
-  } finally {
-    clearInterval(timer)
-    await delivered
-    await runner.close()
-  }
-}
 
 async function dispatch(callbacks: TrainerCallbacks, message: TrainerMessage): Promise<void> {
   switch (message.kind) {

@@ -82,9 +82,10 @@ twice stops at once.`,
     }
     // Loaded here: the model and engine stack is only needed by this command. The trainer runs on a
     // worker_thread so the progress bar and Ctrl-C stay live during long steps.
-    const { runTrainerInThread } = await import('../../worker/trainer-thread.ts')
+    // Local training has the machine to itself: the thread keeps normal priority.
+    const { trainerInThread } = await import('../../worker/trainer-thread.ts')
     try {
-      const result = await runTrainerInThread(job, callbacks)
+      const result = await trainerInThread({ nice: 0 })(job, callbacks)
       if (json) emit({ kind: 'result', ...result })
       else
         bar.finish(
