@@ -5,7 +5,7 @@ import { appendRunFrames, type NewFrame } from '../db/run-frames.ts'
 import type { Logger } from '../log.ts'
 
 /** Frames are flushed this often: few transactions per second, latency well below what eyes notice. */
-export const FLUSH_INTERVAL_MS = 20
+export const FLUSH_INTERVAL_MS = 10
 
 /**
  * Buffers a run's metrics and stream frames and writes them in batches, one transaction per flush

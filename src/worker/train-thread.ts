@@ -1,4 +1,5 @@
 import { workerData } from 'node:worker_threads'
+import { setSessionDefaults } from '../engine/runtime/index.ts'
 import { serveThread, type ThreadContext } from '../engine/runtime/thread-runner.ts'
 import { runTrainer } from '../sso/trainer.ts'
 import type { TrainerJob } from '../sso/trainer-interface.ts'
@@ -12,8 +13,12 @@ import { CONTROL_SIGNALS, type TrainerMessage } from './trainer-thread.ts'
  * current, so it answers synchronously between steps.
  */
 const control = new Int32Array(workerData.control as SharedArrayBuffer)
-// Before any session exists, so onnxruntime's pool threads inherit the lower priority.
-if ((workerData.nice as number) > 0) lowerThreadPriority(workerData.nice as number)
+// Before any session exists, so onnxruntime's pool threads inherit the lower priority; they also
+// sleep rather than spin between parallel sections, leaving idle cycles to the service.
+if ((workerData.nice as number) > 0) {
+  lowerThreadPriority(workerData.nice as number)
+  setSessionDefaults({ allowSpinning: false })
+}
 
 serveThread({
   train: (job: TrainerJob, ctx: ThreadContext) => {

@@ -31,6 +31,7 @@ export {
   GraphSession,
   type GraphSessionOptions,
   type IoSpec,
+  setSessionDefaults,
 } from './session.ts'
 export { DeviceState } from './state.ts'
 export {

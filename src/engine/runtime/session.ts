@@ -8,6 +8,12 @@ import type { DeviceState } from './state.ts'
 
 export interface GraphSessionOptions {
   provider: Provider
+  /**
+   * Whether idle intra-op threads spin-wait for the next parallel section (onnxruntime's default;
+   * fastest alone). Off, they sleep: better when other work shares the cores. Default: see
+   * setSessionDefaults.
+   */
+  allowSpinning?: boolean
   /** Threads for one op (onnxruntime's default: one per core). */
   intraOpThreads?: number
   /** Threads across independent ops; 1 runs the graph sequentially (the default). */
@@ -242,6 +248,13 @@ export class GraphSession {
   }
 }
 
+const sessionDefaults = { allowSpinning: true }
+
+/** Defaults for the sessions this thread creates from now on (each worker_thread has its own). */
+export function setSessionDefaults(defaults: Partial<typeof sessionDefaults>): void {
+  Object.assign(sessionDefaults, defaults)
+}
+
 /**
  * Creates a session from a serialized graph. Frozen weights come from memory (externalData); on
  * WebGPU, state outputs are asked to stay in GPU buffers and all other outputs come back to the host.
@@ -259,6 +272,9 @@ export async function createGraphSession(
     interOpNumThreads: options.interOpThreads ?? 1,
     logSeverityLevel: options.logSeverityLevel ?? 3,
     externalData: graph.externalData.map((e) => ({ path: e.path, data: e.data })),
+  }
+  if (!(options.allowSpinning ?? sessionDefaults.allowSpinning)) {
+    sessionOptions.extra = { session: { intra_op: { allow_spinning: '0' } } }
   }
   if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
   if (options.provider === 'webgpu' && Object.keys(stateOutputs).length > 0) {
