@@ -92,8 +92,7 @@ function matmulVjp(
     if (b.shape.length === 2 && a.shape.length > 2 && !transA) {
       const a2 = flatten2d(g, a)
       const dy2 = flatten2d(g, dy)
-      if (a2 && dy2)
-        return transB ? matMulTransA(g, dy2, a2, alpha) : matMulTransA(g, a2, dy2, alpha)
+      if (a2 && dy2) return transB ? matMulTransA(g, dy2, a2, alpha) : matMulTransA(g, a2, dy2, alpha)
     }
     if (transB) return matMulT(g, dy, a, { transA: true, transB: transA, alpha })
     return matMulT(g, a, dy, { transA: !transA, alpha })
