@@ -1,17 +1,26 @@
 /**
  * Read endpoints under an open-loop load of RATE requests/s (default 1000) for BENCH_SECONDS (default 10),
  * against the service in its own process on loopback. Latency counts from the scheduled send time, so
- * a stalled server cannot hide its queueing. Prints one JSON line per phase: first /healthz (the
- * peer: the same HTTP stack without Postgres), then the run read endpoints, with the ratio of p99s.
- * Target on the reference machine: p99 < 20 ms at 1000 req/s.
+ * a stalled server cannot hide its queueing. The reads are what dashboards poll, spread so that no
+ * cache can make them one hot URL: the five read paths in turn (run, run list, metrics history with
+ * max_points, events page, principle-set list), each over many URLs (every one of the RUNS runs,
+ * several pages and filters), in a fixed pseudo-random order. Prints one JSON line per phase: first
+ * /healthz (the peer: the same HTTP stack without Postgres), then, with PER_ENDPOINT=1, each read
+ * path alone, then the five mixed; read phases report the service's read-cache hit ratio (from its
+ * Prometheus counters). Target on the reference machine: p99 < 20 ms at 1000 req/s.
  */
 import http from 'node:http'
 import { createPrisma } from '../src/db/client.ts'
-import { createRepositories } from '../src/db/repositories.ts'
+import { appendRunFramesNow } from '../src/db/run-frames.ts'
 import { type BenchService, startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
 
 const RATE = Number(process.env.RATE ?? 1000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const RUNS = 50
+const METRIC_STEPS = 1000
+const METRIC_KEYS = ['loss', 'rewards/margins', 'rewards/accuracies']
+const EVENTS_PER_RUN = 120
+const PRINCIPLE_SETS = 30
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 
 function get(url: string, key: string): Promise<number> {
@@ -24,18 +33,65 @@ function get(url: string, key: string): Promise<number> {
   })
 }
 
-async function load(service: BenchService, paths: string[]) {
+/** The URLs of each read path: one list per path, each URL a different page, filter or run. */
+function readPaths(runIds: string[]): Record<string, string[]> {
+  const lists = (base: string, queries: string[]) => queries.map((q) => `${base}?${q}`)
+  return {
+    '/v1/runs/:id': runIds.map((id) => `/v1/runs/${id}`),
+    '/v1/runs': lists('/v1/runs', [
+      'limit=20',
+      'limit=50',
+      'limit=10',
+      'limit=20&status=queued',
+      'limit=20&method=sso',
+      'limit=50&status=queued',
+    ]),
+    '/v1/runs/:id/metrics': runIds.flatMap((id) =>
+      lists(`/v1/runs/${id}/metrics`, [
+        'keys=loss&max_points=200',
+        'keys=loss,rewards/margins&max_points=100',
+      ]),
+    ),
+    '/v1/runs/:id/events': runIds.flatMap((id) =>
+      lists(`/v1/runs/${id}/events`, ['limit=50', 'after_seq=50&limit=50']),
+    ),
+    '/v1/principle-sets': lists('/v1/principle-sets', ['limit=20', 'limit=10', 'limit=50']),
+  }
+}
+
+/** RATE × SECONDS URLs taking the paths in turn, each path's URLs in a fixed pseudo-random order. */
+function schedule(paths: string[][]): string[] {
+  let seed = 42
+  const next = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+    return seed / 2 ** 31
+  }
+  return Array.from({ length: RATE * SECONDS }, (_, i) => {
+    const urls = paths[i % paths.length]
+    return urls[Math.floor(next() * urls.length)]
+  })
+}
+
+async function cacheCounters(service: BenchService) {
+  const res = await fetch(`${service.url}/metrics`, {
+    headers: { authorization: `Bearer ${service.apiKey}` },
+  })
+  const text = await res.text()
+  const counter = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+  return { hits: counter('sso_read_cache_hits_total'), misses: counter('sso_read_cache_misses_total') }
+}
+
+async function load(service: BenchService, urls: string[]) {
   const latencies: number[] = []
   let errors = 0
-  const total = RATE * SECONDS
   const start = performance.now()
   const pending: Promise<void>[] = []
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; i < urls.length; i++) {
     const due = start + (i * 1000) / RATE
     const wait = due - performance.now()
     if (wait > 1) await new Promise((r) => setTimeout(r, wait))
     pending.push(
-      get(service.url + paths[i % paths.length], service.apiKey).then(
+      get(service.url + urls[i], service.apiKey).then(
         (status) => {
           if (status !== 200) errors++
           latencies.push(performance.now() - due)
@@ -48,17 +104,28 @@ async function load(service: BenchService, paths: string[]) {
   }
   await Promise.all(pending)
   const elapsed = (performance.now() - start) / 1000
-  return { ...summarize(latencies), errors, achieved_rps: Math.round(total / elapsed) }
+  return { ...summarize(latencies), errors, achieved_rps: Math.round(urls.length / elapsed) }
 }
 
-const service = await startBenchService()
-const prisma = createPrisma(service.databaseUrl, 2)
-try {
-  const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
+/** A load phase over read URLs, with the share of them the service answered from its cache. */
+async function readPhase(service: BenchService, urls: string[]) {
+  const before = await cacheCounters(service)
+  const result = await load(service, urls)
+  const after = await cacheCounters(service)
+  const hits = after.hits - before.hits
+  const lookups = hits + after.misses - before.misses
+  return {
+    ...result,
+    urls: new Set(urls).size,
+    cache_hit_ratio: lookups > 0 ? Math.round((hits / lookups) * 1000) / 1000 : 0,
+  }
+}
+
+async function createRuns(service: BenchService, headers: Record<string, string>): Promise<string[]> {
   const models = await (await fetch(`${service.url}/v1/models`, { headers })).json()
   const datasetId = await uploadBenchQueries(service)
   const runIds: string[] = []
-  for (let i = 0; i < 50; i++) {
+  for (let i = 0; i < RUNS; i++) {
     const res = await fetch(`${service.url}/v1/runs`, {
       method: 'POST',
       headers,
@@ -72,35 +139,75 @@ try {
     if (res.status !== 201) throw new Error(`run creation failed: ${res.status} ${await res.text()}`)
     runIds.push((await res.json()).id)
   }
-  const repos = createRepositories(prisma)
-  const rows = []
-  for (let step = 1; step <= 2000; step++) {
-    for (const key of ['loss', 'rewards/margins', 'rewards/accuracies'])
-      rows.push({ runId: runIds[0], key, step, value: Math.sin(step) })
+  return runIds
+}
+
+async function createPrincipleSets(service: BenchService, headers: Record<string, string>) {
+  for (let i = 0; i < PRINCIPLE_SETS; i++) {
+    const res = await fetch(`${service.url}/v1/principle-sets`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({
+        name: `set-${i}`,
+        principles: [
+          { feature: 'clarity', good: 'Write clearly.', bad: 'Write confusingly.' },
+          { feature: 'honesty', good: 'Say when unsure.', bad: 'Pretend to know.' },
+        ],
+      }),
+    })
+    if (res.status !== 201)
+      throw new Error(`principle set creation failed: ${res.status} ${await res.text()}`)
   }
-  await repos.metrics.createMany(rows)
-  const run = runIds[0]
-  const readPaths = [
-    `/v1/runs/${run}`,
-    '/v1/runs?limit=20',
-    `/v1/runs/${run}/metrics?keys=loss&max_points=200`,
-    `/v1/runs/${run}/events?limit=50`,
-    '/v1/principle-sets?limit=20',
-  ]
-  await load(service, readPaths) // warm-up of JIT, pools and caches on every path, not reported
-  const peer = await load(service, ['/healthz'])
+}
+
+const service = await startBenchService()
+const prisma = createPrisma(service.databaseUrl, 2)
+try {
+  const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
+  const runIds = await createRuns(service, headers)
+  await createPrincipleSets(service, headers)
+  // What a worker leaves behind: metric rows (one statement for all runs) and frames for every run.
+  await prisma.$executeRaw`
+    INSERT INTO metrics (run_id, key, step, value)
+    SELECT r.id, k.key, s.step, sin(s.step)
+    FROM runs r, unnest(${METRIC_KEYS}::text[]) AS k(key), generate_series(1, ${METRIC_STEPS}) AS s(step)`
+  for (const runId of runIds) {
+    await appendRunFramesNow(
+      prisma,
+      runId,
+      Array.from({ length: EVENTS_PER_RUN }, (_, i) => ({
+        type: 'metrics',
+        step: i + 1,
+        data: { values: { loss: Math.sin(i) } },
+      })),
+    )
+  }
+  const paths = readPaths(runIds)
+  const mixed = schedule(Object.values(paths))
+  await load(service, mixed) // warm-up of JIT, pools and caches on every path, not reported
+  const peer = await load(
+    service,
+    Array.from({ length: RATE * SECONDS }, () => '/healthz'),
+  )
   console.log(JSON.stringify({ name: 'api/healthz (peer)', rate: RATE, seconds: SECONDS, ...peer }))
   if (process.env.PER_ENDPOINT) {
-    for (const p of readPaths)
-      console.log(JSON.stringify({ name: `api${p.replace(run, ':id')}`, ...(await load(service, [p])) }))
+    for (const [name, urls] of Object.entries(paths))
+      console.log(
+        JSON.stringify({
+          name: `api${name}`,
+          rate: RATE,
+          seconds: SECONDS,
+          ...(await readPhase(service, schedule([urls]))),
+        }),
+      )
   }
-  const reads = await load(service, readPaths)
+  const reads = await readPhase(service, mixed)
   console.log(
     JSON.stringify({
       name: 'api/read-endpoints',
       rate: RATE,
       seconds: SECONDS,
-      endpoints: readPaths.length,
+      endpoints: Object.keys(paths).length,
       ...reads,
       p99_ratio_to_peer: Math.round((reads.p99_ms / peer.p99_ms) * 100) / 100,
       target_p99_ms: 20,

@@ -44,6 +44,11 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_URL: Type.Optional(Type.String({ pattern: '^https?://' })),
   /** HMAC-SHA256 key for the `x-sso-signature` header of webhook deliveries. */
   WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  /**
+   * Longest time an API process serves a GET response from its cache; changes announced by any
+   * process drop entries sooner. 0 disables the cache.
+   */
+  READ_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
   /** Optional MLflow tracking server for runs that enable MLflow logging. */
   MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
 })

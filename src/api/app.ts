@@ -13,6 +13,7 @@ import type { Scheduling } from '../queue/run-lifecycle.ts'
 import { ProblemSchema } from '../schemas/problem.ts'
 import { dashboardPlugin } from './dashboard/plugin.ts'
 import { apiKeyAuthPlugin, hashApiKey, presentedKey } from './plugins/app/api-key-auth.ts'
+import { cachedReadsPlugin } from './plugins/app/cached-reads.ts'
 import { errorHandlerPlugin } from './plugins/app/error-handler.ts'
 import { healthRoutes } from './routes/health.ts'
 import { prometheusRoutes } from './routes/prometheus.ts'
@@ -134,6 +135,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.addSchema(ProblemSchema)
   await app.register(errorHandlerPlugin)
   await app.register(apiKeyAuthPlugin, { apiKeys: repos.apiKeys, publicPaths: PUBLIC_PATHS })
+  await app.register(cachedReadsPlugin)
   app.addContentTypeParser(
     ['application/x-ndjson', 'application/jsonl', 'text/plain'],
     { parseAs: 'string' },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Db } from './client.ts'
+import { notifyResourceChange } from './resource-changes.ts'
 
 export interface StoredCheckpoint {
   id: string
@@ -46,6 +47,7 @@ export function createCheckpointsRepository(db: Db) {
         update: { dir: input.dir, bytes: BigInt(input.bytes), kind: input.kind, iteration: input.iteration },
         select,
       })
+      await notifyResourceChange(db, { run_id: input.runId, row: false })
       return toStored(row)
     },
     async listByRun(runId: string): Promise<StoredCheckpoint[]> {

@@ -3,6 +3,7 @@ import type { DatasetDto } from '../schemas/datasets.ts'
 import type { DatasetFormat } from '../sso/records.ts'
 import type { Db } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { notifyResourceChange } from './resource-changes.ts'
 
 const select = {
   id: true,
@@ -43,6 +44,9 @@ function toDto(r: Row): StoredDataset {
   }
 }
 
+/** Every write below announces itself: other API processes drop their cached datasets. */
+const announce = (db: Db) => notifyResourceChange(db, { collection: 'datasets' })
+
 export function createDatasetsRepository(db: Db) {
   return {
     async create(input: {
@@ -53,7 +57,9 @@ export function createDatasetsRepository(db: Db) {
       bytes: number
       path: string
     }) {
-      return toDto(await db.dataset.create({ data: { id: randomUUID(), ...input }, select }))
+      const row = await db.dataset.create({ data: { id: randomUUID(), ...input }, select })
+      await announce(db)
+      return toDto(row)
     },
     async findById(id: string): Promise<StoredDataset | null> {
       const row = await db.dataset.findUnique({ where: { id }, select })
@@ -68,7 +74,9 @@ export function createDatasetsRepository(db: Db) {
     },
     async delete(id: string): Promise<boolean> {
       const { count } = await db.dataset.deleteMany({ where: { id } })
-      return count === 1
+      if (count === 0) return false
+      await announce(db)
+      return true
     },
   }
 }

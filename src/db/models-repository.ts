@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { ModelDto, ModelKind } from '../schemas/models.ts'
 import type { Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { notifyResourceChange } from './resource-changes.ts'
 
 const select = { id: true, name: true, kind: true, path: true, config: true, createdAt: true } as const
 type Row = { id: string; name: string; kind: string; path: string; config: Prisma.JsonValue; createdAt: Date }
@@ -17,6 +18,9 @@ function toDto(r: Row): ModelDto {
   }
 }
 
+/** Every write below announces itself: other API processes drop their cached models. */
+const announce = (db: Db) => notifyResourceChange(db, { collection: 'models' })
+
 export function createModelsRepository(db: Db) {
   return {
     async create(input: {
@@ -30,7 +34,9 @@ export function createModelsRepository(db: Db) {
         ...input,
         config: (input.config ?? undefined) as Prisma.InputJsonValue | undefined,
       }
-      return toDto(await db.model.create({ data, select }))
+      const row = await db.model.create({ data, select })
+      await announce(db)
+      return toDto(row)
     },
     async findById(id: string): Promise<ModelDto | null> {
       const row = await db.model.findUnique({ where: { id }, select })
@@ -46,7 +52,9 @@ export function createModelsRepository(db: Db) {
     },
     async delete(id: string): Promise<boolean> {
       const { count } = await db.model.deleteMany({ where: { id } })
-      return count === 1
+      if (count === 0) return false
+      await announce(db)
+      return true
     },
   }
 }

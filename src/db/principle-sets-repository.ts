@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { PrincipleDto, PrincipleSet } from '../schemas/principle-sets.ts'
 import { type Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { notifyResourceChange } from './resource-changes.ts'
 
 const versionSelect = { id: true, version: true, principles: true, concision: true, lockedAt: true } as const
 const select = {
@@ -58,6 +59,9 @@ function toDto(r: Row): PrincipleSet {
   }
 }
 
+/** Every write below announces itself: other API processes drop their cached principle sets. */
+const announce = (db: Db) => notifyResourceChange(db, { collection: 'principle_sets' })
+
 function content(c: PrincipleContent) {
   return {
     principles: c.principles as unknown as Prisma.InputJsonValue,
@@ -77,6 +81,7 @@ export function createPrincipleSetsRepository(db: Db) {
         },
         select,
       })
+      await announce(db)
       return toDto(row)
     },
     async findById(id: string): Promise<PrincipleSet | null> {
@@ -118,6 +123,7 @@ export function createPrincipleSetsRepository(db: Db) {
         data: { ...data, updatedAt: new Date() },
         select: { id: true },
       })
+      await announce(db)
     },
     /** Replaces a version's content only while no run uses it; false when it is locked. */
     async updateUnlockedVersion(versionId: string, c: PrincipleContent): Promise<boolean> {
@@ -128,26 +134,32 @@ export function createPrincipleSetsRepository(db: Db) {
           concision: (c.concision as unknown as Prisma.InputJsonValue) ?? Prisma.DbNull,
         },
       })
-      return count === 1
+      if (count === 0) return false
+      await announce(db)
+      return true
     },
     async createVersion(setId: string, version: number, c: PrincipleContent): Promise<void> {
       await db.principleSetVersion.create({
         data: { id: randomUUID(), setId, version, ...content(c) },
         select: { id: true },
       })
+      await announce(db)
     },
     async lockVersion(versionId: string): Promise<void> {
-      await db.principleSetVersion.updateMany({
+      const { count } = await db.principleSetVersion.updateMany({
         where: { id: versionId, lockedAt: null },
         data: { lockedAt: new Date() },
       })
+      if (count > 0) await announce(db)
     },
     async countRuns(setId: string): Promise<number> {
       return db.run.count({ where: { principleSetVersion: { setId } } })
     },
     async delete(id: string): Promise<boolean> {
       const { count } = await db.principleSet.deleteMany({ where: { id } })
-      return count === 1
+      if (count === 0) return false
+      await announce(db)
+      return true
     },
   }
 }

@@ -4,6 +4,7 @@ import type { RunDto, RunError, RunListQuery, RunStatus } from '../schemas/runs.
 import type { Device, TrainingMethod } from '../sso/trainer-interface.ts'
 import { type Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { notifyResourceChange } from './resource-changes.ts'
 
 const select = {
   id: true,
@@ -154,15 +155,22 @@ export function createRunsRepository(db: Db) {
         },
         data: { workerId, heartbeatAt: now, attempt: { increment: 1 } },
       })
-      return count === 1 ? this.findById(id) : null
+      if (count === 0) return null
+      await notifyResourceChange(db, { run_id: id, row: true })
+      return this.findById(id)
     },
     /** Lets go of a run this worker holds (paused or finished), so another attempt can take it. */
     async release(id: string, workerId: string): Promise<void> {
-      await db.run.updateMany({ where: { id, workerId }, data: { workerId: null } })
+      const { count } = await db.run.updateMany({ where: { id, workerId }, data: { workerId: null } })
+      if (count > 0) await notifyResourceChange(db, { run_id: id, row: true })
     },
     /** Records liveness and progress of the worker holding the run. */
     async heartbeat(id: string, workerId: string, currentStep: number): Promise<void> {
-      await db.run.updateMany({ where: { id, workerId }, data: { heartbeatAt: new Date(), currentStep } })
+      const { count } = await db.run.updateMany({
+        where: { id, workerId },
+        data: { heartbeatAt: new Date(), currentStep },
+      })
+      if (count > 0) await notifyResourceChange(db, { run_id: id, row: true })
     },
     /** Runs in `statuses` whose worker has not reported since `before` (crashed or never picked up). */
     async listStale(statuses: readonly RunStatus[], before: Date, limit = 100): Promise<RunDto[]> {

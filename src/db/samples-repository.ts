@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { SampleDto, SamplesQuery } from '../schemas/runs.ts'
 import type { Db, Prisma } from './client.ts'
+import { notifyResourceChange } from './resource-changes.ts'
 
 export function createSamplesRepository(db: Db) {
   return {
@@ -15,6 +16,7 @@ export function createSamplesRepository(db: Db) {
         })),
         skipDuplicates: true,
       })
+      if (count > 0) await notifyResourceChange(db, { run_id: runId, row: false })
       return count
     },
     async list(runId: string, q: SamplesQuery & { limit: number; offset: number }): Promise<SampleDto[]> {

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger as Logger } from 'fastify'
 import pg from 'pg'
+import { RESOURCE_CHANGES_CHANNEL } from '../../db/resource-changes.ts'
 import { type FramesNotification, RUN_FRAMES_CHANNEL } from '../../db/run-frames.ts'
 import type { RunEventDto } from '../../schemas/runs.ts'
 import type { Frame } from '../../schemas/stream.ts'
@@ -17,6 +18,15 @@ export interface FrameListener {
   onBehind(maxSeq: number): void
 }
 
+/** Sees every change this process hears of, for all runs (the read cache drops what changed). */
+export interface ChangeObserver {
+  runFrames(note: FramesNotification): void
+  /** A payload on RESOURCE_CHANGES_CHANNEL. */
+  resourceChanged(payload: string): void
+  /** The LISTEN connection failed: changes go unheard until `listening` is true again. */
+  disconnected(): void
+}
+
 export function eventToFrame(e: RunEventDto): Frame {
   return { type: e.type, seq: e.seq, step: e.step, data: e.data, ts: e.created_at }
 }
@@ -29,10 +39,11 @@ export function toLiveFrame(frame: Frame): LiveFrame {
 /**
  * One LISTEN connection per API process: frames the workers NOTIFY are fanned out in-process to the
  * listeners of their run. Listeners that see a gap (a lost or oversized notification) refetch from
- * Postgres themselves, so delivery stays gap-free.
+ * Postgres themselves, so delivery stays gap-free. Observers see every frame and resource change.
  */
 export class RunFramesHub {
   private readonly listeners = new Map<string, Set<FrameListener>>()
+  private readonly observers = new Set<ChangeObserver>()
   private client: pg.Client | null = null
   private closed = false
   framesReceived = 0
@@ -56,12 +67,16 @@ export class RunFramesHub {
   private async listen(): Promise<void> {
     const client = new pg.Client({ connectionString: this.databaseUrl, application_name: 'run-frames-hub' })
     client.on('notification', (msg) => {
-      if (msg.channel === RUN_FRAMES_CHANNEL && msg.payload) this.dispatch(msg.payload)
+      if (!msg.payload) return
+      if (msg.channel === RUN_FRAMES_CHANNEL) this.dispatch(msg.payload)
+      else if (msg.channel === RESOURCE_CHANGES_CHANNEL)
+        for (const observer of this.observers) observer.resourceChanged(msg.payload)
     })
     client.on('error', (err) => {
       this.log.warn({ err }, 'run frames LISTEN connection failed; reconnecting')
       this.client = null
       this.starting = undefined
+      for (const observer of this.observers) observer.disconnected()
       // Listeners may have missed frames meanwhile: they refetch from their last seq.
       if (!this.closed)
         setTimeout(
@@ -74,7 +89,7 @@ export class RunFramesHub {
         )
     })
     await client.connect()
-    await client.query(`LISTEN ${RUN_FRAMES_CHANNEL}`)
+    await client.query(`LISTEN ${RUN_FRAMES_CHANNEL}; LISTEN ${RESOURCE_CHANGES_CHANNEL}`)
     if (this.closed) {
       await client.end()
       return
@@ -91,6 +106,16 @@ export class RunFramesHub {
     this.closed = true
     await this.client?.end().catch(() => {})
     this.client = null
+  }
+
+  /** True while the LISTEN connection is up: every change committed since then is heard. */
+  get listening(): boolean {
+    return this.client !== null
+  }
+
+  observe(observer: ChangeObserver): () => void {
+    this.observers.add(observer)
+    return () => this.observers.delete(observer)
   }
 
   subscribe(runId: string, listener: FrameListener): () => void {
@@ -120,6 +145,7 @@ export class RunFramesHub {
       this.log.warn({ payload: payload.slice(0, 200) }, 'ignoring a malformed run frames notification')
       return
     }
+    for (const observer of this.observers) observer.runFrames(note)
     const set = this.listeners.get(note.run_id)
     if (!set) return
     if (note.frames) this.deliver(set, note.frames)
