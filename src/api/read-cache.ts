@@ -36,13 +36,22 @@ export function matchesEtag(ifNoneMatch: string | undefined, etag: string): bool
   })
 }
 
+interface InFlight {
+  ticket: ReadTicket
+  response: Promise<CachedResponse | undefined>
+  settle(response: CachedResponse | undefined): void
+}
+
 /**
  * Response texts of GET requests, each depending on one named thing (a run, a run's results, a
  * collection). `changed(dependency)` makes every response read before it stale, including reads still
  * in flight, which is why a read takes a ticket before it queries and stores under that ticket: an
  * entry is fresh while nothing it depends on changed after its ticket, and for at most `ttlMs`.
+ * Requests for a key whose read is in flight wait for it instead of querying too (an expired entry
+ * of a busy URL would otherwise send every request of the next few milliseconds to the database).
  */
 export class ReadCache {
+  /** Requests answered without the database, and those that went to it. */
   hits = 0
   misses = 0
   private clock = 0
@@ -51,6 +60,7 @@ export class ReadCache {
   private readonly changedAt = new Map<string, ReadTicket>()
   private pruneAbove = 1024
   private readonly entries = new Map<string, Entry>()
+  private readonly inFlight = new Map<string, InFlight>()
   private bytes = 0
 
   constructor(
@@ -62,37 +72,40 @@ export class ReadCache {
     return this.entries.size
   }
 
-  /** A fresh response for `key`, counted as a hit, or undefined (a miss). */
-  lookup(key: string): CachedResponse | undefined {
-    const entry = this.entries.get(key)
-    if (entry && this.fresh(entry.dependency, entry.ticket)) {
-      this.hits++
-      // Most recently used last: eviction takes the first entries.
-      this.entries.delete(key)
-      this.entries.set(key, entry)
-      return entry
-    }
-    if (entry) this.remove(key, entry)
-    this.misses++
-    return undefined
+  /**
+   * A fresh response for `key` (a hit), or the response of the read of `key` in flight once it is
+   * stored (also a hit), or undefined: the caller reads the database and calls `finish`.
+   */
+  async lookup(key: string): Promise<CachedResponse | undefined> {
+    const found = this.fresh(key) ?? (await this.inFlight.get(key)?.response)
+    if (found) this.hits++
+    else this.misses++
+    return found
   }
 
-  /** Take before querying the database for a response to store. */
-  ticket(): ReadTicket {
-    return { seq: this.clock, at: this.now() }
+  /** Take before querying the database; later requests for `key` wait for `finish`. */
+  begin(key: string): ReadTicket {
+    const ticket = { seq: this.clock, at: this.now() }
+    if (!this.inFlight.has(key)) {
+      let settle!: InFlight['settle']
+      const response = new Promise<CachedResponse | undefined>((resolve) => {
+        settle = resolve
+      })
+      this.inFlight.set(key, { ticket, response, settle })
+    }
+    return ticket
   }
 
-  store(key: string, dependency: string, ticket: ReadTicket, response: CachedResponse): void {
-    const bytes = key.length + response.body.length
-    if (bytes > MAX_ENTRY_BYTES || !this.fresh(dependency, ticket)) return
-    const old = this.entries.get(key)
-    if (old) this.remove(key, old)
-    this.entries.set(key, { ...response, dependency, ticket, bytes })
-    this.bytes += bytes
-    for (const [k, e] of this.entries) {
-      if (this.bytes <= MAX_BYTES) break
-      this.remove(k, e)
-    }
+  /**
+   * Ends the read that took `ticket`: stores its response (none for an error) unless something it
+   * depends on changed since, and hands what was stored to the requests waiting for it.
+   */
+  finish(key: string, dependency: string, ticket: ReadTicket, response?: CachedResponse): void {
+    const stored = response && this.store(key, dependency, ticket, response)
+    const flight = this.inFlight.get(key)
+    if (flight?.ticket !== ticket) return
+    this.inFlight.delete(key)
+    flight.settle(stored ? response : undefined)
   }
 
   /** Everything read so far about `dependency` is stale. */
@@ -113,7 +126,35 @@ export class ReadCache {
     this.bytes = 0
   }
 
-  private fresh(dependency: string, ticket: ReadTicket): boolean {
+  private fresh(key: string): Entry | undefined {
+    const entry = this.entries.get(key)
+    if (!entry) return undefined
+    if (!this.unchanged(entry.dependency, entry.ticket)) {
+      this.remove(key, entry)
+      return undefined
+    }
+    // Most recently used last: eviction takes the first entries.
+    this.entries.delete(key)
+    this.entries.set(key, entry)
+    return entry
+  }
+
+  private store(key: string, dependency: string, ticket: ReadTicket, response: CachedResponse): boolean {
+    const bytes = key.length + response.body.length
+    if (bytes > MAX_ENTRY_BYTES || !this.unchanged(dependency, ticket)) return false
+    const old = this.entries.get(key)
+    if (old) this.remove(key, old)
+    this.entries.set(key, { ...response, dependency, ticket, bytes })
+    this.bytes += bytes
+    for (const [k, e] of this.entries) {
+      if (this.bytes <= MAX_BYTES) break
+      this.remove(k, e)
+    }
+    return true
+  }
+
+  /** Nothing `dependency` names changed since `ticket`, nor was the cache cleared, within the TTL. */
+  private unchanged(dependency: string, ticket: ReadTicket): boolean {
     return (
       this.now() - ticket.at < this.ttlMs &&
       ticket.seq >= this.floor &&

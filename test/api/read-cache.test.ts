@@ -23,59 +23,78 @@ const response = (body: string) => ({ body, etag: `"${body}"` })
 describe('ReadCache bookkeeping', () => {
   const clock = { ms: 0 }
   const cacheOn = (ttlMs = 1000) => new ReadCache(ttlMs, () => clock.ms)
+  /** One read of `key` that went to the database and got `body`. */
+  const read = (cache: ReadCache, key: string, dependency: string, body: string) =>
+    cache.finish(key, dependency, cache.begin(key), response(body))
+  const body = async (cache: ReadCache, key: string) => (await cache.lookup(key))?.body
 
-  test('a stored response is served until its dependency changes; other dependencies keep theirs', () => {
+  test('a stored response is served until its dependency changes; other dependencies keep theirs', async () => {
     const cache = cacheOn()
-    cache.store('/a', 'run:1', cache.ticket(), response('a'))
-    cache.store('/b', 'run:2', cache.ticket(), response('b'))
-    assert.equal(cache.lookup('/a')?.body, 'a')
+    read(cache, '/a', 'run:1', 'a')
+    read(cache, '/b', 'run:2', 'b')
+    assert.equal(await body(cache, '/a'), 'a')
     cache.changed('run:1')
-    assert.equal(cache.lookup('/a'), undefined)
-    assert.equal(cache.lookup('/b')?.body, 'b')
+    assert.equal(await body(cache, '/a'), undefined)
+    assert.equal(await body(cache, '/b'), 'b')
     assert.deepEqual({ hits: cache.hits, misses: cache.misses }, { hits: 2, misses: 1 })
   })
 
-  test('a read in flight when its dependency changes is not stored', () => {
+  test('a read in flight when its dependency changes is not stored', async () => {
     const cache = cacheOn()
-    const ticket = cache.ticket()
+    const ticket = cache.begin('/v1/runs')
     cache.changed('runs')
-    cache.store('/v1/runs', 'runs', ticket, response('old'))
-    assert.equal(cache.lookup('/v1/runs'), undefined)
-    cache.store('/v1/runs', 'runs', cache.ticket(), response('new'))
-    assert.equal(cache.lookup('/v1/runs')?.body, 'new')
+    cache.finish('/v1/runs', 'runs', ticket, response('old'))
+    assert.equal(await body(cache, '/v1/runs'), undefined)
+    read(cache, '/v1/runs', 'runs', 'new')
+    assert.equal(await body(cache, '/v1/runs'), 'new')
   })
 
-  test('entries expire after the TTL, counted from when their read began', () => {
-    const cache = cacheOn(1000)
-    const ticket = cache.ticket()
-    clock.ms += 400
-    cache.store('/a', 'models', ticket, response('a'))
-    clock.ms += 599
-    assert.equal(cache.lookup('/a')?.body, 'a')
-    clock.ms += 1
-    assert.equal(cache.lookup('/a'), undefined)
-  })
-
-  test('clear drops every entry and every read in flight', () => {
+  test('requests for a key whose read is in flight get its response, or query themselves if it fails', async () => {
     const cache = cacheOn()
-    cache.store('/a', 'models', cache.ticket(), response('a'))
-    const inFlight = cache.ticket()
-    cache.clear()
-    cache.store('/b', 'datasets', inFlight, response('b'))
-    assert.equal(cache.lookup('/a'), undefined)
-    assert.equal(cache.lookup('/b'), undefined)
+    const ticket = cache.begin('/a')
+    const waiting = cache.lookup('/a')
+    cache.finish('/a', 'models', ticket, response('a'))
+    assert.equal((await waiting)?.body, 'a')
+    assert.deepEqual({ hits: cache.hits, misses: cache.misses }, { hits: 1, misses: 0 })
+    cache.changed('models')
+    const failing = cache.begin('/a')
+    const waitingForFailure = cache.lookup('/a')
+    cache.finish('/a', 'models', failing)
+    assert.equal(await waitingForFailure, undefined)
+    assert.equal(cache.misses, 1)
   })
 
-  test('the least recently used entries go when the size bound is reached', () => {
+  test('entries expire after the TTL, counted from when their read began', async () => {
+    const cache = cacheOn(1000)
+    const ticket = cache.begin('/a')
+    clock.ms += 400
+    cache.finish('/a', 'models', ticket, response('a'))
+    clock.ms += 599
+    assert.equal(await body(cache, '/a'), 'a')
+    clock.ms += 1
+    assert.equal(await body(cache, '/a'), undefined)
+  })
+
+  test('clear drops every entry and every read in flight', async () => {
+    const cache = cacheOn()
+    read(cache, '/a', 'models', 'a')
+    const inFlight = cache.begin('/b')
+    cache.clear()
+    cache.finish('/b', 'datasets', inFlight, response('b'))
+    assert.equal(await body(cache, '/a'), undefined)
+    assert.equal(await body(cache, '/b'), undefined)
+  })
+
+  test('the least recently used entries go when the size bound is reached', async () => {
     const cache = cacheOn()
     const big = 'x'.repeat(1_000_000)
-    cache.store('/first', 'runs', cache.ticket(), response(big))
-    cache.store('/second', 'runs', cache.ticket(), response(big))
-    cache.lookup('/first')
-    for (let i = 0; i < 40; i++) cache.store(`/filler/${i}`, 'runs', cache.ticket(), response(big))
+    read(cache, '/first', 'runs', big)
+    read(cache, '/second', 'runs', big)
+    await cache.lookup('/first')
+    for (let i = 0; i < 40; i++) read(cache, `/filler/${i}`, 'runs', big)
     assert.ok(cache.size < 42, `the cache kept ${cache.size} MB-sized entries`)
-    assert.equal(cache.lookup('/second'), undefined)
-    assert.equal(cache.lookup('/filler/39')?.body, big)
+    assert.equal(await body(cache, '/second'), undefined)
+    assert.equal(await body(cache, '/filler/39'), big)
   })
 
   test('keys: query parameters in name order, the API key left out', () => {
@@ -231,8 +250,14 @@ for (const target of DATABASE_TARGETS) {
 
     test('errors are not cached, and the key is checked on every request', async () => {
       const missing = '00000000-0000-4000-8000-000000000000'
-      for (let i = 0; i < 2; i++) {
-        const res = await t.app.inject({ url: `/v1/runs/${missing}`, headers: auth(t.keys.read) })
+      // At once: the later requests wait for the first, which has nothing to hand them.
+      const concurrent = await Promise.all(
+        [0, 1, 2].map(() => t.app.inject({ url: `/v1/runs/${missing}`, headers: auth(t.keys.read) })),
+      )
+      for (const res of [
+        ...concurrent,
+        await t.app.inject({ url: `/v1/runs/${missing}`, headers: auth(t.keys.read) }),
+      ]) {
         assert.equal(res.statusCode, 404)
         assert.equal(res.headers['content-type'], 'application/problem+json; charset=utf-8')
       }

@@ -2,7 +2,10 @@ import type { FastifyPluginAsync } from 'fastify'
 import { TRAIN_RUN_QUEUE } from '../../queue/jobs.ts'
 import { RUN_STATUSES } from '../../schemas/runs.ts'
 
-/** Prometheus text exposition: queue depth, runs by status, training steps/s, stream clients, dropped frames. */
+/**
+ * Prometheus text exposition: queue depth, runs by status, training steps/s, stream clients, dropped
+ * frames, read-cache hits and misses.
+ */
 export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   let previous: { at: number; steps: number } | undefined
   let requests = 0

@@ -117,7 +117,7 @@ export const cachedReadsPlugin = fp(
       const dependsOn = CACHED_ROUTES[request.routeOptions.url ?? '']
       if (!dependsOn) return
       const key = cacheKey(request.url)
-      const hit = cache.lookup(key)
+      const hit = await cache.lookup(key)
       if (hit) {
         reply.header('etag', hit.etag)
         if (matchesEtag(request.headers['if-none-match'], hit.etag)) return reply.code(304).send()
@@ -128,16 +128,25 @@ export const cachedReadsPlugin = fp(
       request.cacheableRead = {
         key,
         dependency: dependsOn(request.params as Params),
-        ticket: hub.listening ? cache.ticket() : null,
+        ticket: hub.listening ? cache.begin(key) : null,
       }
     })
+
+    /** Ends a read without a response to store, so requests waiting for it query themselves. */
+    const abandon = async (request: FastifyRequest) => {
+      const read = request.cacheableRead
+      if (read?.ticket) cache.finish(read.key, read.dependency, read.ticket)
+    }
+    app.addHook('onResponse', abandon)
+    app.addHook('onRequestAbort', abandon)
+    app.addHook('onTimeout', abandon)
 
     app.addHook('onSend', async (request, reply, payload) => {
       const read = request.cacheableRead
       if (read) {
         if (reply.statusCode !== 200 || typeof payload !== 'string') return payload
         const etag = etagOf(payload)
-        if (read.ticket) cache.store(read.key, read.dependency, read.ticket, { body: payload, etag })
+        if (read.ticket) cache.finish(read.key, read.dependency, read.ticket, { body: payload, etag })
         reply.header('etag', etag)
         if (!matchesEtag(request.headers['if-none-match'], etag)) return payload
         reply.code(304)
