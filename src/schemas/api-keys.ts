@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { TimestampSchema, UuidSchema } from './common.ts'
+import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
 
 export const SCOPES = ['read', 'write', 'admin'] as const
 export type Scope = (typeof SCOPES)[number]
@@ -20,8 +20,8 @@ export const ApiKeySchema = Type.Object({
   prefix: Type.String(),
   scopes: Type.Array(ScopeSchema),
   created_at: TimestampSchema,
-  last_used_at: Type.Union([TimestampSchema, Type.Null()]),
-  revoked_at: Type.Union([TimestampSchema, Type.Null()]),
+  last_used_at: Nullable(TimestampSchema),
+  revoked_at: Nullable(TimestampSchema),
 })
 export type ApiKeyDto = Static<typeof ApiKeySchema>
 export const ApiKeyCreatedSchema = Type.Object({

@@ -1,5 +1,23 @@
 import Type, { type Static, type TSchema } from 'typebox'
 
+/**
+ * `schema` or null, written as `type: [T, 'null']` (JSON Schema 2020-12, OpenAPI 3.1): the response
+ * serialiser checks that with `=== null`, where an anyOf of the two runs a validator per branch on
+ * every response.
+ */
+export function Nullable<T extends TSchema & { type: string }>(schema: T) {
+  return Type.Unsafe<Static<T> | null>({ ...schema, type: [schema.type, 'null'] })
+}
+
+/**
+ * A JSON object with any fields. `additionalProperties: true` lets the response serialiser copy the
+ * fields as they are, where a Record's `patternProperties` would test a pattern on every key.
+ */
+export const JsonObjectSchema = Type.Unsafe<Record<string, unknown>>({
+  type: 'object',
+  additionalProperties: true,
+})
+
 export const UuidSchema = Type.String({ format: 'uuid', description: 'resource id (UUID)' })
 export const TimestampSchema = Type.String({ format: 'date-time' })
 
@@ -14,7 +32,7 @@ export type PageQuery = Static<typeof PageQuerySchema>
 
 /** A page of items in a stable order; `next_cursor` is null on the last page. */
 export function PageSchema<T extends TSchema>(item: T) {
-  return Type.Object({ items: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) })
+  return Type.Object({ items: Type.Array(item), next_cursor: Nullable(Type.String()) })
 }
 export interface Page<T> {
   items: T[]

@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { TimestampSchema, UuidSchema } from './common.ts'
+import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
 
 export const MODEL_KINDS = ['builtin_tiny', 'local_hf'] as const
 export type ModelKind = (typeof MODEL_KINDS)[number]
@@ -18,7 +18,7 @@ export const ModelSchema = Type.Object({
   name: Type.String(),
   kind: Type.Enum(MODEL_KINDS),
   path: Type.String(),
-  config: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+  config: Nullable(Type.Record(Type.String(), Type.Unknown())),
   created_at: TimestampSchema,
 })
 export type ModelDto = Static<typeof ModelSchema>

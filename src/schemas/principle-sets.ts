@@ -1,5 +1,5 @@
 import Type, { type Static } from 'typebox'
-import { TimestampSchema, UuidSchema } from './common.ts'
+import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
 
 export const PrincipleSchema = Type.Object(
   {
@@ -44,7 +44,7 @@ export const PrincipleSetSchema = Type.Object({
     description: 'true when a run uses this version (the next edit creates a new one)',
   }),
   principles: Type.Array(PrincipleSchema),
-  concision: Type.Union([PrincipleSchema, Type.Null()]),
+  concision: Nullable(PrincipleSchema),
   created_at: TimestampSchema,
   updated_at: TimestampSchema,
 })

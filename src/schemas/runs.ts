@@ -1,7 +1,14 @@
 import Type, { type Static } from 'typebox'
 import type { DatasetFormat } from '../sso/records.ts'
 import { TRAINING_METHODS, type TrainingMethod } from '../sso/trainer-interface.ts'
-import { MetadataSchema, PageQuerySchema, TimestampSchema, UuidSchema } from './common.ts'
+import {
+  JsonObjectSchema,
+  MetadataSchema,
+  Nullable,
+  PageQuerySchema,
+  TimestampSchema,
+  UuidSchema,
+} from './common.ts'
 import { HyperparametersInputSchema } from './hyperparameters.ts'
 
 export const RUN_STATUSES = [
@@ -74,21 +81,21 @@ export const RunSchema = Type.Object({
   status: RunStatusSchema,
   method: MethodSchema,
   model_id: UuidSchema,
-  principle_set_version_id: Type.Union([UuidSchema, Type.Null()]),
+  principle_set_version_id: Nullable(UuidSchema),
   dataset_ids: Type.Array(UuidSchema),
-  hyperparameters: Type.Record(Type.String(), Type.Unknown()),
+  hyperparameters: JsonObjectSchema,
   device: DeviceSchema,
-  device_used: Type.Union([Type.String(), Type.Null()]),
+  device_used: Nullable(Type.String()),
   seed: Type.Integer(),
   metadata: MetadataSchema,
   attempt: Type.Integer(),
-  worker_id: Type.Union([Type.String(), Type.Null()]),
+  worker_id: Nullable(Type.String()),
   current_step: Type.Integer(),
-  heartbeat_at: Type.Union([TimestampSchema, Type.Null()]),
-  error: Type.Union([RunErrorSchema, Type.Null()]),
+  heartbeat_at: Nullable(TimestampSchema),
+  error: Nullable(RunErrorSchema),
   created_at: TimestampSchema,
-  started_at: Type.Union([TimestampSchema, Type.Null()]),
-  finished_at: Type.Union([TimestampSchema, Type.Null()]),
+  started_at: Nullable(TimestampSchema),
+  finished_at: Nullable(TimestampSchema),
 })
 export type RunDto = Static<typeof RunSchema>
 
@@ -105,7 +112,7 @@ export const RunEventSchema = Type.Object({
   seq: Type.Integer({ description: 'per-run frame number, gap-free' }),
   type: Type.String(),
   step: Type.Integer(),
-  data: Type.Record(Type.String(), Type.Unknown()),
+  data: JsonObjectSchema,
   created_at: TimestampSchema,
 })
 export type RunEventDto = Static<typeof RunEventSchema>
@@ -119,7 +126,7 @@ export type EventListQuery = Static<typeof EventListQuerySchema>
 
 export const EventPageSchema = Type.Object({
   items: Type.Array(RunEventSchema),
-  next_after_seq: Type.Union([Type.Integer(), Type.Null()]),
+  next_after_seq: Nullable(Type.Integer()),
 })
 
 export const MetricsQuerySchema = Type.Object({
@@ -152,7 +159,7 @@ export const MetricsResponseSchema = Type.Object({
 export const SampleSchema = Type.Object({
   iteration: Type.Integer(),
   index: Type.Integer(),
-  record: Type.Record(Type.String(), Type.Unknown()),
+  record: JsonObjectSchema,
 })
 export type SampleDto = Static<typeof SampleSchema>
 export const SamplesQuerySchema = Type.Object({
