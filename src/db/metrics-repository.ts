@@ -9,21 +9,29 @@ export interface MetricRow {
   iteration?: number | null
 }
 
-type Point = { key: string; step: number; value: number }
-
 export function createMetricsRepository(db: Db) {
   /**
    * Equal-width step buckets (about `maxPoints` over the selected range), each the mean of its
-   * values at its last step. One statement: the range comes from the primary-key index in a
-   * materialized CTE (so the planner evaluates it once), then one grouped scan, no sort or window.
-   * Width is ceil((hi - lo + 1) / maxPoints), written in integer division.
+   * values at its last step. The range comes first, in a materialized CTE (so the planner evaluates
+   * it once): the least and greatest step of each selected key, two probes of the primary-key index
+   * per key; then one grouped scan, no sort or window. Width is ceil((hi - lo + 1) / maxPoints),
+   * written in integer division.
    */
-  async function downsampled(where: Prisma.Sql, maxPoints: number): Promise<Point[]> {
-    return db.$queryRaw<Point[]>`
+  function downsampled(
+    runId: string,
+    keys: Prisma.Sql,
+    range: Prisma.Sql,
+    where: Prisma.Sql,
+    maxPoints: number,
+  ) {
+    return Prisma.sql`
       WITH b AS MATERIALIZED (
-        SELECT min(step) AS lo, (max(step) - min(step)) / ${maxPoints}::int + 1 AS width FROM metrics WHERE ${where})
+        SELECT min(r.lo) AS lo, (max(r.hi) - min(r.lo)) / ${maxPoints}::int + 1 AS width
+        FROM ${keys} AS k(key),
+          LATERAL (SELECT min(step) AS lo, max(step) AS hi FROM metrics
+                   WHERE run_id = ${runId}::uuid AND key = k.key ${range}) r)
       SELECT key, max(step)::int AS step, avg(value)::float8 AS value FROM metrics, b WHERE ${where}
-      GROUP BY key, (step - b.lo) / b.width ORDER BY key, step`
+      GROUP BY key, (step - b.lo) / b.width`
   }
 
   return {
@@ -33,28 +41,31 @@ export function createMetricsRepository(db: Db) {
       const { count } = await db.metric.createMany({ data: rows, skipDuplicates: true })
       return count
     },
-    /** Series per key within a step range, optionally averaged into at most `max_points` buckets each. */
+    /**
+     * Series per key within a step range, optionally averaged into at most `max_points` buckets each.
+     * Postgres writes each series' points as one JSON array: one row per key to decode, not one per point.
+     */
     async history(runId: string, q: MetricsQuery): Promise<MetricSeries[]> {
-      const keys = q.keys
+      const named = q.keys
         ?.split(',')
         .map((k) => k.trim())
         .filter((k) => k !== '')
-      const filters = [Prisma.sql`run_id = ${runId}::uuid`]
-      if (keys && keys.length > 0) filters.push(Prisma.sql`key IN (${Prisma.join(keys)})`)
-      if (q.step_from !== undefined) filters.push(Prisma.sql`step >= ${q.step_from}`)
-      if (q.step_to !== undefined) filters.push(Prisma.sql`step <= ${q.step_to}`)
-      const where = Prisma.join(filters, ' AND ')
-      const rows = q.max_points
-        ? await downsampled(where, q.max_points)
-        : await db.$queryRaw<Point[]>`
-            SELECT key, step, value FROM metrics WHERE ${where} ORDER BY key, step`
-      const series = new Map<string, [number, number][]>()
-      for (const r of rows) {
-        const points = series.get(r.key) ?? []
-        if (points.length === 0) series.set(r.key, points)
-        points.push([r.step, r.value])
-      }
-      return [...series].map(([key, points]) => ({ key, points }))
+      const keys = named && named.length > 0 ? named : null
+      const from = q.step_from === undefined ? Prisma.empty : Prisma.sql`AND step >= ${q.step_from}`
+      const to = q.step_to === undefined ? Prisma.empty : Prisma.sql`AND step <= ${q.step_to}`
+      const range = Prisma.sql`${from} ${to}`
+      const where = Prisma.sql`run_id = ${runId}::uuid ${keys ? Prisma.sql`AND key IN (${Prisma.join(keys)})` : Prisma.empty} ${range}`
+      // Every key of the run when none is named.
+      const selectedKeys = keys
+        ? Prisma.sql`unnest(${keys}::text[])`
+        : Prisma.sql`(SELECT DISTINCT key FROM metrics WHERE run_id = ${runId}::uuid)`
+      const points = q.max_points
+        ? downsampled(runId, selectedKeys, range, where, q.max_points)
+        : Prisma.sql`SELECT key, step, value FROM metrics WHERE ${where}`
+      const rows = await db.$queryRaw<{ key: string; points: string }[]>`
+        SELECT key, json_agg(json_build_array(step, value) ORDER BY step)::text AS points
+        FROM (${points}) p GROUP BY key ORDER BY key`
+      return rows.map((r) => ({ key: r.key, points: JSON.parse(r.points) }))
     },
   }
 }

@@ -218,6 +218,15 @@ for (const target of DATABASE_TARGETS) {
       const down = await get(`/v1/runs/${run.id}/metrics?keys=rewards/margins&max_points=10`)
       assert.equal(down.series[0].points.length, 10)
       assert.deepEqual(down.series[0].points[0], [10, 5.5], 'each bucket is its mean at its last step')
+      const every = await get(`/v1/runs/${run.id}/metrics?max_points=5&step_from=51`)
+      assert.deepEqual(
+        every.series.map((s: { key: string; points: number[][] }) => [s.key, s.points.map((p) => p[0])]),
+        [
+          ['loss', [60, 70, 80, 90, 100]],
+          ['rewards/margins', [60, 70, 80, 90, 100]],
+        ],
+        'without keys, every key of the run, bucketed over the range',
+      )
       const frames = await appendRunFramesNow(t.prisma, run.id, [
         { type: 'metrics', step: 1, data: { values: { loss: 1 } } },
         { type: 'metrics', step: 2, data: { values: { loss: 0.5 } } },
