@@ -16,6 +16,7 @@ import { type BenchService, startBenchService, summarize, uploadBenchQueries } f
 
 const RATE = Number(process.env.RATE ?? 1000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
+const WARM_SECONDS = 2
 const RUNS = 50
 const METRIC_STEPS = 1000
 const METRIC_KEYS = ['loss', 'rewards/margins', 'rewards/accuracies']
@@ -107,8 +108,14 @@ async function load(service: BenchService, urls: string[]) {
   return { ...summarize(latencies), errors, achieved_rps: Math.round(urls.length / elapsed) }
 }
 
-/** A load phase over read URLs, with the share of them the service answered from its cache. */
+/**
+ * A load phase over read URLs, with the share of them the service answered from its cache. The
+ * phase's own load runs WARM_SECONDS first, unreported: the phase measures the steady state of
+ * clients that keep polling, not the burst of misses after a quiet spell (the previous phase read
+ * other URLs, whose entries have expired).
+ */
 async function readPhase(service: BenchService, urls: string[]) {
+  await load(service, urls.slice(0, RATE * WARM_SECONDS))
   const before = await cacheCounters(service)
   const result = await load(service, urls)
   const after = await cacheCounters(service)
@@ -166,11 +173,13 @@ try {
   const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
   const runIds = await createRuns(service, headers)
   await createPrincipleSets(service, headers)
-  // What a worker leaves behind: metric rows (one statement for all runs) and frames for every run.
+  // What workers leave behind: metric rows in the order a run's writer stores them (step by step,
+  // every key of a step together), frames, and table statistics as autovacuum would keep them.
   await prisma.$executeRaw`
     INSERT INTO metrics (run_id, key, step, value)
     SELECT r.id, k.key, s.step, sin(s.step)
-    FROM runs r, unnest(${METRIC_KEYS}::text[]) AS k(key), generate_series(1, ${METRIC_STEPS}) AS s(step)`
+    FROM runs r, unnest(${METRIC_KEYS}::text[]) AS k(key), generate_series(1, ${METRIC_STEPS}) AS s(step)
+    ORDER BY r.id, s.step, k.key`
   for (const runId of runIds) {
     await appendRunFramesNow(
       prisma,
@@ -182,6 +191,7 @@ try {
       })),
     )
   }
+  await prisma.$executeRaw`ANALYZE`
   const paths = readPaths(runIds)
   const mixed = schedule(Object.values(paths))
   await load(service, mixed) // warm-up of JIT, pools and caches on every path, not reported
