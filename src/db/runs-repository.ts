@@ -159,6 +159,13 @@ export function createRunsRepository(db: Db) {
       await notifyResourceChange(db, { run_id: id, row: true })
       return this.findById(id)
     },
+    /** The MLflow run an earlier attempt of this run opened (null: none yet). */
+    async mlflowRunId(id: string): Promise<string | null> {
+      return (await db.run.findUnique({ where: { id }, select: { mlflowRunId: true } }))?.mlflowRunId ?? null
+    },
+    async setMlflowRunId(id: string, mlflowRunId: string): Promise<void> {
+      await db.run.update({ where: { id }, data: { mlflowRunId } })
+    },
     /** Lets go of a run this worker holds (paused or finished), so another attempt can take it. */
     async release(id: string, workerId: string): Promise<void> {
       const { count } = await db.run.updateMany({ where: { id, workerId }, data: { workerId: null } })

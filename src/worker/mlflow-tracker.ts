@@ -5,7 +5,7 @@
  * into that same MLflow run. Metrics are pushed in batches (log-batch, at most 1000 per call), and
  * the outcome sets the status. Tracking failures are logged and never fail training.
  */
-import type { PrismaClient } from '../db/client.ts'
+import type { RunsRepository } from '../db/runs-repository.ts'
 import type { Logger } from '../log.ts'
 import type { RunDto } from '../schemas/runs.ts'
 
@@ -36,7 +36,7 @@ export class MlflowTracker {
 
   private constructor(
     private readonly baseUrl: string,
-    private readonly prisma: PrismaClient,
+    private readonly runs: RunsRepository,
     private readonly log: Logger,
   ) {}
 
@@ -44,12 +44,12 @@ export class MlflowTracker {
   static forRun(
     trackingUri: string | undefined,
     run: RunDto,
-    prisma: PrismaClient,
+    runs: RunsRepository,
     log: Logger,
   ): MlflowTracker | null {
     const experiment = run.metadata.mlflow_experiment
     if (!trackingUri || !experiment) return null
-    const tracker = new MlflowTracker(trackingUri.replace(/\/$/, ''), prisma, log)
+    const tracker = new MlflowTracker(trackingUri.replace(/\/$/, ''), runs, log)
     tracker.enqueue(() => tracker.start(experiment, run))
     return tracker
   }
@@ -67,10 +67,10 @@ export class MlflowTracker {
   }
 
   private async start(experimentName: string, run: RunDto): Promise<void> {
-    const stored = await this.prisma.run.findUnique({ where: { id: run.id }, select: { mlflowRunId: true } })
-    if (stored?.mlflowRunId) {
+    const stored = await this.runs.mlflowRunId(run.id)
+    if (stored) {
       // An earlier attempt created it and logged the params; a paused or taken-over attempt left it RUNNING.
-      this.mlflowRunId = stored.mlflowRunId
+      this.mlflowRunId = stored
       return
     }
     let experimentId: string
@@ -96,7 +96,7 @@ export class MlflowTracker {
     })
     this.mlflowRunId = created.run.info.run_id
     // Kept before anything is logged to it, so that no later attempt can open a second MLflow run.
-    await this.prisma.run.update({ where: { id: run.id }, data: { mlflowRunId: this.mlflowRunId } })
+    await this.runs.setMlflowRunId(run.id, this.mlflowRunId)
     const params = flatten(run.hyperparameters).map(([key, value]) => ({ key, value }))
     params.push({ key: 'method', value: run.method }, { key: 'seed', value: String(run.seed) })
     for (let i = 0; i < params.length; i += MAX_PARAMS_PER_BATCH) {

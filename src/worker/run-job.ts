@@ -129,7 +129,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
   log.info({ attempt: claimed.attempt, resumeFrom: resumeFrom?.step ?? null }, 'training run')
 
   const writer = new FrameWriter(prisma, runId, log)
-  const mlflow = MlflowTracker.forRun(deps.config.MLFLOW_TRACKING_URI, claimed, prisma, log)
+  const mlflow = MlflowTracker.forRun(deps.config.MLFLOW_TRACKING_URI, claimed, repos.runs, log)
   const streamedUpTo = await repos.events.maxMetricsStep(runId)
   let currentStep = resumeFrom?.step ?? 0
   const pendingWrites: Promise<unknown>[] = []

@@ -12,7 +12,7 @@ import { createRepositories } from '../../src/db/repositories.ts'
 import type { ResourceChange } from '../../src/db/resource-changes.ts'
 import { appendRunFramesNow, type FramesNotification } from '../../src/db/run-frames.ts'
 import { transitionRun } from '../../src/queue/run-lifecycle.ts'
-import { auth, buildTestApp, suiteScope, type TestApp } from '../helpers/build-app.ts'
+import { auth, buildTestApp, insertTinyRun, suiteScope, type TestApp } from '../helpers/build-app.ts'
 import { uploadDataset } from '../helpers/datasets.ts'
 import { DATABASE_TARGETS, stopEmbeddedServer } from '../helpers/db.ts'
 
@@ -269,18 +269,7 @@ for (const target of DATABASE_TARGETS) {
 
     test('READ_CACHE_TTL_MS=0 disables the cache: a change nobody announces is read at once', async (tt) => {
       const uncached = await buildTestApp(tt, target, { env: { READ_CACHE_TTL_MS: '0' } })
-      const tiny = (await uncached.repos.models.findByName('tiny'))!
-      const run = await uncached.repos.runs.create({
-        method: 'sso',
-        modelId: tiny.id,
-        principleSetVersionId: null,
-        datasetIds: [],
-        hyperparameters: {},
-        device: 'cpu',
-        seed: 1,
-        metadata: {},
-        apiKeyId: null,
-      })
+      const run = await insertTinyRun(uncached.repos)
       const step = async () =>
         (await uncached.app.inject({ url: `/v1/runs/${run.id}`, headers: auth(uncached.keys.read) })).json()
           .current_step

@@ -137,3 +137,25 @@ export function suiteScope() {
     },
   }
 }
+
+/**
+ * A queued sso run on the built-in tiny model, written straight to the repository (no queue job),
+ * for tests that drive claims, takeovers or reads themselves.
+ */
+export async function insertTinyRun(
+  repos: Repositories,
+  fields: { datasetIds?: string[]; hyperparameters?: Record<string, unknown> } = {},
+) {
+  const tiny = (await repos.models.findByName('tiny'))!
+  return repos.runs.create({
+    method: 'sso',
+    modelId: tiny.id,
+    principleSetVersionId: null,
+    datasetIds: fields.datasetIds ?? [],
+    hyperparameters: fields.hyperparameters ?? {},
+    device: 'cpu',
+    seed: 1,
+    metadata: {},
+    apiKeyId: null,
+  })
+}

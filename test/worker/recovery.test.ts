@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { createWorker, requeueOrphans } from '../../src/worker/main.ts'
-import { buildTestApp, startTestWorker } from '../helpers/build-app.ts'
+import { buildTestApp, insertTinyRun, startTestWorker } from '../helpers/build-app.ts'
 import { createTinyRun, uploadDataset, uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
 import { until } from './until.ts'
@@ -15,18 +15,7 @@ after(stopEmbeddedServer)
 
 test('claiming: a stale holder is taken over, a live one is not', async (t) => {
   const app = await buildTestApp(t, 'embedded')
-  const tiny = (await app.repos.models.findByName('tiny'))!
-  const run = await app.repos.runs.create({
-    method: 'sso',
-    modelId: tiny.id,
-    principleSetVersionId: null,
-    datasetIds: [],
-    hyperparameters: {},
-    device: 'cpu',
-    seed: 1,
-    metadata: {},
-    apiKeyId: null,
-  })
+  const run = await insertTinyRun(app.repos)
   const first = await app.repos.runs.claim(run.id, 'worker-a', new Date(Date.now() - 20_000))
   assert.equal(first?.attempt, 1)
   await app.repos.runs.transition(run.id, ['queued'], 'running')
@@ -102,18 +91,10 @@ test('a worker shutting down requeues its run; the next worker resumes from the 
 
 test('the orphan sweep gives a run whose worker vanished a new job, and a worker resumes it', async (t) => {
   const app = await buildTestApp(t, 'embedded', { env: { EXECUTION_PROVIDER: 'cpu' } })
-  const tiny = (await app.repos.models.findByName('tiny'))!
   const queriesId = await uploadDataset(app, 'queries')
-  const run = await app.repos.runs.create({
-    method: 'sso',
-    modelId: tiny.id,
-    principleSetVersionId: null,
+  const run = await insertTinyRun(app.repos, {
     datasetIds: [queriesId],
     hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 3, generation_batch_size: 2 },
-    device: 'cpu',
-    seed: 1,
-    metadata: {},
-    apiKeyId: null,
   })
   // A worker took it and died; its job is gone (no job was ever queued for this row).
   await app.repos.runs.claim(run.id, 'vanished-worker', new Date())
