@@ -51,8 +51,10 @@ export class FrameWriter {
     this.metrics = []
     try {
       await this.prisma.$transaction(async (tx) => {
-        await createRepositories(tx).metrics.createMany(metrics)
+        // Frames first: they lock the run row before the metric rows take their foreign-key share
+        // lock on it, which a concurrent status change (update, then lock) would otherwise deadlock on.
         await appendRunFrames(tx, this.runId, frames)
+        await createRepositories(tx).metrics.createMany(metrics)
       })
     } catch (e) {
       this.failure = e as Error

@@ -119,10 +119,11 @@ test('an attempt resuming after a pause logs into the MLflow run the first attem
   )
   await action('pause')
   // The first attempt has ended once the worker lets go of the paused run.
-  await until(async () => {
+  const firstEnd = await until(async () => {
     const r = await app.repos.runs.findById(run.id)
-    return r?.status === 'paused' && r.worker_id === null ? true : undefined
+    return r?.worker_id === null ? r : undefined
   }, 'the first attempt to end')
+  assert.equal(firstEnd.status, 'paused', firstEnd.error?.message)
   assert.ok(!calls.some((c) => c.path === 'runs/update'), 'a paused attempt leaves the MLflow run RUNNING')
   await action('resume')
   await untilStatus(app, run.id, 'succeeded', 120_000)
