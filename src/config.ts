@@ -29,6 +29,15 @@ export const ConfigSchema = Type.Object({
   /** Runs trained concurrently by one worker process. */
   WORKER_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
   /**
+   * Devices this worker trains runs on, beyond the `auto` and `cpu` runs every worker takes: `auto`
+   * (the GPU providers it finds working, software adapters left out) or a list such as `cuda` or
+   * `cpu` (a CPU-only worker on a GPU machine). Runs asking for a device wait for a worker that has it.
+   */
+  WORKER_DEVICES: Type.String({
+    default: 'auto',
+    pattern: '^(auto|(cpu|webgpu|cuda)(,(cpu|webgpu|cuda))*)$',
+  }),
+  /**
    * Niceness of the trainer thread (and the onnxruntime threads it starts): training takes the CPU
    * the API, the stream fan-out and Postgres leave idle. 0 keeps normal priority (Linux only).
    */

@@ -1,7 +1,7 @@
 import { PgBoss } from 'pg-boss'
 import type { Db } from '../db/client.ts'
 import type { Logger } from '../log.ts'
-import { TRAIN_RUN_QUEUE, type TrainRunJob, WEBHOOK_QUEUE, type WebhookJob } from './jobs.ts'
+import { TRAIN_RUN_QUEUES, type TrainRunJob, trainQueueFor, WEBHOOK_QUEUE, type WebhookJob } from './jobs.ts'
 
 /** Seconds without a worker heartbeat after which pg-boss fails the job and retries it elsewhere. */
 export const JOB_HEARTBEAT_SECONDS = 30
@@ -10,14 +10,14 @@ export async function createBoss(databaseUrl: string, log: Logger): Promise<PgBo
   const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schema: 'pgboss' })
   boss.on('error', (err) => log.error({ err }, 'pg-boss error'))
   await boss.start()
-  await createTrainQueue(boss).catch(async (e) => {
+  await createQueues(boss).catch(async (e) => {
     await boss.stop({ graceful: false })
     throw e
   })
   return boss
 }
 
-async function createTrainQueue(boss: PgBoss): Promise<void> {
+async function createQueues(boss: PgBoss): Promise<void> {
   if (!(await boss.getQueue(WEBHOOK_QUEUE))) {
     await boss.createQueue(WEBHOOK_QUEUE, {
       retryLimit: 8,
@@ -26,15 +26,17 @@ async function createTrainQueue(boss: PgBoss): Promise<void> {
       expireInSeconds: 60,
     })
   }
-  if (await boss.getQueue(TRAIN_RUN_QUEUE)) return
-  await boss.createQueue(TRAIN_RUN_QUEUE, {
-    // Liveness comes from heartbeats; the expiry is pg-boss's maximum (a longer run is retried and
-    // resumes from its last checkpoint).
-    expireInSeconds: 24 * 3600,
-    heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
-    retryLimit: 5,
-    retryDelay: 2,
-  })
+  for (const queue of TRAIN_RUN_QUEUES) {
+    if (await boss.getQueue(queue)) continue
+    await boss.createQueue(queue, {
+      // Liveness comes from heartbeats; the expiry is pg-boss's maximum (a longer run is retried and
+      // resumes from its last checkpoint).
+      expireInSeconds: 24 * 3600,
+      heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+      retryLimit: 5,
+      retryDelay: 2,
+    })
+  }
 }
 
 /** pg-boss statements run through the caller's Prisma transaction, so a job and its run row commit together. */
@@ -46,9 +48,14 @@ function prismaExecutor(db: Db) {
   }
 }
 
-export async function enqueueRun(boss: PgBoss, db: Db, runId: string): Promise<string | null> {
-  const data: TrainRunJob = { runId }
-  return boss.send(TRAIN_RUN_QUEUE, data, { singletonKey: runId, db: prismaExecutor(db) })
+/** Queues an attempt of `run` where the workers with its device look. */
+export async function enqueueRun(
+  boss: PgBoss,
+  db: Db,
+  run: { id: string; device: string },
+): Promise<string | null> {
+  const data: TrainRunJob = { runId: run.id }
+  return boss.send(trainQueueFor(run.device), data, { singletonKey: run.id, db: prismaExecutor(db) })
 }
 
 export type { PgBoss }

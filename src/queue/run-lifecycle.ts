@@ -45,7 +45,7 @@ export async function createRun(s: Scheduling, input: RunInsert): Promise<RunDto
     if (input.principleSetVersionId) await repos.principleSets.lockVersion(input.principleSetVersionId)
     const run = await repos.runs.create(input)
     await recordStatus(s, tx, run)
-    await enqueueRun(s.boss, tx, run.id)
+    await enqueueRun(s.boss, tx, run)
     return run
   })
 }
@@ -112,7 +112,7 @@ export async function resumeRun(s: Scheduling, runId: string): Promise<RunDto> {
     const run = await createRepositories(tx).runs.transition(runId, ['paused'], 'queued')
     if (!run) return null
     await recordStatus(s, tx, run, { resumed: true })
-    await enqueueRun(s.boss, tx, runId)
+    await enqueueRun(s.boss, tx, run)
     return run
   })
   if (resumed) return resumed
@@ -129,7 +129,7 @@ export async function requeueRun(s: Scheduling, runId: string, workerId: string)
     const run = await runs.transition(runId, ['running'], 'queued', { workerId: null })
     if (!run) return null
     await recordStatus(s, tx, run, { requeued: true })
-    await enqueueRun(s.boss, tx, runId)
+    await enqueueRun(s.boss, tx, run)
     return run
   })
 }

@@ -5,11 +5,13 @@ import type { Config } from '../config.ts'
 import type { PrismaClient } from '../db/client.ts'
 import { openDatabase } from '../db/database.ts'
 import { createRepositories } from '../db/repositories.ts'
+import { chooseProvider, providerStatuses } from '../engine/index.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { createBoss, enqueueRun, JOB_HEARTBEAT_SECONDS, type PgBoss, stopBoss } from '../queue/boss.ts'
-import { TRAIN_RUN_QUEUE, type TrainRunJob } from '../queue/jobs.ts'
+import { GPU_DEVICES, type GpuDevice, TRAIN_RUN_QUEUE, trainQueueFor } from '../queue/jobs.ts'
 import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import type { RunTrainer } from '../sso/trainer-interface.ts'
+import { startJobPump } from './job-pump.ts'
 import { runJob, type WorkerDeps } from './run-job.ts'
 import { makeTinyModelOnce } from './tiny-model.ts'
 import { trainerInThread } from './trainer-thread.ts'
@@ -41,7 +43,7 @@ export async function requeueOrphans(
   const runs = createRepositories(opts.prisma).runs
   const orphans = await runs.listStale(['running', 'cancelling'], new Date(Date.now() - silentForMs))
   for (const run of orphans) {
-    await enqueueRun(opts.boss, opts.prisma, run.id)
+    await enqueueRun(opts.boss, opts.prisma, run)
     opts.log.warn(
       { runId: run.id, status: run.status },
       'run had no live worker for a long time; queued a new job',
@@ -50,13 +52,30 @@ export async function requeueOrphans(
   return orphans.length
 }
 
+/**
+ * The GPU devices whose runs this worker takes (WORKER_DEVICES). `auto` is every GPU provider that
+ * works here on real hardware; a device named explicitly must work, or the worker does not start.
+ */
+export async function gpuDevicesServed(setting: string): Promise<GpuDevice[]> {
+  if (setting === 'auto') {
+    const working = (await providerStatuses()).filter((s) => s.available && !s.software)
+    return GPU_DEVICES.filter((d) => working.some((s) => s.provider === d))
+  }
+  const named = GPU_DEVICES.filter((d) => setting.split(',').includes(d))
+  for (const device of named) await chooseProvider(device)
+  return named
+}
+
 export interface Worker {
   id: string
   /** Stops taking jobs; runs in progress checkpoint within a step and go back to the queue. */
   stop(): Promise<void>
 }
 
-/** Takes train-run jobs with WORKER_CONCURRENCY runs at once, over an existing client and queue. */
+/**
+ * Takes train-run jobs (the shared queue and those of its GPU devices) with WORKER_CONCURRENCY runs at
+ * once, over an existing client and queue.
+ */
 export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const id = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`
   const log = opts.log.child({ workerId: id })
@@ -74,26 +93,28 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     // Below pg-boss's job heartbeat, so the retried job finds the dead worker's claim already stale.
     staleAfterMs: opts.staleAfterMs ?? (JOB_HEARTBEAT_SECONDS * 1000 * 2) / 3,
   }
-  const workId = await opts.boss.work<TrainRunJob>(
-    TRAIN_RUN_QUEUE,
-    {
-      localConcurrency: opts.config.WORKER_CONCURRENCY,
-      batchSize: 1,
-      pollingIntervalSeconds: opts.pollingIntervalSeconds ?? 1,
-    },
-    async ([job]) => runJob(deps, job.data.runId),
-  )
+  const devices = await gpuDevicesServed(opts.config.WORKER_DEVICES)
+  // A device's own queue first: its runs can only be trained by workers like this one.
+  const queues = [...devices.map(trainQueueFor), TRAIN_RUN_QUEUE]
+  const pump = startJobPump({
+    boss: opts.boss,
+    queues,
+    concurrency: opts.config.WORKER_CONCURRENCY,
+    pollingIntervalMs: (opts.pollingIntervalSeconds ?? 1) * 1000,
+    log,
+    handle: (runId) => runJob(deps, runId),
+  })
   const sweep = setInterval(() => {
     requeueOrphans(opts, deps.staleAfterMs * 4).catch((err) => log.warn({ err }, 'orphan sweep failed'))
   }, opts.sweepIntervalMs ?? 60_000)
   sweep.unref()
-  log.info({ concurrency: opts.config.WORKER_CONCURRENCY }, 'worker taking jobs')
+  log.info({ concurrency: opts.config.WORKER_CONCURRENCY, queues }, 'worker taking jobs')
   return {
     id,
     stop: async () => {
       clearInterval(sweep)
       stopping.value = true
-      await opts.boss.offWork(TRAIN_RUN_QUEUE, { id: workId, wait: true })
+      await pump.stop()
       log.info('worker stopped')
     },
   }

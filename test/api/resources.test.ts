@@ -282,7 +282,8 @@ for (const target of DATABASE_TARGETS) {
       const res = await t.app.inject({ url: '/metrics', headers: auth(t.keys.read) })
       assert.equal(res.statusCode, 200)
       for (const name of [
-        'sso_queue_depth',
+        'sso_queue_depth\\{device="any"\\} \\d+',
+        'sso_queue_depth\\{device="cuda"\\} \\d+',
         'sso_active_runs',
         'sso_training_steps_per_second',
         'sso_stream_clients',

@@ -52,6 +52,8 @@ export async function buildTestApp(
     DATA_DIR: dataDir,
     MODELS_ROOT: modelsRoot,
     LOG_LEVEL: 'silent',
+    // Workers of tests serve the shared queue only, without probing for GPUs.
+    WORKER_DEVICES: 'cpu',
     ...options.env,
   })
   const prisma = createPrisma(db.url, 5)

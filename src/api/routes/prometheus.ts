@@ -1,11 +1,17 @@
 import type { FastifyPluginAsync } from 'fastify'
-import { TRAIN_RUN_QUEUE } from '../../queue/jobs.ts'
+import { GPU_DEVICES, TRAIN_RUN_QUEUE, trainQueueFor } from '../../queue/jobs.ts'
 import { RUN_STATUSES } from '../../schemas/runs.ts'
 
 /**
  * Prometheus text exposition: queue depth, runs by status, training steps/s, stream clients, dropped
  * frames, read-cache hits and misses.
  */
+/** Each train-run queue under the device label it is reported with (`any`: auto and cpu runs). */
+const QUEUES_BY_DEVICE: [string, string][] = [
+  ['any', TRAIN_RUN_QUEUE],
+  ...GPU_DEVICES.map((d): [string, string] => [d, trainQueueFor(d)]),
+]
+
 export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   let previous: { at: number; steps: number } | undefined
   let requests = 0
@@ -14,8 +20,8 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/metrics', { schema: { tags: ['health'], hide: true } }, async (_request, reply) => {
-    const [queue, byStatus, running] = await Promise.all([
-      app.boss.getQueue(TRAIN_RUN_QUEUE),
+    const [queues, byStatus, running] = await Promise.all([
+      Promise.all(QUEUES_BY_DEVICE.map(([, queue]) => app.boss.getQueue(queue))),
       app.repos.runs.countByStatus(),
       app.repos.runs.sumRunningSteps(),
     ])
@@ -25,9 +31,11 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
       previous && now > previous.at ? Math.max(0, ((steps - previous.steps) * 1000) / (now - previous.at)) : 0
     previous = { at: now, steps }
     const lines = [
-      '# HELP sso_queue_depth Training jobs waiting for a worker.',
+      '# HELP sso_queue_depth Training jobs waiting for a worker, by the device their runs ask for.',
       '# TYPE sso_queue_depth gauge',
-      `sso_queue_depth ${queue?.queuedCount ?? 0}`,
+      ...QUEUES_BY_DEVICE.map(
+        ([device], i) => `sso_queue_depth{device="${device}"} ${queues[i]?.queuedCount ?? 0}`,
+      ),
       '# HELP sso_runs Runs by status.',
       '# TYPE sso_runs gauge',
       ...RUN_STATUSES.map((s) => `sso_runs{status="${s}"} ${byStatus[s] ?? 0}`),
