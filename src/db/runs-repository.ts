@@ -22,6 +22,7 @@ const select = {
   workerId: true,
   currentStep: true,
   heartbeatAt: true,
+  mlflowRunId: true,
   error: true,
   createdAt: true,
   startedAt: true,
@@ -47,6 +48,7 @@ function toDto(r: Row): RunDto {
     worker_id: r.workerId,
     current_step: r.currentStep,
     heartbeat_at: r.heartbeatAt?.toISOString() ?? null,
+    mlflow_run_id: r.mlflowRunId,
     error: (r.error as RunError | null) ?? null,
     created_at: r.createdAt.toISOString(),
     started_at: r.startedAt?.toISOString() ?? null,
@@ -159,12 +161,9 @@ export function createRunsRepository(db: Db) {
       await notifyResourceChange(db, { run_id: id, row: true })
       return this.findById(id)
     },
-    /** The MLflow run an earlier attempt of this run opened (null: none yet). */
-    async mlflowRunId(id: string): Promise<string | null> {
-      return (await db.run.findUnique({ where: { id }, select: { mlflowRunId: true } }))?.mlflowRunId ?? null
-    },
     async setMlflowRunId(id: string, mlflowRunId: string): Promise<void> {
       await db.run.update({ where: { id }, data: { mlflowRunId } })
+      await notifyResourceChange(db, { run_id: id, row: true })
     },
     /** Lets go of a run this worker holds (paused or finished), so another attempt can take it. */
     async release(id: string, workerId: string): Promise<void> {

@@ -92,6 +92,12 @@ export const RunSchema = Type.Object({
   worker_id: Nullable(Type.String()),
   current_step: Type.Integer(),
   heartbeat_at: Nullable(TimestampSchema),
+  mlflow_run_id: Nullable(
+    Type.String({
+      description:
+        'MLflow run this run is tracked in (runs with metadata.mlflow_experiment), set when its first attempt starts',
+    }),
+  ),
   error: Nullable(RunErrorSchema),
   created_at: TimestampSchema,
   started_at: Nullable(TimestampSchema),

@@ -67,10 +67,9 @@ export class MlflowTracker {
   }
 
   private async start(experimentName: string, run: RunDto): Promise<void> {
-    const stored = await this.runs.mlflowRunId(run.id)
-    if (stored) {
+    if (run.mlflow_run_id) {
       // An earlier attempt created it and logged the params; a paused or taken-over attempt left it RUNNING.
-      this.mlflowRunId = stored
+      this.mlflowRunId = run.mlflow_run_id
       return
     }
     let experimentId: string

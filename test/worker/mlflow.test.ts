@@ -93,6 +93,8 @@ test('a run with mlflow_experiment metadata is tracked: params, batched metrics,
   assert.equal(calls[1].body.name, 'sso-tests')
   assert.equal(paths.at(-1), 'runs/update')
   assert.equal(calls.at(-1)!.body.status, 'FINISHED')
+  const shown = await app.app.inject({ url: `/v1/runs/${run.id}`, headers: auth(app.keys.read) })
+  assert.equal(shown.json().mlflow_run_id, 'mlflow-run-1', 'the run resource links its MLflow run')
   const params = loggedBatches(calls).flatMap(
     (c) => (c.body.params as { key: string; value: string }[] | undefined) ?? [],
   )

@@ -29,6 +29,12 @@ const CACHED_ROUTES: Record<string, (params: Params) => string> = {
   '/v1/models/:id': () => 'models',
 }
 
+/** The answer to a cached GET whose If-None-Match holds the current ETag (an empty body). */
+const NOT_MODIFIED = {
+  type: 'null',
+  description: 'Not Modified: If-None-Match holds the ETag of the current response (sent with every 200)',
+}
+
 /**
  * What a write request of this process may have changed, from its route. Creating a run also locks
  * the principle-set version it uses.
@@ -81,6 +87,13 @@ export const cachedReadsPlugin = fp(
     const cache = new ReadCache(app.config.READ_CACHE_TTL_MS)
     app.decorate('readCache', cache)
     if (cache.ttlMs === 0) return
+    app.addHook('onRoute', (route) => {
+      if (route.method !== 'GET' || !CACHED_ROUTES[route.url] || !route.schema?.response) return
+      route.schema = {
+        ...route.schema,
+        response: { ...(route.schema.response as object), 304: NOT_MODIFIED },
+      }
+    })
     const { hub } = app
 
     const stopObserving = hub.observe({
