@@ -82,3 +82,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     modelsRoot: path.resolve(parsed.MODELS_ROOT),
   })
 }
+
+/** Folder of a run's checkpoints and, once it succeeded, its final model (`final/`). */
+export function runOutputDir(config: Pick<Config, 'dataDir'>, runId: string): string {
+  return path.join(config.dataDir, 'runs', runId)
+}

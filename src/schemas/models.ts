@@ -7,7 +7,20 @@ export type ModelKind = (typeof MODEL_KINDS)[number]
 export const ModelCreateSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\w.-]+$' }),
-    path: Type.String({ minLength: 1, maxLength: 4096, description: 'folder relative to MODELS_ROOT' }),
+    path: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 4096,
+        description: 'a Hugging Face folder relative to MODELS_ROOT (give this or run_id)',
+      }),
+    ),
+    run_id: Type.Optional(
+      Type.String({
+        format: 'uuid',
+        description:
+          'a succeeded run whose final model to register, to train further runs on it (give this or path)',
+      }),
+    ),
   },
   { additionalProperties: false },
 )

@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
-import type { Config } from '../config.ts'
+import { type Config, runOutputDir } from '../config.ts'
 import type { StoredCheckpoint } from '../db/checkpoints-repository.ts'
 import type { PrismaClient } from '../db/client.ts'
 import { createRepositories } from '../db/repositories.ts'
@@ -69,7 +69,7 @@ async function buildTrainerJob(
     ? await repos.principleSets.findVersionById(run.principle_set_version_id)
     : null
   const datasets = await repos.datasets.findManyByIds(run.dataset_ids)
-  const outputDir = path.join(deps.config.dataDir, 'runs', run.id)
+  const outputDir = runOutputDir(deps.config, run.id)
   await mkdir(outputDir, { recursive: true })
   const device = (run.device === 'auto' ? deps.config.EXECUTION_PROVIDER : run.device) as Device
   return {

@@ -1,9 +1,11 @@
 import { readFile, realpath, stat } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyInstance } from 'fastify'
 import Type from 'typebox'
+import { runOutputDir } from '../../../config.ts'
 import type { ModelsRepository } from '../../../db/models-repository.ts'
-import { AppError, NotFoundError, ValidationError } from '../../../errors.ts'
+import { AppError, InvalidStateError, NotFoundError, ValidationError } from '../../../errors.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { ModelCreateSchema, ModelSchema } from '../../../schemas/models.ts'
 
@@ -63,6 +65,19 @@ async function readHfConfig(dir: string, given: string): Promise<Record<string, 
   }
 }
 
+/** Where a succeeded run that trained a policy left its final model. */
+async function finalModelFolder(app: FastifyInstance, runId: string): Promise<string> {
+  const run = await app.repos.runs.findById(runId)
+  if (!run) throw new NotFoundError('run', runId)
+  if (run.status !== 'succeeded')
+    throw new InvalidStateError(`run '${runId}' is ${run.status}; only a succeeded run has a final model`, {
+      status: run.status,
+    })
+  if (run.method === 'rm')
+    throw new ValidationError(`run '${runId}' trained a reward model, not a policy to train further`)
+  return path.join(runOutputDir(app.config, runId), 'final')
+}
+
 /** Registers the built-in model once per database; the worker writes its files when first needed. */
 export async function ensureBuiltinModels(models: ModelsRepository): Promise<void> {
   if (await models.findByName(TINY_MODEL_NAME)) return
@@ -83,13 +98,19 @@ export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         body: ModelCreateSchema,
-        response: { 201: ModelSchema, 400: problem, 409: problem, 422: problem },
+        response: { 201: ModelSchema, 400: problem, 404: problem, 409: problem, 422: problem },
       },
     },
     async (request, reply) => {
-      const { name, path: given } = request.body
-      const dir = await resolveModelFolder(app.config.modelsRoot, given)
-      const config = await readHfConfig(dir, given)
+      const { name, path: given, run_id: runId } = request.body
+      if ((given === undefined) === (runId === undefined))
+        throw new ValidationError(
+          'give either path (a model folder below MODELS_ROOT) or run_id (a succeeded run whose final model to register)',
+        )
+      const dir = given
+        ? await resolveModelFolder(app.config.modelsRoot, given)
+        : await finalModelFolder(app, runId!)
+      const config = await readHfConfig(dir, given ?? `final model of run ${runId}`)
       if (await models.findByName(name))
         throw new AppError('conflict', `a model named '${name}' already exists`)
       return reply.code(201).send(await models.create({ name, kind: 'local_hf', path: dir, config }))
