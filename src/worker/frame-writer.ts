@@ -7,10 +7,13 @@ import type { Logger } from '../log.ts'
 /** Frames are flushed this often: few transactions per second, latency well below what eyes notice. */
 export const FLUSH_INTERVAL_MS = 10
 
+/** Waits before each new try of a batch whose transaction failed; then the run fails. */
+const RETRY_DELAYS_MS = [100, 500, 2000, 5000]
+
 /**
  * Buffers a run's metrics and stream frames and writes them in batches, one transaction per flush
- * (metrics with skipDuplicates, frames with consecutive seqs, NOTIFY at commit). The trainer's
- * callbacks only push; they never wait on Postgres.
+ * (metrics with skipDuplicates, frames with consecutive seqs, NOTIFY at commit), retried a few times
+ * when the transaction fails. The trainer's callbacks only push; they never wait on Postgres.
  */
 export class FrameWriter {
   private metrics: MetricRow[] = []
@@ -49,17 +52,29 @@ export class FrameWriter {
     const metrics = this.metrics
     this.frames = []
     this.metrics = []
-    try {
-      await this.prisma.$transaction(async (tx) => {
-        // Frames first: they lock the run row before the metric rows take their foreign-key share
-        // lock on it, which a concurrent status change (update, then lock) would otherwise deadlock on.
-        await appendRunFrames(tx, this.runId, frames)
-        await createRepositories(tx).metrics.createMany(metrics)
-      })
-    } catch (e) {
-      this.failure = e as Error
-      this.log.error({ err: e, runId: this.runId }, 'writing metrics and frames failed')
-      throw e
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.prisma.$transaction(async (tx) => {
+          // Frames first: they lock the run row before the metric rows take their foreign-key share
+          // lock on it, which a concurrent status change (update, then lock) would otherwise deadlock on.
+          await appendRunFrames(tx, this.runId, frames)
+          await createRepositories(tx).metrics.createMany(metrics)
+        })
+        return
+      } catch (e) {
+        if (attempt < RETRY_DELAYS_MS.length) {
+          // A dropped connection or a restarting server: the batch rolled back, so it is written again.
+          this.log.warn(
+            { err: e, runId: this.runId, attempt: attempt + 1 },
+            'writing metrics and frames failed; retrying',
+          )
+          await new Promise((r) => setTimeout(r, RETRY_DELAYS_MS[attempt]))
+          continue
+        }
+        this.failure = e as Error
+        this.log.error({ err: e, runId: this.runId }, 'writing metrics and frames failed')
+        throw e
+      }
     }
   }
 }

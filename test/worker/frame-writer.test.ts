@@ -14,12 +14,18 @@ import { until } from './until.ts'
 
 after(stopEmbeddedServer)
 
-async function someoneWaitsOnALock(prisma: PrismaClient): Promise<true | undefined> {
-  const [{ waiting }] = await prisma.$queryRaw<{ waiting: number }[]>`
-    SELECT count(*)::int AS waiting FROM pg_stat_activity
-    WHERE datname = current_database() AND wait_event_type = 'Lock'`
-  return waiting > 0 ? true : undefined
+/** The backend of this database waiting on a lock, if one is. */
+async function waitingOnALock(prisma: PrismaClient): Promise<number | undefined> {
+  const rows = await prisma.$queryRaw<{ pid: number }[]>`
+    SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`
+  return rows[0]?.pid
 }
+
+const lossAt = (runId: string, step: number) =>
+  [
+    { type: 'metrics', step, data: { values: { loss: 0.5 } } },
+    [{ runId, key: 'loss', step, value: 0.5, iteration: 1 }],
+  ] as const
 
 test('a metrics flush arriving in the middle of a status change waits for it instead of deadlocking', async (t) => {
   const app = await buildTestApp(t, 'embedded')
@@ -32,11 +38,9 @@ test('a metrics flush arriving in the middle of a status change waits for it ins
     async (tx) => {
       const paused = await createRepositories(tx).runs.transition(run.id, ['queued'], 'paused')
       assert.ok(paused)
-      writer.push({ type: 'metrics', step: 1, data: { values: { loss: 0.5 } } }, [
-        { runId: run.id, key: 'loss', step: 1, value: 0.5, iteration: 1 },
-      ])
+      writer.push(...lossAt(run.id, 1))
       const flushed = writer.flush()
-      await until(() => someoneWaitsOnALock(app.prisma), 'the flush to wait on the run row', 10_000)
+      await until(() => waitingOnALock(app.prisma), 'the flush to wait on the run row', 10_000)
       await appendRunFrames(tx, run.id, [{ type: 'status', step: 0, data: { status: 'paused' } }])
       return { flushed }
     },
@@ -53,4 +57,40 @@ test('a metrics flush arriving in the middle of a status change waits for it ins
     ],
   )
   assert.equal((await app.repos.metrics.history(run.id, { keys: 'loss' }))[0].points.length, 1)
+})
+
+test('a flush whose connection is killed is written again, once', async (t) => {
+  const app = await buildTestApp(t, 'embedded')
+  const run = await insertTinyRun(app.repos)
+  const writer = new FrameWriter(app.prisma, run.id, testLog)
+
+  // The flush waits on the run row held here; its server process is then terminated, as a restart
+  // or a dropped connection would end it, before the lock is let go.
+  const { flushed } = await app.prisma.$transaction(
+    async (tx) => {
+      await tx.$executeRaw`SELECT 1 FROM runs WHERE id = ${run.id}::uuid FOR UPDATE`
+      writer.push(...lossAt(run.id, 1))
+      const flushed = writer.flush()
+      const pid = await until(() => waitingOnALock(app.prisma), 'the flush to wait on the run row', 10_000)
+      await app.prisma.$queryRaw`SELECT pg_terminate_backend(${pid}::int)`
+      return { flushed }
+    },
+    { timeout: 20_000 },
+  )
+  await flushed
+  writer.push(...lossAt(run.id, 2))
+  await writer.flush()
+
+  const frames = await app.repos.events.listAfter(run.id, 0, 10)
+  assert.deepEqual(
+    frames.map((f) => [f.seq, f.step]),
+    [
+      [1, 1],
+      [2, 2],
+    ],
+  )
+  assert.deepEqual(
+    (await app.repos.metrics.history(run.id, { keys: 'loss' }))[0].points.map((p) => p[0]),
+    [1, 2],
+  )
 })
