@@ -5,8 +5,9 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import type { PrismaClient } from '../../src/db/client.ts'
+import type { MetricRow } from '../../src/db/metrics-repository.ts'
 import { createRepositories } from '../../src/db/repositories.ts'
-import { appendRunFrames } from '../../src/db/run-frames.ts'
+import { appendRunFrames, type NewFrame } from '../../src/db/run-frames.ts'
 import { FrameWriter } from '../../src/worker/frame-writer.ts'
 import { buildTestApp, insertTinyRun } from '../helpers/build-app.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
@@ -21,11 +22,10 @@ async function waitingOnALock(prisma: PrismaClient): Promise<number | undefined>
   return rows[0]?.pid
 }
 
-const lossAt = (runId: string, step: number) =>
-  [
-    { type: 'metrics', step, data: { values: { loss: 0.5 } } },
-    [{ runId, key: 'loss', step, value: 0.5, iteration: 1 }],
-  ] as const
+const lossAt = (runId: string, step: number): [NewFrame, MetricRow[]] => [
+  { type: 'metrics', step, data: { values: { loss: 0.5 } } },
+  [{ runId, key: 'loss', step, value: 0.5, iteration: 1 }],
+]
 
 test('a metrics flush arriving in the middle of a status change waits for it instead of deadlocking', async (t) => {
   const app = await buildTestApp(t, 'embedded')
