@@ -4,7 +4,7 @@ import { createRepositories } from '../db/repositories.ts'
 import { appendRunFrames, type NewFrame } from '../db/run-frames.ts'
 import type { Logger } from '../log.ts'
 
-/** Frames are flushed this often: few transactions per second, latency well below what eyes notice. */
+/** Flushes start at most this often: a bounded number of transactions per second under bursts. */
 export const FLUSH_INTERVAL_MS = 10
 
 /** Waits before each new try of a batch whose transaction failed; then the run fails. */
@@ -19,6 +19,7 @@ export class FrameWriter {
   private metrics: MetricRow[] = []
   private frames: NewFrame[] = []
   private timer: NodeJS.Timeout | undefined
+  private lastFlushAt = Number.NEGATIVE_INFINITY
   private flushing: Promise<void> = Promise.resolve()
   private failure: Error | undefined
 
@@ -32,16 +33,21 @@ export class FrameWriter {
     if (this.failure) throw this.failure
     this.frames.push(frame)
     this.metrics.push(...metrics)
-    this.timer ??= setTimeout(() => {
+    if (this.timer) return
+    // A frame after a quiet spell leaves at once, with what is pushed in the same tick; within
+    // FLUSH_INTERVAL_MS of the previous flush, frames wait for the next one and go together.
+    const wait = Math.max(0, this.lastFlushAt + FLUSH_INTERVAL_MS - performance.now())
+    this.timer = setTimeout(() => {
       this.timer = undefined
       void this.flush().catch(() => {})
-    }, FLUSH_INTERVAL_MS)
+    }, wait)
   }
 
   /** Writes everything pushed so far; resolves when it is committed. */
   flush(): Promise<void> {
     clearTimeout(this.timer)
     this.timer = undefined
+    this.lastFlushAt = performance.now()
     this.flushing = this.flushing.then(() => this.write())
     return this.flushing
   }
