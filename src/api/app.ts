@@ -25,6 +25,7 @@ import { runActionsRoutes } from './routes/v1/runs/actions.ts'
 import { runsRoutes } from './routes/v1/runs/index.ts'
 import { runResultsRoutes } from './routes/v1/runs/results.ts'
 import { runStreamRoutes } from './routes/v1/runs/stream.ts'
+import { workersRoutes } from './routes/v1/workers.ts'
 import { RunFramesHub } from './stream/run-frames-hub.ts'
 import { DEFAULT_STREAM_LIMITS, type StreamLimits, type StreamStats } from './stream/run-subscription.ts'
 
@@ -156,6 +157,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       await v1.register(runActionsRoutes)
       await v1.register(runResultsRoutes)
       await v1.register(runStreamRoutes)
+      await v1.register(workersRoutes)
     },
     { prefix: '/v1' },
   )

@@ -8,6 +8,7 @@ import { createModelsRepository } from './models-repository.ts'
 import { createPrincipleSetsRepository } from './principle-sets-repository.ts'
 import { createRunsRepository } from './runs-repository.ts'
 import { createSamplesRepository } from './samples-repository.ts'
+import { createWorkersRepository } from './workers-repository.ts'
 
 /** Every repository over one handle: the client, or a transaction so several writes commit together. */
 export function createRepositories(db: Db) {
@@ -21,6 +22,7 @@ export function createRepositories(db: Db) {
     principleSets: createPrincipleSetsRepository(db),
     runs: createRunsRepository(db),
     samples: createSamplesRepository(db),
+    workers: createWorkersRepository(db),
   }
 }
 export type Repositories = ReturnType<typeof createRepositories>

@@ -5,6 +5,7 @@ import type { Config } from '../config.ts'
 import type { PrismaClient } from '../db/client.ts'
 import { openDatabase } from '../db/database.ts'
 import { createRepositories } from '../db/repositories.ts'
+import { WORKER_HEARTBEAT_MS } from '../db/workers-repository.ts'
 import { chooseProvider, providerStatuses } from '../engine/index.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { createBoss, enqueueRun, JOB_HEARTBEAT_SECONDS, type PgBoss, stopBoss } from '../queue/boss.ts'
@@ -96,6 +97,18 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
   const devices = await gpuDevicesServed(opts.config.WORKER_DEVICES)
   // A device's own queue first: its runs can only be trained by workers like this one.
   const queues = [...devices.map(trainQueueFor), TRAIN_RUN_QUEUE]
+  const workers = createRepositories(opts.prisma).workers
+  await workers.register({
+    id,
+    hostname: hostname(),
+    pid: process.pid,
+    devices: ['cpu', ...devices],
+    concurrency: opts.config.WORKER_CONCURRENCY,
+  })
+  const presence = setInterval(() => {
+    workers.heartbeat(id).catch((err) => log.warn({ err }, 'worker heartbeat failed'))
+  }, WORKER_HEARTBEAT_MS)
+  presence.unref()
   const pump = startJobPump({
     boss: opts.boss,
     queues,
@@ -115,6 +128,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
       clearInterval(sweep)
       stopping.value = true
       await pump.stop()
+      clearInterval(presence)
+      await workers.stopped(id).catch((err) => log.warn({ err }, 'recording the stop failed'))
       log.info('worker stopped')
     },
   }

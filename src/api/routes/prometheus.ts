@@ -20,10 +20,11 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/metrics', { schema: { tags: ['health'], hide: true } }, async (_request, reply) => {
-    const [queues, byStatus, running] = await Promise.all([
+    const [queues, byStatus, running, workers] = await Promise.all([
       Promise.all(QUEUES_BY_DEVICE.map(([, queue]) => app.boss.getQueue(queue))),
       app.repos.runs.countByStatus(),
       app.repos.runs.sumRunningSteps(),
+      app.repos.workers.list(false),
     ])
     const steps = running
     const now = Date.now()
@@ -36,6 +37,12 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
       ...QUEUES_BY_DEVICE.map(
         ([device], i) => `sso_queue_depth{device="${device}"} ${queues[i]?.queuedCount ?? 0}`,
       ),
+      '# HELP sso_workers Live worker processes, by the devices they serve.',
+      '# TYPE sso_workers gauge',
+      ...QUEUES_BY_DEVICE.map(([device]) => {
+        const serving = workers.filter((w) => device === 'any' || w.devices.includes(device))
+        return `sso_workers{device="${device}"} ${serving.length}`
+      }),
       '# HELP sso_runs Runs by status.',
       '# TYPE sso_runs gauge',
       ...RUN_STATUSES.map((s) => `sso_runs{status="${s}"} ${byStatus[s] ?? 0}`),
