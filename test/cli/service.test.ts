@@ -145,6 +145,19 @@ test('runs: create, list, get, watch live while it trains, cancel', async () => 
   assert.match(got.stdout, /^status\s+cancelled$/m)
 })
 
+test('workers list: the in-process worker, live, serving cpu', async () => {
+  const listed = await sso(['workers', 'list', '--json'])
+  assert.equal(listed.code, 0, listed.stderr)
+  const { items } = JSON.parse(listed.stdout) as { items: { state: string; devices: string[] }[] }
+  assert.equal(items.length, 1)
+  assert.equal(items[0].state, 'live')
+  assert.ok(items[0].devices.includes('cpu'))
+  const table = await sso(['workers', 'list', '--all'])
+  assert.equal(table.code, 0, table.stderr)
+  assert.match(table.stdout, /^ID\s+STATE\s+DEVICES\s+RUNS/m)
+  assert.match(table.stdout, /\blive\b/)
+})
+
 test('the service refusing is a failure with its detail: unknown run, wrong key', async () => {
   const missing = await sso(['runs', 'get', '00000000-0000-4000-8000-000000000000'])
   assert.equal(missing.code, 1)

@@ -7,6 +7,7 @@ import { makeTinyModelCommand } from './make-tiny-model.ts'
 import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
 import { serve, worker } from './serve.ts'
 import { train } from './train.ts'
+import { workersList } from './workers.ts'
 
 export const COMMANDS: readonly Command[] = [
   serve,
@@ -21,6 +22,7 @@ export const COMMANDS: readonly Command[] = [
   datasetsImport,
   datasetsExport,
   datasetsList,
+  workersList,
   train,
   evalCommand,
   makeTinyModelCommand,
