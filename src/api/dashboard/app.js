@@ -172,9 +172,16 @@ function runsPage() {
     ),
     tbody,
   )
-  view().append(h('div', { class: 'toolbar' }, h('h2', {}, 'Runs'), compareButton), newRunForm(), table)
+  const workers = h('div', { class: 'workers muted', 'data-testid': 'workers' })
+  view().append(
+    h('div', { class: 'toolbar' }, h('h2', {}, 'Runs'), compareButton),
+    workers,
+    newRunForm(),
+    table,
+  )
   every(2000, async () => {
     await loadModelNames().catch(() => {})
+    api.listWorkers().then((list) => renderWorkers(workers, list.items), showError)
     const page = await api.listRuns({ limit: 100 })
     tbody.replaceChildren(
       ...page.items.map((run) =>
@@ -206,6 +213,24 @@ function runsPage() {
     if (page.items.length === 0)
       tbody.append(h('tr', {}, h('td', { colspan: 7, class: 'muted' }, 'No runs yet.')))
   })
+}
+
+/** One line per live worker: what it serves and how full it is (runs asking for a device wait for one). */
+function renderWorkers(container, items) {
+  if (items.length === 0) {
+    container.replaceChildren('No live worker: queued runs wait until one starts.')
+    return
+  }
+  container.replaceChildren(
+    h('span', {}, `Workers (${items.length} live): `),
+    ...items.map((w) =>
+      h(
+        'span',
+        { class: 'worker', title: w.id, 'data-worker-id': w.id },
+        `${w.hostname} · ${w.devices.join(', ')} · ${w.run_ids.length}/${w.concurrency} runs`,
+      ),
+    ),
+  )
 }
 
 function field(label, input) {
@@ -452,6 +477,37 @@ function runPage(id, tab) {
 
 function renderDetails(pane, run) {
   pane.replaceChildren(h('pre', { class: 'json' }, JSON.stringify(run, null, 2)))
+  if (run.status === 'succeeded' && run.method !== 'rm') pane.prepend(registerModelForm(run))
+}
+
+/** Registers a succeeded run's final model, so that new runs can start from it. */
+function registerModelForm(run) {
+  const name = h('input', {
+    name: 'model_name',
+    'data-testid': 'model-name',
+    placeholder: 'model name',
+    value: `run-${shortId(run.id)}`,
+  })
+  return h(
+    'form',
+    {
+      class: 'inline-form',
+      'data-testid': 'register-model',
+      onsubmit: async (e) => {
+        e.preventDefault()
+        try {
+          const model = await api.registerRunModel(run.id, name.value.trim())
+          modelNames.set(model.id, model.name)
+          notice(`Model '${model.name}' registered: pick it in the new-run form.`, 'ok')
+        } catch (err) {
+          showError(err)
+        }
+      },
+    },
+    h('span', {}, 'Train further from this run: '),
+    name,
+    h('button', { type: 'submit', 'data-testid': 'register-model-submit' }, 'Register final model'),
+  )
 }
 
 /** The run page's chart grid: one chart per metric group, created when its first key arrives. */
