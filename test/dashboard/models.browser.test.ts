@@ -51,9 +51,11 @@ test('workers on the runs page; register a succeeded run as a model', {
     120_000,
   )
   await page.goto(`${service.url}/#/runs/${run.id}?tab=details`)
-  const form = page.getByTestId('register-model')
-  await form.waitFor()
+  await page.getByTestId('register-model').waitFor()
   await page.getByTestId('model-name').fill('demo-after-sso')
+  // The stream's backfill updates the run after the form appeared; the typed name must survive that.
+  await page.getByTestId('stream-state').getByText('ended').waitFor()
+  await page.waitForLoadState('networkidle')
   await page.getByTestId('register-model-submit').click()
   await page.getByText("Model 'demo-after-sso' registered").waitFor()
   await browser.screenshot('11-model-registered')

@@ -476,8 +476,11 @@ function runPage(id, tab) {
 }
 
 function renderDetails(pane, run) {
-  pane.replaceChildren(h('pre', { class: 'json' }, JSON.stringify(run, null, 2)))
-  if (run.status === 'succeeded' && run.method !== 'rm') pane.prepend(registerModelForm(run))
+  const json = h('pre', { class: 'json' }, JSON.stringify(run, null, 2))
+  if (run.status !== 'succeeded' || run.method === 'rm') return pane.replaceChildren(json)
+  // Kept across updates of the run, so a name being typed survives them.
+  const form = pane.querySelector('[data-testid="register-model"]') ?? registerModelForm(run)
+  pane.replaceChildren(form, json)
 }
 
 /** Registers a succeeded run's final model, so that new runs can start from it. */
