@@ -6,8 +6,11 @@ import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { after, before } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import { createDemoResources, type DemoResources } from '../../src/cli/demo-setup.ts'
+import { type LiveService, startLiveService } from '../cli/live-service.ts'
 
 export const CHROMIUM = '/usr/bin/chromium'
 export const ARTIFACTS = fileURLToPath(new URL('../../artifacts/dashboard/', import.meta.url))
@@ -70,4 +73,30 @@ export async function openBrowser(): Promise<Browser> {
       await rm(profile, { recursive: true, force: true })
     },
   }
+}
+
+export interface DashboardSession {
+  service: LiveService
+  resources: DemoResources
+  browser: Browser
+}
+
+/**
+ * The real service with the demo's principle set and dataset, and a browser, for one test file:
+ * opened in `before` (unless the browser is missing), closed in `after`. The fields are set once
+ * `before` has run.
+ */
+export function dashboardSession(): DashboardSession {
+  const session = {} as DashboardSession
+  before(async () => {
+    if (skipReason) return
+    session.service = await startLiveService()
+    session.resources = await createDemoResources(session.service.client)
+    session.browser = await openBrowser()
+  })
+  after(async () => {
+    await session.browser?.close()
+    await session.service?.stop()
+  })
+  return session
 }

@@ -4,26 +4,11 @@
  * Screenshots go to artifacts/dashboard/.
  */
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
-import { createDemoResources, DEMO_HYPERPARAMETERS, type DemoResources } from '../../src/cli/demo-setup.ts'
-import { type LiveService, startLiveService } from '../cli/live-service.ts'
-import { type Browser, openBrowser, skipReason } from './browser.ts'
+import { test } from 'node:test'
+import { DEMO_HYPERPARAMETERS } from '../../src/cli/demo-setup.ts'
+import { type Browser, dashboardSession, skipReason } from './browser.ts'
 
-let service: LiveService
-let browser: Browser
-let resources: DemoResources
-
-before(async () => {
-  if (skipReason) return
-  service = await startLiveService()
-  resources = await createDemoResources(service.client)
-  browser = await openBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  await service?.stop()
-})
+const session = dashboardSession()
 
 const chartPoints = (page: Browser['page'], id: string) =>
   page
@@ -34,6 +19,7 @@ test('start a run, see live curves and samples, cancel it', {
   skip: skipReason,
   timeout: 240_000,
 }, async () => {
+  const { service, resources, browser } = session
   const { page } = browser
   await page.goto(service.url)
 

@@ -3,32 +3,18 @@
  * details register its final model, which the new-run form then offers.
  */
 import assert from 'node:assert/strict'
-import { after, before, test } from 'node:test'
-import { createDemoResources, type DemoResources, demoRunBody } from '../../src/cli/demo-setup.ts'
-import { type LiveService, startLiveService } from '../cli/live-service.ts'
+import { test } from 'node:test'
+import { demoRunBody } from '../../src/cli/demo-setup.ts'
 import { until } from '../worker/until.ts'
-import { type Browser, openBrowser, skipReason } from './browser.ts'
+import { dashboardSession, skipReason } from './browser.ts'
 
-let service: LiveService
-let browser: Browser
-let resources: DemoResources
-
-before(async () => {
-  if (skipReason) return
-  service = await startLiveService()
-  resources = await createDemoResources(service.client)
-  browser = await openBrowser()
-})
-
-after(async () => {
-  await browser?.close()
-  await service?.stop()
-})
+const session = dashboardSession()
 
 test('workers on the runs page; register a succeeded run as a model', {
   skip: skipReason,
   timeout: 180_000,
 }, async () => {
+  const { service, resources, browser } = session
   const run = await service.client.post<{ id: string }>(
     '/v1/runs',
     demoRunBody(resources, { iterations: 1, queries_per_iteration: 4, max_new_tokens: 4 }),
