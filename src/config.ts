@@ -55,9 +55,11 @@ export const ConfigSchema = Type.Object({
   WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   /**
    * Longest time an API process serves a GET response from its cache; changes announced by any
-   * process drop entries sooner. 0 disables the cache.
+   * process drop entries sooner (every write announces itself, so this only bounds what a missed
+   * announcement could leave stale). Above a dashboard's 2 s polling, so one viewer hits the cache.
+   * 0 disables the cache.
    */
-  READ_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 1000 }),
+  READ_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 5000 }),
   /** Optional MLflow tracking server for runs that enable MLflow logging. */
   MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
 })
