@@ -2,15 +2,16 @@ import type { FastifyPluginAsync } from 'fastify'
 import { GPU_DEVICES, TRAIN_RUN_QUEUE, trainQueueFor } from '../../queue/jobs.ts'
 import { RUN_STATUSES } from '../../schemas/runs.ts'
 
-/**
- * Prometheus text exposition: queue depth, runs by status, training steps/s, stream clients, dropped
- * frames, read-cache hits and misses.
- */
 /** Each train-run queue under the device label it is reported with (`any`: auto and cpu runs). */
 const QUEUES_BY_DEVICE: [string, string][] = [
   ['any', TRAIN_RUN_QUEUE],
   ...GPU_DEVICES.map((d): [string, string] => [d, trainQueueFor(d)]),
 ]
+
+/**
+ * Prometheus text exposition: queue depth and live workers per device, runs by status, training
+ * steps/s, stream clients, dropped frames, read-cache hits and misses.
+ */
 
 export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   let previous: { at: number; steps: number } | undefined
