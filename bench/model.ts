@@ -101,10 +101,9 @@ async function runOurs(job: Job): Promise<Record<string, number>> {
     const decoder: Decoder = {
       cfg: model.config,
       dtype: 'float32',
-      session,
+      run: (feeds) => session.run(feeds),
       tokenizer: model.tokenizer,
       stopTokenIds: [],
-      weightFeeds: () => ({}),
     }
     const prompts = Array.from({ length: job.batch }, () =>
       Array.from({ length: job.prompt }, () => rng.nextUint32() % model.config.vocab_size),

@@ -2,7 +2,7 @@
  * Batched generation: a prefill of the left-padded prompts, then one decode step per new token,
  * with the KV cache on the host. Stops per row on a stop token, a stop string or max new tokens.
  */
-import type { GraphSession, HostTensor } from '../engine/index.ts'
+import type { HostTensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import { attentionBiasFeed, INPUT, ropeFeeds } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
@@ -31,16 +31,14 @@ export interface Generation {
   finishReason: 'stop' | 'length'
 }
 
-/** What generation needs from the policy: the decode session and the weights it feeds. */
+/** What generation needs from the policy: one run of its decode graph, which adds the weights it feeds. */
 export interface Decoder {
   cfg: LlamaConfig
   dtype: FloatDType
-  session: GraphSession
+  run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>>
   tokenizer: TextTokenizer
   /** Stop token ids of the model (config, generation_config, tokenizer). */
   stopTokenIds: readonly number[]
-  /** Weights fed as graph inputs (full fine-tuning), else {}. */
-  weightFeeds(): Record<string, HostTensor>
 }
 
 interface RowState {
@@ -93,14 +91,13 @@ export async function generate(
     const t = ids.length / rows
     const rope = ropeFeeds(cfg, positions, rows, dtype)
     const feeds: Record<string, HostTensor> = {
-      ...dec.weightFeeds(),
       ...cache.feeds(),
       [INPUT.inputIds]: { dtype: 'int64', dims: [rows, t], data: BigInt64Array.from(ids, (v) => BigInt(v)) },
       [INPUT.cos]: rope.cos,
       [INPUT.sin]: rope.sin,
       [INPUT.bias]: attentionBiasFeed(cfg, rows, { positions, mask }, cache.keySlots(positions, mask), dtype),
     }
-    const out = await dec.session.run(feeds)
+    const out = await dec.run(feeds)
     cache.append(out, positions, mask)
     const logits = out.logits.data as Float32Array
     ids = new Int32Array(rows).fill(padId)

@@ -1,9 +1,10 @@
 /**
  * A trainable causal LM: weights (and LoRA adapters), the sessions that score, train and generate,
  * and the optimizer state. Trainable tensors live in the host AdamW's memory and are fed to every
- * session without copies; frozen ones are baked into the sessions as initializers. The sessions run
- * on one execution provider (CPU, WebGPU or CUDA): forward, backward and decoding on the device,
- * the AdamW update on the host.
+ * session (without copies on the CPU; on WebGPU through device copies made once per change, see
+ * ResidentWeights); frozen ones are baked into the sessions as initializers. The sessions run on one
+ * execution provider (CPU, WebGPU or CUDA): forward, backward and decoding on the device, the AdamW
+ * update on the host.
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -29,6 +30,7 @@ import { buildPolicyStepGraph, buildScoringGraph, type ModelTensors, type Policy
 import { buildDecodeGraph } from './kv-cache.ts'
 import { type LoadedModel, loadModel } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
+import { ResidentWeights } from './resident-weights.ts'
 import { type FloatTensor, readSafetensors, writeSafetensors } from './safetensors.ts'
 import { saveAdapters, saveFullModel } from './save.ts'
 import type { Weights } from './weights.ts'
@@ -102,6 +104,9 @@ export class Policy {
   private scoring?: Promise<GraphSession>
   private decode?: Promise<GraphSession>
   private readonly stepSessions = new Map<string, Promise<GraphSession>>()
+  /** The weights each session reads, kept on the device between runs where the provider allows. */
+  private readonly residentPolicy: ResidentWeights
+  private readonly residentReference: ResidentWeights
   private seed: number
   step = 0
 
@@ -120,6 +125,8 @@ export class Policy {
       opts.adamw,
     )
     this.adoptTrainable()
+    this.residentPolicy = new ResidentWeights(this.provider, () => this.paramFeeds('policy'))
+    this.residentReference = new ResidentWeights(this.provider, () => this.paramFeeds('reference'))
     if (this.lora) {
       for (const m of loraModules(this.config, this.lora.spec)) {
         const b = this.lora.adapters.get(loraBKey(m.module))!
@@ -207,10 +214,8 @@ export class Policy {
     this.scoring ??= this.openSession(buildScoringGraph(this.modelTensors, this.bind).graph, 'scoring')
     const session = await this.scoring
     const batch = packRows(rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
-    const out = await session.run({
-      ...scoringFeeds(this.config, batch, 'float32'),
-      ...this.paramFeeds(which),
-    })
+    const resident = which === 'policy' ? this.residentPolicy : this.residentReference
+    const out = await resident.run(session, scoringFeeds(this.config, batch, 'float32'))
     const list = (k: string) => Array.from(out[k].data as Float32Array)
     return { sum: list('logps.sum'), mean: list('logps.mean'), count: list('logps.count') }
   }
@@ -233,7 +238,6 @@ export class Policy {
       this.stepSessions.set(opts.loss.name, pending)
     }
     const session = await pending
-    const params = this.paramFeeds('policy')
     const metricNames = session.outputs
       .map((o) => o.name)
       .filter((n) => n !== STEP_OUTPUTS.loss && !n.startsWith('grad.'))
@@ -242,7 +246,10 @@ export class Policy {
     const metrics: Record<string, number> = Object.fromEntries(metricNames.map((n) => [n, 0]))
     for (const [i, b] of micro.entries()) {
       const batch = packRows(b.rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
-      const out = await session.run({ ...scoringFeeds(this.config, batch, 'float32'), ...b.feeds, ...params })
+      const out = await this.residentPolicy.run(session, {
+        ...scoringFeeds(this.config, batch, 'float32'),
+        ...b.feeds,
+      })
       for (const name of this.trainable.keys()) this.optimizer.setGrad(name, out[gradName(name)], i > 0)
       loss += Number(out[STEP_OUTPUTS.loss].data[0]) / micro.length
       for (const n of metricNames) metrics[n] += Number(out[n].data[0]) / micro.length
@@ -252,19 +259,26 @@ export class Policy {
     const clip = opts.maxGradNorm ? clipCoefficient(gradNorm, opts.maxGradNorm) : 1
     this.step += 1
     this.optimizer.step({ step: this.step, lr: opts.lr }, clip / micro.length)
+    this.trainableChanged()
     return { loss, gradNorm, metrics, tokens }
+  }
+
+  /** The trainable tensors changed (and the reference with them while it is the policy itself). */
+  private trainableChanged(): void {
+    this.residentPolicy.changed()
+    if (!this.reference) this.residentReference.changed()
   }
 
   /** Renders (chat) prompts, generates, and returns text, tokens and their log-probs per prompt. */
   async generate(prompts: readonly PromptInput[], opts: GenerateOptions): Promise<Generation[]> {
     this.decode ??= this.openSession(buildDecodeGraph(this.modelTensors, this.bind), 'decode')
+    const session = await this.decode
     const decoder: Decoder = {
       cfg: this.config,
       dtype: 'float32',
-      session: await this.decode,
+      run: (feeds) => this.residentPolicy.run(session, feeds),
       tokenizer: this.model.tokenizer,
       stopTokenIds: this.model.stopTokenIds,
-      weightFeeds: () => this.paramFeeds('policy'),
     }
     const ids = prompts.map((p) =>
       this.model.tokenizer.encode(
@@ -281,6 +295,7 @@ export class Policy {
   async freezeReference(): Promise<void> {
     if (this.lora) await this.mergeAdapters()
     else this.reference = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+    this.residentReference.changed()
   }
 
   /** W += (alpha / r) B A into the base, then new adapters (B = 0) with fresh optimizer moments. */
@@ -290,6 +305,7 @@ export class Policy {
     this.seed += 1
     for (const [k, t] of initAdapters(this.config, this.lora.spec, this.seed)) this.lora.adapters.set(k, t)
     this.adoptTrainable()
+    this.trainableChanged()
     await this.releaseSessions()
   }
 
@@ -345,6 +361,8 @@ export class Policy {
     this.reference = ref.length
       ? new Map(ref.map(([k, t]) => [k.slice('reference.'.length), copyTensor(t)]))
       : null
+    this.residentPolicy.changed()
+    this.residentReference.changed()
     this.step = state.step
   }
 
@@ -392,5 +410,7 @@ export class Policy {
 
   async dispose(): Promise<void> {
     await this.releaseSessions()
+    await this.residentPolicy.release()
+    await this.residentReference.release()
   }
 }

@@ -197,6 +197,8 @@ describe('DeviceState', () => {
       assert.deepEqual(Object.keys(out), ['seen'])
     }
     assert.deepEqual([...(await state.read(['total'])).total.data], [6, -6])
+    await state.upload()
+    assert.equal(state.location('total'), 'cpu', 'the CPU provider reads host tensors in place')
     await expectAppError(new DeviceState('webgpu').read(['x']), 'not_found', "state tensor 'x'")
     await expectAppError(
       acc.runWithState(new DeviceState('webgpu'), {}),

@@ -15,6 +15,8 @@ import {
   buildTrainStep,
   buildUpdateStep,
   createStepRunner,
+  DeviceState,
+  hostTensor,
   misplacedNodes,
   nodePlacement,
   type Provider,
@@ -60,7 +62,7 @@ async function train(
 }
 
 describe('WebGPU provider', { skip }, () => {
-  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 3)
+  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 4)
 
   before(() => console.log(`# WebGPU: ${reason}`))
 
@@ -81,6 +83,20 @@ describe('WebGPU provider', { skip }, () => {
       }
     })
   }
+
+  it('moves state tensors onto the device once, and reads them back unchanged', async () => {
+    const state = new DeviceState('webgpu')
+    const values = Float32Array.from({ length: 6 }, (_, i) => i / 7 - 0.3)
+    state.set('w', hostTensor('float32', [2, 3], values))
+    assert.equal(state.location('w'), 'cpu')
+    await state.upload()
+    assert.equal(state.location('w'), 'gpu-buffer')
+    await state.upload()
+    const back = (await state.read(['w'])).w
+    assert.deepEqual(back.dims, [2, 3])
+    assert.deepEqual(back.data, values)
+    await state.release()
+  })
 
   it('places every node of an MLP training step on the GPU', async () => {
     const m = mlp({ batch: 4, inFeatures: 8, hidden: 16 })

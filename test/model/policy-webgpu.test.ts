@@ -18,16 +18,25 @@ const question: ChatMessage[] = [{ role: 'user', content: 'What is the capital o
 const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
 const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] }
 
-/** Three SFT steps, then the response log-probs and a greedy continuation, on one provider. */
+/**
+ * Three SFT steps, the reference frozen (and scored) before the second and the third as between SSO
+ * iterations, then the response log-probs and a greedy continuation, on one provider. Weights change
+ * between runs that read them: a device copy left stale would show.
+ */
 async function trainAndScore(modelDir: string, provider: Provider, withLora: boolean) {
   const policy = await Policy.load(modelDir, { provider, seed: 3, lora: withLora ? lora : undefined })
   const row = policy.tokenizeExchange(question, 'Paris.')
   const losses: number[] = []
+  const logp: number[] = []
   for (let i = 0; i < 3; i++) {
+    if (i > 0) {
+      await policy.freezeReference()
+      logp.push(...(await policy.logprobs([row], 'reference')).sum)
+    }
     const r = await policy.trainStep({ rows: [row, row] }, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
     losses.push(r.loss, r.gradNorm)
   }
-  const scores = await policy.logprobs([row])
+  logp.push(...(await policy.logprobs([row])).sum)
   const [text] = await policy.generate([question], {
     maxNewTokens: 6,
     temperature: 0,
@@ -36,7 +45,7 @@ async function trainAndScore(modelDir: string, provider: Provider, withLora: boo
     seed: 0,
   })
   await policy.dispose()
-  return { losses, logp: scores.sum, tokens: text.tokens }
+  return { losses, logp, tokens: text.tokens }
 }
 
 describe('Policy on WebGPU', { skip }, () => {

@@ -18,7 +18,8 @@ import { identityModel } from './tiny-models.ts'
  */
 export class DeviceState {
   private readonly values = new Map<string, DeviceValue>()
-  private readonly readers = new Map<string, Promise<ort.InferenceSession>>()
+  /** Identity sessions that move tensors between host and device, by dtype, rank and target. */
+  private readonly identities = new Map<string, Promise<ort.InferenceSession>>()
 
   constructor(readonly provider: Provider) {}
 
@@ -64,28 +65,56 @@ export class DeviceState {
     return out
   }
 
-  /** Frees every device buffer and the readback sessions. */
+  /**
+   * Moves host-located tensors (all when no names are given) onto the device, where the provider
+   * keeps tensors between runs (WebGPU): runs that only read them then stop copying them in each
+   * time. Elsewhere a no-op.
+   */
+  async upload(names: readonly string[] = this.names()): Promise<void> {
+    if (this.provider !== 'webgpu') return
+    for (const name of names) {
+      const v = this.value(name)
+      if (isOnDevice(v)) continue
+      try {
+        const out = await (await this.identity(v, 'gpu-buffer')).run({ x: v })
+        this.replace(name, out.y as DeviceValue)
+      } catch (err) {
+        throw new AppError(
+          'internal',
+          `moving state tensor '${name}' to ${this.provider} failed: ${String(err)}`,
+        )
+      }
+    }
+  }
+
+  /** Frees every device buffer and the transfer sessions. */
   async release(): Promise<void> {
     for (const v of this.values.values()) releaseDeviceValue(v)
     this.values.clear()
-    const readers = await Promise.all(this.readers.values())
-    this.readers.clear()
-    await Promise.all(readers.map((r) => r.release()))
+    const identities = await Promise.all(this.identities.values())
+    this.identities.clear()
+    await Promise.all(identities.map((r) => r.release()))
+  }
+
+  /** An Identity session on this provider for `v`'s dtype and rank, its output placed at `location`. */
+  private identity(v: DeviceValue, location: 'cpu' | 'gpu-buffer'): Promise<ort.InferenceSession> {
+    const key = `${v.type}/${v.dims.length}/${location}`
+    let session = this.identities.get(key)
+    if (session === undefined) {
+      session = ort.InferenceSession.create(identityModel(v.type as HostTensor['dtype'], v.dims.length), {
+        executionProviders: [this.provider],
+        logSeverityLevel: 3,
+        preferredOutputLocation: location,
+      })
+      this.identities.set(key, session)
+    }
+    return session
   }
 
   /** gpu-buffer tensors cannot be downloaded directly in onnxruntime-node 1.30: copy through Identity. */
   private async download(name: string, v: DeviceValue): Promise<HostTensor> {
-    const key = `${v.type}/${v.dims.length}`
-    let reader = this.readers.get(key)
-    if (reader === undefined) {
-      reader = ort.InferenceSession.create(identityModel(v.type as HostTensor['dtype'], v.dims.length), {
-        executionProviders: [this.provider],
-        logSeverityLevel: 3,
-      })
-      this.readers.set(key, reader)
-    }
     try {
-      const out = await (await reader).run({ x: v })
+      const out = await (await this.identity(v, 'cpu')).run({ x: v })
       return toHostTensor(out.y as DeviceValue, name)
     } catch (err) {
       throw new AppError(

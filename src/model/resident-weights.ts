@@ -1,0 +1,45 @@
+import { DeviceState, type GraphSession, type HostTensor, type Provider } from '../engine/index.ts'
+
+/**
+ * Weights a policy feeds to its sessions as graph inputs, kept on the device between runs where the
+ * provider allows it (WebGPU): uploaded once after each change rather than with every run, which for
+ * generation meant the trainable weights again for every decoded token. Elsewhere the host tensors
+ * are fed as they are (the CPU provider reads them in place).
+ */
+export class ResidentWeights {
+  private readonly state: DeviceState
+  private fresh = false
+
+  constructor(
+    provider: Provider,
+    /** The current host tensors, by graph input name. */
+    private readonly current: () => Record<string, HostTensor>,
+  ) {
+    this.state = new DeviceState(provider)
+  }
+
+  /** The host tensors changed: the next run uploads them again. */
+  changed(): void {
+    this.fresh = false
+  }
+
+  /** Runs `session` with `feeds` and the weights; returns the requested outputs (all when omitted). */
+  async run(
+    session: GraphSession,
+    feeds: Readonly<Record<string, HostTensor>>,
+    outputs?: readonly string[],
+  ): Promise<Record<string, HostTensor>> {
+    if (this.state.provider !== 'webgpu') return session.run({ ...feeds, ...this.current() }, outputs)
+    if (!this.fresh) {
+      for (const [name, t] of Object.entries(this.current())) this.state.set(name, t)
+      await this.state.upload()
+      this.fresh = true
+    }
+    return session.runWithState(this.state, feeds, outputs)
+  }
+
+  release(): Promise<void> {
+    this.fresh = false
+    return this.state.release()
+  }
+}
