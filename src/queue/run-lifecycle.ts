@@ -11,6 +11,7 @@ import type { RunInsert, RunStatusChange } from '../db/runs-repository.ts'
 import { InvalidStateError, NotFoundError } from '../errors.ts'
 import type { RunDto, RunStatus } from '../schemas/runs.ts'
 import { enqueueRun, enqueueWebhook, type PgBoss } from './boss.ts'
+import { GPU_DEVICES } from './jobs.ts'
 
 export interface Scheduling {
   prisma: PrismaClient
@@ -45,9 +46,19 @@ export async function createRun(s: Scheduling, input: RunInsert): Promise<RunDto
     if (input.principleSetVersionId) await repos.principleSets.lockVersion(input.principleSetVersionId)
     const run = await repos.runs.create(input)
     await recordStatus(s, tx, run)
+    await warnIfUnserved(tx, run)
     await enqueueRun(s.boss, tx, run)
     return run
   })
+}
+
+/** A run asking for a GPU that no live worker has would wait without a word: its stream says why. */
+async function warnIfUnserved(tx: Db, run: RunDto): Promise<void> {
+  if (!(GPU_DEVICES as readonly string[]).includes(run.device)) return
+  const workers = await createRepositories(tx).workers.list(false)
+  if (workers.some((w) => w.devices.includes(run.device))) return
+  const message = `no live worker serves ${run.device}: the run waits until a worker with it starts (WORKER_DEVICES)`
+  await appendRunFrames(tx, run.id, [{ type: 'warning', step: 0, data: { message } }])
 }
 
 /** Moves a run from one of `from` to `to` and streams the change; null when it was in another status. */

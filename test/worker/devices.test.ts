@@ -72,6 +72,12 @@ test('a worker without a GPU trains the cpu run and leaves the webgpu run queued
     'the cpu run to succeed',
   )
   assert.equal(await app.repos.runs.findStatus(gpuRun.id), 'queued')
+  const warnings = async (runId: string) =>
+    (await app.repos.events.listAfter(runId, 0, 100, 'warning')).map((e) => e.data.message)
+  assert.deepEqual(await warnings(gpuRun.id), [
+    'no live worker serves webgpu: the run waits until a worker with it starts (WORKER_DEVICES)',
+  ])
+  assert.deepEqual(await warnings(cpuRun.id), [])
   const waiting = await app.boss.fetch<{ runId: string }>(trainQueueFor('webgpu'))
   assert.deepEqual(
     waiting.map((j) => j.data.runId),
