@@ -43,7 +43,13 @@ test('workers on the runs page; register a succeeded run as a model', {
   await page.getByTestId('stream-state').getByText('ended').waitFor()
   await page.waitForLoadState('networkidle')
   await page.getByTestId('register-model-submit').click()
-  await page.getByText("Model 'demo-after-sso' registered").waitFor()
+  const said = await page
+    .waitForFunction(() => document.getElementById('notice')?.textContent?.trim(), null, { timeout: 20_000 })
+    .catch(async (e) => {
+      await browser.screenshot('11-register-no-answer')
+      throw e
+    })
+  assert.match(String(await said.jsonValue()), /^Model 'demo-after-sso' registered/)
   await browser.screenshot('11-model-registered')
 
   const models = await service.client.get<{ items: { name: string; path: string }[] }>('/v1/models')
