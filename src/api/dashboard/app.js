@@ -477,10 +477,13 @@ function runPage(id, tab) {
 
 function renderDetails(pane, run) {
   const json = h('pre', { class: 'json' }, JSON.stringify(run, null, 2))
-  if (run.status !== 'succeeded' || run.method === 'rm') return pane.replaceChildren(json)
-  // Kept across updates of the run, so a name being typed survives them.
-  const form = pane.querySelector('[data-testid="register-model"]') ?? registerModelForm(run)
-  pane.replaceChildren(form, json)
+  const shown = pane.querySelector('pre.json')
+  if (shown) shown.replaceWith(json)
+  else pane.append(json)
+  // The form is added once and never moved, so updates of the run leave a name being typed (or a
+  // click on its button) alone.
+  if (run.status === 'succeeded' && run.method !== 'rm' && !pane.querySelector('form'))
+    pane.prepend(registerModelForm(run))
 }
 
 /** Registers a succeeded run's final model, so that new runs can start from it. */
