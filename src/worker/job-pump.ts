@@ -34,9 +34,10 @@ export function startJobPump(o: JobPumpOptions): JobPump {
   let filling: Promise<void> = Promise.resolve()
 
   const run = (queue: string, job: Job<TrainRunJob>) => {
+    // pg-boss fails (and retries) a job of a heartbeat queue that stays silent that long.
     const heartbeat = setInterval(
       () => o.boss.touch(queue, job).catch((err) => o.log.warn({ err, queue }, 'job heartbeat failed')),
-      (JOB_HEARTBEAT_SECONDS * 1000) / 3,
+      ((job.heartbeatSeconds ?? JOB_HEARTBEAT_SECONDS) * 1000) / 3,
     )
     const settled = o
       .handle(job.data.runId)

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { after, test } from 'node:test'
+import { PgBoss } from 'pg-boss'
 import { providerStatuses } from '../../src/engine/index.ts'
 import { TRAIN_RUN_QUEUE, trainQueueFor } from '../../src/queue/jobs.ts'
 import { startJobPump } from '../../src/worker/job-pump.ts'
@@ -59,6 +60,45 @@ test('the pump holds one limit over all its queues, takes the first queue first,
   await pump.stop()
   const states = await Promise.all(jobs.map(async (j) => (await app.boss.getJobById(j.queue, j.id))?.state))
   assert.deepEqual(states, ['completed', 'completed', 'retry', 'completed'])
+})
+
+test('a job held longer than its heartbeat interval is kept alive by the pump, and completes', async (t) => {
+  const app = await buildTestApp(t, 'embedded')
+  // pg-boss's own supervisor, checking every second, fails a silent job of a heartbeat queue.
+  const boss = new PgBoss({
+    connectionString: app.databaseUrl,
+    schema: 'pgboss_heartbeat',
+    superviseIntervalSeconds: 1,
+    monitorIntervalSeconds: 1,
+  } as ConstructorParameters<typeof PgBoss>[0])
+  await boss.start()
+  for (const queue of ['touched', 'silent']) {
+    await boss.createQueue(queue, { heartbeatSeconds: 10, retryLimit: 0, expireInSeconds: 300 })
+  }
+  const touched = (await boss.send('touched', { runId: randomUUID() }))!
+  const silent = (await boss.send('silent', { runId: randomUUID() }))!
+  assert.equal((await boss.fetch('silent'))[0]?.id, silent)
+  const pump = startJobPump({
+    boss,
+    queues: ['touched'],
+    concurrency: 1,
+    pollingIntervalMs: 100,
+    log: testLog,
+    handle: () => new Promise((r) => setTimeout(r, 14_000)),
+  })
+  try {
+    await until(
+      async () => ((await boss.getJobById('silent', silent))?.state === 'failed' ? true : undefined),
+      'the silent job to be failed by pg-boss',
+      30_000,
+    )
+    assert.equal((await boss.getJobById('touched', touched))?.state, 'active')
+    await pump.stop()
+    assert.equal((await boss.getJobById('touched', touched))?.state, 'completed')
+  } finally {
+    await pump.stop()
+    await boss.stop({ graceful: false })
+  }
 })
 
 test('a worker without a GPU trains the cpu run and leaves the webgpu run queued for a worker that has one', async (t) => {
