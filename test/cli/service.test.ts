@@ -158,6 +158,45 @@ test('workers list: the in-process worker, live, serving cpu', async () => {
   assert.match(table.stdout, /\blive\b/)
 })
 
+test('models: register a succeeded run by id, then train a run on it by name', async () => {
+  const small = ['iterations=1', 'queries_per_iteration=4', 'max_new_tokens=4'].map((a) => `--set=${a}`)
+  /** Creates a run and watches it to its end; returns its id. */
+  const train = async (model: string[]) => {
+    const created = await sso([
+      'runs',
+      'create',
+      '--dataset',
+      resources.datasetId,
+      ...model,
+      ...small,
+      '--json',
+    ])
+    assert.equal(created.code, 0, created.stderr)
+    const id = JSON.parse(created.stdout).id as string
+    const watched = await sso(['runs', 'watch', id])
+    assert.equal(watched.code, 0, watched.stderr)
+    return id
+  }
+  const firstId = await train([])
+
+  const registered = await sso(['models', 'register', 'cli-chained', '--run', firstId])
+  assert.equal(registered.code, 0, registered.stderr)
+  assert.match(registered.stdout, new RegExp(`^registered model cli-chained .* at .*${firstId}/final$`, 'm'))
+  const listed = await sso(['models', 'list'])
+  assert.match(listed.stdout, /^\S+\s+cli-chained\s+local_hf\s/m)
+
+  const run = await service.client.get<{ status: string; model_id: string }>(
+    `/v1/runs/${await train(['--model', 'cli-chained'])}`,
+  )
+  assert.equal(run.status, 'succeeded')
+  const models = await service.client.get<{ items: { id: string; name: string }[] }>('/v1/models')
+  assert.equal(models.items.find((m) => m.id === run.model_id)?.name, 'cli-chained')
+
+  const neither = await sso(['models', 'register', 'x'])
+  assert.equal(neither.code, 2)
+  assert.match(neither.stderr, /give --path or --run/)
+})
+
 test('the service refusing is a failure with its detail: unknown run, wrong key', async () => {
   const missing = await sso(['runs', 'get', '00000000-0000-4000-8000-000000000000'])
   assert.equal(missing.code, 1)

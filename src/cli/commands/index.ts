@@ -4,6 +4,7 @@ import { bench } from './bench.ts'
 import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
 import { evalCommand } from './eval.ts'
 import { makeTinyModelCommand } from './make-tiny-model.ts'
+import { modelsList, modelsRegister } from './models.ts'
 import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
 import { serve, worker } from './serve.ts'
 import { train } from './train.ts'
@@ -22,6 +23,8 @@ export const COMMANDS: readonly Command[] = [
   datasetsImport,
   datasetsExport,
   datasetsList,
+  modelsList,
+  modelsRegister,
   workersList,
   train,
   evalCommand,
