@@ -8,11 +8,22 @@ const QUEUES_BY_DEVICE: [string, string][] = [
   ...GPU_DEVICES.map((d): [string, string] => [d, trainQueueFor(d)]),
 ]
 
+/** One metric in the text exposition format: HELP and TYPE, then a sample per label set (or one bare). */
+function metric(
+  name: string,
+  type: 'gauge' | 'counter',
+  help: string,
+  samples: number | readonly (readonly [labels: string, value: number])[],
+): string[] {
+  const values =
+    typeof samples === 'number' ? [`${name} ${samples}`] : samples.map(([l, v]) => `${name}{${l}} ${v}`)
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...values]
+}
+
 /**
  * Prometheus text exposition: queue depth and live workers per device, runs by status, training
  * steps/s, stream clients, dropped frames, read-cache hits and misses.
  */
-
 export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   let previous: { at: number; steps: number } | undefined
   let requests = 0
@@ -21,59 +32,81 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/metrics', { schema: { tags: ['health'], hide: true } }, async (_request, reply) => {
-    const [queues, byStatus, running, workers] = await Promise.all([
+    const [queues, byStatus, steps, workers] = await Promise.all([
       Promise.all(QUEUES_BY_DEVICE.map(([, queue]) => app.boss.getQueue(queue))),
       app.repos.runs.countByStatus(),
       app.repos.runs.sumRunningSteps(),
       app.repos.workers.list(false),
     ])
-    const steps = running
     const now = Date.now()
     const stepsPerSecond =
       previous && now > previous.at ? Math.max(0, ((steps - previous.steps) * 1000) / (now - previous.at)) : 0
     previous = { at: now, steps }
+    const byDevice = (value: (device: string, i: number) => number) =>
+      QUEUES_BY_DEVICE.map(([device], i) => [`device="${device}"`, value(device, i)] as const)
     const lines = [
-      '# HELP sso_queue_depth Training jobs waiting for a worker, by the device their runs ask for.',
-      '# TYPE sso_queue_depth gauge',
-      ...QUEUES_BY_DEVICE.map(
-        ([device], i) => `sso_queue_depth{device="${device}"} ${queues[i]?.queuedCount ?? 0}`,
+      ...metric(
+        'sso_queue_depth',
+        'gauge',
+        'Training jobs waiting for a worker, by the device their runs ask for.',
+        byDevice((_, i) => queues[i]?.queuedCount ?? 0),
       ),
-      '# HELP sso_workers Live worker processes, by the devices they serve.',
-      '# TYPE sso_workers gauge',
-      ...QUEUES_BY_DEVICE.map(([device]) => {
-        const serving = workers.filter((w) => device === 'any' || w.devices.includes(device))
-        return `sso_workers{device="${device}"} ${serving.length}`
-      }),
-      '# HELP sso_runs Runs by status.',
-      '# TYPE sso_runs gauge',
-      ...RUN_STATUSES.map((s) => `sso_runs{status="${s}"} ${byStatus[s] ?? 0}`),
-      '# HELP sso_active_runs Runs being trained now.',
-      '# TYPE sso_active_runs gauge',
-      `sso_active_runs ${byStatus.running ?? 0}`,
-      '# HELP sso_training_steps_per_second Steps of all running runs per second since the previous scrape.',
-      '# TYPE sso_training_steps_per_second gauge',
-      `sso_training_steps_per_second ${stepsPerSecond.toFixed(3)}`,
-      '# HELP sso_stream_clients WebSocket and SSE clients of this API process.',
-      '# TYPE sso_stream_clients gauge',
-      `sso_stream_clients ${app.hub.subscriberCount}`,
-      '# HELP sso_stream_frames_received_total Frames this process received from workers.',
-      '# TYPE sso_stream_frames_received_total counter',
-      `sso_stream_frames_received_total ${app.hub.framesReceived}`,
-      '# HELP sso_stream_dropped_frames_total Live frames dropped for slow clients (resent after a resync).',
-      '# TYPE sso_stream_dropped_frames_total counter',
-      `sso_stream_dropped_frames_total ${app.streamStats.droppedFrames}`,
-      '# HELP sso_stream_resyncs_total Resyncs sent to clients that fell behind.',
-      '# TYPE sso_stream_resyncs_total counter',
-      `sso_stream_resyncs_total ${app.streamStats.resyncs}`,
-      "# HELP sso_read_cache_hits_total GET requests answered from this process's read cache.",
-      '# TYPE sso_read_cache_hits_total counter',
-      `sso_read_cache_hits_total ${app.readCache.hits}`,
-      '# HELP sso_read_cache_misses_total Cacheable GET requests that went to the database.',
-      '# TYPE sso_read_cache_misses_total counter',
-      `sso_read_cache_misses_total ${app.readCache.misses}`,
-      '# HELP sso_http_requests_total HTTP requests answered by this process.',
-      '# TYPE sso_http_requests_total counter',
-      `sso_http_requests_total ${requests}`,
+      ...metric(
+        'sso_workers',
+        'gauge',
+        'Live worker processes, by the devices they serve.',
+        byDevice((device) => workers.filter((w) => device === 'any' || w.devices.includes(device)).length),
+      ),
+      ...metric(
+        'sso_runs',
+        'gauge',
+        'Runs by status.',
+        RUN_STATUSES.map((s) => [`status="${s}"`, byStatus[s] ?? 0] as const),
+      ),
+      ...metric('sso_active_runs', 'gauge', 'Runs being trained now.', byStatus.running ?? 0),
+      ...metric(
+        'sso_training_steps_per_second',
+        'gauge',
+        'Steps of all running runs per second since the previous scrape.',
+        Number(stepsPerSecond.toFixed(3)),
+      ),
+      ...metric(
+        'sso_stream_clients',
+        'gauge',
+        'WebSocket and SSE clients of this API process.',
+        app.hub.subscriberCount,
+      ),
+      ...metric(
+        'sso_stream_frames_received_total',
+        'counter',
+        'Frames this process received from workers.',
+        app.hub.framesReceived,
+      ),
+      ...metric(
+        'sso_stream_dropped_frames_total',
+        'counter',
+        'Live frames dropped for slow clients (resent after a resync).',
+        app.streamStats.droppedFrames,
+      ),
+      ...metric(
+        'sso_stream_resyncs_total',
+        'counter',
+        'Resyncs sent to clients that fell behind.',
+        app.streamStats.resyncs,
+      ),
+      ...metric(
+        'sso_read_cache_hits_total',
+        'counter',
+        "GET requests answered from this process's read cache.",
+        app.readCache.hits,
+      ),
+      ...metric(
+        'sso_read_cache_misses_total',
+        'counter',
+        'Cacheable GET requests that went to the database.',
+        app.readCache.misses,
+      ),
+      ...metric('sso_http_requests_total', 'counter', 'HTTP requests answered by this process.', requests),
     ]
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`)
   })
