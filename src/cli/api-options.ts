@@ -2,6 +2,7 @@
 import { ApiClient } from './api-client.ts'
 import type { CommandContext, OptionSpecs } from './command.ts'
 import { type CliEnvironment, DEFAULT_URL, readCliEnvironment } from './environment.ts'
+import { formatTable, printJson } from './output.ts'
 
 export const API_OPTIONS: OptionSpecs = {
   url: { type: 'string', arg: 'url', description: `service URL (env SSO_URL, else ${DEFAULT_URL})` },
@@ -17,4 +18,16 @@ export function clientFor(ctx: CommandContext, env: CliEnvironment = readCliEnvi
 
 export function wantsJson(ctx: CommandContext): boolean {
   return ctx.values.json === true
+}
+
+/** A listing: the service's answer as JSON with --json, else a table of `rows` (or `empty`, if given, when none). */
+export function printListing(
+  ctx: CommandContext,
+  answer: unknown,
+  rows: readonly Record<string, unknown>[],
+  columns: readonly string[],
+  empty?: string,
+): void {
+  if (wantsJson(ctx)) printJson(answer)
+  else process.stdout.write(rows.length === 0 && empty ? `${empty}\n` : formatTable(rows, columns))
 }

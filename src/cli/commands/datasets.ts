@@ -2,9 +2,9 @@
 import { readFile, writeFile } from 'node:fs/promises'
 import { basename } from 'node:path'
 import { DATASET_FORMATS } from '../../sso/records.ts'
-import { API_OPTIONS, clientFor, wantsJson } from '../api-options.ts'
+import { API_OPTIONS, clientFor, printListing, wantsJson } from '../api-options.ts'
 import { type Command, positionalArgs, stringOption, UsageError } from '../command.ts'
-import { formatTable, printJson } from '../output.ts'
+import { printJson } from '../output.ts'
 
 const FORMATS = Object.keys(DATASET_FORMATS)
 
@@ -77,8 +77,7 @@ export const datasetsList: Command = {
   async run(ctx) {
     positionalArgs(ctx, this, [])
     const page = await clientFor(ctx).get<{ items: DatasetLike[] }>('/v1/datasets', { limit: 200 })
-    if (wantsJson(ctx)) printJson(page)
-    else process.stdout.write(formatTable(page.items, ['id', 'name', 'format', 'line_count', 'created_at']))
+    printListing(ctx, page, page.items, ['id', 'name', 'format', 'line_count', 'created_at'])
     return 0
   },
 }

@@ -1,8 +1,8 @@
 /** `sso models list|register`: the models runs train; a succeeded run's result registered to train further. */
 import type { ModelDto } from '../../schemas/models.ts'
-import { API_OPTIONS, clientFor, wantsJson } from '../api-options.ts'
+import { API_OPTIONS, clientFor, printListing, wantsJson } from '../api-options.ts'
 import { type Command, positionalArgs, stringOption, UsageError } from '../command.ts'
-import { formatTable, printJson } from '../output.ts'
+import { printJson } from '../output.ts'
 
 export const modelsList: Command = {
   path: ['models', 'list'],
@@ -11,14 +11,7 @@ export const modelsList: Command = {
   async run(ctx) {
     positionalArgs(ctx, this, [])
     const page = await clientFor(ctx).get<{ items: ModelDto[] }>('/v1/models', { limit: 200 })
-    if (wantsJson(ctx)) printJson(page)
-    else
-      process.stdout.write(
-        formatTable(
-          page.items.map((m) => ({ id: m.id, name: m.name, kind: m.kind, path: m.path })),
-          ['id', 'name', 'kind', 'path'],
-        ),
-      )
+    printListing(ctx, page, page.items, ['id', 'name', 'kind', 'path'])
     return 0
   },
 }

@@ -1,8 +1,7 @@
 /** `sso workers list`: the service's worker processes, their devices and the runs they hold. */
 import type { WorkerDto } from '../../schemas/workers.ts'
-import { API_OPTIONS, clientFor, wantsJson } from '../api-options.ts'
+import { API_OPTIONS, clientFor, printListing } from '../api-options.ts'
 import { type Command, positionalArgs } from '../command.ts'
-import { formatTable, printJson } from '../output.ts'
 
 export const workersList: Command = {
   path: ['workers', 'list'],
@@ -13,27 +12,17 @@ export const workersList: Command = {
   },
   async run(ctx) {
     positionalArgs(ctx, this, [])
-    const { items } = await clientFor(ctx).get<{ items: WorkerDto[] }>('/v1/workers', {
+    const answer = await clientFor(ctx).get<{ items: WorkerDto[] }>('/v1/workers', {
       all: ctx.values.all ? 'true' : undefined,
     })
-    if (wantsJson(ctx)) {
-      printJson({ items })
-      return 0
-    }
-    if (items.length === 0) process.stdout.write('no live workers\n')
-    else
-      process.stdout.write(
-        formatTable(
-          items.map((w) => ({
-            id: w.id,
-            state: w.state,
-            devices: w.devices.join(','),
-            runs: `${w.run_ids.length}/${w.concurrency}`,
-            heartbeat: w.heartbeat_at,
-          })),
-          ['id', 'state', 'devices', 'runs', 'heartbeat'],
-        ),
-      )
+    const rows = answer.items.map((w) => ({
+      id: w.id,
+      state: w.state,
+      devices: w.devices.join(','),
+      runs: `${w.run_ids.length}/${w.concurrency}`,
+      heartbeat: w.heartbeat_at,
+    }))
+    printListing(ctx, answer, rows, ['id', 'state', 'devices', 'runs', 'heartbeat'], 'no live workers')
     return 0
   },
 }
