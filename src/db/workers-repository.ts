@@ -18,6 +18,9 @@ export interface WorkerInsert {
 
 type Row = WorkerInsert & { startedAt: Date; heartbeatAt: Date; stoppedAt: Date | null }
 
+/** Workers that have not stopped and heartbeat within LOST_AFTER_MS. */
+const live = () => ({ stoppedAt: null, heartbeatAt: { gte: new Date(Date.now() - LOST_AFTER_MS) } })
+
 function stateOf(r: Row, now: number): WorkerState {
   if (r.stoppedAt) return 'stopped'
   return now - r.heartbeatAt.getTime() > LOST_AFTER_MS ? 'lost' : 'live'
@@ -36,13 +39,17 @@ export function createWorkersRepository(db: Db) {
     async stopped(id: string): Promise<void> {
       await db.worker.updateMany({ where: { id }, data: { stoppedAt: new Date() } })
     },
+    /** How many live workers serve `device`. */
+    async countServing(device: string): Promise<number> {
+      return db.worker.count({
+        where: { ...live(), devices: { has: device } },
+      })
+    },
     /** Live workers, oldest first; with `all`, also those that stopped or were lost within a day. */
     async list(all: boolean): Promise<WorkerDto[]> {
       const now = Date.now()
       const rows: Row[] = await db.worker.findMany({
-        where: all
-          ? { heartbeatAt: { gte: new Date(now - KEEP_MS) } }
-          : { stoppedAt: null, heartbeatAt: { gte: new Date(now - LOST_AFTER_MS) } },
+        where: all ? { heartbeatAt: { gte: new Date(now - KEEP_MS) } } : live(),
         orderBy: [{ startedAt: 'asc' }, { id: 'asc' }],
       })
       const held = await db.run.findMany({

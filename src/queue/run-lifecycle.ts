@@ -55,8 +55,7 @@ export async function createRun(s: Scheduling, input: RunInsert): Promise<RunDto
 /** A run asking for a GPU that no live worker has would wait without a word: its stream says why. */
 async function warnIfUnserved(tx: Db, run: RunDto): Promise<void> {
   if (!(GPU_DEVICES as readonly string[]).includes(run.device)) return
-  const workers = await createRepositories(tx).workers.list(false)
-  if (workers.some((w) => w.devices.includes(run.device))) return
+  if ((await createRepositories(tx).workers.countServing(run.device)) > 0) return
   const message = `no live worker serves ${run.device}: the run waits until a worker with it starts (WORKER_DEVICES)`
   await appendRunFrames(tx, run.id, [{ type: 'warning', step: 0, data: { message } }])
 }
