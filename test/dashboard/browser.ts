@@ -1,6 +1,7 @@
 /**
  * Debian's chromium driven by playwright-core for the dashboard tests. Fresh profile per launch, no
- * network services of its own. When /usr/bin/chromium is missing, `skipReason` says so and the tests skip.
+ * network services of its own. When /usr/bin/chromium is missing, `skipReason` says so and the tests skip
+ * (under CI=true they fail instead).
  */
 import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
@@ -11,13 +12,16 @@ import { fileURLToPath } from 'node:url'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { createDemoResources, type DemoResources } from '../../src/cli/demo-setup.ts'
 import { type LiveService, startLiveService } from '../cli/live-service.ts'
+import { skipUnlessCi } from '../helpers/ci.ts'
 
 export const CHROMIUM = '/usr/bin/chromium'
 export const ARTIFACTS = fileURLToPath(new URL('../../artifacts/dashboard/', import.meta.url))
 
-export const skipReason = existsSync(CHROMIUM)
-  ? undefined
-  : `${CHROMIUM} is not installed (run .ci/install-browser to install Debian's chromium)`
+export const skipReason = skipUnlessCi(
+  existsSync(CHROMIUM)
+    ? undefined
+    : `${CHROMIUM} is not installed (run .ci/install-browser to install Debian's chromium)`,
+)
 
 const ARGS = [
   '--headless',

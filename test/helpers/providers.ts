@@ -5,6 +5,7 @@ import path from 'node:path'
 import { it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { type Provider, providerStatuses } from '../../src/engine/runtime/index.ts'
+import { skipUnlessCi } from './ci.ts'
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..')
 
@@ -69,15 +70,16 @@ export async function providersUnderTest(): Promise<Provider[]> {
 
 /**
  * How a WebGPU test file runs here: in this process when a driver works, again in a child process
- * under the software Vulkan driver (`rerun`), or skipped with the reason (`skip`, also logged).
+ * under the software Vulkan driver (`rerun`), or skipped with the reason (`skip`, also logged; under
+ * CI=true this throws instead, failing the file).
  */
 export async function webgpuTestMode(
   what: string,
 ): Promise<{ skip: string | false; rerun: boolean; reason: string }> {
   const webgpu = await providerReady('webgpu')
   const rerun = !webgpu.ok && softwareVulkanEnv() !== undefined && !isSoftwareVulkanChild()
-  const skip =
-    webgpu.ok || rerun ? false : `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
+  const why = `${webgpu.reason} (run .ci/install-debian-deps for a software driver)`
+  const skip = webgpu.ok || rerun ? false : (skipUnlessCi(why) ?? false)
   if (skip) console.log(`# skipping ${what}: ${skip}`)
   return { skip, rerun, reason: webgpu.reason }
 }
