@@ -4,7 +4,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -32,6 +32,8 @@ function freePort(): Promise<number> {
 
 export async function startBenchService(): Promise<BenchService> {
   const dir = await mkdtemp(path.join(tmpdir(), 'sso-bench-'))
+  // mkdtemp makes it 0700; run as root, the server's `postgres` user must be able to enter it.
+  await chmod(dir, 0o755)
   const log = createLogger('warn')
   const db: EmbeddedDatabase = await startEmbeddedPostgres(path.join(dir, 'postgres'), log)
   await applyMigrations(db.url, log)

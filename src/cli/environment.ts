@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+
 /**
  * What the CLI reads from its environment besides src/config.ts: where the service is and which key
  * to send. Read once in main.ts; command options (--url, --api-key) take precedence.
@@ -20,4 +22,12 @@ export function readCliEnvironment(
     apiKey: env.SSO_API_KEY || undefined,
     color: isTTY && !env.NO_COLOR,
   }
+}
+
+/**
+ * Loads `.env` from the working directory into process.env (Node's own parser) before any command
+ * reads its configuration; variables already set in the environment win over the file.
+ */
+export function loadDotEnv(file = '.env'): void {
+  if (existsSync(file)) process.loadEnvFile(file)
 }

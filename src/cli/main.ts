@@ -2,9 +2,12 @@
  * The `sso` command line: finds the command named by the first words of argv, parses its options,
  * runs it and turns its outcome into an exit code (0 ok, 1 failure, 2 usage error).
  */
+// First: an old Node.js stops here, before the other modules load.
+import './require-node.ts'
 import { AppError } from '../errors.ts'
 import { type Command, formatHelp, parseCommandArgs, UsageError } from './command.ts'
 import { COMMANDS } from './commands/index.ts'
+import { loadDotEnv } from './environment.ts'
 
 function groupHelp(prefix: string[]): string {
   const matching = COMMANDS.filter((c) => prefix.every((w, i) => c.path[i] === w))
@@ -75,5 +78,6 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+loadDotEnv()
 // Long-running commands (serve, worker) resolve without a code and keep the process alive.
 process.exitCode = await main(process.argv.slice(2))

@@ -20,10 +20,12 @@ export async function openDatabase(
   config: Pick<Config, 'DATABASE_URL' | 'dataDir'>,
   log: Logger,
   poolSize?: number,
+  /** Share an embedded server another process is running on DATA_DIR (short commands such as `sso admin-key`). */
+  options: { attach?: boolean } = {},
 ): Promise<Database> {
   const embedded = config.DATABASE_URL
     ? null
-    : await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), log)
+    : await startEmbeddedPostgres(path.join(config.dataDir, 'postgres'), log, options)
   const url = config.DATABASE_URL ?? embedded!.url
   try {
     await applyMigrations(url, log)

@@ -20,6 +20,8 @@ export interface EmbeddedDatabase {
 }
 
 const SUPERUSER = 'postgres'
+/** Servers this process started and has not stopped. */
+const started = new Set<EmbeddedDatabase>()
 const INITDB_TIMEOUT_MS = 120_000
 const START_TIMEOUT_MS = 60_000
 const STOP_TIMEOUT_MS = 30_000
@@ -72,15 +74,23 @@ export async function startEmbeddedPostgres(
   const stopOnExit = () => server.kill('SIGINT')
   process.on('exit', stopOnExit)
   log.info({ dataDir, port }, 'embedded PostgreSQL started')
-  return {
+  const database: EmbeddedDatabase = {
     url: urlFor(port),
     stop: async () => {
+      started.delete(database)
       process.off('exit', stopOnExit)
       await stopProcess(server)
       await rm(path.join(dir, 'owner.pid'), { force: true })
       log.info({ dataDir }, 'embedded PostgreSQL stopped')
     },
   }
+  started.add(database)
+  return database
+}
+
+/** Stops every server this process started: a start that failed half-way leaves none behind. */
+export async function stopEmbeddedServers(): Promise<void> {
+  await Promise.all([...started].map((db) => db.stop()))
 }
 
 /** The platform package's `native` folder (bin, lib, share). */

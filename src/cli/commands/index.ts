@@ -1,5 +1,6 @@
 /** Every `sso` command, in the order `sso --help` lists them. */
 import type { Command } from '../command.ts'
+import { adminKey } from './admin-key.ts'
 import { bench } from './bench.ts'
 import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
 import { evalCommand } from './eval.ts'
@@ -13,6 +14,7 @@ import { workersList } from './workers.ts'
 export const COMMANDS: readonly Command[] = [
   serve,
   worker,
+  adminKey,
   runsCreate,
   runsList,
   runsGet,
