@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
+import { TINY_MODEL_NAME } from '../../src/api/routes/v1/models.ts'
 import { createDemoResources, DEMO_HYPERPARAMETERS, type DemoResources } from '../../src/cli/demo-setup.ts'
 import { type LiveService, startLiveService } from './live-service.ts'
 
@@ -84,13 +85,14 @@ test('datasets: import validates on the service, export returns the same records
 })
 
 test('runs: create, list, get, watch live while it trains, cancel', async () => {
+  // Ids as the dashboard shows them: their first 8 characters.
   const created = await sso([
     'runs',
     'create',
     '--principle-set',
-    resources.principleSetId,
+    resources.principleSetId.slice(0, 8),
     '--dataset',
-    resources.datasetId,
+    resources.datasetId.slice(0, 8),
     ...Object.entries({ ...DEMO_HYPERPARAMETERS, iterations: 50 }).map(
       ([k, v]) => `--set=${k}=${JSON.stringify(v)}`,
     ),
@@ -108,8 +110,10 @@ test('runs: create, list, get, watch live while it trains, cancel', async () => 
   assert.ok((JSON.parse(listed.stdout) as { items: { id: string }[] }).items.some((r) => r.id === run.id))
 
   const table = await sso(['runs', 'list'])
-  assert.match(table.stdout, /^ID\s+METHOD\s+STATUS/m)
-  assert.match(table.stdout, new RegExp(run.id))
+  assert.match(table.stdout, /^ID\s+METHOD\s+STATUS\s+STEP\s+MODEL\s+DATASETS/m)
+  // Names, not ids: the built-in model's and the dataset's.
+  const datasetName = (await service.client.get<{ name: string }>(`/v1/datasets/${resources.datasetId}`)).name
+  assert.match(table.stdout, new RegExp(`^${run.id}\\s.*\\s${TINY_MODEL_NAME}\\s+${datasetName}\\s`, 'm'))
 
   // Watch as JSON lines; once a metrics frame has arrived, cancel from a second process.
   let cancel: Promise<Result> | undefined
@@ -140,7 +144,7 @@ test('runs: create, list, get, watch live while it trains, cancel', async () => 
   assert.equal(rewatch.code, 0, rewatch.stderr)
   assert.match(rewatch.stdout, new RegExp(`run ${run.id} cancelled`))
 
-  const got = await sso(['runs', 'get', run.id])
+  const got = await sso(['runs', 'get', run.id.slice(0, 8)])
   assert.equal(got.code, 0, got.stderr)
   assert.match(got.stdout, /^status\s+cancelled$/m)
 })
@@ -179,7 +183,7 @@ test('models: register a succeeded run by id, then train a run on it by name', a
   }
   const firstId = await train([])
 
-  const registered = await sso(['models', 'register', 'cli-chained', '--run', firstId])
+  const registered = await sso(['models', 'register', 'cli-chained', '--run', firstId.slice(0, 8)])
   assert.equal(registered.code, 0, registered.stderr)
   assert.match(registered.stdout, new RegExp(`^registered model cli-chained .* at .*${firstId}/final$`, 'm'))
   const listed = await sso(['models', 'list'])
@@ -195,6 +199,44 @@ test('models: register a succeeded run by id, then train a run on it by name', a
   const neither = await sso(['models', 'register', 'x'])
   assert.equal(neither.code, 2)
   assert.match(neither.stderr, /give --path or --run/)
+})
+
+test('id prefixes: one that matches several lists them, one that matches none says so', async () => {
+  // 17 datasets: at least two share their first character.
+  const ids: string[] = []
+  for (let i = 0; i < 17; i++) {
+    const d = await service.client.json<{ id: string }>('POST', '/v1/datasets', {
+      query: { name: `prefix-${i}`, format: 'queries' },
+      text: '{"prompt":"hi"}\n',
+    })
+    ids.push(d.id)
+  }
+  const first = [...ids.map((id) => id[0])].find((c, i, all) => all.indexOf(c) !== i)!
+  const shared = ids.filter((id) => id.startsWith(first))
+  const ambiguous = await sso(['datasets', 'export', first])
+  assert.equal(ambiguous.code, 1)
+  assert.match(ambiguous.stderr, new RegExp(`'${first}' matches \\d+ datasets: `))
+  for (const id of shared) assert.match(ambiguous.stderr, new RegExp(`${id} \\(prefix-\\d+\\)`))
+
+  const exported = await sso(['datasets', 'export', ids[0].slice(0, 13)])
+  assert.equal(exported.code, 0, exported.stderr)
+  assert.equal(exported.stdout, '{"prompt":"hi"}\n')
+
+  const none = await sso(['runs', 'get', 'ffffffff-ffff'])
+  assert.equal(none.code, 1)
+  assert.match(none.stderr, /no run id starts with 'ffffffff-ffff'/)
+  const notAnId = await sso(['runs', 'cancel', 'my-run'])
+  assert.equal(notAnId.code, 1)
+  assert.match(notAnId.stderr, /'my-run' is not a run id or the start of one/)
+})
+
+test('models register --path: a refused folder names the models root', async () => {
+  const r = await sso(['models', 'register', 'mine', '--path', 'no-such-model'])
+  assert.equal(r.code, 1)
+  assert.ok(
+    r.stderr.includes(`MODELS_ROOT; with this environment that is ${path.resolve('models')}`),
+    r.stderr,
+  )
 })
 
 test('the service refusing is a failure with its detail: unknown run, wrong key', async () => {

@@ -5,6 +5,7 @@ import { DATASET_FORMATS } from '../../sso/records.ts'
 import { API_OPTIONS, clientFor, printListing, wantsJson } from '../api-options.ts'
 import { type Command, positionalArgs, stringOption, UsageError } from '../command.ts'
 import { printJson } from '../output.ts'
+import { resolveId } from '../resource-ids.ts'
 
 const FORMATS = Object.keys(DATASET_FORMATS)
 
@@ -56,8 +57,10 @@ export const datasetsExport: Command = {
     ...API_OPTIONS,
   },
   async run(ctx) {
-    const [id] = positionalArgs(ctx, this, ['<dataset-id>'])
-    const response = await clientFor(ctx).fetch('GET', `/v1/datasets/${encodeURIComponent(id)}/content`)
+    const [given] = positionalArgs(ctx, this, ['<dataset-id>'])
+    const client = clientFor(ctx)
+    const id = await resolveId(client, 'datasets', given)
+    const response = await client.fetch('GET', `/v1/datasets/${encodeURIComponent(id)}/content`)
     const text = await response.text()
     const output = stringOption(ctx, 'output', this, false)
     if (output) {

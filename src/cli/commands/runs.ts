@@ -14,6 +14,7 @@ import {
 } from '../command.ts'
 import { readCliEnvironment } from '../environment.ts'
 import { formatKeyValues, formatTable, printJson } from '../output.ts'
+import { listAll, matchPrefix, namesById, resolveId } from '../resource-ids.ts'
 import { type RunLike, runRow } from '../run-summary.ts'
 import { watchRun } from '../watch-run.ts'
 
@@ -61,29 +62,17 @@ interface Page<T> {
   next_cursor: string | null
 }
 
-interface ModelLike {
-  id: string
-  name: string
-  kind: string
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
-
-/** A model id from a name or id; without one, the built-in tiny model. */
+/** A model id from a name, an id or the start of one; without one, the built-in tiny model. */
 export async function resolveModelId(client: ApiClient, model: string | undefined): Promise<string> {
-  if (model && UUID.test(model)) return model
-  const page = await client.get<Page<ModelLike>>('/v1/models', { limit: 200 })
-  const found = model
-    ? page.items.find((m) => m.name === model)
-    : page.items.find((m) => m.kind === 'builtin_tiny')
-  if (!found) {
-    const names = page.items.map((m) => m.name).join(', ') || 'none'
-    throw new AppError(
-      'not_found',
-      `no model named '${model ?? '(built-in tiny)'}' on the service; models: ${names}`,
-    )
-  }
-  return found.id
+  const models = await listAll(client, 'models')
+  const named = model ? models.find((m) => m.name === model) : models.find((m) => m.kind === 'builtin_tiny')
+  if (named) return named.id
+  if (model && /^[0-9a-f-]+$/i.test(model)) return matchPrefix(models, model, 'models').id
+  const names = models.map((m) => m.name).join(', ') || 'none'
+  throw new AppError(
+    'not_found',
+    `no model named '${model ?? '(built-in tiny)'}' on the service; models: ${names}`,
+  )
 }
 
 const runPath = (id: string, action = '') => `/v1/runs/${encodeURIComponent(id)}${action}`
@@ -151,9 +140,10 @@ export const runsCreate: Command = {
     if (model || !body.model_id) body.model_id = await resolveModelId(client, model)
     if (Object.keys(hyperparameters).length > 0) body.hyperparameters = hyperparameters
     const principleSet = stringOption(ctx, 'principle-set', this, false)
-    if (principleSet) body.principle_set_id = principleSet
+    if (principleSet) body.principle_set_id = await resolveId(client, 'principle-sets', principleSet)
     const datasets = listOption(ctx, 'dataset')
-    if (datasets.length > 0) body.dataset_ids = datasets
+    if (datasets.length > 0)
+      body.dataset_ids = await Promise.all(datasets.map((d) => resolveId(client, 'datasets', d)))
     const device = stringOption(ctx, 'device', this, false)
     if (device) body.device = device
     const seed = integerOption(ctx, 'seed', this)
@@ -183,7 +173,8 @@ export const runsList: Command = {
   },
   async run(ctx) {
     positionalArgs(ctx, this, [])
-    const page = await clientFor(ctx).get<Page<RunLike>>('/v1/runs', {
+    const client = clientFor(ctx)
+    const page = await client.get<Page<RunLike>>('/v1/runs', {
       status: stringOption(ctx, 'status', this, false),
       limit: integerOption(ctx, 'limit', this),
       cursor: stringOption(ctx, 'cursor', this, false),
@@ -193,10 +184,22 @@ export const runsList: Command = {
       return 0
     }
     if (page.items.length === 0) process.stdout.write('no runs\n')
-    else
+    else {
+      const [models, datasets] = await Promise.all([
+        namesById(client, 'models'),
+        namesById(client, 'datasets'),
+      ])
+      const rows = page.items.map((run) => ({
+        ...runRow(run),
+        model: models.get(String(run.model_id)) ?? run.model_id,
+        datasets: ((run.dataset_ids as string[] | undefined) ?? [])
+          .map((d) => datasets.get(d) ?? d)
+          .join(', '),
+      }))
       process.stdout.write(
-        formatTable(page.items.map(runRow), ['id', 'method', 'status', 'step', 'model', 'created']),
+        formatTable(rows, ['id', 'method', 'status', 'step', 'model', 'datasets', 'created']),
       )
+    }
     if (page.next_cursor) process.stdout.write(`more: sso runs list --cursor ${page.next_cursor}\n`)
     return 0
   },
@@ -208,8 +211,9 @@ export const runsGet: Command = {
   args: '<run-id>',
   options: { ...API_OPTIONS },
   async run(ctx) {
-    const [id] = positionalArgs(ctx, this, ['<run-id>'])
-    const run = await clientFor(ctx).get<RunLike>(runPath(id))
+    const [given] = positionalArgs(ctx, this, ['<run-id>'])
+    const client = clientFor(ctx)
+    const run = await client.get<RunLike>(runPath(await resolveId(client, 'runs', given)))
     if (wantsJson(ctx)) printJson(run)
     else process.stdout.write(formatKeyValues(run))
     return 0
@@ -223,8 +227,10 @@ function action(name: 'cancel' | 'pause' | 'resume', summary: string): Command {
     args: '<run-id>',
     options: { ...API_OPTIONS },
     async run(ctx) {
-      const [id] = positionalArgs(ctx, this, ['<run-id>'])
-      const run = await clientFor(ctx).post<RunLike>(runPath(id, `/${name}`))
+      const [given] = positionalArgs(ctx, this, ['<run-id>'])
+      const client = clientFor(ctx)
+      const id = await resolveId(client, 'runs', given)
+      const run = await client.post<RunLike>(runPath(id, `/${name}`))
       if (wantsJson(ctx)) printJson(run)
       else process.stdout.write(`run ${id}: ${run?.status ?? `${name} requested`}\n`)
       return 0
@@ -244,7 +250,7 @@ export const runsWatch: Command = {
   details: `With --json every stream frame is printed as one JSON line.
 Exit code: 0 when the run succeeded or was cancelled, 1 when it failed.`,
   async run(ctx) {
-    const [id] = positionalArgs(ctx, this, ['<run-id>'])
-    return watch(ctx, id)
+    const [given] = positionalArgs(ctx, this, ['<run-id>'])
+    return watch(ctx, await resolveId(clientFor(ctx), 'runs', given))
   },
 }
