@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -13,10 +13,12 @@ import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { MIN_NODE, nodeVersionProblem } from '../../src/cli/node-version.ts'
+import { providerReady } from '../helpers/providers.ts'
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
 const BIN = path.join(REPO, 'bin', 'sso.js')
 const made: string[] = []
+const cudaWorks = (await providerReady('cuda')).ok
 
 after(async () => {
   for (const dir of made) await rm(dir, { recursive: true, force: true })
@@ -120,6 +122,24 @@ describe('npm start', { timeout: 240_000 }, () => {
     } finally {
       taken.close()
     }
+  })
+
+  test('a start that fails once PostgreSQL runs exits 1 with one line and stops it', {
+    skip: cudaWorks && 'CUDA works here, so WORKER_DEVICES=cuda does not fail',
+  }, async () => {
+    const dataDir = await tempDir()
+    // The worker checks its devices after the database, the queue and the API have started.
+    const child = spawn('npm', ['start', '--silent'], {
+      cwd: REPO,
+      env: childEnv({ PORT: '0', DATA_DIR: dataDir, WORKER_DEVICES: 'cuda' }),
+    })
+    const killer = setTimeout(() => child.kill('SIGKILL'), 120_000)
+    const result = await finished(child)
+    clearTimeout(killer)
+    assert.equal(result.code, 1, result.stderr)
+    assert.match(result.stderr, /^sso serve: cannot start: cuda: [^\n]*\n$/)
+    assert.ok(processesMentioning(path.join(dataDir, 'postgres')).length === 0, 'PostgreSQL stopped')
+    assert.ok(existsSync(path.join(dataDir, 'postgres', 'data', 'PG_VERSION')), 'PostgreSQL had started')
   })
 
   test('prints a banner with the admin key on the first start only; SIGTERM stops its PostgreSQL', async () => {
