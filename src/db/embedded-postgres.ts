@@ -38,7 +38,7 @@ export async function startEmbeddedPostgres(
 ): Promise<EmbeddedDatabase> {
   dir = path.resolve(dir)
   const dataDir = path.join(dir, 'data')
-  await mkdir(dir, { recursive: true })
+  const firstCreated = await mkdir(dir, { recursive: true })
   const password = await readOrCreatePassword(path.join(dir, 'password'))
   const urlFor = (port: number) =>
     `postgresql://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`
@@ -59,7 +59,12 @@ export async function startEmbeddedPostgres(
   const user = await serverUser()
   let binaries = await nativeBinaries()
   if (user) {
-    // The server's user enters `dir` (mode 711: nothing in it can be listed) to reach its own folders.
+    // The server's user enters `dir` (mode 711: nothing in it can be listed) to reach its own folders,
+    // and the folders above it that this start created (DATA_DIR), whatever the umask made them.
+    if (firstCreated) {
+      for (let up = path.dirname(dir); up.startsWith(firstCreated); up = path.dirname(up))
+        await chmod(up, 0o755)
+    }
     await chmod(dir, 0o711)
     await assertReachable(user, dir)
     binaries = await reachableBinaries(user, binaries, dir)
@@ -120,7 +125,7 @@ function runProgram(
   dir: string,
   user: ServerUser | undefined,
 ): ChildProcess {
-  return spawn(path.join(binaries, 'bin', program), args, {
+  return spawn(path.join(binaries, 'bin', `${program}${process.platform === 'win32' ? '.exe' : ''}`), args, {
     ...(user ?? {}),
     // The server's user may not be able to enter our working directory; `dir` it can.
     cwd: dir,

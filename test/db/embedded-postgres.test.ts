@@ -74,6 +74,23 @@ describe('embedded PostgreSQL start', { timeout: 180_000 }, () => {
     assert.deepEqual(await ancestorModes(parent), before)
   })
 
+  test('folders the start creates above its own are reachable by the server whatever the umask', async () => {
+    const parent = await tempDir(0o755)
+    const before = await ancestorModes(parent)
+    const umask = process.umask(0o077)
+    try {
+      const server = await startEmbeddedPostgres(path.join(parent, 'a', 'b', 'postgres'), testLog)
+      await server.stop()
+    } finally {
+      process.umask(umask)
+    }
+    if (isRoot) {
+      assert.equal((await stat(path.join(parent, 'a'))).mode & 0o777, 0o755)
+      assert.equal((await stat(path.join(parent, 'a', 'b'))).mode & 0o777, 0o755)
+    }
+    assert.deepEqual(await ancestorModes(parent), before)
+  })
+
   test('another process is refused the folder while this one uses it', async () => {
     const dir = path.join(await tempDir(0o755), 'postgres')
     const server = await startEmbeddedPostgres(dir, testLog)
