@@ -103,7 +103,9 @@ test('beyond the outage budget the run checkpoints, is queued again and resumes,
     (f) => f.type === 'warning' && /outage budget/.test(f.data.message as string),
   )
   assert.ok(warning > 0, 'a warning says the budget was exceeded')
-  const after = frames.slice(warning).filter((f) => f.type === 'status')
+  const after = frames
+    .slice(warning)
+    .filter((f) => f.type === 'status' && f.data.resumed_after_outage_ms === undefined)
   assert.deepEqual(
     after.slice(0, 2).map((f) => [f.data.status, f.data.requeued ?? f.data.attempt]),
     [

@@ -9,8 +9,8 @@ export interface WorkerProcess {
   child: ChildProcess
   /** What it printed, for the message of a failing assertion. */
   output(): string
-  /** SIGKILL, then waits for it to be gone. */
-  kill(): Promise<void>
+  /** Sends `signal` (SIGKILL by default), then waits for the process to be gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>
 }
 
 export function spawnWorker(app: TestApp): WorkerProcess {
@@ -34,10 +34,10 @@ export function spawnWorker(app: TestApp): WorkerProcess {
     output += d
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
-  const kill = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal)
     await exited
   }
-  app.onClose(kill)
+  app.onClose(() => kill())
   return { child, output: () => output, kill }
 }
