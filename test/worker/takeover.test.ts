@@ -30,9 +30,10 @@ async function frames(app: TestApp, runId: string): Promise<RunEventDto[]> {
   return app.repos.events.listAfter(runId, 0, 1_000_000)
 }
 
-/** Training, with a checkpoint behind it, and no other frame after the last step's metrics. */
+/** In a training phase, with a checkpoint behind it. */
 const midTraining = (fs: RunEventDto[]) =>
-  fs.some((f) => f.type === 'checkpoint' && f.step >= 2) && fs.at(-1)?.type === 'metrics'
+  fs.findLast((f) => f.type === 'phase')?.data.phase === 'training' &&
+  fs.some((f) => f.type === 'checkpoint' && f.step >= 2)
 
 /** Generating the second iteration's samples. */
 const generatingSecond = (fs: RunEventDto[]) => {
