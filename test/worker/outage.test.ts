@@ -4,8 +4,11 @@
  * either carries on (outage within the budget) or checkpoints and is queued again (beyond it).
  */
 import assert from 'node:assert/strict'
+import { readdir } from 'node:fs/promises'
+import path from 'node:path'
 import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { runOutputDir } from '../../src/config.ts'
 import { buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
 import { createTinyRun, uploadQueries } from '../helpers/datasets.ts'
 import { type RestartablePostgres, startRestartablePostgres } from './restartable-postgres.ts'
@@ -38,8 +41,17 @@ async function startRun(app: TestApp): Promise<string> {
   return created.json().id
 }
 
-/** Stops the server once the run has trained a few steps, and starts it again OUTAGE_MS later. */
-async function outageMidRun(app: TestApp, runId: string): Promise<void> {
+/** Checkpoint folders the trainer has written so far: it writes them whether or not Postgres is up. */
+async function checkpointFolders(app: TestApp, runId: string): Promise<number> {
+  const dir = path.join(runOutputDir(app.config, runId), 'checkpoints')
+  return (await readdir(dir).catch(() => [])).filter((f) => f.startsWith('step-')).length
+}
+
+/**
+ * Stops the server once the run has trained a few steps, and starts it again OUTAGE_MS later.
+ * Returns the checkpoint folders written meanwhile.
+ */
+async function outageMidRun(app: TestApp, runId: string): Promise<number> {
   await until(
     async () => {
       const step = await app.prisma.metric.findFirst({
@@ -51,8 +63,11 @@ async function outageMidRun(app: TestApp, runId: string): Promise<void> {
     180_000,
   )
   await server!.stop()
+  const before = await checkpointFolders(app, runId)
   await sleep(OUTAGE_MS)
+  const during = (await checkpointFolders(app, runId)) - before
   await server!.start()
+  return during
 }
 
 async function finished(app: TestApp, runId: string) {
@@ -71,7 +86,13 @@ test('within the outage budget the run waits for the database and carries on, lo
   const app = await buildTestApp(t, { server: server.url }, { env: { EXECUTION_PROVIDER: 'cpu' } })
   const runId = await startRun(app)
   await startTestWorker(app, { heartbeatMs: 500 })
-  await outageMidRun(app, runId)
+  const checkpointedDuringOutage = await outageMidRun(app, runId)
+  // Unheld, the trainer would train (and checkpoint every 2 steps) through the outage; held, it
+  // stops before its next step, at most finishing the checkpoint or iteration end it was in.
+  assert.ok(
+    checkpointedDuringOutage <= 2,
+    `${checkpointedDuringOutage} checkpoints written during the outage`,
+  )
 
   const run = await finished(app, runId)
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error))
