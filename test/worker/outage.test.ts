@@ -17,6 +17,8 @@ import { until } from './until.ts'
 
 const OUTAGE_MS = 20_000
 const ITERATIONS = 3
+/** Every wait inside has its own bound; this one stops a test that hangs anyway. */
+const TEST_TIMEOUT_MS = 12 * 60_000
 
 let server: RestartablePostgres | undefined
 after(() => server?.remove())
@@ -81,7 +83,9 @@ async function finished(app: TestApp, runId: string) {
   )
 }
 
-test('within the outage budget the run waits for the database and carries on, losing nothing', async (t) => {
+test('within the outage budget the run waits for the database and carries on, losing nothing', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   server ??= await startRestartablePostgres()
   const app = await buildTestApp(t, { server: server.url }, { env: { EXECUTION_PROVIDER: 'cpu' } })
   const runId = await startRun(app)
@@ -105,7 +109,9 @@ test('within the outage budget the run waits for the database and carries on, lo
   await assertRunRecordWhole(app, runId, ITERATIONS)
 })
 
-test('beyond the outage budget the run checkpoints, is queued again and resumes, losing nothing', async (t) => {
+test('beyond the outage budget the run checkpoints, is queued again and resumes, losing nothing', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   server ??= await startRestartablePostgres()
   const app = await buildTestApp(
     t,

@@ -24,6 +24,8 @@ const TAKEOVER_TARGET_S = 15
 /** The bound asserted on a shared, loaded test machine. */
 const TAKEOVER_BOUND_MS = 90_000
 const ITERATIONS = 3
+/** Every wait inside has its own bound; this one stops a test that hangs anyway. */
+const TEST_TIMEOUT_MS = 12 * 60_000
 const POLLING_S = 0.5
 
 async function frames(app: TestApp, runId: string): Promise<RunEventDto[]> {
@@ -121,7 +123,9 @@ async function takenOver(
   })
 }
 
-test('takeover settings fit the target: job heartbeat, supervision, retry delay and polling', async (t) => {
+test('takeover settings fit the target: job heartbeat, supervision, retry delay and polling', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   const app = await buildTestApp(t, 'embedded')
   const queue = await app.boss.getQueue(TRAIN_RUN_QUEUE)
   assert.equal(queue?.heartbeatSeconds, JOB_HEARTBEAT_SECONDS)
@@ -129,14 +133,18 @@ test('takeover settings fit the target: job heartbeat, supervision, retry delay 
   assert.ok(worst <= TAKEOVER_TARGET_S, `worst case ${worst} s`)
 })
 
-test('a worker killed mid-training: its run is taken over from the last checkpoint and finishes whole', async (t) => {
+test('a worker killed mid-training: its run is taken over from the last checkpoint and finishes whole', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   const app = await buildTestApp(t, 'embedded')
   const { runId, live } = await interruptRun(app, midTraining, (w) => w.kill())
   await takenOver(t, app, runId, live)
   await finishesWhole(app, runId)
 })
 
-test('a worker killed while generating: the new attempt writes that iteration metrics', async (t) => {
+test('a worker killed while generating: the new attempt writes that iteration metrics', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   const app = await buildTestApp(t, 'embedded')
   const { runId, live, before } = await interruptRun(app, generatingSecond, (w) => w.kill())
   const iterationTwo = before.some((f) => f.type === 'metrics' && f.data.iteration === 2)
@@ -145,7 +153,9 @@ test('a worker killed while generating: the new attempt writes that iteration me
   await finishesWhole(app, runId)
 })
 
-test('a worker stopped with SIGTERM checkpoints and hands its run back; another finishes it whole', async (t) => {
+test('a worker stopped with SIGTERM checkpoints and hands its run back; another finishes it whole', {
+  timeout: TEST_TIMEOUT_MS,
+}, async (t) => {
   const app = await buildTestApp(t, 'embedded')
   const { runId, live, before } = await interruptRun(app, midTraining, (w) => w.kill('SIGTERM'))
   const requeued = before.find((f) => f.type === 'status' && f.data.requeued === true)
