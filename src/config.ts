@@ -60,6 +60,11 @@ export const ConfigSchema = Type.Object({
    * 0 disables the cache.
    */
   READ_CACHE_TTL_MS: Type.Integer({ minimum: 0, maximum: 60_000, default: 5000 }),
+  /**
+   * How long a running run waits for its database to come back (its trainer paused between steps,
+   * its metrics kept) before it gives up its worker: it then checkpoints and is queued again.
+   */
+  DB_OUTAGE_BUDGET_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
   /** Optional MLflow tracking server for runs that enable MLflow logging. */
   MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
 })

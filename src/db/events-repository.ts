@@ -44,11 +44,6 @@ export function createEventsRepository(db: Db) {
       const r = await db.runEvent.aggregate({ where: { runId }, _max: { seq: true } })
       return r._max.seq ?? 0
     },
-    /** Highest step that has a metrics frame (a resumed attempt streams only later steps). */
-    async maxMetricsStep(runId: string): Promise<number> {
-      const r = await db.runEvent.aggregate({ where: { runId, type: 'metrics' }, _max: { step: true } })
-      return r._max.step ?? -1
-    },
     /** The seq after which frames follow step `sinceStep`'s metrics frame. */
     async seqAfterStep(runId: string, sinceStep: number): Promise<number> {
       const r = await db.runEvent.aggregate({

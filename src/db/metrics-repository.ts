@@ -41,6 +41,13 @@ export function createMetricsRepository(db: Db) {
       const { count } = await db.metric.createMany({ data: rows, skipDuplicates: true })
       return count
     },
+    /** The (step, key) pairs stored for the run from `fromStep` on: what a resumed attempt already wrote. */
+    async storedFrom(runId: string, fromStep: number): Promise<{ step: number; key: string }[]> {
+      return db.metric.findMany({
+        where: { runId, step: { gte: fromStep } },
+        select: { step: true, key: true },
+      })
+    },
     /**
      * Series per key within a step range, optionally averaged into at most `max_points` buckets each.
      * Postgres writes each series' points as one JSON array: one row per key to decode, not one per point.

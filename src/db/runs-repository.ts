@@ -170,13 +170,14 @@ export function createRunsRepository(db: Db) {
       const { count } = await db.run.updateMany({ where: { id, workerId }, data: { workerId: null } })
       if (count > 0) await notifyResourceChange(db, { run_id: id, row: true })
     },
-    /** Records liveness and progress of the worker holding the run. */
-    async heartbeat(id: string, workerId: string, currentStep: number): Promise<void> {
+    /** Records liveness and progress of the worker holding the run; false when it no longer holds it. */
+    async heartbeat(id: string, workerId: string, currentStep: number): Promise<boolean> {
       const { count } = await db.run.updateMany({
         where: { id, workerId },
         data: { heartbeatAt: new Date(), currentStep },
       })
       if (count > 0) await notifyResourceChange(db, { run_id: id, row: true })
+      return count > 0
     },
     /** Runs in `statuses` whose worker has not reported since `before` (crashed or never picked up). */
     async listStale(statuses: readonly RunStatus[], before: Date, limit = 100): Promise<RunDto[]> {

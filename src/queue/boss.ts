@@ -3,11 +3,23 @@ import type { Db } from '../db/client.ts'
 import type { Logger } from '../log.ts'
 import { TRAIN_RUN_QUEUES, type TrainRunJob, trainQueueFor, WEBHOOK_QUEUE, type WebhookJob } from './jobs.ts'
 
-/** Seconds without a worker heartbeat after which pg-boss fails the job and retries it elsewhere. */
-export const JOB_HEARTBEAT_SECONDS = 30
+/**
+ * Seconds without a worker heartbeat after which pg-boss fails the job and retries it elsewhere
+ * (pg-boss's minimum): with SUPERVISE_SECONDS and the retry delay, a dead worker's run is taken over
+ * within about 15 s.
+ */
+export const JOB_HEARTBEAT_SECONDS = 10
+/** How often pg-boss looks for jobs whose heartbeat stopped (its default, 60 s, would dominate takeover). */
+export const SUPERVISE_SECONDS = 2
 
 export async function createBoss(databaseUrl: string, log: Logger): Promise<PgBoss> {
-  const boss = new PgBoss({ connectionString: databaseUrl, max: 4, schema: 'pgboss' })
+  const boss = new PgBoss({
+    connectionString: databaseUrl,
+    max: 4,
+    schema: 'pgboss',
+    superviseIntervalSeconds: SUPERVISE_SECONDS,
+    monitorIntervalSeconds: SUPERVISE_SECONDS,
+  })
   boss.on('error', (err) => log.error({ err }, 'pg-boss error'))
   await boss.start()
   await createQueues(boss).catch(async (e) => {
@@ -26,16 +38,18 @@ async function createQueues(boss: PgBoss): Promise<void> {
       expireInSeconds: 60,
     })
   }
+  const trainQueue = {
+    // Liveness comes from heartbeats; the expiry is pg-boss's maximum (a longer run is retried and
+    // resumes from its last checkpoint).
+    expireInSeconds: 24 * 3600,
+    heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
+    retryLimit: 5,
+    retryDelay: 1,
+  }
   for (const queue of TRAIN_RUN_QUEUES) {
-    if (await boss.getQueue(queue)) continue
-    await boss.createQueue(queue, {
-      // Liveness comes from heartbeats; the expiry is pg-boss's maximum (a longer run is retried and
-      // resumes from its last checkpoint).
-      expireInSeconds: 24 * 3600,
-      heartbeatSeconds: JOB_HEARTBEAT_SECONDS,
-      retryLimit: 5,
-      retryDelay: 2,
-    })
+    // Queues made by an earlier version are brought to the current settings (new jobs take them).
+    if (await boss.getQueue(queue)) await boss.updateQueue(queue, trainQueue)
+    else await boss.createQueue(queue, trainQueue)
   }
 }
 

@@ -84,6 +84,12 @@ export interface TrainerCallbacks {
   onSamples?(iteration: number, records: Record<string, unknown>[]): void
   /** Polled between steps and between generated batches. On cancel/pause the trainer checkpoints and returns. */
   control(): ControlSignal
+  /**
+   * True while whoever takes the callbacks cannot keep what they carry (its database is down): a
+   * trainer that can block waits at its next control() until this is false again or the control
+   * changes (back-pressure). Absent: never held.
+   */
+  held?(): boolean
 }
 
 export interface TrainerResult {

@@ -90,7 +90,8 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     workerId: id,
     runTrainer: opts.runTrainer ?? trainerInThread({ nice: opts.config.TRAINING_NICE }),
     ensureTinyModel: makeTinyModelOnce,
-    heartbeatMs: opts.heartbeatMs ?? 5000,
+    // Three beats fit in staleAfterMs: a busy event loop does not get a live run taken over.
+    heartbeatMs: opts.heartbeatMs ?? 2000,
     // Below pg-boss's job heartbeat, so the retried job finds the dead worker's claim already stale.
     staleAfterMs: opts.staleAfterMs ?? (JOB_HEARTBEAT_SECONDS * 1000 * 2) / 3,
   }

@@ -4,6 +4,7 @@ import { type Config, runOutputDir } from '../config.ts'
 import type { StoredCheckpoint } from '../db/checkpoints-repository.ts'
 import type { PrismaClient } from '../db/client.ts'
 import { createRepositories } from '../db/repositories.ts'
+import { appendRunFramesNow } from '../db/run-frames.ts'
 import { AppError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { PgBoss } from '../queue/boss.ts'
@@ -110,6 +111,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
     return
   }
   const resumeFrom = await repos.checkpoints.findLatest(runId)
+  const attempt = { attempt: claimed.attempt, worker_id: workerId, resumed_from_step: resumeFrom?.step ?? 0 }
   let status: RunStatus = claimed.status
   if (status === 'queued') {
     const started = await transitionRun(
@@ -118,26 +120,55 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
       ['queued'],
       'running',
       { startedAt: claimed.started_at ? undefined : new Date() },
-      { attempt: claimed.attempt, worker_id: workerId },
+      attempt,
     )
     if (!started) {
       await repos.runs.release(runId, workerId)
       return
     }
     status = 'running'
+  } else {
+    // Taken over from a worker that died: stream clients learn of the new attempt here.
+    await appendRunFramesNow(prisma, runId, [
+      { type: 'status', step: claimed.current_step, data: { status, ...attempt, taken_over: true } },
+    ])
   }
-  log.info({ attempt: claimed.attempt, resumeFrom: resumeFrom?.step ?? null }, 'training run')
+  log.info(attempt, 'training run')
 
-  const writer = new FrameWriter(prisma, runId, log)
-  const mlflow = MlflowTracker.forRun(deps.config.MLFLOW_TRACKING_URI, claimed, repos.runs, log)
-  const streamedUpTo = await repos.events.maxMetricsStep(runId)
+  const outageBudgetMs = deps.config.DB_OUTAGE_BUDGET_SECONDS * 1000
   let currentStep = resumeFrom?.step ?? 0
+  /** Set when another attempt took the run (this worker was taken for dead): this one stops quietly. */
+  let lost = false
+  let outageTooLong = false
+  const beat = async () => {
+    if (!(await repos.runs.heartbeat(runId, workerId, currentStep)) && !lost) {
+      lost = true
+      log.warn('the run was taken over by another attempt; this one stops')
+    }
+  }
+  const writer = new FrameWriter(prisma, runId, log, (outageMs) => {
+    // At once, before another worker takes the silent run for dead.
+    beat().catch((err) => log.warn({ err }, 'heartbeat failed'))
+    writer.push({
+      type: 'status',
+      step: currentStep,
+      data: { status, resumed_after_outage_ms: Math.round(outageMs) },
+    })
+  })
+  const mlflow = MlflowTracker.forRun(deps.config.MLFLOW_TRACKING_URI, claimed, repos.runs, log)
+  // A resumed attempt repeats what followed its checkpoint: values already stored keep their first
+  // write, and those the previous attempt never wrote (an iteration's metrics, logged at the last step
+  // of the iteration before) are written now.
+  const storedMetrics = await repos.metrics.storedFrom(runId, resumeFrom?.step ?? 0)
+  const stored = new Set(storedMetrics.map((m) => metricId(m.step, m.key)))
+  const storedUpTo = storedMetrics.reduce((max, m) => Math.max(max, m.step), 0)
   const pendingWrites: Promise<unknown>[] = []
   const track = (p: Promise<unknown>) => {
     pendingWrites.push(p.catch((err) => log.error({ err }, 'write failed')))
   }
 
   const poll = setInterval(() => {
+    if (writer.outageMs() > 0) return
     repos.runs.findStatus(runId).then(
       (s) => {
         if (s) status = s
@@ -146,8 +177,30 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
     )
   }, CONTROL_POLL_MS)
   const heartbeat = setInterval(() => {
-    repos.runs.heartbeat(runId, workerId, currentStep).catch((err) => log.warn({ err }, 'heartbeat failed'))
+    beat().catch((err) => {
+      if (writer.outageMs() === 0) log.warn({ err }, 'heartbeat failed')
+    })
   }, deps.heartbeatMs)
+
+  const control = (): ControlSignal => {
+    const signal = lost ? 'pause' : controlFor(status, deps.stopping.value)
+    if (signal !== 'continue' || writer.outageMs() <= outageBudgetMs) return signal
+    if (!outageTooLong) {
+      outageTooLong = true
+      log.warn(
+        { outageBudgetMs },
+        'database unreachable beyond the outage budget; the run checkpoints and is queued again',
+      )
+      writer.push({
+        type: 'warning',
+        step: currentStep,
+        data: {
+          message: 'database unreachable beyond the outage budget: the run checkpoints and is queued again',
+        },
+      })
+    }
+    return 'pause'
+  }
 
   let result: TrainerResult | undefined
   let failure: unknown
@@ -156,10 +209,15 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
     result = await deps.runTrainer(job, {
       onMetrics(batch: MetricsBatch) {
         currentStep = Math.max(currentStep, batch.step)
-        // A resumed attempt repeats steps after its checkpoint: their first values are kept.
-        if (batch.step <= streamedUpTo) return
-        mlflow?.logMetrics(batch.step, batch.values)
-        const rows = Object.entries(batch.values)
+        const values = Object.fromEntries(
+          Object.entries(batch.values).filter(
+            ([key, value]) =>
+              !stored.has(metricId(batch.step, key)) && (batch.step > storedUpTo || Number.isFinite(value)),
+          ),
+        )
+        if (Object.keys(values).length === 0) return
+        mlflow?.logMetrics(batch.step, values)
+        const rows = Object.entries(values)
           .filter(([, v]) => Number.isFinite(v))
           .map(([key, value]) => ({
             runId,
@@ -172,7 +230,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
           {
             type: 'metrics',
             step: batch.step,
-            data: { iteration: batch.iteration ?? null, values: batch.values },
+            data: { iteration: batch.iteration ?? null, values },
           },
           rows,
         )
@@ -190,25 +248,33 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
       },
       async onCheckpoint(info: CheckpointInfo) {
         await writer.flush()
-        const stored = await repos.checkpoints.upsert({
-          runId,
-          step: info.step,
-          iteration: info.iteration,
-          kind: info.kind,
-          dir: info.dir,
-          bytes: info.bytes,
-        })
+        const checkpoint = await writer.durably('recording a checkpoint', () =>
+          repos.checkpoints.upsert({
+            runId,
+            step: info.step,
+            iteration: info.iteration,
+            kind: info.kind,
+            dir: info.dir,
+            bytes: info.bytes,
+          }),
+        )
         writer.push({
           type: 'checkpoint',
           step: info.step,
-          data: { checkpoint_id: stored.id, iteration: info.iteration, kind: info.kind, bytes: info.bytes },
+          data: {
+            checkpoint_id: checkpoint.id,
+            iteration: info.iteration,
+            kind: info.kind,
+            bytes: info.bytes,
+          },
         })
       },
       onSamples(iteration: number, records: Record<string, unknown>[]) {
-        track(repos.samples.createMany(runId, iteration, records))
+        track(writer.durably('writing samples', () => repos.samples.createMany(runId, iteration, records)))
         writer.push({ type: 'samples', step: currentStep, data: { iteration, count: records.length } })
       },
-      control: () => controlFor(status, deps.stopping.value),
+      control,
+      held: () => writer.outageMs() > 0,
     })
   } catch (e) {
     failure = e
@@ -221,8 +287,11 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
     failure ??= err
   })
   await mlflow?.finish(failure || !result ? 'failed' : result.status)
-  await recordOutcome(deps, runId, log, result, failure)
+  if (lost) return
+  await writer.durably('recording the outcome', () => recordOutcome(deps, runId, log, result, failure))
 }
+
+const metricId = (step: number, key: string) => `${step}\u0000${key}`
 
 async function recordOutcome(
   deps: WorkerDeps,

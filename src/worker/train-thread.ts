@@ -4,7 +4,7 @@ import { serveThread, type ThreadContext } from '../engine/runtime/thread-runner
 import { runTrainer } from '../sso/trainer.ts'
 import type { TrainerJob } from '../sso/trainer-interface.ts'
 import { lowerThreadPriority } from './thread-priority.ts'
-import { CONTROL_SIGNALS, type TrainerMessage } from './trainer-thread.ts'
+import { CONTROL_HOLD, CONTROL_SIGNALS, type TrainerMessage } from './trainer-thread.ts'
 
 /**
  * worker_thread entry of the trainer: session.run blocks this thread for whole steps, so the
@@ -28,7 +28,11 @@ serveThread({
       onEvent: (event) => send({ kind: 'event', event }),
       onCheckpoint: (info) => send({ kind: 'checkpoint', info }),
       onSamples: (iteration, records) => send({ kind: 'samples', iteration, records }),
-      control: () => CONTROL_SIGNALS[Atomics.load(control, 0)] ?? 'continue',
+      control: () => {
+        // Held: this thread sleeps between steps until the main side lets it go (or stops it).
+        while (Atomics.load(control, 0) === CONTROL_HOLD) Atomics.wait(control, 0, CONTROL_HOLD, 1000)
+        return CONTROL_SIGNALS[Atomics.load(control, 0)] ?? 'continue'
+      },
     })
   },
 })

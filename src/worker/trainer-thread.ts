@@ -10,6 +10,8 @@ import type {
 } from '../sso/trainer-interface.ts'
 
 export const CONTROL_SIGNALS: readonly ControlSignal[] = ['continue', 'cancel', 'pause']
+/** Control word value (beyond the signals) that keeps the trainer waiting in control(): see held(). */
+export const CONTROL_HOLD = CONTROL_SIGNALS.length
 
 export type TrainerMessage =
   | { kind: 'metrics'; batch: MetricsBatch }
@@ -41,7 +43,12 @@ export const trainerInThread =
           callbackError ??= err
         })
     }
-    const refresh = () => Atomics.store(controlWord, 0, CONTROL_SIGNALS.indexOf(callbacks.control()))
+    const refresh = () => {
+      const signal = callbacks.control()
+      const word =
+        signal === 'continue' && callbacks.held?.() ? CONTROL_HOLD : CONTROL_SIGNALS.indexOf(signal)
+      if (Atomics.exchange(controlWord, 0, word) !== word) Atomics.notify(controlWord, 0)
+    }
     refresh()
     const timer = setInterval(refresh, CONTROL_REFRESH_MS)
     const runner = new ThreadRunner<TrainThread>(new URL('./train-thread.ts', import.meta.url), {

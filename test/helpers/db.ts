@@ -11,9 +11,11 @@ import { type EmbeddedDatabase, startEmbeddedPostgres } from '../../src/db/embed
 import { applyMigrations } from '../../src/db/migrate.ts'
 import { createLogger } from '../../src/log.ts'
 
-export type DatabaseTarget = 'embedded' | 'external'
+type SharedServer = 'embedded' | 'external'
+/** A shared server, or `{ server }`: the admin URL of one a test runs itself. */
+export type DatabaseTarget = SharedServer | { server: string }
 
-export const DATABASE_TARGETS: DatabaseTarget[] = process.env.TEST_EXTERNAL_DATABASE_URL
+export const DATABASE_TARGETS: SharedServer[] = process.env.TEST_EXTERNAL_DATABASE_URL
   ? ['embedded', 'external']
   : ['embedded']
 
@@ -28,6 +30,7 @@ export const testLog = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent')
 let embedded: Promise<{ server: EmbeddedDatabase; dir: string }> | undefined
 
 async function serverUrl(target: DatabaseTarget): Promise<string> {
+  if (typeof target === 'object') return target.server
   if (target === 'external') return process.env.TEST_EXTERNAL_DATABASE_URL!
   embedded ??= (async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'sso-test-pg-'))

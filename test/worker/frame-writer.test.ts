@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { PrismaClient } from '../../src/db/client.ts'
 import type { MetricRow } from '../../src/db/metrics-repository.ts'
 import { createRepositories } from '../../src/db/repositories.ts'
@@ -11,9 +12,14 @@ import { appendRunFrames, type NewFrame } from '../../src/db/run-frames.ts'
 import { FrameWriter } from '../../src/worker/frame-writer.ts'
 import { buildTestApp, insertTinyRun } from '../helpers/build-app.ts'
 import { stopEmbeddedServer, testLog } from '../helpers/db.ts'
+import { type RestartablePostgres, startRestartablePostgres } from './restartable-postgres.ts'
 import { until } from './until.ts'
 
-after(stopEmbeddedServer)
+let server: RestartablePostgres | undefined
+after(async () => {
+  await stopEmbeddedServer()
+  await server?.remove()
+})
 
 /** The backend of this database waiting on a lock, if one is. */
 async function waitingOnALock(prisma: PrismaClient): Promise<number | undefined> {
@@ -92,5 +98,47 @@ test('a flush whose connection is killed is written again, once', async (t) => {
   assert.deepEqual(
     (await app.repos.metrics.history(run.id, { keys: 'loss' }))[0].points.map((p) => p[0]),
     [1, 2],
+  )
+})
+
+test('while the database is down, batches are kept and written once it is back', async (t) => {
+  server = await startRestartablePostgres()
+  const app = await buildTestApp(t, { server: server.url })
+  const run = await insertTinyRun(app.repos)
+  const outages: number[] = []
+  const writer = new FrameWriter(app.prisma, run.id, testLog, (ms) => outages.push(ms))
+  writer.push(...lossAt(run.id, 1))
+  await writer.flush()
+  assert.equal(writer.outageMs(), 0)
+
+  await server.stop()
+  writer.push(...lossAt(run.id, 2))
+  const flushed = writer.flush()
+  await until(
+    async () => (writer.outageMs() > 0 ? true : undefined),
+    'the writer to notice the outage',
+    10_000,
+  )
+  writer.push(...lossAt(run.id, 3))
+  await sleep(3000)
+  assert.ok(writer.outageMs() >= 2000, 'still waiting')
+  await server.start()
+  await flushed
+  await writer.flush()
+
+  assert.equal(writer.outageMs(), 0)
+  assert.equal(outages.length, 1, 'one reconnection reported')
+  const frames = await app.repos.events.listAfter(run.id, 0, 10)
+  assert.deepEqual(
+    frames.map((f) => [f.seq, f.step]),
+    [
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ],
+  )
+  assert.deepEqual(
+    (await app.repos.metrics.history(run.id, { keys: 'loss' }))[0].points.map((p) => p[0]),
+    [1, 2, 3],
   )
 })

@@ -111,3 +111,40 @@ test('the orphan sweep gives a run whose worker vanished a new job, and a worker
   }, 'the orphan to be trained to the end')
   assert.equal(done.attempt, 2)
 })
+
+test('an attempt whose run another attempt took over stops and records nothing', async (t) => {
+  const app = await buildTestApp(t, 'embedded', { env: { EXECUTION_PROVIDER: 'cpu' } })
+  const queriesId = await uploadQueries(app, ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.'])
+  const created = await createTinyRun(app, {
+    dataset_ids: [queriesId],
+    device: 'cpu',
+    hyperparameters: {
+      iterations: 20,
+      batch_size: 2,
+      max_new_tokens: 4,
+      generation_batch_size: 4,
+      checkpoint_every: 1,
+    },
+  })
+  const runId = created.json().id
+  await startTestWorker(app, { heartbeatMs: 200 })
+  await until(
+    async () => ((await app.repos.checkpoints.findLatest(runId)) ? true : undefined),
+    'a first checkpoint',
+  )
+  // Another worker claims the run, as when this one was silent long enough to be taken for dead.
+  await app.prisma.run.update({
+    where: { id: runId },
+    data: { workerId: 'other-worker', attempt: { increment: 1 } },
+  })
+  await until(async () => {
+    const [job] = await app.prisma.$queryRaw<{ state: string }[]>`
+      SELECT state::text FROM pgboss.job WHERE data->>'runId' = ${runId}`
+    return job?.state === 'completed' ? true : undefined
+  }, 'the first attempt to end')
+  const run = await app.repos.runs.findById(runId)
+  assert.equal(run?.status, 'running', 'the first attempt recorded no outcome')
+  assert.equal(run?.worker_id, 'other-worker')
+  const statuses = (await app.repos.events.listAfter(runId, 0, 100_000, 'status')).map((f) => f.data.status)
+  assert.deepEqual(statuses, ['queued', 'running'])
+})
