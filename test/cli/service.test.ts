@@ -233,10 +233,7 @@ test('id prefixes: one that matches several lists them, one that matches none sa
 test('models register --path: a refused folder names the models root', async () => {
   const r = await sso(['models', 'register', 'mine', '--path', 'no-such-model'])
   assert.equal(r.code, 1)
-  assert.ok(
-    r.stderr.includes(`MODELS_ROOT; with this environment that is ${path.resolve('models')}`),
-    r.stderr,
-  )
+  assert.ok(/MODELS_ROOT[: ']/.test(r.stderr), r.stderr)
 })
 
 test('the service refusing is a failure with its detail: unknown run, wrong key', async () => {

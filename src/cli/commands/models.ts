@@ -1,8 +1,5 @@
 /** `sso models list|register`: the models runs train; a succeeded run's result registered to train further. */
-import { loadConfig } from '../../config.ts'
-import { AppError } from '../../errors.ts'
 import type { ModelDto } from '../../schemas/models.ts'
-import { ApiError } from '../api-client.ts'
 import { API_OPTIONS, clientFor, printListing, wantsJson } from '../api-options.ts'
 import { type Command, positionalArgs, stringOption, UsageError } from '../command.ts'
 import { printJson } from '../output.ts'
@@ -37,24 +34,10 @@ export const modelsRegister: Command = {
     if ((folder === undefined) === (runId === undefined)) throw new UsageError('give --path or --run', this)
     const client = clientFor(ctx)
     const body = folder ? { name, path: folder } : { name, run_id: await resolveId(client, 'runs', runId!) }
-    const model = await client.post<ModelDto>('/v1/models', body).catch((e: unknown) => {
-      throw folder && e instanceof ApiError && e.status === 400 ? withModelsRoot(e) : e
-    })
+    // A refused --path names the service's MODELS_ROOT in its detail.
+    const model = await client.post<ModelDto>('/v1/models', body)
     if (wantsJson(ctx)) printJson(model)
     else process.stdout.write(`registered model ${model.name} (${model.id}) at ${model.path}\n`)
     return 0
   },
-}
-
-/**
- * The service resolves --path below its MODELS_ROOT, which its refusal does not name; the root this
- * shell's environment (and .env) gives is the service's own when it runs here.
- */
-function withModelsRoot(e: ApiError): AppError {
-  const root = loadConfig().modelsRoot
-  return new AppError(
-    e.code,
-    `${e.message}; --path is relative to the service's MODELS_ROOT; with this environment that is ${root} (see also the MODELS_ROOT line of the service's start banner)`,
-    e.details,
-  )
 }

@@ -32,15 +32,24 @@ async function resolveModelFolder(modelsRoot: string, given: string): Promise<st
   }
   const inside = (p: string, r: string) => p === r || p.startsWith(r + path.sep)
   if (!inside(candidate, path.resolve(modelsRoot))) {
-    throw new ValidationError(`model path '${given}' is outside the models root`, { path: given })
+    throw new ValidationError(
+      `model path '${given}' is outside the models root (MODELS_ROOT: ${modelsRoot})`,
+      { path: given },
+    )
   }
   try {
     real = await realpath(candidate)
   } catch {
-    throw new ValidationError(`model folder '${given}' does not exist below the models root`, { path: given })
+    throw new ValidationError(
+      `model folder '${given}' does not exist below the models root (MODELS_ROOT: ${modelsRoot})`,
+      { path: given },
+    )
   }
   if (!inside(real, root))
-    throw new ValidationError(`model path '${given}' is outside the models root`, { path: given })
+    throw new ValidationError(
+      `model path '${given}' is outside the models root (MODELS_ROOT: ${modelsRoot})`,
+      { path: given },
+    )
   if (!(await stat(real)).isDirectory()) throw new ValidationError(`model path '${given}' is not a folder`)
   return real
 }
