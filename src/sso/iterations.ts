@@ -12,6 +12,7 @@ import { filterByLogprobs } from './filter.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
 import { OBJECTIVE_ROLES, type Role } from './loss-types.ts'
 import { generateTriples, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
+import type { TrainablePolicy } from './policy-port.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
 import { type Query, type SsoRecord, writeJsonl } from './records.ts'
 import type { RngState } from './rng.ts'
@@ -26,10 +27,10 @@ export interface ResumePoint {
   phaseData?: PhaseData
 }
 
-const roleSampling = (hp: Hyperparameters, rawGreedy: boolean): RoleSampling => ({
+const roleSampling = (hp: Hyperparameters): RoleSampling => ({
   ...hp.sampling,
   maxNewTokens: hp.max_new_tokens,
-  rawGreedy,
+  rawGreedy: hp.y0_greedy,
 })
 
 const meanLength = (xs: string[]): number => xs.reduce((a, s) => a + s.length, 0) / Math.max(1, xs.length)
@@ -49,11 +50,7 @@ type Sampled =
       stats: { generated: number; dropped_identical: number; invalidSelections: number }
     }
 
-async function sampleRecords(
-  ctx: RunContext,
-  queries: readonly Query[],
-  rawGreedy: boolean,
-): Promise<Sampled> {
+async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promise<Sampled> {
   const hp = ctx.hp
   const set = validatePrincipleSet(ctx.job.principleSet ?? DEFAULT_PRINCIPLE_SET)
   ctx.phase('generating', 'sampling y+, y- and y0')
@@ -73,7 +70,7 @@ async function sampleRecords(
   const generated = await generateTriples(
     ctx.policy,
     planned,
-    roleSampling(hp, rawGreedy),
+    roleSampling(hp),
     hp.generation_batch_size,
     ctx.rng,
     { control: () => ctx.callbacks.control(), progress: (d, t) => ctx.progress('generating', d, t) },
@@ -110,6 +107,15 @@ async function saveRecords(ctx: RunContext, iteration: number, records: SsoRecor
   ctx.callbacks.onSamples?.(iteration, records)
 }
 
+/**
+ * Makes the model as it is now the iteration's reference; the optimizer restarts with it (as a new
+ * trainer per iteration does in the reference) unless `keep_optimizer_state`.
+ */
+async function startReference(ctx: RunContext, model: TrainablePolicy): Promise<void> {
+  await model.freezeReference()
+  if (!ctx.hp.keep_optimizer_state) await model.resetOptimizer()
+}
+
 /** Reference scores for the policy phase of SSO v1 (all seven roles: the filter needs six of them). */
 async function scoredPolicyPhase(
   ctx: RunContext,
@@ -119,7 +125,7 @@ async function scoredPolicyPhase(
 ) {
   const hp = ctx.hp
   ctx.phase('scoring', 'reference log-probs')
-  await ctx.policy.freezeReference()
+  await startReference(ctx, ctx.policy)
   let examples: Example[] = records.map((r) => ({ rows: ssoRows(r), ref: {} }))
   const { roles } = OBJECTIVE_ROLES[objective]
   await scoreReference(ctx.policy, examples, roles, hp.generation_batch_size, (d, t) =>
@@ -190,7 +196,7 @@ async function ssoIteration(
   let stepsDone = data ? (resume?.state.phase?.stepsDone ?? 0) : 0
   if (!data) {
     const startRng: RngState = ctx.rng.state()
-    const sampled = await sampleRecords(ctx, queries, ctx.hp.y0_greedy)
+    const sampled = await sampleRecords(ctx, queries)
     if (sampled.stopped) {
       await ctx.checkpoint(k, 'generate', startRng)
       return sampled.stopped
@@ -226,13 +232,13 @@ async function ssoV2Iteration(
     const startRng: RngState = ctx.rng.state()
     if (!genData) {
       stepsDone = 0
-      const sampled = await sampleRecords(ctx, queries, hp.y0_greedy)
+      const sampled = await sampleRecords(ctx, queries)
       if (sampled.stopped) {
         await ctx.checkpoint(k, 'generate', startRng)
         return sampled.stopped
       }
       ctx.generator = await ctx.policy.fork()
-      await ctx.generator.freezeReference()
+      await startReference(ctx, ctx.generator)
       ctx.phase('scoring', 'generator reference log-probs')
       const examples: Example[] = sampled.records.map((r) => ({ rows: ssoRows(r), ref: {} }))
       const { refRoles } = OBJECTIVE_ROLES.sso_generator
@@ -245,7 +251,7 @@ async function ssoV2Iteration(
     const regenerated = await regeneratePairs(
       ctx.generator!,
       genData.records ?? [],
-      roleSampling(hp, true),
+      roleSampling(hp),
       hp.generation_batch_size,
       ctx.rng,
       { control: () => ctx.callbacks.control(), progress: (d, t) => ctx.progress('generating', d, t) },
