@@ -9,6 +9,7 @@ import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { ValidationError } from '../errors.ts'
 import { BASE_LOSS_TYPES, COMBINATIONS } from './loss-types.ts'
+import type { SamplingOptions } from './policy-port.ts'
 import type { TrainingMethod } from './trainer-interface.ts'
 
 const Probability = (def: number) => Type.Number({ minimum: 0, maximum: 1, default: def })
@@ -22,6 +23,15 @@ export const SamplingSchema = Type.Object(
   { default: {} },
 )
 export type Sampling = Static<typeof SamplingSchema>
+
+/** A role's sampling settings as the policy takes them. */
+export const toSamplingOptions = (s: Sampling, maxNewTokens: number, seed: number): SamplingOptions => ({
+  maxNewTokens,
+  temperature: s.temperature,
+  topP: s.top_p,
+  topK: s.top_k,
+  seed,
+})
 
 export const LoraSchema = Type.Object(
   {

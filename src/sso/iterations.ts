@@ -11,7 +11,7 @@ import { cleanTriples } from './cleaning.ts'
 import { filterByLogprobs } from './filter.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
 import { OBJECTIVE_ROLES, type Role } from './loss-types.ts'
-import { generateTriples, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
+import { generateTriples, type PlanStats, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
 import type { TrainablePolicy } from './policy-port.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
 import { type Query, type SsoRecord, writeJsonl } from './records.ts'
@@ -47,21 +47,28 @@ type Sampled =
   | {
       stopped?: undefined
       records: SsoRecord[]
-      stats: { generated: number; dropped_identical: number; invalidSelections: number }
+      stats: { generated: number; dropped_identical: number; plan: PlanStats }
     }
 
 async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promise<Sampled> {
   const hp = ctx.hp
   const set = validatePrincipleSet(ctx.job.principleSet ?? DEFAULT_PRINCIPLE_SET)
   ctx.phase('generating', 'sampling y+, y- and y0')
-  const { planned, invalidSelections } = await planQueries(
+  const { planned, stats: plan } = await planQueries(
     iterationQueries(ctx, queries),
     set,
     {
-      mode: hp.principle_selection,
-      featuresPerQuery: hp.features_per_query,
-      fixedFeatures: hp.fixed_features,
-      concisionProbability: hp.concision_probability,
+      source: hp.principle_source,
+      selection: {
+        mode: hp.principle_selection,
+        featuresPerQuery: hp.features_per_query,
+        fixedFeatures: hp.fixed_features,
+        concisionProbability: hp.concision_probability,
+      },
+      writing: {
+        attempts: hp.principle_write_attempts,
+        sampling: hp.sampling.chosen,
+      },
     },
     ctx.rng,
     ctx.policy,
@@ -77,9 +84,16 @@ async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promis
   )
   if (generated.stopped) return { stopped: generated.stopped }
   const { kept, dropped } = cleanTriples(generated.records)
+  return { records: kept, stats: { generated: generated.records.length, dropped_identical: dropped, plan } }
+}
+
+/** Per-iteration metrics of principle planning: invalid selections, or principles written and dropped. */
+function planMetrics(stats: PlanStats): Record<string, number> {
+  if (!stats.writing) return { 'iteration/invalid_selections': stats.invalidSelections }
   return {
-    records: kept,
-    stats: { generated: generated.records.length, dropped_identical: dropped, invalidSelections },
+    'principles/written': stats.writing.written,
+    'principles/malformed': stats.writing.malformed,
+    'principles/dropped': stats.writing.dropped,
   }
 }
 
@@ -208,7 +222,7 @@ async function ssoIteration(
     ctx.iterationMetrics(k, {
       'iteration/generated': sampled.stats.generated,
       'iteration/dropped_identical': sampled.stats.dropped_identical,
-      'iteration/invalid_selections': sampled.stats.invalidSelections,
+      ...planMetrics(sampled.stats.plan),
       'iteration/examples': data.examples.length,
       ...scored.metrics,
       ...recordMetrics(data.records ?? []),
