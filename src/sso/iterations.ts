@@ -47,8 +47,14 @@ type Sampled =
   | {
       stopped?: undefined
       records: SsoRecord[]
-      stats: { generated: number; dropped_identical: number; plan: PlanStats }
+      stats: SamplingStats
     }
+
+interface SamplingStats {
+  generated: number
+  dropped_identical: number
+  plan: PlanStats
+}
 
 async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promise<Sampled> {
   const hp = ctx.hp
@@ -87,13 +93,19 @@ async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promis
   return { records: kept, stats: { generated: generated.records.length, dropped_identical: dropped, plan } }
 }
 
-/** Per-iteration metrics of principle planning: invalid selections, or principles written and dropped. */
-function planMetrics(stats: PlanStats): Record<string, number> {
-  if (!stats.writing) return { 'iteration/invalid_selections': stats.invalidSelections }
+/** Per-iteration metrics of sampling: triples generated and dropped, principles chosen or written. */
+function samplingMetrics(stats: SamplingStats): Record<string, number> {
+  const sampled = {
+    'iteration/generated': stats.generated,
+    'iteration/dropped_identical': stats.dropped_identical,
+  }
+  const { invalidSelections, writing } = stats.plan
+  if (!writing) return { ...sampled, 'iteration/invalid_selections': invalidSelections }
   return {
-    'principles/written': stats.writing.written,
-    'principles/malformed': stats.writing.malformed,
-    'principles/dropped': stats.writing.dropped,
+    ...sampled,
+    'principles/written': writing.written,
+    'principles/malformed': writing.malformed,
+    'principles/dropped': writing.dropped,
   }
 }
 
@@ -220,9 +232,7 @@ async function ssoIteration(
     stepsDone = 0
     await saveRecords(ctx, k, data.records ?? [])
     ctx.iterationMetrics(k, {
-      'iteration/generated': sampled.stats.generated,
-      'iteration/dropped_identical': sampled.stats.dropped_identical,
-      ...planMetrics(sampled.stats.plan),
+      ...samplingMetrics(sampled.stats),
       'iteration/examples': data.examples.length,
       ...scored.metrics,
       ...recordMetrics(data.records ?? []),
@@ -251,6 +261,7 @@ async function ssoV2Iteration(
         await ctx.checkpoint(k, 'generate', startRng)
         return sampled.stopped
       }
+      ctx.iterationMetrics(k, samplingMetrics(sampled.stats))
       ctx.generator = await ctx.policy.fork()
       await startReference(ctx, ctx.generator)
       ctx.phase('scoring', 'generator reference log-probs')
