@@ -12,9 +12,9 @@ export interface FilterStats {
   total: number
   /** Dropped because the principles do not order the likelihoods as they should. */
   droppedOrder: number
-  /** Dropped because the plain-context likelihood is below the batch mean (not near on-policy). */
+  /** Dropped because a side's plain-context likelihood is below that side's mean (not near on-policy). */
   droppedOffPolicy: number
-  /** Dropped because the contrast is below the batch mean (weak gap). */
+  /** Dropped because a side's contrast is below that side's mean (weak gap). */
   droppedWeakGap: number
   kept: number
 }
@@ -26,21 +26,26 @@ export function principlesOrderLikelihoods(s: FilterScores): boolean {
   return c.p > c.o && c.o > c.n && r.n > r.o && r.o > r.p
 }
 
-/** How near the pair is to what the policy says unprompted: mean of l(y+|x) and l(y-|x). */
-export function plainLikelihood(s: FilterScores): number {
-  return (s.chosen.o + s.rejected.o) / 2
-}
+type Side = 'chosen' | 'rejected'
+const SIDES: readonly Side[] = ['chosen', 'rejected']
 
-/** How strongly the principles separate the two responses: [l(y+|x+) - l(y+|x-)] + [l(y-|x-) - l(y-|x+)]. */
-export function contrast(s: FilterScores): number {
-  return s.chosen.p - s.chosen.n + (s.rejected.n - s.rejected.p)
-}
+/** How near one response is to what the policy says unprompted: l(y|x). */
+const plainLikelihood = (s: FilterScores, side: Side): number => s[side].o
+
+/**
+ * How strongly the principles pull one response towards its own side: l(y+|x+) - l(y+|x-) for the
+ * chosen, l(y-|x-) - l(y-|x+) for the rejected.
+ */
+const contrast = (s: FilterScores, side: Side): number =>
+  side === 'chosen' ? s.chosen.p - s.chosen.n : s.rejected.n - s.rejected.p
 
 const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length
 
 /**
- * Returns the indices kept. The two mean thresholds are taken over the samples that pass the ordering
- * test, both computed on that same set, so the result does not depend on the order of the two cuts.
+ * Returns the indices kept. Each side has its own thresholds (its mean plain likelihood and its mean
+ * contrast), so a very likely chosen cannot carry an off-policy rejected through. All four means are
+ * taken over the samples that pass the ordering test, so the result does not depend on the order of
+ * the cuts.
  */
 export function filterByLogprobs(scores: readonly FilterScores[]): { keep: number[]; stats: FilterStats } {
   const ordered = scores.map((s, i) => ({ s, i })).filter(({ s }) => principlesOrderLikelihoods(s))
@@ -52,12 +57,16 @@ export function filterByLogprobs(scores: readonly FilterScores[]): { keep: numbe
     kept: 0,
   }
   if (ordered.length === 0) return { keep: [], stats }
-  const plainMean = mean(ordered.map(({ s }) => plainLikelihood(s)))
-  const contrastMean = mean(ordered.map(({ s }) => contrast(s)))
+  const threshold = (f: typeof contrast, side: Side) => mean(ordered.map(({ s }) => f(s, side)))
+  const plainMin = {
+    chosen: threshold(plainLikelihood, 'chosen'),
+    rejected: threshold(plainLikelihood, 'rejected'),
+  }
+  const contrastMin = { chosen: threshold(contrast, 'chosen'), rejected: threshold(contrast, 'rejected') }
   const keep: number[] = []
   for (const { s, i } of ordered) {
-    if (plainLikelihood(s) < plainMean) stats.droppedOffPolicy++
-    else if (contrast(s) < contrastMean) stats.droppedWeakGap++
+    if (SIDES.some((side) => plainLikelihood(s, side) < plainMin[side])) stats.droppedOffPolicy++
+    else if (SIDES.some((side) => contrast(s, side) < contrastMin[side])) stats.droppedWeakGap++
     else keep.push(i)
   }
   stats.kept = keep.length

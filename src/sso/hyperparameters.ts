@@ -1,13 +1,16 @@
 /**
  * Trainer hyperparameters: one TypeBox schema with defaults and bounds. The service imports it for the
- * run request and its docs; the trainer calls `parseHyperparameters` on `job.hyperparameters`.
+ * run request and its docs; the trainer calls `resolveHyperparameters` on `job.hyperparameters`.
  * Defaults follow the reference scripts of the method (IPO, beta 0.2, thetaG 0.1, alpha 0.66, AdamW
- * betas 0.9/0.95, weight decay 0.1, cosine with 10% warm-up, one epoch per iteration, 3 iterations).
+ * betas 0.9/0.95, weight decay 0.1, cosine with 10% warm-up, one epoch per iteration, 3 iterations);
+ * the few whose default depends on the method are left unset by the schema (see `methodDefaults`).
  */
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
 import { ValidationError } from '../errors.ts'
 import { BASE_LOSS_TYPES, COMBINATIONS } from './loss-types.ts'
+import type { SamplingOptions } from './policy-port.ts'
+import type { TrainingMethod } from './trainer-interface.ts'
 
 const Probability = (def: number) => Type.Number({ minimum: 0, maximum: 1, default: def })
 
@@ -20,6 +23,15 @@ export const SamplingSchema = Type.Object(
   { default: {} },
 )
 export type Sampling = Static<typeof SamplingSchema>
+
+/** A role's sampling settings as the policy takes them. */
+export const toSamplingOptions = (s: Sampling, maxNewTokens: number, seed: number): SamplingOptions => ({
+  maxNewTokens,
+  temperature: s.temperature,
+  topP: s.top_p,
+  topK: s.top_k,
+  seed,
+})
 
 export const LoraSchema = Type.Object(
   {
@@ -36,8 +48,12 @@ export type Lora = Static<typeof LoraSchema>
 
 export const HyperparametersSchema = Type.Object({
   // base loss and SSO terms
-  loss_type: Type.Enum(BASE_LOSS_TYPES, { default: 'ipo' }),
-  beta: Type.Number({ exclusiveMinimum: 0, maximum: 100, default: 0.2 }),
+  loss_type: Type.Optional(
+    Type.Enum(BASE_LOSS_TYPES, { description: "the policy's base loss; default ipo, dpo for sso_v2" }),
+  ),
+  beta: Type.Optional(
+    Type.Number({ exclusiveMinimum: 0, maximum: 100, description: 'default 0.2, 0.1 for sso_v2' }),
+  ),
   theta_g: Type.Number({ minimum: 0, maximum: 100, default: 0.1 }),
   alpha: Probability(0.66),
   use_w: Type.Boolean({ default: true }),
@@ -63,6 +79,11 @@ export const HyperparametersSchema = Type.Object({
   }),
   warmup_ratio: Type.Number({ minimum: 0, maximum: 1, default: 0.1 }),
   max_grad_norm: Type.Number({ minimum: 0, default: 1, description: '0 = no clipping' }),
+  keep_optimizer_state: Type.Boolean({
+    default: false,
+    description:
+      'full fine-tuning: keep the AdamW moments across iterations (by default each iteration starts a fresh optimizer, as the reference does and as LoRA always does)',
+  }),
   // data volume
   iterations: Type.Integer({ minimum: 1, maximum: 100, default: 3 }),
   epochs: Type.Integer({ minimum: 1, maximum: 100, default: 1 }),
@@ -77,11 +98,25 @@ export const HyperparametersSchema = Type.Object({
     { chosen: SamplingSchema, rejected: SamplingSchema, raw: SamplingSchema },
     { default: {} },
   ),
-  y0_greedy: Type.Boolean({ default: false, description: 'sample y0 greedily (SSO v2 does)' }),
+  y0_greedy: Type.Optional(
+    Type.Boolean({ description: 'take y0 greedily; default false (v1 samples it), true for sso_v2' }),
+  ),
   filter: Type.Boolean({ default: false, description: 'the optional log-prob filter' }),
   // principles
+  principle_source: Type.Union([Type.Literal('set'), Type.Literal('policy_written')], {
+    default: 'set',
+    description:
+      'set: features of the principle set, chosen by principle_selection; policy_written: the policy writes a good and a bad principle for each query (queries with their own features keep them)',
+  }),
+  principle_write_attempts: Type.Integer({
+    minimum: 1,
+    maximum: 10,
+    default: 3,
+    description: 'policy_written: tries per query before a query whose answers are all malformed is dropped',
+  }),
   principle_selection: Type.Union([Type.Literal('random'), Type.Literal('fixed'), Type.Literal('policy')], {
-    default: 'random',
+    default: 'policy',
+    description: 'how features of the set are chosen per query; policy: the policy picks them (the method)',
   }),
   features_per_query: Type.Integer({ minimum: 1, maximum: 32, default: 2 }),
   fixed_features: Type.Array(Type.String(), { default: [] }),
@@ -104,13 +139,45 @@ export const HyperparametersSchema = Type.Object({
       'one thread per op, so multi-threaded reductions do not change the summation order between runs',
   }),
 })
-export type Hyperparameters = Static<typeof HyperparametersSchema>
+/** Validated settings as a run stores them: the method-dependent ones only where the user set them. */
+export type HyperparameterSettings = Static<typeof HyperparametersSchema>
+
+type MethodDependent = 'loss_type' | 'beta' | 'y0_greedy'
+/** What the trainer runs with: every hyperparameter set. */
+export type Hyperparameters = HyperparameterSettings & Required<Pick<HyperparameterSettings, MethodDependent>>
+
+/**
+ * Defaults that depend on the method. SSO v1 and PBAA follow the v1 reference scripts (IPO, beta 0.2,
+ * y0 sampled like y+ and y-); SSO v2 trains its policy with plain DPO (beta 0.1) and takes y0 greedily.
+ */
+export function methodDefaults(
+  method: TrainingMethod,
+): Required<Pick<HyperparameterSettings, MethodDependent>> {
+  return method === 'sso_v2'
+    ? { loss_type: 'dpo', beta: 0.1, y0_greedy: true }
+    : { loss_type: 'ipo', beta: 0.2, y0_greedy: false }
+}
+
+/** Parses a run's settings and fills the method's defaults for what they leave unset. */
+export function resolveHyperparameters(
+  method: TrainingMethod,
+  input: Record<string, unknown>,
+): Hyperparameters {
+  const hp = parseHyperparameters(input)
+  const defaults = methodDefaults(method)
+  return {
+    ...hp,
+    loss_type: hp.loss_type ?? defaults.loss_type,
+    beta: hp.beta ?? defaults.beta,
+    y0_greedy: hp.y0_greedy ?? defaults.y0_greedy,
+  }
+}
 
 /**
  * Fills defaults (nested ones included) and validates; throws `validation_failed` listing every problem,
  * including the cross-field rules a schema cannot state.
  */
-export function parseHyperparameters(input: Record<string, unknown>): Hyperparameters {
+export function parseHyperparameters(input: Record<string, unknown>): HyperparameterSettings {
   const withDefaults = Value.Default(HyperparametersSchema, structuredClone(input)) as Record<string, unknown>
   const problems = Value.Errors(HyperparametersSchema, withDefaults).map(
     (e) => `${e.instancePath || '/'} ${e.message}`,
@@ -118,7 +185,7 @@ export function parseHyperparameters(input: Record<string, unknown>): Hyperparam
   const unknown = Object.keys(input).filter((k) => !(k in HyperparametersSchema.properties))
   for (const k of unknown) problems.push(`/${k} is not a known hyperparameter`)
   if (problems.length === 0) {
-    const hp = withDefaults as Hyperparameters
+    const hp = withDefaults as HyperparameterSettings
     if (hp.principle_selection === 'fixed' && hp.fixed_features.length === 0) {
       problems.push('/fixed_features must name at least one feature when principle_selection is fixed')
     }
@@ -126,5 +193,5 @@ export function parseHyperparameters(input: Record<string, unknown>): Hyperparam
   if (problems.length > 0) {
     throw new ValidationError(`invalid hyperparameters: ${problems.join('; ')}`, { problems })
   }
-  return withDefaults as Hyperparameters
+  return withDefaults as HyperparameterSettings
 }

@@ -11,7 +11,8 @@ import { cleanTriples } from './cleaning.ts'
 import { filterByLogprobs } from './filter.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
 import { OBJECTIVE_ROLES, type Role } from './loss-types.ts'
-import { generateTriples, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
+import { generateTriples, type PlanStats, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
+import type { TrainablePolicy } from './policy-port.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
 import { type Query, type SsoRecord, writeJsonl } from './records.ts'
 import type { RngState } from './rng.ts'
@@ -26,10 +27,10 @@ export interface ResumePoint {
   phaseData?: PhaseData
 }
 
-const roleSampling = (hp: Hyperparameters, rawGreedy: boolean): RoleSampling => ({
+const roleSampling = (hp: Hyperparameters): RoleSampling => ({
   ...hp.sampling,
   maxNewTokens: hp.max_new_tokens,
-  rawGreedy,
+  rawGreedy: hp.y0_greedy,
 })
 
 const meanLength = (xs: string[]): number => xs.reduce((a, s) => a + s.length, 0) / Math.max(1, xs.length)
@@ -46,25 +47,34 @@ type Sampled =
   | {
       stopped?: undefined
       records: SsoRecord[]
-      stats: { generated: number; dropped_identical: number; invalidSelections: number }
+      stats: SamplingStats
     }
 
-async function sampleRecords(
-  ctx: RunContext,
-  queries: readonly Query[],
-  rawGreedy: boolean,
-): Promise<Sampled> {
+interface SamplingStats {
+  generated: number
+  dropped_identical: number
+  plan: PlanStats
+}
+
+async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promise<Sampled> {
   const hp = ctx.hp
   const set = validatePrincipleSet(ctx.job.principleSet ?? DEFAULT_PRINCIPLE_SET)
   ctx.phase('generating', 'sampling y+, y- and y0')
-  const { planned, invalidSelections } = await planQueries(
+  const { planned, stats: plan } = await planQueries(
     iterationQueries(ctx, queries),
     set,
     {
-      mode: hp.principle_selection,
-      featuresPerQuery: hp.features_per_query,
-      fixedFeatures: hp.fixed_features,
-      concisionProbability: hp.concision_probability,
+      source: hp.principle_source,
+      selection: {
+        mode: hp.principle_selection,
+        featuresPerQuery: hp.features_per_query,
+        fixedFeatures: hp.fixed_features,
+        concisionProbability: hp.concision_probability,
+      },
+      writing: {
+        attempts: hp.principle_write_attempts,
+        sampling: hp.sampling.chosen,
+      },
     },
     ctx.rng,
     ctx.policy,
@@ -73,16 +83,29 @@ async function sampleRecords(
   const generated = await generateTriples(
     ctx.policy,
     planned,
-    roleSampling(hp, rawGreedy),
+    roleSampling(hp),
     hp.generation_batch_size,
     ctx.rng,
     { control: () => ctx.callbacks.control(), progress: (d, t) => ctx.progress('generating', d, t) },
   )
   if (generated.stopped) return { stopped: generated.stopped }
   const { kept, dropped } = cleanTriples(generated.records)
+  return { records: kept, stats: { generated: generated.records.length, dropped_identical: dropped, plan } }
+}
+
+/** Per-iteration metrics of sampling: triples generated and dropped, principles chosen or written. */
+function samplingMetrics(stats: SamplingStats): Record<string, number> {
+  const sampled = {
+    'iteration/generated': stats.generated,
+    'iteration/dropped_identical': stats.dropped_identical,
+  }
+  const { invalidSelections, writing } = stats.plan
+  if (!writing) return { ...sampled, 'iteration/invalid_selections': invalidSelections }
   return {
-    records: kept,
-    stats: { generated: generated.records.length, dropped_identical: dropped, invalidSelections },
+    ...sampled,
+    'principles/written': writing.written,
+    'principles/malformed': writing.malformed,
+    'principles/dropped': writing.dropped,
   }
 }
 
@@ -110,6 +133,15 @@ async function saveRecords(ctx: RunContext, iteration: number, records: SsoRecor
   ctx.callbacks.onSamples?.(iteration, records)
 }
 
+/**
+ * Makes the model as it is now the iteration's reference; the optimizer restarts with it (as a new
+ * trainer per iteration does in the reference) unless `keep_optimizer_state`.
+ */
+async function startReference(ctx: RunContext, model: TrainablePolicy): Promise<void> {
+  await model.freezeReference()
+  if (!ctx.hp.keep_optimizer_state) await model.resetOptimizer()
+}
+
 /** Reference scores for the policy phase of SSO v1 (all seven roles: the filter needs six of them). */
 async function scoredPolicyPhase(
   ctx: RunContext,
@@ -119,7 +151,7 @@ async function scoredPolicyPhase(
 ) {
   const hp = ctx.hp
   ctx.phase('scoring', 'reference log-probs')
-  await ctx.policy.freezeReference()
+  await startReference(ctx, ctx.policy)
   let examples: Example[] = records.map((r) => ({ rows: ssoRows(r), ref: {} }))
   const { roles } = OBJECTIVE_ROLES[objective]
   await scoreReference(ctx.policy, examples, roles, hp.generation_batch_size, (d, t) =>
@@ -190,7 +222,7 @@ async function ssoIteration(
   let stepsDone = data ? (resume?.state.phase?.stepsDone ?? 0) : 0
   if (!data) {
     const startRng: RngState = ctx.rng.state()
-    const sampled = await sampleRecords(ctx, queries, ctx.hp.y0_greedy)
+    const sampled = await sampleRecords(ctx, queries)
     if (sampled.stopped) {
       await ctx.checkpoint(k, 'generate', startRng)
       return sampled.stopped
@@ -200,9 +232,7 @@ async function ssoIteration(
     stepsDone = 0
     await saveRecords(ctx, k, data.records ?? [])
     ctx.iterationMetrics(k, {
-      'iteration/generated': sampled.stats.generated,
-      'iteration/dropped_identical': sampled.stats.dropped_identical,
-      'iteration/invalid_selections': sampled.stats.invalidSelections,
+      ...samplingMetrics(sampled.stats),
       'iteration/examples': data.examples.length,
       ...scored.metrics,
       ...recordMetrics(data.records ?? []),
@@ -226,13 +256,14 @@ async function ssoV2Iteration(
     const startRng: RngState = ctx.rng.state()
     if (!genData) {
       stepsDone = 0
-      const sampled = await sampleRecords(ctx, queries, hp.y0_greedy)
+      const sampled = await sampleRecords(ctx, queries)
       if (sampled.stopped) {
         await ctx.checkpoint(k, 'generate', startRng)
         return sampled.stopped
       }
+      ctx.iterationMetrics(k, samplingMetrics(sampled.stats))
       ctx.generator = await ctx.policy.fork()
-      await ctx.generator.freezeReference()
+      await startReference(ctx, ctx.generator)
       ctx.phase('scoring', 'generator reference log-probs')
       const examples: Example[] = sampled.records.map((r) => ({ rows: ssoRows(r), ref: {} }))
       const { refRoles } = OBJECTIVE_ROLES.sso_generator
@@ -245,7 +276,7 @@ async function ssoV2Iteration(
     const regenerated = await regeneratePairs(
       ctx.generator!,
       genData.records ?? [],
-      roleSampling(hp, true),
+      roleSampling(hp),
       hp.generation_batch_size,
       ctx.rng,
       { control: () => ctx.callbacks.control(), progress: (d, t) => ctx.progress('generating', d, t) },

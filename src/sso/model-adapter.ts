@@ -3,7 +3,7 @@
  * to token rows, objectives to step-graph losses (rows laid out role-major, reference log-probs as
  * extra inputs).
  */
-import { type Graph, resolveProvider, split } from '../engine/index.ts'
+import { type Graph, resolveProvider, slotName, split } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import type { PolicyLoss } from '../model/graphs.ts'
 import { chatMessages, Policy } from '../model/index.ts'
@@ -131,6 +131,16 @@ class ModelPolicy implements TrainablePolicy {
       gradNorm: result.gradNorm,
       tokens: result.tokens,
     }
+  }
+
+  /** Through the policy's own state: the same state without its moments, at step 0. */
+  async resetOptimizer(): Promise<void> {
+    const state = this.policy.exportState()
+    for (const name of [...state.tensors.keys()]) {
+      state.tensors.delete(slotName('exp_avg', name))
+      state.tensors.delete(slotName('exp_avg_sq', name))
+    }
+    await this.policy.importState({ ...state, step: 0 })
   }
 
   async fork(): Promise<TrainablePolicy> {

@@ -2,24 +2,42 @@
  * Pair generation for one online iteration: choose principles per query, then sample y+ | x+, y- | x-
  * and y0 | x from the current policy in batches, polling control between batches.
  */
-import type { Sampling } from './hyperparameters.ts'
-import type { ChatPrompt, SamplingOptions, TextGenerator } from './policy-port.ts'
+import { type Sampling, toSamplingOptions } from './hyperparameters.ts'
+import type { ChatPrompt, TextGenerator } from './policy-port.ts'
 import {
   parseSelection,
   type SelectionOptions,
   selectionPrompt,
   selectPrinciples,
   systemPrompt,
+  withConcision,
 } from './principles.ts'
-import type { SsoRecord } from './records.ts'
+import type { Query, SsoRecord } from './records.ts'
 import type { Rng } from './rng.ts'
 import type { ControlSignal, Principle, PrincipleSetSpec } from './trainer-interface.ts'
+import { type WritingOptions, type WritingStats, writePrinciples } from './written-principles.ts'
 
 export interface PlannedQuery {
   instruction: string
   principles: Principle[]
   p_system: string
   n_system: string
+  /** The principle the policy wrote for this query (principle_source policy_written). */
+  written?: Principle
+}
+
+/** Where a query's principles come from: the set (chosen per `selection`) or written by the policy. */
+export interface PlanOptions {
+  source: 'set' | 'policy_written'
+  selection: SelectionOptions
+  writing: WritingOptions
+}
+
+export interface PlanStats {
+  /** Invalid feature names in the policy's selection answers (selection mode 'policy'). */
+  invalidSelections: number
+  /** Principle writing (source 'policy_written'). */
+  writing?: WritingStats
 }
 
 export interface GenerationHooks {
@@ -27,43 +45,44 @@ export interface GenerationHooks {
   progress(done: number, total: number): void
 }
 
-export const toSamplingOptions = (s: Sampling, maxNewTokens: number, seed: number): SamplingOptions => ({
-  maxNewTokens,
-  temperature: s.temperature,
-  topP: s.top_p,
-  topK: s.top_k,
-  seed,
-})
-
-const plan = (instruction: string, principles: Principle[]): PlannedQuery => ({
+const plan = (instruction: string, principles: Principle[], written?: Principle): PlannedQuery => ({
   instruction,
   principles,
   p_system: systemPrompt(principles, 'good'),
   n_system: systemPrompt(principles, 'bad'),
+  written,
+})
+
+/** A query's own features as a fixed selection. */
+const ownFeatures = (selection: SelectionOptions, features: string[]): SelectionOptions => ({
+  ...selection,
+  mode: 'fixed',
+  fixedFeatures: features,
 })
 
 /**
- * Principles for each query. A query's own `features` (if any) are used as a fixed selection; mode
- * 'policy' asks the policy greedily with a few-shot prompt and repairs invalid answers.
+ * Principles for each query. A query's own `features` (if any) are used as a fixed selection. From the
+ * set, mode 'policy' asks the policy greedily with a few-shot prompt and repairs invalid answers;
+ * source 'policy_written' has the policy write them, and drops the queries it fails to write for.
  */
 export async function planQueries(
-  queries: readonly { prompt: string; features?: string[] }[],
+  queries: readonly Query[],
   set: PrincipleSetSpec,
-  selection: SelectionOptions,
+  options: PlanOptions,
   rng: Rng,
   policy: TextGenerator,
   batchSize: number,
-): Promise<{ planned: PlannedQuery[]; invalidSelections: number }> {
+): Promise<{ planned: PlannedQuery[]; stats: PlanStats }> {
+  if (options.source === 'policy_written') return planWritten(queries, set, options, rng, policy, batchSize)
+  const { selection } = options
   const planned: PlannedQuery[] = []
   let invalidSelections = 0
   if (selection.mode !== 'policy') {
     for (const q of queries) {
-      const options = q.features
-        ? { ...selection, mode: 'fixed' as const, fixedFeatures: q.features }
-        : selection
-      planned.push(plan(q.prompt, selectPrinciples(set, options, rng)))
+      const chosen = q.features ? ownFeatures(selection, q.features) : selection
+      planned.push(plan(q.prompt, selectPrinciples(set, chosen, rng)))
     }
-    return { planned, invalidSelections }
+    return { planned, stats: { invalidSelections } }
   }
   for (let start = 0; start < queries.length; start += batchSize) {
     const batch = queries.slice(start, start + batchSize)
@@ -81,7 +100,32 @@ export async function planQueries(
       planned.push(plan(q.prompt, parsed.principles))
     })
   }
-  return { planned, invalidSelections }
+  return { planned, stats: { invalidSelections } }
+}
+
+async function planWritten(
+  queries: readonly Query[],
+  set: PrincipleSetSpec,
+  options: PlanOptions,
+  rng: Rng,
+  policy: TextGenerator,
+  batchSize: number,
+): Promise<{ planned: PlannedQuery[]; stats: PlanStats }> {
+  const open = queries.flatMap((q, i) => (q.features ? [] : [i]))
+  const prompts = open.map((i) => queries[i].prompt)
+  const { principles, stats } = await writePrinciples(policy, prompts, options.writing, batchSize, rng)
+  const written = new Map(open.map((q, j) => [q, principles[j]]))
+  const planned: PlannedQuery[] = []
+  for (const [i, q] of queries.entries()) {
+    if (q.features) {
+      planned.push(plan(q.prompt, selectPrinciples(set, ownFeatures(options.selection, q.features), rng)))
+      continue
+    }
+    const principle = written.get(i)
+    if (principle)
+      planned.push(plan(q.prompt, withConcision(set, [principle], options.selection, rng), principle))
+  }
+  return { planned, stats: { invalidSelections: 0, writing: stats } }
 }
 
 export interface RoleSampling {
@@ -134,6 +178,7 @@ export async function generateTriples(
         rejected: rejected[i],
         raw: plain[i],
         principles: q.principles.map((p) => p.feature),
+        ...(q.written && { written_principle: { good: q.written.good, bad: q.written.bad } }),
       })),
     )
     hooks.progress(records.length, planned.length)

@@ -77,6 +77,8 @@ export interface TrainablePolicy extends TextGenerator {
     microBatches: ObjectiveBatch[],
     lr: number,
   ): Promise<StepResult>
+  /** Restarts the optimizer: AdamW moments and step count back to zero, the weights kept. */
+  resetOptimizer(): Promise<void>
   /** A copy with its own weights and optimizer (SSO v2's generator starts from the policy). */
   fork(): Promise<TrainablePolicy>
   /** Writes weights or adapters plus optimizer state into `dir` (an empty folder). */

@@ -115,7 +115,8 @@ export function selectPrinciples(set: PrincipleSetSpec, options: SelectionOption
   return withConcision(set, chosen, options, rng)
 }
 
-function withConcision(
+/** Appends the set's concision principle with the selection's probability. */
+export function withConcision(
   set: PrincipleSetSpec,
   chosen: Principle[],
   options: SelectionOptions,

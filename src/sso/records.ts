@@ -21,6 +21,8 @@ export const SsoRecordSchema = Type.Object({
   raw: Text,
   history: Type.Optional(HistorySchema),
   principles: Type.Optional(Type.Array(Type.String())),
+  /** The principle the policy wrote for this query (principle_source policy_written). */
+  written_principle: Type.Optional(Type.Object({ good: Type.String(), bad: Type.String() })),
 })
 export type SsoRecord = Static<typeof SsoRecordSchema>
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AppError, ValidationError } from '../errors.ts'
 import { readCheckpoint } from './checkpoint.ts'
-import { type Hyperparameters, parseHyperparameters } from './hyperparameters.ts'
+import { type Hyperparameters, resolveHyperparameters } from './hyperparameters.ts'
 import { runOnline } from './iterations.ts'
 import { openModelPolicy } from './model-adapter.ts'
 import type { OpenPolicy } from './policy-port.ts'
@@ -33,9 +33,9 @@ import type {
 } from './trainer-interface.ts'
 import { type Example, makePhase, runPhase } from './training-phase.ts'
 
-/** Method-specific settings that override the user's hyperparameters. */
+/** The run's hyperparameters with the method's defaults, and the settings a method fixes. */
 function effectiveHyperparameters(method: TrainingMethod, raw: Record<string, unknown>): Hyperparameters {
-  const hp = parseHyperparameters(raw)
+  const hp = resolveHyperparameters(method, raw)
   if (method === 'pbaa') return { ...hp, use_w: false, use_g: false }
   if (method === 'dpo' || method === 'ipo') return { ...hp, loss_type: method }
   return hp

@@ -127,7 +127,8 @@ for (const target of DATABASE_TARGETS) {
       }
       const run = created[0]
       assert.equal(run.status, 'queued')
-      assert.equal(run.hyperparameters.beta, 0.2, 'defaults are filled in')
+      assert.equal(run.hyperparameters.theta_g, 0.1, 'defaults are filled in')
+      assert.equal(run.hyperparameters.beta, undefined, 'method-dependent defaults are left to the trainer')
       assert.equal(run.device, 'auto')
       assert.deepEqual(run.metadata, { batch: 'b1' })
       const seen = new Set<string>()

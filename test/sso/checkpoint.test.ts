@@ -4,14 +4,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
 import { readCheckpoint, type TrainerState, writeCheckpoint } from '../../src/sso/checkpoint.ts'
-import { parseHyperparameters } from '../../src/sso/hyperparameters.ts'
+import { resolveHyperparameters } from '../../src/sso/hyperparameters.ts'
 import { Rng } from '../../src/sso/rng.ts'
 import { makePhase } from '../../src/sso/training-phase.ts'
 
 test('a checkpoint folder appears complete under its final name and round-trips state and phase data', async () => {
   const root = await mkdtemp(join(tmpdir(), 'ckpt-'))
   try {
-    const hp = parseHyperparameters({ batch_size: 2, epochs: 2 })
+    const hp = resolveHyperparameters('sft', { batch_size: 2, epochs: 2 })
     const rng = Rng.fromSeed(4)
     const examples = [0, 1, 2].map((i) => ({
       rows: { plain_chosen: { prompt: { user: `q${i}` }, response: `a${i}` } },

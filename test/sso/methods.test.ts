@@ -67,7 +67,6 @@ test('sso_v2: the generator trains on L+ + L-, then the policy on DPO pairs it r
   })
   const { steps, outputDir } = await run('sso_v2', queries, {
     iterations: 1,
-    y0_greedy: true,
     sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
   })
   assert.ok(steps.some((s) => s.values['sso/l_pos'] !== undefined && s.values['sso/l_neg'] !== undefined))
@@ -171,7 +170,7 @@ test('rm: a Bradley-Terry reward model learns to rank held-out pairs', async () 
   assert.ok((await readdir(join(outputDir, 'final'))).includes('model.safetensors'))
 })
 
-test('sso with principles chosen by the policy and the log-prob filter on', async () => {
+test('sso with principles chosen by the policy (the default) and the log-prob filter on', async () => {
   const rng = Rng.fromSeed(13)
   const queries = Array.from({ length: 6 }, (_, i) => ({ prompt: families[i % 2].makePrompt(rng) }))
   const data = join(root, 'policy-select.jsonl')
@@ -187,7 +186,6 @@ test('sso with principles chosen by the policy and the log-prob filter on', asyn
       datasetPaths: [data],
       hyperparameters: {
         iterations: 1,
-        principle_selection: 'policy',
         features_per_query: 1,
         filter: true,
         max_new_tokens: 5,

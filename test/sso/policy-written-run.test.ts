@@ -1,0 +1,110 @@
+/**
+ * principle_source policy_written end to end on the tiny model: the model is first taught (SFT) to
+ * answer the writing prompt, then one SSO iteration has it write each query's principles; the written
+ * principles end up in the sample records and the system messages, and the counts add up.
+ */
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, test } from 'node:test'
+import { TASK_FAMILIES } from '../../src/eval/families.ts'
+import { makeTinyModel } from '../../src/model/index.ts'
+import { toJsonl, validateDataset } from '../../src/sso/records.ts'
+import { Rng } from '../../src/sso/rng.ts'
+import { runTrainer } from '../../src/sso/trainer.ts'
+import type { MetricsBatch, TrainerJob } from '../../src/sso/trainer-interface.ts'
+import { WRITTEN_FEATURE, writingPrompt } from '../../src/sso/written-principles.ts'
+
+let root: string
+const ANSWER = 'Good: Answer politely.\nBad: Answer rudely.'
+
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'sso-policy-written-'))
+})
+after(async () => {
+  await rm(root, { recursive: true, force: true })
+})
+
+async function train(
+  method: TrainerJob['method'],
+  modelDir: string,
+  rows: unknown[],
+  hp: Record<string, unknown>,
+) {
+  const data = join(root, `${method}.jsonl`)
+  await writeFile(data, toJsonl(rows))
+  const metrics: MetricsBatch[] = []
+  const outputDir = join(root, method)
+  const result = await runTrainer(
+    {
+      runId: method,
+      method,
+      modelDir,
+      datasetPaths: [data],
+      hyperparameters: hp,
+      device: 'cpu',
+      seed: 7,
+      outputDir,
+    },
+    {
+      onMetrics: (b) => metrics.push(b),
+      onEvent: () => {},
+      onCheckpoint: () => {},
+      control: () => 'continue',
+    },
+  )
+  assert.equal(result.status, 'succeeded')
+  return { metrics, outputDir }
+}
+
+test('sso with policy-written principles: written, kept with the samples, counted', async () => {
+  const tiny = join(root, 'tiny')
+  await makeTinyModel(tiny, { seed: 6 })
+  const rng = Rng.fromSeed(5)
+  const prompts = Array.from({ length: 4 }, () => TASK_FAMILIES.politeness.makePrompt(rng))
+  // teach the format: every writing prompt answered with the same two lines
+  const sft = prompts.map((p) => {
+    const { system, user } = writingPrompt(p)
+    return { system, prompt: user, response: ANSWER }
+  })
+  await train('sft', tiny, sft, {
+    epochs: 40,
+    batch_size: 4,
+    lr: 1e-2,
+    weight_decay: 0,
+    schedule: 'constant',
+  })
+
+  const { metrics, outputDir } = await train(
+    'sso',
+    join(root, 'sft', 'final'),
+    prompts.map((prompt) => ({ prompt })),
+    {
+      iterations: 1,
+      principle_source: 'policy_written',
+      principle_write_attempts: 2,
+      concision_probability: 0,
+      batch_size: 2,
+      lr: 1e-3,
+      max_new_tokens: 5,
+      sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
+    },
+  )
+  const it = metrics.find((m) => m.values['principles/written'] !== undefined)!.values
+  assert.equal(it['principles/written'] + it['principles/dropped'], prompts.length)
+  assert.ok(it['principles/written'] > 0, JSON.stringify(it))
+  assert.ok(it['principles/malformed'] >= 2 * it['principles/dropped'])
+  assert.ok(it['principles/malformed'] <= 2 * prompts.length)
+  const records = validateDataset(
+    'sso_records',
+    await readFile(join(outputDir, 'samples', 'iteration-1.jsonl'), 'utf8'),
+  ).rows
+  assert.ok(records.length > 0)
+  for (const r of records) {
+    assert.deepEqual(r.principles, [WRITTEN_FEATURE])
+    const w = r.written_principle!
+    assert.ok(w.good && w.bad && w.good !== w.bad)
+    assert.ok(r.p_system.includes(w.good) && r.n_system.includes(w.bad))
+  }
+})
