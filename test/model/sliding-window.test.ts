@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 import { createGraphSession } from '../../src/engine/index.ts'
@@ -8,10 +9,14 @@ import {
   INPUT,
   MASK_VALUE,
   type PackedBatch,
+  packRows,
   scoringFeeds,
 } from '../../src/model/batch.ts'
 import { type LlamaConfig, parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph } from '../../src/model/graphs.ts'
+import { loadModel } from '../../src/model/load.ts'
+import { Policy } from '../../src/model/policy.ts'
+import { makeTinyModel } from '../../src/model/tiny.ts'
 import { loadWeights } from '../../src/model/weights.ts'
 
 const QWEN2 = path.join(import.meta.dirname, '..', 'fixtures', 'model', 'qwen2-bias')
@@ -124,5 +129,62 @@ describe('qwen2 sliding window per layer', () => {
       assert.ok(diff(got, full, WINDOW, seq) > 1e-3, `${name}: later positions lose keys`)
     }
     assert.ok(diff(last, first, WINDOW, seq) > 1e-3 && diff(last, both, WINDOW, seq) > 1e-3)
+  })
+
+  it('decodes with the KV cache exactly as the full forward pass scores, sliding layers included', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'sliding-'))
+    try {
+      const dir = path.join(root, 'tiny')
+      const overrides = {
+        model_type: 'qwen2',
+        use_sliding_window: true,
+        sliding_window: 4,
+        max_window_layers: 2,
+      }
+      await makeTinyModel(dir, { seed: 3, overrides })
+      const policy = await Policy.load(dir)
+      const model = await loadModel(dir)
+      assert.deepEqual(model.config.layer_types, [F, F, S, S])
+      const messages = [{ role: 'user' as const, content: 'What is the capital of France?' }]
+      const [gen] = await policy.generate([messages], {
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        seed: 0,
+        maxNewTokens: 8,
+      })
+      await policy.dispose()
+      const prompt = model.tokenizer.encode(
+        model.chatTemplate!.render(messages, { addGenerationPrompt: true }),
+      )
+      const batch = packRows([{ prompt, response: gen.tokens }], { padding: 'right', padId: 0 })
+      const scored = async (cfg: LlamaConfig) => {
+        const { graph } = buildScoringGraph(
+          { cfg, weights: model.weights },
+          { trainable: 'none', logits: true },
+        )
+        const session = await createGraphSession(graph.serialize(), { provider: 'cpu', name: 'full' })
+        const out = await session.run(scoringFeeds(cfg, batch, 'float32'))
+        await session.release()
+        return out.logits.data as Float32Array
+      }
+      const logits = await scored(model.config)
+      const unwindowed = await scored({ ...model.config, layer_types: [F, F, F, F] })
+      const v = model.config.vocab_size
+      let windowEffect = 0
+      gen.tokens.forEach((token, t) => {
+        const at = (prompt.length - 1 + t) * v
+        const row = logits.subarray(at, at + v)
+        const argmax = row.indexOf(Math.max(...row))
+        assert.equal(token, argmax, `token ${t}`)
+        const lse = Math.log(row.reduce((sum, x) => sum + Math.exp(x - row[argmax]), 0)) + row[argmax]
+        assert.ok(Math.abs(gen.logprobs[t] - (row[argmax] - lse)) < 1e-4, `log-prob of token ${t}`)
+        for (let i = 0; i < v; i++)
+          windowEffect = Math.max(windowEffect, Math.abs(row[i] - unwindowed[at + i]))
+      })
+      assert.ok(windowEffect > 1e-4, `the window changes the logits (by ${windowEffect})`)
+    } finally {
+      await rm(root, { recursive: true, force: true })
+    }
   })
 })
