@@ -2,6 +2,7 @@
  * Host AdamW benchmark: ns per param of one optimizer step (update, gradient norm, gradient copy-in)
  * over N float32 params in tensors of at most 16M, each size in its own process (prints peak RSS too).
  * Usage: node --import tsx bench/adamw.ts [--params 16e6,300e6] [--state float32|bfloat16] [--runs 5]
+ *   [--shard-floats N] (smaller shards than one 4 GiB memory per array, to time many of them)
  */
 import { spawnSync } from 'node:child_process'
 import { parseArgs } from 'node:util'
@@ -12,6 +13,7 @@ const { values: args } = parseArgs({
     params: { type: 'string', default: '16e6,300e6' },
     state: { type: 'string', default: 'float32' },
     runs: { type: 'string', default: '5' },
+    'shard-floats': { type: 'string', default: String(2 ** 30) },
     child: { type: 'string' },
   },
 })
@@ -30,11 +32,15 @@ function best(fn: () => unknown, runs: number): number {
   return ms
 }
 
-function measure(n: number, stateDtype: string, runs: number): void {
+function measure(n: number, stateDtype: string, runs: number, shardFloats: number): void {
   const shapes: number[][] = []
   for (let left = n; left > 0; left -= TENSOR) shapes.push([Math.min(left, TENSOR)])
   const params = shapes.map((shape, i) => ({ name: `p${i}`, shape }))
-  const opt = new HostAdamW(params, { weightDecay: 0.01, stateDtype: stateDtype as 'float32' | 'bfloat16' })
+  const opt = new HostAdamW(params, {
+    weightDecay: 0.01,
+    stateDtype: stateDtype as 'float32' | 'bfloat16',
+    shardFloats,
+  })
   const source = Float32Array.from({ length: TENSOR }, () => Math.random() - 0.5)
   const grads = shapes.map((s) => hostTensor('float32', s, source.subarray(0, s[0])))
   params.forEach((p, i) => {
@@ -53,6 +59,7 @@ function measure(n: number, stateDtype: string, runs: number): void {
       bench: 'host_adamw',
       params: n,
       state_dtype: stateDtype,
+      shards: Math.ceil(n / shardFloats),
       ns_per_param: ns(update + norm + copy),
       parts_ns_per_param: { update: ns(update), grad_norm: ns(norm), grad_copy_in: ns(copy) },
       peak_rss_mb: Math.round(process.resourceUsage().maxRSS / 1024),
@@ -61,7 +68,7 @@ function measure(n: number, stateDtype: string, runs: number): void {
 }
 
 if (args.child !== undefined) {
-  measure(Number(args.child), args.state, Number(args.runs))
+  measure(Number(args.child), args.state, Number(args.runs), Number(args['shard-floats']))
 } else {
   for (const n of args.params.split(',').map(Number)) {
     const res = spawnSync(
@@ -75,6 +82,8 @@ if (args.child !== undefined) {
         args.state,
         '--runs',
         args.runs,
+        '--shard-floats',
+        args['shard-floats'],
       ],
       { stdio: 'inherit' },
     )
