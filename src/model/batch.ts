@@ -5,7 +5,7 @@
  */
 import type { Dim, Graph, HostTensor, Tensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
-import { type LlamaConfig, ropeInverseFrequencies } from './config.ts'
+import { type AttentionKind, type LlamaConfig, ropeInverseFrequencies } from './config.ts'
 import type { DecoderInputs } from './llama.ts'
 import type { FloatDType } from './weight-source.ts'
 
@@ -15,6 +15,7 @@ export const INPUT = {
   cos: 'rope.cos',
   sin: 'rope.sin',
   bias: 'attention_bias',
+  slidingBias: 'attention_bias.sliding',
   targetIds: 'target_ids',
   targetMask: 'target_mask',
 } as const
@@ -108,32 +109,44 @@ export interface Slots {
   mask: Uint8Array
 }
 
+/** The mask input of each kind of attention layer: a graph takes one per kind its layers use. */
+const MASK_INPUT: Record<AttentionKind, string> = {
+  full_attention: INPUT.bias,
+  sliding_attention: INPUT.slidingBias,
+}
+
+const attentionKinds = (cfg: LlamaConfig): AttentionKind[] => [...new Set(cfg.layer_types)]
+
 /**
- * (B, 1, T, S) additive mask: query slot i of row b sees key slot j when j holds a real token at
- * a position not after the query's (and within the sliding window when the model has one).
+ * (B, 1, T, S) additive masks, one per kind of layer: query slot i of row b sees key slot j when j
+ * holds a real token at a position not after the query's (and, in sliding layers, within the window).
  */
-export function attentionBiasFeed(
+export function attentionMaskFeeds(
   cfg: LlamaConfig,
   rows: number,
   queries: Slots,
   keys: Slots,
   dtype: FloatDType,
-): HostTensor {
+): Record<string, HostTensor> {
   const tq = queries.positions.length / rows
   const tk = keys.positions.length / rows
-  const window = cfg.sliding_window ?? Number.POSITIVE_INFINITY
-  const data = new (dtype === 'float32' ? Float32Array : Float64Array)(rows * tq * tk)
-  for (let b = 0; b < rows; b++) {
-    for (let i = 0; i < tq; i++) {
-      const q = queries.positions[b * tq + i]
-      const base = (b * tq + i) * tk
-      for (let j = 0; j < tk; j++) {
-        const k = keys.positions[b * tk + j]
-        data[base + j] = keys.mask[b * tk + j] === 1 && k <= q && q - k < window ? 0 : MASK_VALUE
+  const feeds: Record<string, HostTensor> = {}
+  for (const kind of attentionKinds(cfg)) {
+    const window = kind === 'sliding_attention' ? cfg.sliding_window! : Number.POSITIVE_INFINITY
+    const data = new (dtype === 'float32' ? Float32Array : Float64Array)(rows * tq * tk)
+    for (let b = 0; b < rows; b++) {
+      for (let i = 0; i < tq; i++) {
+        const q = queries.positions[b * tq + i]
+        const base = (b * tq + i) * tk
+        for (let j = 0; j < tk; j++) {
+          const k = keys.positions[b * tk + j]
+          data[base + j] = keys.mask[b * tk + j] === 1 && k <= q && q - k < window ? 0 : MASK_VALUE
+        }
       }
     }
+    feeds[MASK_INPUT[kind]] = { dtype, dims: [rows, 1, tq, tk], data }
   }
-  return { dtype, dims: [rows, 1, tq, tk], data }
+  return feeds
 }
 
 /** Feeds of a scoring graph: token t's target is token t + 1, counted when it is a response token. */
@@ -161,7 +174,7 @@ export function scoringFeeds(
     },
     [INPUT.cos]: cos,
     [INPUT.sin]: sin,
-    [INPUT.bias]: attentionBiasFeed(cfg, rows, batch, batch, dtype),
+    ...attentionMaskFeeds(cfg, rows, batch, batch, dtype),
     [INPUT.targetIds]: { dtype: 'int64', dims: [rows, seq], data: targets },
     [INPUT.targetMask]: { dtype, dims: [rows, seq], data: targetMask },
   }
@@ -178,7 +191,12 @@ export function declareDecoderInputs(
     inputIds: g.input(INPUT.inputIds, 'int64', [dims.rows, dims.seq]),
     cos: g.input(INPUT.cos, dtype, [dims.rows, dims.seq, cfg.head_dim]),
     sin: g.input(INPUT.sin, dtype, [dims.rows, dims.seq, cfg.head_dim]),
-    bias: g.input(INPUT.bias, dtype, [dims.rows, 1, dims.seq, dims.keys]),
+    masks: Object.fromEntries(
+      attentionKinds(cfg).map((kind) => [
+        kind,
+        g.input(MASK_INPUT[kind], dtype, [dims.rows, 1, dims.seq, dims.keys]),
+      ]),
+    ),
   }
 }
 

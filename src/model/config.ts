@@ -11,6 +11,10 @@ export type ModelType = (typeof SUPPORTED_MODEL_TYPES)[number]
 export const SUPPORTED_ROPE_TYPES = ['default', 'linear', 'llama3'] as const
 export type RopeType = (typeof SUPPORTED_ROPE_TYPES)[number]
 
+/** Attention of one layer (HF `layer_types`): over every earlier key, or only the last `sliding_window`. */
+export type AttentionKind = 'full_attention' | 'sliding_attention'
+const ATTENTION_KINDS: readonly AttentionKind[] = ['full_attention', 'sliding_attention']
+
 export interface RopeScaling {
   rope_type: RopeType
   factor: number
@@ -42,8 +46,10 @@ export interface LlamaConfig {
   mlp_bias: boolean
   /** RMSNorm over each head of q and k before RoPE (qwen3). */
   qk_norm: boolean
-  /** Keys further back than this are masked (mistral; qwen2 with use_sliding_window). */
+  /** Keys further back than this are masked in sliding layers (mistral; qwen2/qwen3 with use_sliding_window). */
   sliding_window: number | null
+  /** Per layer, as HF resolves it: 'sliding_attention' only where a window applies. */
+  layer_types: AttentionKind[]
   bos_token_id: number | null
   eos_token_id: number[]
   pad_token_id: number | null
@@ -121,12 +127,14 @@ export function parseLlamaConfig(
       ? []
       : (Array.isArray(eos) ? eos : [eos]).filter((v): v is number => typeof v === 'number')
 
+  const layers = int('num_hidden_layers')
+  const window = slidingWindow(c, problems)
   const config: LlamaConfig = {
     model_type: (modelType as ModelType) ?? 'llama',
     vocab_size: int('vocab_size'),
     hidden_size: hidden,
     intermediate_size: int('intermediate_size'),
-    num_hidden_layers: int('num_hidden_layers'),
+    num_hidden_layers: layers,
     num_attention_heads: heads,
     num_key_value_heads: kvHeads,
     head_dim: headDim,
@@ -139,7 +147,8 @@ export function parseLlamaConfig(
     o_proj_bias: isQwen2 ? false : attentionBias,
     mlp_bias: isQwen2 ? false : bool('mlp_bias', false),
     qk_norm: modelType === 'qwen3',
-    sliding_window: slidingWindow(c, problems),
+    sliding_window: window,
+    layer_types: layerTypes(c, layers, window, problems),
     bos_token_id: optionalId('bos_token_id'),
     eos_token_id: eosIds,
     pad_token_id: optionalId('pad_token_id'),
@@ -181,6 +190,41 @@ function slidingWindow(c: Record<string, unknown>, problems: string[]): number |
     return null
   }
   return w
+}
+
+/**
+ * Which layers slide, as HF's configs resolve it: `layer_types` when the config gives them; else
+ * every layer for mistral, and for qwen2/qwen3 the layers from `max_window_layers` (default 28) on.
+ */
+function layerTypes(
+  c: Record<string, unknown>,
+  layers: number,
+  window: number | null,
+  problems: string[],
+): AttentionKind[] {
+  const full = Array<AttentionKind>(layers).fill('full_attention')
+  if (window === null) return full
+  const given = c.layer_types
+  if (given !== undefined && given !== null) {
+    if (
+      !Array.isArray(given) ||
+      given.length !== layers ||
+      !given.every((t) => ATTENTION_KINDS.includes(t as AttentionKind))
+    ) {
+      problems.push(
+        `layer_types: expected ${layers} entries of ${ATTENTION_KINDS.map((k) => JSON.stringify(k)).join(' or ')}, got ${JSON.stringify(given)}`,
+      )
+      return full
+    }
+    return given as AttentionKind[]
+  }
+  if (c.model_type === 'mistral') return full.fill('sliding_attention')
+  const from = c.max_window_layers ?? 28
+  if (typeof from !== 'number' || !Number.isInteger(from) || from < 0) {
+    problems.push(`max_window_layers: expected an integer >= 0, got ${JSON.stringify(from)}`)
+    return full
+  }
+  return full.map((kind, i) => (i >= from ? 'sliding_attention' : kind))
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import type { HostTensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
-import { attentionBiasFeed, INPUT, ropeFeeds } from './batch.ts'
+import { attentionMaskFeeds, INPUT, ropeFeeds } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
 import { KvCache } from './kv-cache.ts'
 import { Random } from './random.ts'
@@ -95,7 +95,7 @@ export async function generate(
       [INPUT.inputIds]: { dtype: 'int64', dims: [rows, t], data: BigInt64Array.from(ids, (v) => BigInt(v)) },
       [INPUT.cos]: rope.cos,
       [INPUT.sin]: rope.sin,
-      [INPUT.bias]: attentionBiasFeed(cfg, rows, { positions, mask }, cache.keySlots(positions, mask), dtype),
+      ...attentionMaskFeeds(cfg, rows, { positions, mask }, cache.keySlots(positions, mask), dtype),
     }
     const out = await dec.run(feeds)
     cache.append(out, positions, mask)

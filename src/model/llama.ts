@@ -5,6 +5,7 @@
  */
 import { add, fusedMatMul, gather, type Tensor, unsqueeze } from '../engine/index.ts'
 import { attention, type KeyValue } from './attention.ts'
+import type { AttentionKind } from './config.ts'
 import { type ModelContext, rmsNorm } from './layers.ts'
 import { mlp } from './mlp.ts'
 import { layerPrefix } from './weights.ts'
@@ -15,8 +16,8 @@ export interface DecoderInputs {
   /** (B, T, D): rotation cos/sin of each token's position. */
   cos: Tensor
   sin: Tensor
-  /** (B, 1, T, S): additive attention mask (causal, padding, sliding window). */
-  bias: Tensor
+  /** (B, 1, T, S): additive attention mask (causal, padding, window) of each kind of layer the model has. */
+  masks: Partial<Record<AttentionKind, Tensor>>
   /** Per layer: cached keys/values of earlier positions. */
   past?: KeyValue[]
 }
@@ -50,7 +51,8 @@ export function llamaModel(
   ])
   const present: KeyValue[] = []
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const layer = decoderLayer(ctx, x, i, { cos, sin, bias: inputs.bias, past: inputs.past?.[i] })
+    const bias = inputs.masks[cfg.layer_types[i]]!
+    const layer = decoderLayer(ctx, x, i, { cos, sin, bias, past: inputs.past?.[i] })
     x = layer.x
     present.push(layer.present)
   }

@@ -42,7 +42,7 @@ import {
 
 const HEAD = 'score.weight'
 const LAST = 'reward.last_token'
-const DECODER_FEEDS = [INPUT.inputIds, INPUT.cos, INPUT.sin, INPUT.bias]
+const TARGET_FEEDS: readonly string[] = [INPUT.targetIds, INPUT.targetMask]
 
 /** Rewards (rows) of a decoder graph in g: hidden state at each row's last token, times the head. */
 function rewardsOf(g: Graph, loaded: LoadedModel, rows: Dim) {
@@ -106,7 +106,9 @@ class ModelRewardModel implements RewardModelPort {
     const padId = this.loaded.tokenizer.padTokenId ?? this.loaded.config.pad_token_id ?? 0
     const batch = packRows(rows, { padding: 'right', padId })
     const all = scoringFeeds(this.loaded.config, batch, 'float32')
-    const feeds: Record<string, HostTensor> = Object.fromEntries(DECODER_FEEDS.map((k) => [k, all[k]]))
+    const feeds: Record<string, HostTensor> = Object.fromEntries(
+      Object.entries(all).filter(([k]) => !TARGET_FEEDS.includes(k)),
+    )
     const last = new Float32Array(batch.rows * batch.seq)
     rows.forEach((r, b) => {
       last[b * batch.seq + r.prompt.length + r.response.length - 1] = 1

@@ -365,6 +365,110 @@ describe('host AdamW (CPU fast path)', () => {
     assertClose(opt.gradNorm(), Math.sqrt(want), 1e-12, 'grad norm')
   })
 
+  /** Steps a HostAdamW and the float64 reference on the same gradients; returns both states. */
+  function hostVsReference(
+    opt: HostAdamW,
+    shapes: number[][],
+    steps: number,
+    grad: (t: number, i: number, n: number) => Float64Array,
+    adam: AdamWHyper = ADAM,
+  ) {
+    const hp = { ...adam, lr: 0.01 }
+    const ref = shapes.map((shape, i) => {
+      const n = shape.reduce((a, b) => a * b, 1)
+      const p = Float64Array.from(Float32Array.from(rand(50 + i, n)))
+      opt.load(`p${i}`, hostTensor('float32', shape, Float32Array.from(p)))
+      return { p, p0: p.slice(), m: new Float64Array(n), v: new Float64Array(n), decay: i % 2 === 0 }
+    })
+    for (let t = 1; t <= steps; t++) {
+      let sumsq = 0
+      ref.forEach((r, i) => {
+        const g = grad(t, i, r.p.length)
+        opt.setGrad(`p${i}`, hostTensor('float32', shapes[i], Float32Array.from(g)), false)
+        const g32 = Float64Array.from(Float32Array.from(g))
+        for (const x of g32) sumsq += x * x
+        adamWRef(
+          r.p,
+          g32.map((x) => 0.5 * x),
+          r.m,
+          r.v,
+          t,
+          hp,
+          r.decay,
+        )
+      })
+      assertClose(opt.gradNorm(), Math.sqrt(sumsq), 1e-12, `step ${t} grad norm`)
+      opt.step({ step: t, lr: hp.lr }, 0.5)
+    }
+    return { got: opt.read(true), ref }
+  }
+
+  // 13 and 15 elements share the first 48-float shard (padded to 16 each), 40 and 5 fill the second.
+  const SHAPES = [[13], [3, 5], [40], [5]]
+  const hostHp = { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay }
+  const decayed = (i: number) => i % 2 === 0
+
+  it('shards params across memories and matches the float64 reference over several steps', () => {
+    const opt = new HostAdamW(
+      SHAPES.map((shape, i) => ({ name: `p${i}`, shape, decay: decayed(i) })),
+      { ...hostHp, shardFloats: 48 },
+    )
+    assert.equal(opt.param('p0').data.buffer, opt.param('p1').data.buffer)
+    assert.notEqual(opt.param('p1').data.buffer, opt.param('p2').data.buffer)
+    assert.equal(opt.param('p2').data.buffer, opt.param('p3').data.buffer)
+    const { got, ref } = hostVsReference(opt, SHAPES, 5, (t, i, n) => rand(1000 * t + i, n))
+    ref.forEach((r, i) => {
+      assertClose(got[`p${i}`].data as Float32Array, r.p, 1e-5, `p${i}`)
+      assertClose(got[slotName('exp_avg', `p${i}`)].data as Float32Array, r.m, 1e-5, `exp_avg p${i}`)
+      assertClose(got[slotName('exp_avg_sq', `p${i}`)].data as Float32Array, r.v, 1e-5, `exp_avg_sq p${i}`)
+    })
+    assert.throws(
+      () => new HostAdamW([{ name: 'big', shape: [7, 7] }], { shardFloats: 48 }),
+      /param 'big' has 49 elements: more than one host AdamW shard holds \(48\)/,
+    )
+  })
+
+  it('keeps bfloat16 moments within bfloat16 rounding of the float64 reference', () => {
+    const opt = new HostAdamW(
+      SHAPES.map((shape, i) => ({ name: `p${i}`, shape, decay: decayed(i) })),
+      { ...hostHp, shardFloats: 48, stateDtype: 'bfloat16' },
+    )
+    const { got, ref } = hostVsReference(opt, SHAPES, 5, (t, i, n) => rand(1000 * t + i, n))
+    ref.forEach((r, i) => {
+      // A few roundings of 2^-9 relative error each; the update moves p by about lr per step.
+      const delta = (got[`p${i}`].data as Float32Array).map((x, k) => x - r.p0[k])
+      assertClose(
+        delta,
+        r.p.map((x, k) => x - r.p0[k]),
+        2e-2,
+        `update of p${i}`,
+      )
+      assertClose(got[slotName('exp_avg', `p${i}`)].data as Float32Array, r.m, 2e-2, `exp_avg p${i}`)
+      assertClose(got[slotName('exp_avg_sq', `p${i}`)].data as Float32Array, r.v, 2e-2, `exp_avg_sq p${i}`)
+    })
+  })
+
+  it('lets bfloat16 second moments decay by 1 - beta2 per step (stochastic rounding)', () => {
+    // Round-to-nearest would keep v at its first value: 0.1% per step is under half a bfloat16 ulp.
+    const n = 4096
+    const adam = { ...ADAM, beta2: 0.999 }
+    const opt = new HostAdamW([{ name: 'p0', shape: [n] }], { ...adam, stateDtype: 'bfloat16' })
+    const steps = 200
+    const { got, ref } = hostVsReference(
+      opt,
+      [[n]],
+      steps,
+      (t, _i, len) => (t === 1 ? rand(7, len) : new Float64Array(len)),
+      adam,
+    )
+    const v = got[slotName('exp_avg_sq', 'p0')].data as Float32Array
+    const ratio = v.reduce((s, x) => s + x, 0) / ref[0].v.reduce((s, x) => s + x, 0)
+    assert.ok(
+      Math.abs(ratio - 1) < 5e-3,
+      `mean v / reference ${ratio} (round-to-nearest: ${1 / 0.999 ** (steps - 1)})`,
+    )
+  })
+
   it('trains like the in-graph AdamW (float32), with accumulation and clipping', async () => {
     const hp = { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay }
     const graph = await runPlan(accumulationPlan('float32', adamW(hp)), 'float32', [2, 2], true)

@@ -1,55 +1,111 @@
 import { ValidationError } from '../../errors.ts'
 import { elementCount, type HostTensor, hostTensor } from '../runtime/host-tensor.ts'
 import type { AdamWConfig } from './adamw.ts'
-import { type AdamWKernel, adamWKernels, type SumOfSquaresKernel } from './adamw-kernel.ts'
+import {
+  type AdamWKernel,
+  type AdamWMemories,
+  adamWKernels,
+  type SumOfSquaresKernel,
+} from './adamw-kernel.ts'
 import { type StepScalars, slotName } from './optimizer.ts'
 
 const PAGE = 65536
-const MAX_PAGES = 65536 // 4 GiB: wasm32's limit
+/** Floats in one wasm32 memory (4 GiB): the most a shard, and so a single param, can hold. */
+const MAX_SHARD_FLOATS = 2 ** 30
+/** Slots start on multiples of 8 floats: 16-byte alignment of float32 and of bfloat16 arrays. */
+const ALIGN = 8
+
+export interface HostAdamWConfig extends AdamWConfig {
+  /**
+   * Storage of both moments. float32: 16 bytes per param with the param and its gradient;
+   * bfloat16: 12 bytes per param, the moments rounded stochastically after every update.
+   */
+  stateDtype?: 'float32' | 'bfloat16'
+  /** Floats per shard (at most 2^30, the default): the params are packed, in order, into shards this big. */
+  shardFloats?: number
+}
+
+interface Shard {
+  memories: AdamWMemories
+  adamw: AdamWKernel
+  sumsq: SumOfSquaresKernel
+}
 
 interface Slot {
   name: string
   dims: number[]
   decay: boolean
-  /** Float offset inside each region, a multiple of 4 (16-byte aligned for SIMD). */
+  shard: Shard
+  /** Index of the first element inside its shard's arrays, a multiple of ALIGN. */
   offset: number
   length: number
 }
 
+const padded = (n: number) => Math.ceil(n / ALIGN) * ALIGN
+const memory = (bytes: number) => {
+  const pages = Math.max(1, Math.ceil(bytes / PAGE))
+  return new WebAssembly.Memory({ initial: pages, maximum: pages })
+}
+
 /**
  * AdamW for float32 params on the CPU provider, outside the graph: params, gradients and both
- * moments live in one WebAssembly memory (four regions laid out alike), the params are fed to the
- * forward+backward session without copies, and the update runs in place with the SIMD kernel.
- * Same math and hyperparameters as the in-graph `adamW`; float32 only.
+ * moments live in WebAssembly memories (one per array and shard, laid out alike), the params are
+ * fed to the forward+backward session without copies, and the update runs in place with the SIMD
+ * kernel. A shard spans up to 4 GiB per array, so the param count is bounded by host memory only.
+ * Same math and hyperparameters as the in-graph `adamW`; float32 params.
  */
 export class HostAdamW {
   private readonly slots = new Map<string, Slot>()
-  private readonly memory: WebAssembly.Memory
-  private readonly kernel: AdamWKernel
-  private readonly sumsq: SumOfSquaresKernel
-  private readonly regionFloats: number
   private readonly hp: Required<AdamWConfig>
+  private readonly bf16: boolean
 
   constructor(
     params: readonly { name: string; shape: readonly number[]; decay?: boolean }[],
-    config: AdamWConfig = {},
+    config: HostAdamWConfig = {},
   ) {
-    this.hp = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...config }
-    let offset = 0
+    const { stateDtype = 'float32', shardFloats = MAX_SHARD_FLOATS, ...hp } = config
+    this.hp = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...hp }
+    this.bf16 = stateDtype === 'bfloat16'
+    if (!Number.isInteger(shardFloats) || shardFloats < ALIGN || shardFloats > MAX_SHARD_FLOATS) {
+      throw new ValidationError(
+        `shardFloats must be an integer in [${ALIGN}, ${MAX_SHARD_FLOATS}], got ${shardFloats}`,
+      )
+    }
+    // Pack the params in order; each shard's memories are sized once its contents are known.
+    const groups: { floats: number; members: Omit<Slot, 'shard'>[] }[] = []
     for (const p of params) {
       const length = elementCount(p.shape)
-      this.slots.set(p.name, { name: p.name, dims: [...p.shape], decay: p.decay !== false, offset, length })
-      offset += Math.ceil(length / 4) * 4
+      if (padded(length) > shardFloats) {
+        throw new ValidationError(
+          `param '${p.name}' has ${length} elements: more than one host AdamW shard holds (${shardFloats})`,
+        )
+      }
+      let group = groups.at(-1)
+      if (group === undefined || group.floats + padded(length) > shardFloats) {
+        group = { floats: 0, members: [] }
+        groups.push(group)
+      }
+      group.members.push({
+        name: p.name,
+        dims: [...p.shape],
+        decay: p.decay !== false,
+        offset: group.floats,
+        length,
+      })
+      group.floats += padded(length)
     }
-    this.regionFloats = Math.max(offset, 4)
-    const pages = Math.ceil((16 * this.regionFloats) / PAGE)
-    if (pages > MAX_PAGES) {
-      throw new ValidationError(`host AdamW holds at most ${(MAX_PAGES * PAGE) / 16} params, got ${offset}`)
+    const momentBytes = this.bf16 ? 2 : 4
+    for (const { floats, members } of groups) {
+      const memories = {
+        p: memory(4 * floats),
+        g: memory(4 * floats),
+        m: memory(momentBytes * floats),
+        v: memory(momentBytes * floats),
+      }
+      const kernels = adamWKernels(memories)
+      const shard = { memories, adamw: this.bf16 ? kernels.adamwBf16 : kernels.adamw, sumsq: kernels.sumsq }
+      for (const s of members) this.slots.set(s.name, { ...s, shard })
     }
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages })
-    const kernels = adamWKernels(this.memory)
-    this.kernel = kernels.adamw
-    this.sumsq = kernels.sumsq
   }
 
   /** Names of the params in layout order. */
@@ -57,9 +113,16 @@ export class HostAdamW {
     return [...this.slots.keys()]
   }
 
-  /** Region 0 params, 1 gradients, 2 first moments, 3 second moments. */
-  private view(region: 0 | 1 | 2 | 3, s: Slot): Float32Array {
-    return new Float32Array(this.memory.buffer, 4 * (region * this.regionFloats + s.offset), s.length)
+  private view(array: 'p' | 'g', s: Slot): Float32Array {
+    return new Float32Array(s.shard.memories[array].buffer, 4 * s.offset, s.length)
+  }
+
+  /** A moment's storage: float32, or bfloat16 bits. */
+  private momentView(array: 'm' | 'v', s: Slot): Float32Array | Uint16Array {
+    const buffer = s.shard.memories[array].buffer
+    return this.bf16
+      ? new Uint16Array(buffer, 2 * s.offset, s.length)
+      : new Float32Array(buffer, 4 * s.offset, s.length)
   }
 
   private slot(name: string): Slot {
@@ -71,27 +134,30 @@ export class HostAdamW {
   /** The live param as a host tensor over the optimizer's memory (fed to sessions without a copy). */
   param(name: string): HostTensor<'float32'> {
     const s = this.slot(name)
-    return hostTensor('float32', s.dims, this.view(0, s))
+    return hostTensor('float32', s.dims, this.view('p', s))
   }
 
   /** Copies a param's value in; its moments restart at zero unless given (a checkpoint's exp_avg/exp_avg_sq). */
   load(name: string, value: HostTensor, moments?: { m: HostTensor; v: HostTensor }): void {
     const s = this.slot(name)
-    const put = (region: 0 | 2 | 3, t: HostTensor | undefined, what: string) => {
-      if (t === undefined) {
-        this.view(region, s).fill(0)
-        return
-      }
+    const check = (t: HostTensor, what: string): Float32Array => {
       if (t.dtype !== 'float32' || t.dims.join() !== s.dims.join()) {
         throw new ValidationError(
           `${what} of '${name}' expects float32 [${s.dims.join(', ')}], got ${t.dtype} [${t.dims.join(', ')}]`,
         )
       }
-      this.view(region, s).set(t.data as Float32Array)
+      return t.data as Float32Array
     }
-    put(0, value, 'value')
-    put(2, moments?.m, 'exp_avg')
-    put(3, moments?.v, 'exp_avg_sq')
+    this.view('p', s).set(check(value, 'value'))
+    for (const [array, t, what] of [
+      ['m', moments?.m, 'exp_avg'],
+      ['v', moments?.v, 'exp_avg_sq'],
+    ] as const) {
+      const dst = this.momentView(array, s)
+      if (t === undefined) dst.fill(0)
+      else if (dst instanceof Float32Array) dst.set(check(t, what))
+      else toBfloat16(check(t, what), dst)
+    }
   }
 
   /** Stores (or, with `accumulate`, adds) a gradient. */
@@ -102,7 +168,7 @@ export class HostAdamW {
         `gradient of '${name}' expects float32 [${s.dims.join(', ')}], got ${grad.dtype} [${grad.dims.join(', ')}]`,
       )
     }
-    const dst = this.view(1, s)
+    const dst = this.view('g', s)
     const src = grad.data as Float32Array
     if (!accumulate) dst.set(src)
     else for (let i = 0; i < src.length; i++) dst[i] += src[i]
@@ -111,9 +177,7 @@ export class HostAdamW {
   /** L2 norm of all stored gradients, accumulated in float64 (padding lanes hold zeros). */
   gradNorm(): number {
     let sum = 0
-    for (const s of this.slots.values()) {
-      sum += this.sumsq(4 * (this.regionFloats + s.offset), 16 * Math.ceil(s.length / 4))
-    }
+    for (const s of this.slots.values()) sum += s.shard.sumsq(4 * s.offset, 4 * padded(s.length))
     return Math.sqrt(sum)
   }
 
@@ -126,38 +190,43 @@ export class HostAdamW {
     const epsHat = eps * sqrtBc2
     const c1 = (1 - beta1) * gradScale
     const c2 = (1 - beta2) * gradScale * gradScale
-    const base = 4 * this.regionFloats
+    let k = 0
     for (const s of this.slots.values()) {
-      const bytes = 4 * Math.ceil(s.length / 4) * 4
-      const at = 4 * s.offset
       const decay = s.decay ? 1 - lr * weightDecay : 1
-      this.kernel(
-        at,
-        base + at,
-        2 * base + at,
-        3 * base + at,
-        bytes,
-        beta1,
-        c1,
-        beta2,
-        c2,
-        stepSize,
-        epsHat,
-        decay,
-      )
+      // A distinct odd seed per step and slot: reproducible stochastic rounding of bfloat16 moments.
+      const seed = (Math.imul(step, 0x9e3779b1) ^ Math.imul(++k, 0x85ebca77)) | 1
+      s.shard.adamw(4 * s.offset, 4 * padded(s.length), beta1, c1, beta2, c2, stepSize, epsHat, decay, seed)
     }
   }
 
-  /** Copies of the params (and moments, under the in-graph optimizer's slot names). */
+  /** Copies of the params (and float32 moments, under the in-graph optimizer's slot names). */
   read(withSlots = false): Record<string, HostTensor> {
     const out: Record<string, HostTensor> = {}
     for (const s of this.slots.values()) {
-      out[s.name] = hostTensor('float32', s.dims, this.view(0, s).slice())
+      out[s.name] = hostTensor('float32', s.dims, this.view('p', s).slice())
       if (withSlots) {
-        out[slotName('exp_avg', s.name)] = hostTensor('float32', s.dims, this.view(2, s).slice())
-        out[slotName('exp_avg_sq', s.name)] = hostTensor('float32', s.dims, this.view(3, s).slice())
+        for (const [array, slot] of [
+          ['m', 'exp_avg'],
+          ['v', 'exp_avg_sq'],
+        ] as const) {
+          const src = this.momentView(array, s)
+          const data = src instanceof Float32Array ? src.slice() : fromBfloat16(src)
+          out[slotName(slot, s.name)] = hostTensor('float32', s.dims, data)
+        }
       }
     }
     return out
   }
+}
+
+/** float32 → bfloat16 bits, rounding to nearest even (moments are finite). */
+function toBfloat16(src: Float32Array, dst: Uint16Array): void {
+  const bits = new Uint32Array(src.buffer, src.byteOffset, src.length)
+  for (let i = 0; i < bits.length; i++) dst[i] = (bits[i] + 0x7fff + ((bits[i] >>> 16) & 1)) >>> 16
+}
+
+function fromBfloat16(src: Uint16Array): Float32Array {
+  const bits = new Uint32Array(src.length)
+  for (let i = 0; i < src.length; i++) bits[i] = src[i] << 16
+  return new Float32Array(bits.buffer)
 }

@@ -9,7 +9,7 @@ export {
 } from './accumulate.ts'
 export { type AdamWConfig, adamW } from './adamw.ts'
 export { clipByGlobalNorm, clipCoefficient, globalNorm } from './clip.ts'
-export { HostAdamW } from './host-adamw.ts'
+export { HostAdamW, type HostAdamWConfig } from './host-adamw.ts'
 export {
   nextName,
   type Optimizer,
