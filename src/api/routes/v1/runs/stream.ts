@@ -108,15 +108,23 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         bufferedBytes: () => res.writableLength,
         close: () => res.end(),
       }
-      const sub = await subscribe(id, query, sink, request)
-      const unwatch = app.streamKeys.watch(presentedKey(request)!, () => {
-        sink.send(REVOKED)
-        sub.stop()
-        sink.close('revoked')
+      // Listened for before subscribing: a client that leaves during the backfill must not leave
+      // its subscription (and heartbeat timer) behind.
+      let sub: RunSubscription | undefined
+      let unwatch: (() => void) | undefined
+      let closed = false
+      res.on('close', () => {
+        closed = true
+        unwatch?.()
+        sub?.stop()
       })
-      request.raw.on('close', () => {
-        unwatch()
-        sub.stop()
+      sub = await subscribe(id, query, sink, request)
+      if (closed) return sub.stop()
+      const live = sub
+      unwatch = app.streamKeys.watch(presentedKey(request)!, () => {
+        sink.send(REVOKED)
+        live.stop()
+        sink.close('revoked')
       })
     },
     wsHandler: (socket: WebSocket, request) => {
