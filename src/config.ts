@@ -46,6 +46,8 @@ export const ConfigSchema = Type.Object({
   IN_PROCESS_WORKER: Type.Boolean({ default: true }),
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 1, default: 6000 }),
+  /** Wrong API keys a client address may present per minute; beyond it every request is a 429. */
+  AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
   MAX_ACTIVE_RUNS_PER_KEY: Type.Integer({ minimum: 1, default: 8 }),
   /** Optional admin key to create at first start (otherwise one is generated and printed once). */
   BOOTSTRAP_ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),

@@ -14,7 +14,9 @@ import { ProblemSchema } from '../schemas/problem.ts'
 import { dashboardPlugin } from './dashboard/plugin.ts'
 import { apiKeyAuthPlugin, hashApiKey, presentedKey } from './plugins/app/api-key-auth.ts'
 import { cachedReadsPlugin } from './plugins/app/cached-reads.ts'
-import { errorHandlerPlugin } from './plugins/app/error-handler.ts'
+import { declaredResponsesPlugin } from './plugins/app/declared-responses.ts'
+import { clientErrorHandler, errorHandlerPlugin, frameworkErrors } from './plugins/app/error-handler.ts'
+import { requestTextPlugin } from './plugins/app/request-text.ts'
 import { healthRoutes } from './routes/health.ts'
 import { prometheusRoutes } from './routes/prometheus.ts'
 import { apiKeysRoutes } from './routes/v1/api-keys.ts'
@@ -26,8 +28,10 @@ import { runsRoutes } from './routes/v1/runs/index.ts'
 import { runResultsRoutes } from './routes/v1/runs/results.ts'
 import { runStreamRoutes } from './routes/v1/runs/stream.ts'
 import { workersRoutes } from './routes/v1/workers.ts'
+import { StreamKeyWatch } from './stream/key-watch.ts'
 import { RunFramesHub } from './stream/run-frames-hub.ts'
 import { DEFAULT_STREAM_LIMITS, type StreamLimits, type StreamStats } from './stream/run-subscription.ts'
+import { buildValidators } from './validators.ts'
 
 export interface AppOptions {
   config: Config
@@ -48,6 +52,7 @@ declare module 'fastify' {
     hub: RunFramesHub
     streamLimits: StreamLimits
     streamStats: StreamStats
+    streamKeys: StreamKeyWatch
   }
 }
 
@@ -64,6 +69,9 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     // JSON requests are small; dataset uploads raise the limit to BODY_LIMIT_BYTES on their route.
     bodyLimit: Math.min(1 << 20, opts.config.BODY_LIMIT_BYTES),
     requestIdHeader: 'x-request-id',
+    frameworkErrors,
+    clientErrorHandler,
+    schemaController: { compilersFactory: { buildValidator: buildValidators() } },
     ajv: {
       customOptions: {
         // Unknown fields must be refused with a clear error, not stripped: request schemas say
@@ -90,7 +98,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   app.decorate('hub', hub)
   app.decorate('streamLimits', { ...DEFAULT_STREAM_LIMITS, ...opts.streamLimits })
   app.decorate('streamStats', { droppedFrames: 0, resyncs: 0 })
-  app.addHook('onClose', async () => hub.close())
+  const streamKeys = new StreamKeyWatch((key) => app.authenticate(key), app.log)
+  app.decorate('streamKeys', streamKeys)
+  app.addHook('onClose', async () => {
+    streamKeys.stop()
+    await hub.close()
+  })
 
   // external
   await app.register(swagger, {
@@ -135,13 +148,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   // app
   app.addSchema(ProblemSchema)
   await app.register(errorHandlerPlugin)
-  await app.register(apiKeyAuthPlugin, { apiKeys: repos.apiKeys, publicPaths: PUBLIC_PATHS })
+  await app.register(declaredResponsesPlugin)
+  await app.register(apiKeyAuthPlugin, {
+    apiKeys: repos.apiKeys,
+    publicPaths: PUBLIC_PATHS,
+    failuresPerMinute: opts.config.AUTH_FAILURES_PER_MINUTE,
+  })
   await app.register(cachedReadsPlugin)
-  app.addContentTypeParser(
-    ['application/x-ndjson', 'application/jsonl', 'text/plain'],
-    { parseAs: 'string' },
-    (_request, body, done) => done(null, body),
-  )
+  await app.register(requestTextPlugin)
 
   // routes
   await app.register(healthRoutes)

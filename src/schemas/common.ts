@@ -18,6 +18,17 @@ export const JsonObjectSchema = Type.Unsafe<Record<string, unknown>>({
   additionalProperties: true,
 })
 
+/**
+ * Largest value of a Postgres `integer` column (int4). Every integer parameter that reaches a query
+ * is bounded by it, so too large a number is a 400, not a database error.
+ */
+export const INT4_MAX = 2_147_483_647
+
+/** A non-negative integer parameter that fits an int4 column. */
+export function Int4(options: { minimum?: number; description?: string } = {}) {
+  return Type.Integer({ minimum: 0, ...options, maximum: INT4_MAX })
+}
+
 export const UuidSchema = Type.String({ format: 'uuid', description: 'resource id (UUID)' })
 export const TimestampSchema = Type.String({ format: 'date-time' })
 

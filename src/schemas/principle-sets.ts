@@ -3,7 +3,7 @@ import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
 
 export const PrincipleSchema = Type.Object(
   {
-    feature: Type.String({ minLength: 1, maxLength: 64 }),
+    feature: Type.String({ minLength: 1, maxLength: 64, pattern: '^[\\w -]{1,64}$' }),
     good: Type.String({ minLength: 1, maxLength: 4000 }),
     bad: Type.String({ minLength: 1, maxLength: 4000 }),
   },

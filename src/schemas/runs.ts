@@ -2,6 +2,8 @@ import Type, { type Static } from 'typebox'
 import type { DatasetFormat } from '../sso/records.ts'
 import { TRAINING_METHODS, type TrainingMethod } from '../sso/trainer-interface.ts'
 import {
+  INT4_MAX,
+  Int4,
   JsonObjectSchema,
   MetadataSchema,
   Nullable,
@@ -57,7 +59,7 @@ export const RunCreateSchema = Type.Object(
     model_id: UuidSchema,
     principle_set_id: Type.Optional(UuidSchema),
     principle_set_version: Type.Optional(
-      Type.Integer({ minimum: 1, description: 'defaults to the latest version of the set' }),
+      Int4({ minimum: 1, description: 'defaults to the latest version of the set' }),
     ),
     dataset_ids: Type.Array(UuidSchema, {
       maxItems: 16,
@@ -66,7 +68,7 @@ export const RunCreateSchema = Type.Object(
     }),
     hyperparameters: Type.Optional(HyperparametersInputSchema),
     device: Type.Optional(DeviceSchema),
-    seed: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647 })),
+    seed: Type.Optional(Int4()),
     metadata: Type.Optional(MetadataSchema),
   },
   { additionalProperties: false },
@@ -125,7 +127,7 @@ export type RunEventDto = Static<typeof RunEventSchema>
 
 export const EventListQuerySchema = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  after_seq: Type.Optional(Type.Integer({ minimum: 0, description: 'cursor: the last seq already seen' })),
+  after_seq: Type.Optional(Int4({ description: 'cursor: the last seq already seen' })),
   type: Type.Optional(Type.String({ maxLength: 64 })),
 })
 export type EventListQuery = Static<typeof EventListQuerySchema>
@@ -139,8 +141,8 @@ export const MetricsQuerySchema = Type.Object({
   keys: Type.Optional(
     Type.String({ maxLength: 2000, description: 'comma-separated metric names; all when absent' }),
   ),
-  step_from: Type.Optional(Type.Integer({ minimum: 0 })),
-  step_to: Type.Optional(Type.Integer({ minimum: 0 })),
+  step_from: Type.Optional(Int4()),
+  step_to: Type.Optional(Int4()),
   max_points: Type.Optional(
     Type.Integer({
       minimum: 2,
@@ -169,9 +171,9 @@ export const SampleSchema = Type.Object({
 })
 export type SampleDto = Static<typeof SampleSchema>
 export const SamplesQuerySchema = Type.Object({
-  iteration: Type.Optional(Type.Integer({ minimum: 0 })),
+  iteration: Type.Optional(Int4()),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
-  offset: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
+  offset: Type.Optional(Type.Integer({ minimum: 0, maximum: INT4_MAX, default: 0 })),
 })
 export type SamplesQuery = Static<typeof SamplesQuerySchema>
 

@@ -1,4 +1,5 @@
 import Type, { type Static } from 'typebox'
+import { Int4 } from './common.ts'
 
 /** One streamed frame: a run event row (metrics batches included) in `seq` order. */
 export const FrameSchema = Type.Object({
@@ -21,11 +22,9 @@ export type ControlMessage =
 
 export const StreamQuerySchema = Type.Object({
   since_step: Type.Optional(
-    Type.Integer({ minimum: -1, description: 'send frames after the metrics frame of this step' }),
+    Int4({ minimum: -1, description: 'send frames after the metrics frame of this step' }),
   ),
-  since_seq: Type.Optional(
-    Type.Integer({ minimum: 0, description: 'send frames with a larger seq (exact resume)' }),
-  ),
+  since_seq: Type.Optional(Int4({ description: 'send frames with a larger seq (exact resume)' })),
   api_key: Type.Optional(Type.String({ maxLength: 200 })),
 })
 export type StreamQuery = Static<typeof StreamQuerySchema>
@@ -33,8 +32,8 @@ export type StreamQuery = Static<typeof StreamQuerySchema>
 /** First message a WebSocket client may send instead of query parameters. */
 export const SubscribeMessageSchema = Type.Object({
   type: Type.Literal('subscribe'),
-  since_step: Type.Optional(Type.Integer({ minimum: -1 })),
-  since_seq: Type.Optional(Type.Integer({ minimum: 0 })),
+  since_step: Type.Optional(Int4({ minimum: -1 })),
+  since_seq: Type.Optional(Int4()),
   api_key: Type.Optional(Type.String({ maxLength: 200 })),
 })
 export type SubscribeMessage = Static<typeof SubscribeMessageSchema>

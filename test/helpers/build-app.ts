@@ -6,6 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import type { FastifyBaseLogger } from 'fastify'
 import { type App, buildApp } from '../../src/api/app.ts'
 import { createApiKey } from '../../src/api/plugins/app/api-key-auth.ts'
 import { ensureBuiltinModels } from '../../src/api/routes/v1/models.ts'
@@ -36,6 +37,8 @@ export interface TestApp {
 export interface TestAppOptions {
   env?: Record<string, string>
   streamLimits?: Partial<StreamLimits>
+  /** The app's logger (default: none, or the test log when TEST_LOG_LEVEL is set). */
+  logger?: FastifyBaseLogger
 }
 
 /** `scope` is a test context, or a `suiteScope()` to share one app across a suite. */
@@ -75,7 +78,7 @@ export async function buildTestApp(
     prisma,
     databaseUrl: db.url,
     boss,
-    logger: process.env.TEST_LOG_LEVEL ? testLog : false,
+    logger: options.logger ?? (process.env.TEST_LOG_LEVEL ? testLog : false),
     streamLimits: options.streamLimits,
   })
   const repos = createRepositories(prisma)

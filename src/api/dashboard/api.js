@@ -94,10 +94,10 @@ export function followRun(id, sinceStep, onFrame, onState = () => {}) {
     // First connection: after the last step already charted; reconnects: exactly after the last frame.
     if (lastSeq === undefined) url.searchParams.set('since_step', String(sinceStep))
     else url.searchParams.set('since_seq', String(lastSeq))
-    const key = getApiKey()
-    if (key) url.searchParams.set('api_key', key)
     ws = new WebSocket(url)
     ws.onopen = () => {
+      // The key goes in the first message, not the URL, so it stays out of logs and history.
+      ws.send(JSON.stringify({ type: 'subscribe', api_key: getApiKey() ?? '' }))
       attempts = 0
       onState('live')
     }

@@ -5,6 +5,7 @@ import type { ApiKeysRepository } from '../../../db/api-keys-repository.ts'
 import { AppError } from '../../../errors.ts'
 import type { Logger } from '../../../log.ts'
 import type { ApiKeyDto, Scope } from '../../../schemas/api-keys.ts'
+import { AuthFailures } from '../../auth-failures.ts'
 
 const KEY_PREFIX = 'sso_'
 /**
@@ -54,14 +55,25 @@ export async function ensureAdminKey(
   )
 }
 
-/** The key a request presents: `Authorization: Bearer`, `x-api-key`, or `?api_key=` (browsers' WebSockets). */
+/**
+ * The key a request presents: `Authorization: Bearer`, `x-api-key`, or `?api_key=` on the routes
+ * that allow it (the stream, for EventSource, which cannot set headers). Elsewhere a key in the
+ * URL is not read: URLs end up in logs, proxies and browser history.
+ */
 export function presentedKey(request: FastifyRequest): string | undefined {
   const auth = request.headers.authorization
   if (auth?.startsWith('Bearer ')) return auth.slice(7).trim()
   const header = request.headers['x-api-key']
   if (typeof header === 'string' && header !== '') return header
+  if (!request.routeOptions.config?.keyInQuery) return undefined
   const query = request.query as { api_key?: unknown } | undefined
   return typeof query?.api_key === 'string' ? query.api_key : undefined
+}
+
+/** Whether the URL carries `api_key`, for a clear refusal where it is not read. */
+function keyInUrl(request: FastifyRequest): boolean {
+  const q = request.url.indexOf('?')
+  return q >= 0 && new URLSearchParams(request.url.slice(q + 1)).has('api_key')
 }
 
 declare module 'fastify' {
@@ -70,12 +82,16 @@ declare module 'fastify' {
     scope?: Scope | 'public'
     /** WebSocket routes may authenticate with their first message instead. */
     authOptional?: boolean
+    /** The route reads `?api_key=` too. */
+    keyInQuery?: boolean
   }
   interface FastifyRequest {
     apiKey: ApiKeyDto | null
   }
   interface FastifyInstance {
     authenticate(key: string | undefined): Promise<ApiKeyDto>
+    /** authenticate(), refused with 429 for a client address that presented too many wrong keys. */
+    authenticateFrom(address: string, key: string | undefined): Promise<ApiKeyDto>
     requireScope(key: ApiKeyDto, scope: Scope): void
     /** Drops cached key lookups, so a key revoked by this process is refused at once. */
     forgetVerifiedKeys(): void
@@ -83,7 +99,10 @@ declare module 'fastify' {
 }
 
 export const apiKeyAuthPlugin = fp(
-  async (app: FastifyInstance, opts: { apiKeys: ApiKeysRepository; publicPaths: RegExp }) => {
+  async (
+    app: FastifyInstance,
+    opts: { apiKeys: ApiKeysRepository; publicPaths: RegExp; failuresPerMinute: number },
+  ) => {
     // The pending lookup is cached too, so requests arriving during it share it.
     const cache = new Map<string, { key: Promise<ApiKeyDto | null>; until: number }>()
     const touched = new Map<string, number>()
@@ -112,6 +131,21 @@ export const apiKeyAuthPlugin = fp(
       }
       return key
     })
+    const failures = new AuthFailures(opts.failuresPerMinute)
+    app.decorate('authenticateFrom', async (address: string, presented: string | undefined) => {
+      const wait = failures.blockedFor(address)
+      if (wait > 0)
+        throw new AppError(
+          'rate_limited',
+          `too many wrong API keys from this address; try again in ${Math.ceil(wait / 1000)} s`,
+        )
+      try {
+        return await app.authenticate(presented)
+      } catch (e) {
+        if (presented && e instanceof AppError && e.code === 'unauthorized') failures.fail(address)
+        throw e
+      }
+    })
     app.decorate('forgetVerifiedKeys', () => cache.clear())
     app.decorate('requireScope', (key: ApiKeyDto, scope: Scope) => {
       if (!key.scopes.some((s) => RANK[s] >= RANK[scope])) {
@@ -132,7 +166,12 @@ export const apiKeyAuthPlugin = fp(
       if (scope === 'public' || request.is404 || opts.publicPaths.test(request.url.split('?')[0])) return
       const presented = presentedKey(request)
       if (!presented && config?.authOptional) return
-      request.apiKey = await app.authenticate(presented)
+      if (!presented && keyInUrl(request))
+        throw new AppError(
+          'unauthorized',
+          '?api_key= is read only by the stream endpoint; send Authorization: Bearer <key> or x-api-key',
+        )
+      request.apiKey = await app.authenticateFrom(request.ip, presented)
       app.requireScope(request.apiKey, scope)
     })
   },

@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
 import { AppError, type ErrorCode } from '../../../errors.ts'
@@ -13,6 +15,9 @@ export const HTTP_STATUS: { [C in ErrorCode]: number } = {
   forbidden: 403,
   rate_limited: 429,
   payload_too_large: 413,
+  uri_too_long: 414,
+  unsupported_media_type: 415,
+  header_too_large: 431,
   model_load_failed: 422,
   dataset_invalid: 422,
   shape_mismatch: 422,
@@ -29,13 +34,26 @@ const TITLES: Partial<Record<number, string>> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Content Too Large',
+  414: 'URI Too Long',
   415: 'Unsupported Media Type',
   422: 'Unprocessable Content',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
+}
+
+/** The code of a framework error (body parser, router) that has only a status. */
+const CODE_BY_STATUS: Partial<Record<number, ErrorCode>> = {
+  404: 'not_found',
+  413: 'payload_too_large',
+  414: 'uri_too_long',
+  415: 'unsupported_media_type',
+  429: 'rate_limited',
+  431: 'header_too_large',
 }
 
 type ProblemError = Problem['errors']
@@ -94,14 +112,7 @@ export function toProblem(error: FastifyError | Error, request: FastifyRequest):
   }
   const status = e.statusCode ?? 500
   if (status >= 400 && status < 500) {
-    const code =
-      status === 413
-        ? 'payload_too_large'
-        : status === 429
-          ? 'rate_limited'
-          : status === 404
-            ? 'not_found'
-            : 'validation_failed'
+    const code = CODE_BY_STATUS[status] ?? 'validation_failed'
     const detail =
       e.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || e instanceof SyntaxError
         ? `malformed JSON body: ${e.message}`
@@ -113,6 +124,48 @@ export function toProblem(error: FastifyError | Error, request: FastifyRequest):
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   return reply.code(body.status).type('application/problem+json').send(body)
+}
+
+/**
+ * Router errors Fastify answers before any route runs (Fastify's `frameworkErrors`). Their messages
+ * quote the URL, which may hold a key, so the detail is ours.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const body =
+    error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? problem(request, 414, 'uri_too_long', 'a path segment is longer than 100 characters')
+      : error.code === 'FST_ERR_BAD_URL'
+        ? problem(request, 400, 'validation_failed', 'the URL is malformed')
+        : problem(request, 500, 'internal', 'the server failed to handle the request')
+  return sendProblem(reply, body)
+}
+
+/**
+ * Requests Node's HTTP parser refuses (headers or URL too large, malformed requests) never reach
+ * Fastify: their problem is written to the socket (Fastify's `clientErrorHandler`).
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return
+  const [status, code, detail] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'header_too_large', 'the request line and headers exceed the server limit (16 KiB)']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'validation_failed', 'the request was not received in time']
+        : [400, 'validation_failed', 'the request is not valid HTTP']
+  const body = JSON.stringify({
+    type: `urn:sso-trainer:problem:${code}`,
+    title: TITLES[status] ?? 'Error',
+    status,
+    detail,
+    code,
+    instance: 'none',
+  })
+  if (socket.writable)
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: application/problem+json\r\nConnection: close\r\n\r\n${body}`,
+    )
+  socket.destroy(error)
 }
 
 /** Every error leaves as application/problem+json; 5xx details are logged, not returned. */

@@ -42,6 +42,8 @@ export const apiKeysRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (!(await app.repos.apiKeys.revoke(request.params.id)))
         throw new NotFoundError('api key', request.params.id)
       app.forgetVerifiedKeys()
+      // Its open streams close now rather than at the next periodic check.
+      void app.streamKeys.check()
       return reply.code(204).send(null)
     },
   )

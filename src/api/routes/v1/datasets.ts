@@ -8,6 +8,7 @@ import { AppError, NotFoundError } from '../../../errors.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { DatasetSchema, DatasetUploadQuerySchema } from '../../../schemas/datasets.ts'
 import { validateDataset } from '../../../sso/records.ts'
+import { unstorableLines } from '../../plugins/app/request-text.ts'
 
 const problem = { $ref: 'Problem#' }
 const tags = ['datasets']
@@ -46,7 +47,8 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { name, format } = request.query
       const text = request.body
-      const parsed = validateDataset(format, text)
+      const unstorable = unstorableLines(text)
+      const parsed = unstorable.length > 0 ? { rows: [], errors: unstorable } : validateDataset(format, text)
       if (parsed.errors.length > 0) {
         const first = parsed.errors[0]
         throw new AppError(

@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import { createPrincipleSetsRepository } from '../../../db/principle-sets-repository.ts'
 import { AppError, NotFoundError } from '../../../errors.ts'
-import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
+import { IdParamsSchema, Int4, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import {
   PrincipleSetCreateSchema,
   PrincipleSetSchema,
@@ -46,7 +46,7 @@ export const principleSetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       schema: {
         tags,
         params: IdParamsSchema,
-        querystring: Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })) }),
+        querystring: Type.Object({ version: Type.Optional(Int4({ minimum: 1 })) }),
         response: { 200: PrincipleSetSchema, 404: problem },
       },
     },

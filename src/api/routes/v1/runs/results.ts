@@ -147,8 +147,9 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const files = await listFiles(checkpoint.dir)
       const entry = files.find((f) => f.name === file)
       if (!entry) throw new NotFoundError('checkpoint file', `${checkpointId}/${file}`)
+      // Every file is a download, JSON ones included, as the contract says.
       return reply
-        .type(file.endsWith('.json') ? 'application/json' : 'application/octet-stream')
+        .type('application/octet-stream')
         .header('content-length', entry.bytes)
         .header('content-disposition', `attachment; filename="${file}"`)
         .send(createReadStream(path.join(checkpoint.dir, file)))

@@ -1,20 +1,28 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyRequest } from 'fastify'
+import Type from 'typebox'
 import Value from 'typebox/value'
 import type WebSocket from 'ws'
 import { AppError, NotFoundError } from '../../../../errors.ts'
-import { IdParamsSchema } from '../../../../schemas/common.ts'
+import { IdParamsSchema, Int4 } from '../../../../schemas/common.ts'
 import {
   type StreamQuery,
   StreamQuerySchema,
   type SubscribeMessage,
   SubscribeMessageSchema,
 } from '../../../../schemas/stream.ts'
+import { presentedKey } from '../../../plugins/app/api-key-auth.ts'
 import { toProblem } from '../../../plugins/app/error-handler.ts'
 import { type FrameSink, RunSubscription } from '../../../stream/run-subscription.ts'
 
 /** A client that authenticates by message must do so this quickly. */
 const FIRST_MESSAGE_TIMEOUT_MS = 5000
+
+const REVOKED = JSON.stringify({ type: 'error', code: 'unauthorized', detail: 'the API key was revoked' })
+
+const StreamHeadersSchema = Type.Object({
+  'last-event-id': Type.Optional(Int4({ description: 'SSE: resume after this seq (as since_seq)' })),
+})
 
 /**
  * GET /v1/runs/:id/stream: a WebSocket (upgrade requests) or Server-Sent Events (plain GET) carrying
@@ -51,7 +59,7 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
   app.route({
     method: 'GET',
     url: '/runs/:id/stream',
-    config: { authOptional: true },
+    config: { authOptional: true, keyInQuery: true },
     schema: {
       tags: ['runs'],
       description:
@@ -60,7 +68,14 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         'Last-Event-ID resumes). Frames: {type, seq, step, data, ts}; control messages have no seq.',
       params: IdParamsSchema,
       querystring: StreamQuerySchema,
+      headers: StreamHeadersSchema,
       produces: ['text/event-stream'],
+      response: {
+        200: {
+          description: 'Server-Sent Events (WebSocket clients get 101 Switching Protocols)',
+          content: { 'text/event-stream': { schema: Type.String() } },
+        },
+      },
     },
     preHandler: async (request) => {
       const { id } = request.params as { id: string }
@@ -73,11 +88,8 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
           'an API key is required (Authorization: Bearer <key> or ?api_key=)',
         )
       const { id } = request.params
-      const lastEventId = Number(request.headers['last-event-id'])
-      const query =
-        Number.isInteger(lastEventId) && lastEventId >= 0
-          ? { ...request.query, since_seq: lastEventId }
-          : request.query
+      const lastEventId = request.headers['last-event-id']
+      const query = lastEventId === undefined ? request.query : { ...request.query, since_seq: lastEventId }
       reply.hijack()
       const res = reply.raw
       res.writeHead(200, {
@@ -96,8 +108,24 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         bufferedBytes: () => res.writableLength,
         close: () => res.end(),
       }
-      const sub = await subscribe(id, query, sink, request)
-      request.raw.on('close', () => sub.stop())
+      // Listened for before subscribing: a client that leaves during the backfill must not leave
+      // its subscription (and heartbeat timer) behind.
+      let sub: RunSubscription | undefined
+      let unwatch: (() => void) | undefined
+      let closed = false
+      res.on('close', () => {
+        closed = true
+        unwatch?.()
+        sub?.stop()
+      })
+      sub = await subscribe(id, query, sink, request)
+      if (closed) return sub.stop()
+      const live = sub
+      unwatch = app.streamKeys.watch(presentedKey(request)!, () => {
+        sink.send(REVOKED)
+        live.stop()
+        sink.close('revoked')
+      })
     },
     wsHandler: (socket: WebSocket, request) => {
       const { id } = request.params as { id: string }
@@ -113,8 +141,10 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
       }
       let sub: RunSubscription | undefined
       let closed = false
+      let unwatch: (() => void) | undefined
       socket.on('close', () => {
         closed = true
+        unwatch?.()
         sub?.stop()
       })
       const fail = (error: Error) => {
@@ -122,16 +152,20 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         sink.send(JSON.stringify({ type: 'error', code: problem.code, detail: problem.detail }))
         socket.close(problem.status === 401 ? 4401 : problem.status === 403 ? 4403 : 1008, problem.code)
       }
-      const begin = (q: StreamQuery | SubscribeMessage) =>
+      const begin = (key: string, q: StreamQuery | SubscribeMessage) =>
         subscribe(id, q, sink, request).then(
           (s) => {
             sub = s
-            if (closed) s.stop()
+            if (closed) return s.stop()
+            unwatch = app.streamKeys.watch(key, () => {
+              sink.send(REVOKED)
+              socket.close(4401, 'unauthorized')
+            })
           },
           (e) => fail(e),
         )
       if (request.apiKey) {
-        void begin(request.query as StreamQuery)
+        void begin(presentedKey(request)!, request.query as StreamQuery)
         return
       }
       // No key on the upgrade request: the first message must carry it.
@@ -157,9 +191,10 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
               'the first message must be {"type":"subscribe","api_key":…,"since_step"?:n}',
             )
           }
-          const key = await app.authenticate(message.api_key)
+          const key = await app.authenticateFrom(request.ip, message.api_key)
           app.requireScope(key, 'read')
-          await begin(message)
+          // Positions in the message win over those in the URL.
+          await begin(message.api_key!, { ...(request.query as StreamQuery), ...message })
         } catch (e) {
           fail(e as Error)
         }
