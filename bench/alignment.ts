@@ -13,7 +13,7 @@
  * docs/benchmark.md describes the output and the `--families-dir` interface.
  *
  *   node --import tsx bench/alignment.ts [--preset 10m] [--seeds 5] [--iterations 3] [--queries 48]
- *     [--lrs 1e-4,3e-4,1e-3] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5]
+ *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -47,6 +47,7 @@ const { values: args } = parseArgs({
     iterations: { type: 'string', default: '3' },
     queries: { type: 'string', default: String(BENCH_DATA_DEFAULTS.queries) },
     lrs: { type: 'string', default: '1e-4,3e-4,1e-3' },
+    variants: { type: 'string', default: 'sso,pbaa,sso_no_w,sso_no_g,sft_continue' },
     'families-dir': { type: 'string' },
     'eval-per-family': { type: 'string', default: String(BENCH_DATA_DEFAULTS.evalPerFamily) },
     'sft-per-family': { type: 'string', default: String(BENCH_DATA_DEFAULTS.sftPerFamily) },
@@ -96,13 +97,19 @@ const ONLINE_HP = {
   checkpoint_every: 0,
   iterations: ITERATIONS,
 }
-const VARIANTS: Variant[] = [
+const ALL_VARIANTS: Variant[] = [
   { name: 'sso', method: 'sso', hp: ONLINE_HP },
   { name: 'pbaa', method: 'pbaa', hp: ONLINE_HP },
   { name: 'sso_no_w', method: 'sso', hp: { ...ONLINE_HP, use_w: false } },
   { name: 'sso_no_g', method: 'sso', hp: { ...ONLINE_HP, use_g: false } },
   { name: 'sft_continue', method: 'sft', hp: { batch_size: BATCH_SIZE, epochs: 1 } },
 ]
+const VARIANTS = args.variants.split(',').map((name) => {
+  const v = ALL_VARIANTS.find((x) => x.name === name)
+  if (!v)
+    throw new Error(`unknown variant '${name}'; variants: ${ALL_VARIANTS.map((x) => x.name).join(', ')}`)
+  return v
+})
 
 /** What one iteration of a run cost and produced. */
 interface IterationResult {
@@ -288,6 +295,23 @@ function assertHeldOut(sft: SftPair[], items: Record<EvalSplit, EvalItem[]>): vo
 
 const interval = (ci: Interval) => ({ mean: ci.mean, ci95: [ci.low, ci.high] })
 
+/** Per variant and iteration, over seeds: satisfaction, response length and signal accuracy. */
+function curves(runs: Record<string, IterationResult[][]>): void {
+  for (const [variant, seeds] of Object.entries(runs))
+    for (let k = 1; k <= ITERATIONS; k++) {
+      const at = seeds.map((results) => results.find((r) => r.iteration === k)!)
+      const signal = at.flatMap((r) => (r.signalAccuracy === undefined ? [] : [r.signalAccuracy]))
+      emit({
+        name: 'alignment/curve',
+        variant,
+        iteration: k,
+        satisfaction: interval(meanCi(at.map((r) => r.report.satisfaction))),
+        mean_length: interval(meanCi(at.map((r) => r.report.meanLength))),
+        signal_accuracy: signal.length > 0 ? interval(meanCi(signal)) : null,
+      })
+    }
+}
+
 function summarise(startTest: EvalReport, finals: Record<string, IterationResult[]>): void {
   const families = Object.keys(startTest.byFamily)
   for (const [variant, runs] of Object.entries(finals)) {
@@ -425,7 +449,7 @@ async function main(): Promise<void> {
     }
 
     // 3. the chosen setting over the seeds, evaluated on the test split after every iteration
-    const finals: Record<string, IterationResult[]> = {}
+    const runs: Record<string, IterationResult[][]> = {}
     for (const variant of VARIANTS) {
       for (const seed of SEEDS) {
         const results = await runVariant(ctx, variant, chosen[variant.name], seed, () => 'test')
@@ -445,11 +469,15 @@ async function main(): Promise<void> {
             steps: r.steps,
             tokens_generated: r.tokensGenerated,
           })
-        finals[variant.name] ??= []
-        finals[variant.name].push(results[results.length - 1])
+        runs[variant.name] ??= []
+        runs[variant.name].push(results)
       }
     }
-    summarise(startReports.test, finals)
+    curves(runs)
+    summarise(
+      startReports.test,
+      Object.fromEntries(Object.entries(runs).map(([v, seeds]) => [v, seeds.map((r) => r[r.length - 1])])),
+    )
     emit({ name: 'alignment/total', seconds: (performance.now() - started) / 1000 })
   } finally {
     if (!args.keep) await rm(root, { recursive: true, force: true })
