@@ -12,7 +12,7 @@
  * Prints one JSON line per search point, per variant/seed/iteration, and summaries with 95% intervals.
  * docs/benchmark.md describes the output and the `--families-dir` interface.
  *
- *   node --import tsx bench/alignment.ts [--preset 10m] [--seeds 5] [--iterations 3] [--queries 48]
+ *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 5] [--iterations 3] [--queries 48]
  *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -42,7 +42,8 @@ import type { MetricsBatch, TrainerJob, TrainingMethod } from '../src/sso/traine
 
 const { values: args } = parseArgs({
   options: {
-    preset: { type: 'string', default: '10m' },
+    // '10m' is ~19x slower per query on 2 cores (about 7.5 h at these defaults): docs/benchmark.md
+    preset: { type: 'string', default: 'tiny' },
     seeds: { type: 'string', default: '5' },
     iterations: { type: 'string', default: '3' },
     queries: { type: 'string', default: String(BENCH_DATA_DEFAULTS.queries) },
