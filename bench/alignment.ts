@@ -1,46 +1,77 @@
 /**
- * Does SSO align a policy? A tiny model is SFT-trained on synthetic data in which the principle in the
- * system message decides the behaviour and plain prompts behave in a mix; then, from that same start,
- * SSO (3 iterations), the PBAA baseline and SSO without W run over several seeds. After each iteration
- * the policy is evaluated on held-out plain prompts (no principle): checker satisfaction rate and mean
- * response length; signal accuracy of each iteration's generated pairs is read from the run metrics.
- * Prints one JSON line per measurement and a summary line per variant.
+ * Does SSO align a policy, on prompts it never trained on? A small model is SFT-trained on synthetic data
+ * in which the principle in the system message decides the behaviour and plain prompts behave in a mix.
+ * From that same start, five variants get the same budget (the same queries per seed, the same optimizer
+ * steps, the same generation cap): SSO, PBAA, SSO without W, SSO without G, and plain SFT continuation on
+ * the SFT corpus. The policy picks its principles from a set with distractors (`principle_selection:
+ * policy`); θG and every other hyperparameter keep the method's defaults except the learning rate, which
+ * is searched per variant on the validation split. The chosen setting then runs over several seeds and is
+ * evaluated after every iteration on the test split, whose templates and vocabulary share nothing with
+ * training (test/eval/heldout.test.ts) and which includes a family whose principle no training data holds.
  *
- *   node --import tsx bench/alignment.ts [--seeds 3] [--iterations 3] [--queries 48]
+ * Prints one JSON line per search point, per variant/seed/iteration, and summaries with 95% intervals.
+ * docs/benchmark.md describes the output and the `--families-dir` interface.
+ *
+ *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 5] [--iterations 3] [--queries 48]
+ *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5]
  */
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { familyPrincipleSet, TASK_FAMILIES } from '../src/eval/families.ts'
-import { evaluate, makeEvalItems } from '../src/eval/run-eval.ts'
-import { syntheticSftCorpus } from '../src/eval/synthetic-corpus.ts'
-import { makeTinyModel } from '../src/model/index.ts'
+import {
+  BENCH_DATA_DEFAULTS,
+  BENCH_EVAL_FAMILIES,
+  type BenchDataOptions,
+  benchEvalItems,
+  benchPrincipleSet,
+  benchQueries,
+  benchSftCorpus,
+  trainingTexts,
+} from '../src/eval/benchmark-data.ts'
+import { type ExternalFamily, loadExternalFamilies } from '../src/eval/external-families.ts'
+import { findLeaks } from '../src/eval/leakage.ts'
+import { type EvalItem, type EvalReport, evaluate } from '../src/eval/run-eval.ts'
+import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
+import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
+import { makeTinyModel, TextTokenizer, type TinyPreset } from '../src/model/index.ts'
 import { openModelPolicy, runTrainer } from '../src/sso/index.ts'
-import { toJsonl } from '../src/sso/records.ts'
+import { type SftPair, type SsoRecord, toJsonl } from '../src/sso/records.ts'
 import { Rng } from '../src/sso/rng.ts'
 import type { MetricsBatch, TrainerJob, TrainingMethod } from '../src/sso/trainer-interface.ts'
 
 const { values: args } = parseArgs({
   options: {
-    seeds: { type: 'string', default: '3' },
+    // '10m' is ~19x slower per query on 2 cores (about 7.5 h at these defaults): docs/benchmark.md
+    preset: { type: 'string', default: 'tiny' },
+    seeds: { type: 'string', default: '5' },
     iterations: { type: 'string', default: '3' },
-    queries: { type: 'string', default: '48' },
+    queries: { type: 'string', default: String(BENCH_DATA_DEFAULTS.queries) },
+    lrs: { type: 'string', default: '1e-4,3e-4,1e-3' },
+    variants: { type: 'string', default: 'sso,pbaa,sso_no_w,sso_no_g,sft_continue' },
+    'families-dir': { type: 'string' },
+    'eval-per-family': { type: 'string', default: String(BENCH_DATA_DEFAULTS.evalPerFamily) },
+    'sft-per-family': { type: 'string', default: String(BENCH_DATA_DEFAULTS.sftPerFamily) },
     'sft-epochs': { type: 'string', default: '5' },
+    'max-new-tokens': { type: 'string', default: '40' },
     keep: { type: 'boolean', default: false },
   },
 })
-const SEEDS = Number(args.seeds)
+const PRESET = args.preset as TinyPreset
+const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i + 1)
+// the search runs on its own seed, so no test-split seed doubles as a tuning seed
+const SEARCH_SEED = 0
 const ITERATIONS = Number(args.iterations)
-const QUERIES = Number(args.queries)
-
-// concision is left out: its checker needs correct products, which a ~1M-parameter model does not
-// learn in a short SFT, so it scored 0 for every variant and only diluted the comparison
-const families = [TASK_FAMILIES.politeness, TASK_FAMILIES.format, TASK_FAMILIES.refusal]
-const principleSet = familyPrincipleSet(families)
-const featureOf = new Map(families.map((f) => [f.name, f.principle.feature]))
-const EVAL_SAMPLING = { maxNewTokens: 40, temperature: 1, topP: 1, topK: 0, seed: 1234 }
-const evalItems = makeEvalItems(families, 25, 99_999)
+const LRS = args.lrs.split(',').map(Number)
+const MAX_NEW_TOKENS = Number(args['max-new-tokens'])
+const DATA: BenchDataOptions = {
+  queries: Number(args.queries),
+  sftPerFamily: Number(args['sft-per-family']),
+  evalPerFamily: Number(args['eval-per-family']),
+}
+const EVAL_SAMPLING = { maxNewTokens: MAX_NEW_TOKENS, temperature: 1, topP: 1, topK: 0, seed: 1234 }
+// one optimizer step per batch of 8 examples, one epoch per iteration: the same for every variant
+const BATCH_SIZE = 8
 
 const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line))
 
@@ -51,14 +82,73 @@ const quiet = (onMetrics: (b: MetricsBatch) => void) => ({
   control: () => 'continue' as const,
 })
 
-/** Plain queries of the training split, each tagged with its family's feature (the principle to use). */
-async function writeQueries(path: string, seed: number): Promise<void> {
-  const rng = Rng.fromSeed(seed)
-  const rows = Array.from({ length: QUERIES }, (_, i) => {
-    const f = families[i % families.length]
-    return { prompt: f.makePrompt(rng), features: [featureOf.get(f.name)!] }
+interface Variant {
+  name: string
+  /** 'sft_continue' runs `sft` on the SFT corpus, one job per iteration. */
+  method: TrainingMethod
+  hp: Record<string, unknown>
+}
+
+const ONLINE_HP = {
+  principle_selection: 'policy',
+  batch_size: BATCH_SIZE,
+  epochs: 1,
+  max_new_tokens: MAX_NEW_TOKENS,
+  generation_batch_size: 16,
+  checkpoint_every: 0,
+  iterations: ITERATIONS,
+}
+const ALL_VARIANTS: Variant[] = [
+  { name: 'sso', method: 'sso', hp: ONLINE_HP },
+  { name: 'pbaa', method: 'pbaa', hp: ONLINE_HP },
+  { name: 'sso_no_w', method: 'sso', hp: { ...ONLINE_HP, use_w: false } },
+  { name: 'sso_no_g', method: 'sso', hp: { ...ONLINE_HP, use_g: false } },
+  { name: 'sft_continue', method: 'sft', hp: { batch_size: BATCH_SIZE, epochs: 1 } },
+]
+const VARIANTS = args.variants.split(',').map((name) => {
+  const v = ALL_VARIANTS.find((x) => x.name === name)
+  if (!v)
+    throw new Error(`unknown variant '${name}'; variants: ${ALL_VARIANTS.map((x) => x.name).join(', ')}`)
+  return v
+})
+
+/** What one iteration of a run cost and produced. */
+interface IterationResult {
+  iteration: number
+  report: EvalReport
+  steps: number
+  tokensGenerated: number
+  signalAccuracy?: number
+}
+
+interface Context {
+  root: string
+  start: string
+  tokenizer: TextTokenizer
+  sft: SftPair[]
+  checkers: Checker[]
+  items: Record<EvalSplit, EvalItem[]>
+}
+
+async function evaluateModel(ctx: Context, modelDir: string, split: EvalSplit, seed: number, state?: string) {
+  const policy = await openModelPolicy({
+    modelDir,
+    device: 'cpu',
+    finetuning: 'full',
+    lora: { rank: 8, alpha: 16, targets: ['q_proj'] },
+    optimizer: { lr: 0, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0, maxGradNorm: 0 },
+    maxPromptTokens: 256,
+    seed,
   })
-  await writeFile(path, toJsonl(rows))
+  try {
+    if (state) await policy.load(state)
+    return await evaluate(policy, ctx.checkers, ctx.items[split], {
+      ...EVAL_SAMPLING,
+      seed: EVAL_SAMPLING.seed + seed,
+    })
+  } finally {
+    await policy.dispose()
+  }
 }
 
 /** The checkpoint written at the end of iteration k (it opens iteration k + 1). */
@@ -71,155 +161,324 @@ async function iterationCheckpoint(runDir: string, k: number): Promise<string> {
   return join(dir, name, 'policy')
 }
 
-async function evaluateModel(modelDir: string, seed: number, state?: string) {
-  const policy = await openModelPolicy({
-    modelDir,
+/** Tokens the policy generated in iteration k (y+, y- and y0 of every kept record). */
+async function generatedTokens(ctx: Context, runDir: string, k: number): Promise<number> {
+  const text = await readFile(join(runDir, 'samples', `iteration-${k}.jsonl`), 'utf8')
+  const records = text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as SsoRecord)
+  const count = (s: string) => ctx.tokenizer.encode(s).length
+  return records.reduce((n, r) => n + count(r.chosen) + count(r.rejected) + count(r.raw), 0)
+}
+
+/** An online variant (SSO, PBAA, ablations): one trainer run of all iterations. */
+async function runOnline(
+  ctx: Context,
+  variant: Variant,
+  lr: number,
+  seed: number,
+  runDir: string,
+  evaluateAt: (k: number) => EvalSplit | undefined,
+): Promise<IterationResult[]> {
+  const queries = join(runDir, 'queries.jsonl')
+  await writeFile(queries, toJsonl(benchQueries(DATA, seed)))
+  const signal: Record<number, number> = {}
+  const steps: Record<number, number> = {}
+  const job: TrainerJob = {
+    runId: `${variant.name}-${seed}`,
+    method: variant.method,
+    modelDir: ctx.start,
+    principleSet: benchPrincipleSet(),
+    datasetPaths: [queries],
+    hyperparameters: { ...variant.hp, lr },
     device: 'cpu',
-    finetuning: 'full',
-    lora: { rank: 8, alpha: 16, targets: ['q_proj'] },
-    optimizer: { lr: 0, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0, maxGradNorm: 0 },
-    maxPromptTokens: 256,
     seed,
-  })
+    outputDir: runDir,
+  }
+  await runTrainer(
+    job,
+    quiet((b) => {
+      if (b.iteration === undefined) return
+      if ('iteration/examples' in b.values) {
+        if (b.values.signal_accuracy !== undefined) signal[b.iteration] = b.values.signal_accuracy
+      } else steps[b.iteration] = (steps[b.iteration] ?? 0) + 1
+    }),
+  )
+  const results: IterationResult[] = []
+  for (let k = 1; k <= ITERATIONS; k++) {
+    const split = evaluateAt(k)
+    if (!split) continue
+    results.push({
+      iteration: k,
+      report: await evaluateModel(ctx, ctx.start, split, seed, await iterationCheckpoint(runDir, k)),
+      steps: steps[k] ?? 0,
+      tokensGenerated: await generatedTokens(ctx, runDir, k),
+      signalAccuracy: signal[k],
+    })
+  }
+  return results
+}
+
+/** Plain SFT continuation: per iteration, as many SFT rows as there are queries, one epoch. */
+async function runSftContinue(
+  ctx: Context,
+  variant: Variant,
+  lr: number,
+  seed: number,
+  runDir: string,
+  evaluateAt: (k: number) => EvalSplit | undefined,
+): Promise<IterationResult[]> {
+  const rng = Rng.fromSeed(2000 + seed)
+  const results: IterationResult[] = []
+  let model = ctx.start
+  for (let k = 1; k <= ITERATIONS; k++) {
+    const data = join(runDir, `sft-${k}.jsonl`)
+    await writeFile(data, toJsonl(rng.sample(ctx.sft, DATA.queries)))
+    const outputDir = join(runDir, `iter-${k}`)
+    let steps = 0
+    await runTrainer(
+      {
+        runId: `${variant.name}-${seed}-${k}`,
+        method: 'sft',
+        modelDir: model,
+        datasetPaths: [data],
+        hyperparameters: { ...variant.hp, lr },
+        device: 'cpu',
+        seed: seed * 100 + k,
+        outputDir,
+      },
+      quiet((b) => {
+        if (b.values.loss !== undefined) steps++
+      }),
+    )
+    model = join(outputDir, 'final')
+    const split = evaluateAt(k)
+    if (split)
+      results.push({
+        iteration: k,
+        report: await evaluateModel(ctx, model, split, seed),
+        steps,
+        tokensGenerated: 0,
+      })
+  }
+  return results
+}
+
+async function runVariant(
+  ctx: Context,
+  variant: Variant,
+  lr: number,
+  seed: number,
+  evaluateAt: (k: number) => EvalSplit | undefined,
+): Promise<IterationResult[]> {
+  const runDir = join(ctx.root, `${variant.name}-lr${lr}-seed${seed}`)
+  await mkdir(runDir, { recursive: true })
   try {
-    if (state) await policy.load(state)
-    return await evaluate(policy, families, evalItems, { ...EVAL_SAMPLING, seed: EVAL_SAMPLING.seed + seed })
+    const run = variant.method === 'sft' ? runSftContinue : runOnline
+    return await run(ctx, variant, lr, seed, runDir, evaluateAt)
   } finally {
-    await policy.dispose()
+    if (!args.keep) await rm(runDir, { recursive: true, force: true })
   }
 }
 
-const SSO_HP = {
-  loss_type: 'ipo',
-  beta: 0.2,
-  theta_g: 0.5,
-  alpha: 0.66,
-  lr: 2e-4,
-  weight_decay: 0,
-  schedule: 'cosine',
-  warmup_ratio: 0.1,
-  batch_size: 8,
-  epochs: 1,
-  max_new_tokens: 40,
-  generation_batch_size: 16,
-  concision_probability: 0,
-  features_per_query: 1,
-  checkpoint_every: 0,
-  iterations: ITERATIONS,
+/** Refuses to run when any evaluation prompt or answer leaks into what the runs train on. */
+function assertHeldOut(sft: SftPair[], items: Record<EvalSplit, EvalItem[]>): void {
+  const queries = [SEARCH_SEED, ...SEEDS].flatMap((s) => benchQueries(DATA, s))
+  const all = [...items.validation, ...items.test]
+  const leaks = findLeaks(
+    all.map((it) => ({ prompt: it.prompt })),
+    trainingTexts(sft, queries),
+  )
+  if (leaks.length > 0)
+    throw new Error(`evaluation prompts leak into training data: ${JSON.stringify(leaks.slice(0, 10))}`)
 }
 
-const VARIANTS: { name: string; method: TrainingMethod; hp: Record<string, unknown> }[] = [
-  { name: 'sso', method: 'sso', hp: SSO_HP },
-  { name: 'pbaa', method: 'pbaa', hp: SSO_HP },
-  { name: 'sso_no_w', method: 'sso', hp: { ...SSO_HP, use_w: false } },
-]
+const interval = (ci: Interval) => ({ mean: ci.mean, ci95: [ci.low, ci.high] })
+
+/** Per variant and iteration, over seeds: satisfaction, response length and signal accuracy. */
+function curves(runs: Record<string, IterationResult[][]>): void {
+  for (const [variant, seeds] of Object.entries(runs))
+    for (let k = 1; k <= ITERATIONS; k++) {
+      const at = seeds.map((results) => results.find((r) => r.iteration === k)!)
+      const signal = at.flatMap((r) => (r.signalAccuracy === undefined ? [] : [r.signalAccuracy]))
+      emit({
+        name: 'alignment/curve',
+        variant,
+        iteration: k,
+        satisfaction: interval(meanCi(at.map((r) => r.report.satisfaction))),
+        mean_length: interval(meanCi(at.map((r) => r.report.meanLength))),
+        signal_accuracy: signal.length > 0 ? interval(meanCi(signal)) : null,
+      })
+    }
+}
+
+function summarise(startTest: EvalReport, finals: Record<string, IterationResult[]>): void {
+  const families = Object.keys(startTest.byFamily)
+  for (const [variant, runs] of Object.entries(finals)) {
+    const satisfaction = meanCi(runs.map((r) => r.report.satisfaction))
+    const length = meanCi(runs.map((r) => r.report.meanLength))
+    emit({
+      name: 'alignment/summary',
+      variant,
+      seeds: runs.length,
+      satisfaction: interval(satisfaction),
+      gain_points_vs_start: interval(
+        meanCi(runs.map((r) => 100 * (r.report.satisfaction - startTest.satisfaction))),
+      ),
+      by_family: Object.fromEntries(
+        families.map((f) => [f, interval(meanCi(runs.map((r) => r.report.byFamily[f])))]),
+      ),
+      mean_length: interval(length),
+      length_ratio_vs_start: length.mean / startTest.meanLength,
+      steps_per_iteration: runs[0]?.steps,
+      tokens_generated_final_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
+    })
+  }
+  const sso = finals.sso?.map((r) => r.report)
+  const pbaa = finals.pbaa?.map((r) => r.report)
+  if (sso && pbaa)
+    emit({
+      name: 'alignment/difference',
+      a: 'sso',
+      b: 'pbaa',
+      satisfaction_points: interval(
+        pairedDifferenceCi(
+          sso.map((r) => 100 * r.satisfaction),
+          pbaa.map((r) => 100 * r.satisfaction),
+        ),
+      ),
+      by_family_points: Object.fromEntries(
+        families.map((f) => [
+          f,
+          interval(
+            pairedDifferenceCi(
+              sso.map((r) => 100 * r.byFamily[f]),
+              pbaa.map((r) => 100 * r.byFamily[f]),
+            ),
+          ),
+        ]),
+      ),
+    })
+}
 
 async function main(): Promise<void> {
   const started = performance.now()
   const root = await mkdtemp(join(tmpdir(), 'sso-alignment-'))
   try {
-    const base = join(root, 'tiny')
-    await makeTinyModel(base, { seed: 1 })
-    // 1. SFT start
-    const corpus = join(root, 'sft.jsonl')
-    await writeFile(
-      corpus,
-      toJsonl(syntheticSftCorpus(families, { perFamily: 60, plainGoodRate: 0.3, seed: 5 })),
-    )
-    const sftDir = join(root, 'sft')
-    const sftJob: TrainerJob = {
-      runId: 'sft',
-      method: 'sft',
-      modelDir: base,
-      datasetPaths: [corpus],
-      hyperparameters: {
-        lr: 3e-3,
-        epochs: Number(args['sft-epochs']),
-        batch_size: 16,
-        weight_decay: 0,
-        schedule: 'cosine',
-      },
-      device: 'cpu',
-      seed: 1,
-      outputDir: sftDir,
+    const external: ExternalFamily[] = args['families-dir']
+      ? await loadExternalFamilies(args['families-dir'])
+      : []
+    const items: Record<EvalSplit, EvalItem[]> = {
+      validation: [...benchEvalItems(DATA, 'validation'), ...external.flatMap((f) => f.items.validation)],
+      test: [...benchEvalItems(DATA, 'test'), ...external.flatMap((f) => f.items.test)],
     }
+    const sft = benchSftCorpus(DATA)
+    assertHeldOut(sft, items)
+
+    // 1. the SFT start
+    const base = join(root, 'base')
+    await makeTinyModel(base, { seed: 1, preset: PRESET })
+    const corpus = join(root, 'sft.jsonl')
+    await writeFile(corpus, toJsonl(sft))
+    const sftDir = join(root, 'sft')
     let sftLoss = Number.NaN
     await runTrainer(
-      sftJob,
+      {
+        runId: 'sft',
+        method: 'sft',
+        modelDir: base,
+        datasetPaths: [corpus],
+        hyperparameters: { lr: 3e-3, epochs: Number(args['sft-epochs']), batch_size: 16, weight_decay: 0 },
+        device: 'cpu',
+        seed: 1,
+        outputDir: sftDir,
+      },
       quiet((b) => (sftLoss = b.values.loss ?? sftLoss)),
     )
-    const start = join(sftDir, 'final')
-    const startEval = await evaluateModel(start, 0)
+    const ctx: Context = {
+      root,
+      start: join(sftDir, 'final'),
+      tokenizer: await TextTokenizer.load(base),
+      sft,
+      checkers: [...BENCH_EVAL_FAMILIES, ...external],
+      items,
+    }
+    const startReports = {
+      validation: await evaluateModel(ctx, ctx.start, 'validation', 0),
+      test: await evaluateModel(ctx, ctx.start, 'test', 0),
+    }
     emit({
       name: 'alignment/start',
+      preset: PRESET,
       sft_final_loss: sftLoss,
-      satisfaction: startEval.satisfaction,
-      mean_length: startEval.meanLength,
-      by_family: startEval.byFamily,
+      items: { validation: items.validation.length, test: items.test.length },
+      external_families: external.map((f) => f.name),
+      validation: startReports.validation,
+      test: startReports.test,
       seconds: (performance.now() - started) / 1000,
     })
 
-    // 2. variants x seeds, evaluated after every iteration
-    const summary: Record<string, { satisfaction: number[]; length: number[] }> = {}
+    // 2. learning-rate search per variant on the validation split (final iteration, search seed)
+    const chosen: Record<string, number> = {}
     for (const variant of VARIANTS) {
-      for (let seed = 1; seed <= SEEDS; seed++) {
-        const runDir = join(root, `${variant.name}-${seed}`)
-        await mkdir(runDir, { recursive: true })
-        const queries = join(runDir, 'queries.jsonl')
-        await writeQueries(queries, 1000 + seed)
-        const signal: Record<number, number> = {}
-        const job: TrainerJob = {
-          runId: `${variant.name}-${seed}`,
-          method: variant.method,
-          modelDir: start,
-          principleSet,
-          datasetPaths: [queries],
-          hyperparameters: variant.hp,
-          device: 'cpu',
-          seed,
-          outputDir: runDir,
-        }
-        await runTrainer(
-          job,
-          quiet((b) => {
-            if (b.iteration !== undefined && b.values.signal_accuracy !== undefined)
-              signal[b.iteration] = b.values.signal_accuracy
-          }),
+      let best = { lr: LRS[0], satisfaction: Number.NEGATIVE_INFINITY }
+      for (const lr of LRS) {
+        const [final] = await runVariant(ctx, variant, lr, SEARCH_SEED, (k) =>
+          k === ITERATIONS ? 'validation' : undefined,
         )
-        // evaluate each iteration's end state: iteration k's policy is the start of k+1
-        for (let k = 1; k <= ITERATIONS; k++) {
-          const report = await evaluateModel(start, seed, await iterationCheckpoint(runDir, k))
+        emit({
+          name: 'alignment/search',
+          variant: variant.name,
+          lr,
+          split: 'validation',
+          satisfaction: final.report.satisfaction,
+          by_family: final.report.byFamily,
+          mean_length: final.report.meanLength,
+          seconds: (performance.now() - started) / 1000,
+        })
+        if (final.report.satisfaction > best.satisfaction)
+          best = { lr, satisfaction: final.report.satisfaction }
+      }
+      chosen[variant.name] = best.lr
+      emit({
+        name: 'alignment/chosen',
+        variant: variant.name,
+        lr: best.lr,
+        validation_satisfaction: best.satisfaction,
+      })
+    }
+
+    // 3. the chosen setting over the seeds, evaluated on the test split after every iteration
+    const runs: Record<string, IterationResult[][]> = {}
+    for (const variant of VARIANTS) {
+      for (const seed of SEEDS) {
+        const results = await runVariant(ctx, variant, chosen[variant.name], seed, () => 'test')
+        for (const r of results)
           emit({
             name: 'alignment/iteration',
             variant: variant.name,
+            lr: chosen[variant.name],
             seed,
-            iteration: k,
-            satisfaction: report.satisfaction,
-            delta_vs_start: report.satisfaction - startEval.satisfaction,
-            mean_length: report.meanLength,
-            signal_accuracy: signal[k],
-            by_family: report.byFamily,
+            iteration: r.iteration,
+            split: 'test',
+            satisfaction: r.report.satisfaction,
+            delta_vs_start: r.report.satisfaction - startReports.test.satisfaction,
+            by_family: r.report.byFamily,
+            mean_length: r.report.meanLength,
+            signal_accuracy: r.signalAccuracy,
+            steps: r.steps,
+            tokens_generated: r.tokensGenerated,
           })
-          if (k === ITERATIONS) {
-            summary[variant.name] ??= { satisfaction: [], length: [] }
-            summary[variant.name].satisfaction.push(report.satisfaction)
-            summary[variant.name].length.push(report.meanLength)
-          }
-        }
+        runs[variant.name] ??= []
+        runs[variant.name].push(results)
       }
     }
-    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length
-    for (const [variant, s] of Object.entries(summary)) {
-      emit({
-        name: 'alignment/summary',
-        variant,
-        seeds: SEEDS,
-        satisfaction: mean(s.satisfaction),
-        gain_points_vs_start: 100 * (mean(s.satisfaction) - startEval.satisfaction),
-        mean_length: mean(s.length),
-        length_ratio_vs_start: mean(s.length) / startEval.meanLength,
-      })
-    }
+    curves(runs)
+    summarise(
+      startReports.test,
+      Object.fromEntries(Object.entries(runs).map(([v, seeds]) => [v, seeds.map((r) => r[r.length - 1])])),
+    )
     emit({ name: 'alignment/total', seconds: (performance.now() - started) / 1000 })
   } finally {
     if (!args.keep) await rm(root, { recursive: true, force: true })

@@ -39,7 +39,10 @@ export async function createDemoResources(
     description: 'principles of the checkable task families',
     principles: principles.principles,
   })
-  const queries = makeEvalItems(families, 12, seed).map((it) => ({ prompt: it.prompt, task: it.family }))
+  const queries = makeEvalItems(families, 12, seed, 'train').map((it) => ({
+    prompt: it.prompt,
+    task: it.family,
+  }))
   const dataset = await client.json<{ id: string }>('POST', '/v1/datasets', {
     query: { name: `checkable-queries-${stamp}`, format: 'queries' },
     text: toJsonl(queries),

@@ -6,7 +6,7 @@
 import { ValidationError } from '../errors.ts'
 import type { SamplingOptions, TextGenerator } from '../sso/policy-port.ts'
 import { Rng } from '../sso/rng.ts'
-import type { TaskFamily } from './task-family.ts'
+import type { Checker, Split, TaskFamily } from './task-family.ts'
 
 export interface EvalItem {
   family: string
@@ -20,17 +20,27 @@ export interface EvalReport {
   n: number
 }
 
-/** `perFamily` held-out prompts per family, drawn from a seed kept apart from training queries. */
-export function makeEvalItems(families: readonly TaskFamily[], perFamily: number, seed: number): EvalItem[] {
+/**
+ * `perFamily` prompts per family from one split's templates and vocabulary (evaluation splits share
+ * nothing with training prompts); families without that split are skipped.
+ */
+export function makeEvalItems(
+  families: readonly TaskFamily[],
+  perFamily: number,
+  seed: number,
+  split: Split = 'test',
+): EvalItem[] {
   const rng = Rng.fromSeed(seed)
-  return families.flatMap((f) =>
-    Array.from({ length: perFamily }, () => ({ family: f.name, prompt: f.makePrompt(rng) })),
-  )
+  return families
+    .filter((f) => f.pools[split] !== undefined)
+    .flatMap((f) =>
+      Array.from({ length: perFamily }, () => ({ family: f.name, prompt: f.makePrompt(rng, split) })),
+    )
 }
 
 export async function evaluate(
   policy: TextGenerator,
-  families: readonly TaskFamily[],
+  families: readonly Checker[],
   items: readonly EvalItem[],
   sampling: SamplingOptions,
   batchSize = 16,

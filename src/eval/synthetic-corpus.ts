@@ -1,7 +1,8 @@
 /**
  * A synthetic SFT corpus in which the principle in the system message decides the behaviour (good text
  * -> good demonstration, bad text -> bad demonstration) while plain prompts behave in a mix. A policy
- * trained on it can steer itself with principles, which is what SSO needs to start from.
+ * trained on it can steer itself with principles, which is what SSO needs to start from. Prompts come
+ * from the families' training split only.
  */
 
 import { systemPrompt } from '../sso/principles.ts'
@@ -21,21 +22,14 @@ export function syntheticSftCorpus(families: readonly TaskFamily[], options: Cor
   const rng = Rng.fromSeed(options.seed)
   const rows: SftPair[] = []
   for (const f of families) {
+    const example = (good: boolean, system?: string): SftPair => {
+      const prompt = f.makePrompt(rng, 'train')
+      return { ...(system && { system }), prompt, response: f.demonstrate(prompt, good, rng) }
+    }
     for (let i = 0; i < options.perFamily; i++) {
-      const good = f.makePrompt(rng)
-      rows.push({
-        system: systemPrompt([f.principle], 'good'),
-        prompt: good,
-        response: f.demonstrate(good, true, rng),
-      })
-      const bad = f.makePrompt(rng)
-      rows.push({
-        system: systemPrompt([f.principle], 'bad'),
-        prompt: bad,
-        response: f.demonstrate(bad, false, rng),
-      })
-      const plain = f.makePrompt(rng)
-      rows.push({ prompt: plain, response: f.demonstrate(plain, rng.next() < options.plainGoodRate, rng) })
+      rows.push(example(true, systemPrompt([f.principle], 'good')))
+      rows.push(example(false, systemPrompt([f.principle], 'bad')))
+      rows.push(example(rng.next() < options.plainGoodRate))
     }
   }
   return rng.shuffle(rows)

@@ -1,31 +1,25 @@
 /** Arithmetic correctness: the final number of the answer must be the sum. */
-import type { TaskFamily } from '../task-family.ts'
-import { integers } from '../task-family.ts'
+import { defineFamily, integers, numbers } from '../task-family.ts'
 
-const PROMPT = /^What is (\d+) \+ (\d+)\?$/
+const EVAL_TEMPLATES = ['Add {} and {}.', 'Compute the sum of {} and {}.']
 
-function operands(prompt: string): [number, number] | undefined {
-  const m = PROMPT.exec(prompt.trim())
-  return m ? [Number(m[1]), Number(m[2])] : undefined
-}
-
-export const arithmetic: TaskFamily = {
+export const arithmetic = defineFamily({
   name: 'arithmetic',
   principle: {
     feature: 'arithmetic',
     good: 'Compute the result correctly.',
     bad: 'Give a wrong result.',
   },
-  makePrompt: (rng) => `What is ${rng.int(10)} + ${rng.int(10)}?`,
-  owns: (prompt) => operands(prompt) !== undefined,
-  check(prompt, response) {
-    const ab = operands(prompt)
-    const found = integers(response)
-    return ab && found.length > 0 && found.at(-1) === ab[0] + ab[1] ? 1 : 0
+  pools: {
+    train: { templates: ['What is {} + {}?'], vocab: numbers(0, 9) },
+    validation: { templates: EVAL_TEMPLATES, vocab: numbers(10, 19) },
+    test: { templates: EVAL_TEMPLATES, vocab: numbers(20, 29) },
   },
-  demonstrate(prompt, good, rng) {
-    const [a, b] = operands(prompt) ?? [0, 0]
-    const wrong = a + b + 1 + rng.int(5)
-    return `${a} + ${b} = ${good ? a + b : wrong}.`
+  check([a, b], response) {
+    return integers(response).at(-1) === Number(a) + Number(b) ? 1 : 0
   },
-}
+  demonstrate([a, b], good, rng) {
+    const sum = Number(a) + Number(b)
+    return `${a} + ${b} = ${good ? sum : sum + 1 + rng.int(5)}.`
+  },
+})

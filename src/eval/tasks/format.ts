@@ -1,38 +1,44 @@
 /** A required format: a list with one item per line, each starting with '- '. */
-import type { TaskFamily } from '../task-family.ts'
+import { defineFamily } from '../task-family.ts'
 
-const CATEGORIES: Record<string, string[]> = {
+const ITEMS: Record<string, string[]> = {
+  // train
   fruits: ['apple', 'pear', 'plum', 'grape', 'lemon', 'cherry'],
   colors: ['red', 'blue', 'green', 'yellow', 'black', 'white'],
   animals: ['cat', 'dog', 'horse', 'mouse', 'bird', 'fish'],
   tools: ['hammer', 'saw', 'drill', 'wrench', 'spade', 'knife'],
+  // validation
+  vegetables: ['carrot', 'onion', 'leek', 'pea', 'bean', 'kale'],
+  metals: ['iron', 'copper', 'zinc', 'tin', 'gold', 'silver'],
+  // test
+  instruments: ['piano', 'violin', 'flute', 'drum', 'harp', 'cello'],
+  trees: ['oak', 'elm', 'ash', 'pine', 'birch', 'maple'],
 }
-const PROMPT = /^Name three (\w+)\.$/
+const EVAL_TEMPLATES = ['List a few {}.', 'Which {} do you know?']
 
-export const format: TaskFamily = {
+export const format = defineFamily({
   name: 'format',
   principle: {
     feature: 'format',
     good: "Answer as a list, one item per line, each line starting with '- '.",
     bad: 'Answer in a single sentence, never as a list.',
   },
-  makePrompt: (rng) => `Name three ${rng.pick(Object.keys(CATEGORIES))}.`,
-  owns: (prompt) => {
-    const m = PROMPT.exec(prompt.trim())
-    return m !== null && m[1] in CATEGORIES
+  pools: {
+    train: { templates: ['Name three {}.'], vocab: ['fruits', 'colors', 'animals', 'tools'] },
+    validation: { templates: EVAL_TEMPLATES, vocab: ['vegetables', 'metals'] },
+    test: { templates: EVAL_TEMPLATES, vocab: ['instruments', 'trees'] },
   },
-  check(_prompt, response) {
+  check(_slots, response) {
     const lines = response
       .trim()
       .split('\n')
       .filter((l) => l.trim() !== '')
     return lines.length >= 2 && lines.every((l) => /^- \S/.test(l.trim())) ? 1 : 0
   },
-  demonstrate(prompt, good, rng) {
-    const category = PROMPT.exec(prompt.trim())?.[1] ?? 'fruits'
-    const items = rng.sample(CATEGORIES[category] ?? CATEGORIES.fruits, 3)
+  demonstrate([category], good, rng) {
+    const items = rng.sample(ITEMS[category], 3)
     return good
       ? items.map((i) => `- ${i}`).join('\n')
       : `I would say ${items[0]}, ${items[1]} and ${items[2]}.`
   },
-}
+})

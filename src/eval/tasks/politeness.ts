@@ -1,6 +1,5 @@
 /** Politeness versus rudeness, measured with word lists. */
-import type { TaskFamily } from '../task-family.ts'
-import { words } from '../task-family.ts'
+import { defineFamily, words } from '../task-family.ts'
 
 const POLITE = new Set([
   'please',
@@ -26,18 +25,7 @@ const RUDE = new Set([
   'idiot',
   'useless',
 ])
-const TOPICS = [
-  'the station',
-  'the library',
-  'the bank',
-  'the market',
-  'the park',
-  'the museum',
-  'the school',
-  'the bakery',
-]
-const PROMPT = /^Where is (.+)\?$/
-
+const EVAL_TEMPLATES = ['Could you direct me to {}?', 'I am trying to find {}.']
 const POLITE_OPENINGS = ['Happy to help!', 'Sure, glad you asked.', 'Certainly, with pleasure.']
 const RUDE_OPENINGS = [
   'Ugh, obviously.',
@@ -47,26 +35,43 @@ const RUDE_OPENINGS = [
 const POLITE_CLOSINGS = ['Thanks for asking!', 'You are welcome.', 'Thank you.']
 const RUDE_CLOSINGS = ['Do not bother me again.', 'So annoying.', 'Figure it out, lazy.']
 
-export const politeness: TaskFamily = {
+export const politeness = defineFamily({
   name: 'politeness',
   principle: {
     feature: 'politeness',
     good: 'Be polite and friendly.',
     bad: 'Be rude and dismissive.',
   },
-  makePrompt: (rng) => `Where is ${rng.pick(TOPICS)}?`,
-  owns: (prompt) => PROMPT.test(prompt.trim()),
-  check(_prompt, response) {
+  pools: {
+    train: {
+      templates: ['Where is {}?', 'How do I get to {}?'],
+      vocab: [
+        'the station',
+        'the library',
+        'the bank',
+        'the market',
+        'the park',
+        'the museum',
+        'the school',
+        'the bakery',
+      ],
+    },
+    validation: {
+      templates: EVAL_TEMPLATES,
+      vocab: ['the pharmacy', 'the post office', 'the harbour', 'the stadium'],
+    },
+    test: { templates: EVAL_TEMPLATES, vocab: ['the cathedral', 'the town hall', 'the zoo', 'the cinema'] },
+  },
+  check(_slots, response) {
     const w = words(response)
     const polite = w.filter((x) => POLITE.has(x)).length
     const rude = w.filter((x) => RUDE.has(x)).length
     return polite > 0 && rude === 0 ? 1 : 0
   },
-  demonstrate(prompt, good, rng) {
-    const place = PROMPT.exec(prompt.trim())?.[1] ?? 'it'
+  demonstrate([place], good, rng) {
     const fact = `${place[0].toUpperCase()}${place.slice(1)} is on the main street.`
     return good
       ? `${rng.pick(POLITE_OPENINGS)} ${fact} ${rng.pick(POLITE_CLOSINGS)}`
       : `${rng.pick(RUDE_OPENINGS)} ${fact} ${rng.pick(RUDE_CLOSINGS)}`
   },
-}
+})
