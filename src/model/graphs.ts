@@ -26,7 +26,7 @@ export type Trainable = 'all' | 'adapters' | 'none'
 export interface BindOptions {
   dtype?: FloatDType
   trainable: Trainable
-  /** Run the LM head in this many vocabulary chunks (large vocabularies, tight memory). */
+  /** LM head in this many vocabulary chunks; by default by vocabulary size (defaultVocabChunks). */
   vocabChunks?: number
   /** false for graphs that run on WebGPU, which has no com.microsoft FusedMatMul kernel. */
   fusedMatMul?: boolean
