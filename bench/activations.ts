@@ -4,7 +4,7 @@
  * own process so peak RSS is its own. Random weights in real shapes, built in memory.
  *
  *   node --import tsx bench/activations.ts [--shapes 50m,qwen2-0.5b-4l] [--rows 4] [--seq 256]
- *     [--threads 2] [--mode lora|full] [--variants plain,checkpoint]
+ *     [--threads 2] [--mode lora|full] [--variants plain,checkpoint] [--layers N] [--vocab-chunks C]
  *
  * `rss_ready_mb` is the resident size once the session exists (weights, session), `peak_mb` the
  * process peak after the steps; `activations_mb` = peak − ready is what the step added.
@@ -40,6 +40,8 @@ const LORA = {
 
 interface Job {
   shape: string
+  /** Overrides the shape's layer count. */
+  layers?: number
   mode: 'lora' | 'full'
   checkpoint: boolean
   vocabChunks?: number
@@ -51,14 +53,18 @@ interface Job {
 
 const mb = (bytes: number) => Math.round(bytes / 2 ** 20)
 
-function config(shape: string): LlamaConfig {
-  const parsed = parseLlamaConfig({ rope_theta: 10000, ...SHAPES[shape] })
+function config(shape: string, layers?: number): LlamaConfig {
+  const parsed = parseLlamaConfig({
+    rope_theta: 10000,
+    ...SHAPES[shape],
+    ...(layers ? { num_hidden_layers: layers } : {}),
+  })
   if (!('config' in parsed)) throw new Error(parsed.problems.join('; '))
   return parsed.config
 }
 
 async function measure(job: Job): Promise<Record<string, number>> {
-  const cfg = config(job.shape)
+  const cfg = config(job.shape, job.layers)
   const weights = randomWeights(cfg, 1)
   const lora = job.mode === 'lora' ? { spec: LORA, adapters: initAdapters(cfg, LORA, 2) } : undefined
   const built = buildPolicyStepGraph(
@@ -114,6 +120,7 @@ const { values: args } = parseArgs({
     variants: { type: 'string', default: 'plain,checkpoint' },
     mode: { type: 'string', default: 'lora' },
     'vocab-chunks': { type: 'string' },
+    layers: { type: 'string' },
     rows: { type: 'string', default: '4' },
     seq: { type: 'string', default: '256' },
     threads: { type: 'string', default: '2' },
@@ -128,6 +135,7 @@ if (args.job) {
     for (const variant of args.variants.split(',')) {
       const job: Job = {
         shape,
+        layers: args.layers ? Number(args.layers) : undefined,
         mode: args.mode as Job['mode'],
         checkpoint: variant === 'checkpoint',
         vocabChunks: args['vocab-chunks'] ? Number(args['vocab-chunks']) : undefined,

@@ -24,20 +24,38 @@ type Recomputed = Map<string, Tensor>
 
 /**
  * Emits the segment's forward ops a second time, fed from its inputs. Each input first gets
- * `+ 0 · dy[0, …, 0]` with dy an upstream cotangent: the copy then cannot run before the backward
- * reaches the segment (so the forward's intermediates are freed in between), and onnxruntime's
- * common-subexpression elimination cannot merge it back into the forward, since its inputs differ.
+ * `+ 0 · (dy[0, …, 0] + …)` over `after`: an upstream cotangent, and the weight gradients of the
+ * segment processed before. The copy then cannot run before the backward reaches the segment (so
+ * the forward's intermediates are freed in between), onnxruntime's common-subexpression elimination
+ * cannot merge it back into the forward (its inputs differ), and onnxruntime's execution order
+ * (post-order from the outputs) cannot put the previous segment's weight gradients off to the
+ * end, which would keep every recomputed segment alive at once.
  */
-function recompute(g: Graph, tape: readonly TapeEntry[], seg: CheckpointSegment, dy: Tensor): Recomputed {
+function recompute(
+  g: Graph,
+  tape: readonly TapeEntry[],
+  seg: CheckpointSegment,
+  after: readonly Tensor[],
+): Recomputed {
   const copies: Recomputed = new Map()
+  const dy = after[0]
   g.withScopePath('recompute', () => {
-    const rank = dy.shape.length
-    const first = slice(g, dy, {
-      starts: new Array(rank).fill(0),
-      ends: new Array(rank).fill(1),
-      axes: [...Array(rank).keys()],
+    const firsts = after.map((t) => {
+      const rank = t.shape.length
+      return reduceSum(
+        g,
+        slice(g, t, {
+          starts: new Array(rank).fill(0),
+          ends: new Array(rank).fill(1),
+          axes: [...Array(rank).keys()],
+        }),
+      )
     })
-    const zero = mul(g, reduceSum(g, first), g.constant(0, dy.dtype))
+    const zero = mul(
+      g,
+      firsts.reduce((a, b) => add(g, a, b)),
+      g.constant(0, dy.dtype),
+    )
     for (const x of seg.inputs) {
       copies.set(x.name, x.dtype === dy.dtype ? add(g, x, zero) : x)
     }
@@ -101,6 +119,15 @@ export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tens
   const segmentAt = new Map<number, CheckpointSegment>()
   for (const seg of g.checkpoints) for (let i = seg.start; i < seg.end; i++) segmentAt.set(i, seg)
   const recomputed = new Map<CheckpointSegment, Recomputed>()
+  const wrtNames = new Set(wrt.map((w) => w.name))
+  let previous: CheckpointSegment | undefined
+  /** Gradients (so far) of the wrt tensors the ops of `seg` read. */
+  const weightGrads = (seg: CheckpointSegment, cts: ReadonlyMap<string, Tensor>): Tensor[] => {
+    const names = new Set(
+      tape.slice(seg.start, seg.end).flatMap((e) => e.inputs.filter((t) => t && wrtNames.has(t.name))),
+    )
+    return [...names].flatMap((t) => cts.get(t!.name) ?? []).filter((t) => t.dtype === loss.dtype)
+  }
 
   return g.withScopePath('grad', () => {
     const cts = new Map<string, Tensor>()
@@ -116,8 +143,10 @@ export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tens
       if (seg) {
         let copies = recomputed.get(seg)
         if (!copies) {
-          copies = recompute(g, tape, seg, outs.find((c) => c !== undefined)!)
+          const dy = outs.find((c) => c !== undefined)!
+          copies = recompute(g, tape, seg, [dy, ...(previous ? weightGrads(previous, cts) : [])])
           recomputed.set(seg, copies)
+          previous = seg
         }
         const own = copies
         view = (t) => own.get(t.name) ?? t
