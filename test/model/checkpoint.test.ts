@@ -62,20 +62,17 @@ async function gradients(checkpoint: boolean) {
   return new Map(keys.map((k) => [k, out[`grad.${k}`].data as Float32Array]))
 }
 
-test('checkpointed decoder layers give every weight gradient of the stored forward (float32)', async () => {
+test('checkpointed decoder layers give every weight gradient of the stored forward, bit for bit (float32)', async () => {
   const plain = await gradients(false)
   const recomputed = await gradients(true)
   assert.equal(recomputed.size, plain.size)
+  // The recomputed copy runs the same kernels on the same values (x + 0 = x), so nothing differs.
   for (const [k, want] of plain) {
-    const got = recomputed.get(k)!
-    let diff = 0
-    let scale = 0
-    for (let i = 0; i < want.length; i++) {
-      diff = Math.max(diff, Math.abs(got[i] - want[i]))
-      scale = Math.max(scale, Math.abs(want[i]))
-    }
-    assert.ok(scale > 0, `${k}: zero gradient`)
-    assert.ok(diff / scale <= 1e-6, `${k}: relative difference ${diff / scale}`)
+    assert.ok(
+      want.some((v) => v !== 0),
+      `${k}: zero gradient`,
+    )
+    assert.deepEqual(recomputed.get(k), want, k)
   }
 })
 
