@@ -1,6 +1,6 @@
 import { GradError } from '../errors.ts'
-import type { Graph, TapeEntry } from './graph.ts'
-import { add, expandLike, reduceSum, squeeze, zerosLike } from './ops/index.ts'
+import type { CheckpointSegment, Graph, TapeEntry } from './graph.ts'
+import { add, expandLike, mul, reduceSum, slice, squeeze, zerosLike } from './ops/index.ts'
 import { formatShape, isFloat, type Tensor } from './tensor.ts'
 
 /**
@@ -17,6 +17,58 @@ function unbroadcast(g: Graph, ct: Tensor, input: Tensor): Tensor {
   if (axes.length === 0) return ct
   const summed = reduceSum(g, ct, { axes, keepdims: true })
   return lead === 0 ? summed : squeeze(g, summed, { axes: [...Array(lead).keys()] })
+}
+
+/** A segment's forward and backward views: each value it produced -> its recomputed copy. */
+type Recomputed = Map<string, Tensor>
+
+/**
+ * Emits the segment's forward ops a second time, fed from its inputs. Each input first gets
+ * `+ 0 · (dy[0, …, 0] + …)` over `after`: an upstream cotangent, and the weight gradients of the
+ * segment processed before. The copy then cannot run before the backward reaches the segment (so
+ * the forward's intermediates are freed in between), onnxruntime's common-subexpression elimination
+ * cannot merge it back into the forward (its inputs differ), and onnxruntime's execution order
+ * (post-order from the outputs) cannot put the previous segment's weight gradients off to the
+ * end, which would keep every recomputed segment alive at once.
+ */
+function recompute(
+  g: Graph,
+  tape: readonly TapeEntry[],
+  seg: CheckpointSegment,
+  after: readonly Tensor[],
+): Recomputed {
+  const copies: Recomputed = new Map()
+  const dy = after[0]
+  g.withScopePath('recompute', () => {
+    const firsts = after.map((t) => {
+      const rank = t.shape.length
+      return reduceSum(
+        g,
+        slice(g, t, {
+          starts: new Array(rank).fill(0),
+          ends: new Array(rank).fill(1),
+          axes: [...Array(rank).keys()],
+        }),
+      )
+    })
+    const zero = mul(
+      g,
+      firsts.reduce((a, b) => add(g, a, b)),
+      g.constant(0, dy.dtype),
+    )
+    for (const x of seg.inputs) {
+      copies.set(x.name, x.dtype === dy.dtype ? add(g, x, zero) : x)
+    }
+  })
+  for (let i = seg.start; i < seg.end; i++) {
+    const e = tape[i]
+    const inputs = e.inputs.map((t) => t && (copies.get(t.name) ?? t))
+    const outs = g.withScopePath(`recompute/${e.scope}`, () => e.op.forward(g, inputs, e.attrs))
+    e.outputs.forEach((o, k) => {
+      copies.set(o.name, outs[k])
+    })
+  }
+  return copies
 }
 
 function describe(entry: TapeEntry): string {
@@ -52,29 +104,58 @@ export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tens
   }
   if (!depends.has(loss.name)) return wrt.map(() => null)
 
-  // Ops on a path from wrt to loss, in reverse order.
+  // Ops on a path from wrt to loss (tape indices), in reverse order.
   const needed = new Set([loss.name])
-  const path: TapeEntry[] = []
+  const path: number[] = []
   for (let i = tape.length - 1; i >= 0; i--) {
     const e = tape[i]
     if (!e.outputs.some((o) => needed.has(o.name)) || e.op.vjp === null) continue
     const ins = e.inputs.filter((t): t is Tensor => t !== undefined && depends.has(t.name))
     if (ins.length === 0) continue
-    path.push(e)
+    path.push(i)
     for (const t of ins) needed.add(t.name)
+  }
+
+  const segmentAt = new Map<number, CheckpointSegment>()
+  for (const seg of g.checkpoints) for (let i = seg.start; i < seg.end; i++) segmentAt.set(i, seg)
+  const recomputed = new Map<CheckpointSegment, Recomputed>()
+  const wrtNames = new Set(wrt.map((w) => w.name))
+  let previous: CheckpointSegment | undefined
+  /** Gradients (so far) of the wrt tensors the ops of `seg` read. */
+  const weightGrads = (seg: CheckpointSegment, cts: ReadonlyMap<string, Tensor>): Tensor[] => {
+    const names = new Set(
+      tape.slice(seg.start, seg.end).flatMap((e) => e.inputs.filter((t) => t && wrtNames.has(t.name))),
+    )
+    return [...names].flatMap((t) => cts.get(t!.name) ?? []).filter((t) => t.dtype === loss.dtype)
   }
 
   return g.withScopePath('grad', () => {
     const cts = new Map<string, Tensor>()
     const one = g.constant(1, loss.dtype)
     cts.set(loss.name, seed ?? (loss.shape.length === 0 ? one : expandLike(g, one, loss)))
-    for (const e of path) {
+    for (const index of path) {
+      const e = tape[index]
       const outs = e.outputs.map((o) => cts.get(o.name))
       if (outs.every((c) => c === undefined)) continue
+      // Inside a checkpointed segment the rule reads the recomputed values, made on first need.
+      const seg = segmentAt.get(index)
+      let view = (t: Tensor) => t
+      if (seg) {
+        let copies = recomputed.get(seg)
+        if (!copies) {
+          const dy = outs.find((c) => c !== undefined)!
+          copies = recompute(g, tape, seg, [dy, ...(previous ? weightGrads(previous, cts) : [])])
+          recomputed.set(seg, copies)
+          previous = seg
+        }
+        const own = copies
+        view = (t) => own.get(t.name) ?? t
+      }
       g.withScopePath(e.scope ? `grad/${e.scope}` : 'grad', () => {
-        const dys = e.outputs.map((o, i) => outs[i] ?? zerosLike(g, o))
+        const dys = e.outputs.map((o, i) => outs[i] ?? zerosLike(g, view(o)))
         const needs = e.inputs.map((t) => t !== undefined && depends.has(t.name) && needed.has(t.name))
-        const results = e.op.vjp!(g, { inputs: e.inputs, outputs: e.outputs, needs }, dys, e.attrs)
+        const inputs = e.inputs.map((t) => t && view(t))
+        const results = e.op.vjp!(g, { inputs, outputs: e.outputs.map(view), needs }, dys, e.attrs)
         if (results.length !== e.inputs.length) {
           throw new GradError(
             `${describe(e)}: VJP returned ${results.length} cotangents for ${e.inputs.length} inputs`,
@@ -90,7 +171,7 @@ export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tens
               `${describe(e)}: cotangent of input ${i} is ${ct.dtype}, expected ${input.dtype}`,
             )
           }
-          ct = unbroadcast(g, ct, input)
+          ct = unbroadcast(g, ct, view(input))
           const prev = cts.get(input.name)
           cts.set(input.name, prev ? add(g, prev, ct) : ct)
         })

@@ -32,6 +32,17 @@ export interface TapeEntry {
   readonly scope: string
 }
 
+/**
+ * Ops recorded between tape indices [start, end) that the backward pass recomputes from `inputs`
+ * instead of keeping their intermediate values alive (gradient checkpointing).
+ */
+export interface CheckpointSegment {
+  readonly start: number
+  readonly end: number
+  /** The activations the segment is recomputed from; they stay alive until its backward. */
+  readonly inputs: readonly Tensor[]
+}
+
 export interface SerializedGraph {
   model: Uint8Array
   externalData: { path: string; data: Uint8Array }[]
@@ -108,6 +119,8 @@ export class Graph {
   private readonly producers = new Map<string, TapeEntry>()
   private readonly nameCounts = new Map<string, number>()
   private readonly constCache = new Map<string, Tensor>()
+  private readonly segments: CheckpointSegment[] = []
+  private inSegment = false
   private scopePath = ''
 
   constructor(opts: GraphOptions = {}) {
@@ -307,6 +320,30 @@ export class Graph {
 
   get tape(): readonly TapeEntry[] {
     return this.tapeEntries
+  }
+
+  /**
+   * Runs fn as a checkpointed segment: grad() recomputes its ops from `inputs` (fed from the
+   * values kept by the forward) just before their backward, so the forward's intermediates inside
+   * the segment are dead once the forward has used them. Values from outside the segment other
+   * than `inputs` (weights, masks) are read as they are.
+   */
+  checkpoint<T>(inputs: readonly Tensor[], fn: () => T): T {
+    if (this.inSegment) throw new GraphError(`checkpoint segments cannot nest (at '${this.scopePath}')`)
+    for (const t of inputs) this.assertOwned(t, 'checkpoint(inputs)')
+    const start = this.tapeEntries.length
+    this.inSegment = true
+    try {
+      const result = fn()
+      this.segments.push({ start, end: this.tapeEntries.length, inputs })
+      return result
+    } finally {
+      this.inSegment = false
+    }
+  }
+
+  get checkpoints(): readonly CheckpointSegment[] {
+    return this.segments
   }
 
   /** Checks the graph before onnxruntime sees it; throws GraphError naming the node and the value. */

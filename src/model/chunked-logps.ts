@@ -43,6 +43,18 @@ const i64 = (g: Graph, values: number[]) =>
   )
 const i64Scalar = (g: Graph, v: number) => g.constant(BigInt64Array.of(BigInt(v)), 'int64', [])
 
+/** Vocabulary columns per chunk of the default head: one (rows × 16384) float32 block at a time. */
+const DEFAULT_CHUNK = 16384
+
+/**
+ * Chunks of the LM head when none are asked for: one up to twice DEFAULT_CHUNK, where the full
+ * logits are cheap and recomputing the head's matmul in the backward would only cost time; above
+ * it (Llama 3's 128k, Qwen's 152k) about DEFAULT_CHUNK columns each.
+ */
+export function defaultVocabChunks(vocab: number): number {
+  return vocab <= 2 * DEFAULT_CHUNK ? 1 : Math.ceil(vocab / DEFAULT_CHUNK)
+}
+
 /** [lo, hi) row ranges of the weight for `chunks` nearly equal chunks. */
 function chunkRanges(vocab: number, chunks: number): [number, number][] {
   const size = Math.ceil(vocab / chunks)
@@ -86,7 +98,8 @@ export const chunkedTargetLogps = defineOp<
     let picked: Tensor | undefined
     for (const [lo, hi] of chunkRanges(vocab, chunks)) {
       const wc = emit('Slice', [w, i64(g, [lo]), i64(g, [hi]), i64(g, [0])], {}, [hi - lo, hiddenSize])
-      const z = emit('FusedMatMul', [h, wc], { transB: int(1) }, [...lead, hi - lo], dtype, 'com.microsoft') // (B, T, Vc)
+      // The op's own emission (a Gemm on the CPU, MatMul on WebGPU), not recorded: this op is.
+      const [z] = fusedMatMul.def.forward(g, [h, wc], { transB: true }) // (B, T, Vc)
       const m = emit('ReduceMax', [z, last], { keepdims: int(1) }, [...lead, 1])
       const s = emit(
         'ReduceSum',

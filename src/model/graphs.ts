@@ -26,10 +26,12 @@ export type Trainable = 'all' | 'adapters' | 'none'
 export interface BindOptions {
   dtype?: FloatDType
   trainable: Trainable
-  /** Run the LM head in this many vocabulary chunks (large vocabularies, tight memory). */
+  /** LM head in this many vocabulary chunks; by default by vocabulary size (defaultVocabChunks). */
   vocabChunks?: number
   /** false for graphs that run on WebGPU, which has no com.microsoft FusedMatMul kernel. */
   fusedMatMul?: boolean
+  /** Gradient checkpointing: the backward recomputes each decoder layer from its input. */
+  checkpoint?: boolean
 }
 
 /** Binds base weights and adapters into g; returns the model context and the fed tensors by key. */
@@ -40,7 +42,7 @@ export function bindModel(
 ): { ctx: ModelContext; params: Map<string, Tensor> } {
   const dtype = opts.dtype ?? 'float32'
   const base = bindWeights(g, model.weights, { dtype, trainable: () => opts.trainable === 'all' })
-  const ctx: ModelContext = { g, cfg: model.cfg, w: base.source }
+  const ctx: ModelContext = { g, cfg: model.cfg, w: base.source, checkpoint: opts.checkpoint }
   const params = new Map(base.inputs)
   if (model.lora) {
     const adapters = bindWeights(g, model.lora.adapters, {
@@ -105,6 +107,7 @@ export function buildPolicyStepGraph(
     dtype: opts.dtype,
     vocabChunks: opts.vocabChunks,
     fusedMatMul: opts.fusedMatMul,
+    checkpoint: opts.checkpoint,
     rows: opts.loss.rows,
     outputs: false,
     name: `step.${opts.loss.name}`,

@@ -13,6 +13,8 @@ export interface ModelContext {
   cfg: LlamaConfig
   w: WeightSource
   lora?: { source: WeightSource; scale: number }
+  /** Recompute each decoder layer in the backward pass instead of keeping its activations. */
+  checkpoint?: boolean
 }
 
 /**

@@ -51,8 +51,11 @@ export function llamaModel(
   ])
   const present: KeyValue[] = []
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
+    const layerInput = x
     const bias = inputs.masks[cfg.layer_types[i]]!
-    const layer = decoderLayer(ctx, x, i, { cos, sin, bias, past: inputs.past?.[i] })
+    const run = () => decoderLayer(ctx, layerInput, i, { cos, sin, bias, past: inputs.past?.[i] })
+    // Checkpointed, the backward keeps only each layer's input (B, T, H) and recomputes the rest.
+    const layer = ctx.checkpoint ? g.checkpoint([layerInput], run) : run()
     x = layer.x
     present.push(layer.present)
   }

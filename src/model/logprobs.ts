@@ -4,7 +4,7 @@
  * (or any roles) share one batch.
  */
 import { div, type Graph, max, mul, reduceSum, selectiveLogSoftmax, type Tensor } from '../engine/index.ts'
-import { chunkedTargetLogps } from './chunked-logps.ts'
+import { chunkedTargetLogps, defaultVocabChunks } from './chunked-logps.ts'
 import type { ModelContext } from './layers.ts'
 import { lmHead, lmHeadWeight } from './llama.ts'
 
@@ -18,9 +18,14 @@ export interface SequenceLogps {
 /**
  * log p(target) at every position (B, T): log-softmax of the logits (B, T, V), gathered at the
  * targets. With vocabChunks > 1 the head runs in vocabulary chunks and (B, T, V) logits never
- * exist at once (chunked-logps.ts).
+ * exist at once (chunked-logps.ts); by default large vocabularies are chunked.
  */
-export function tokenLogps(ctx: ModelContext, hidden: Tensor, targetIds: Tensor, vocabChunks = 1): Tensor {
+export function tokenLogps(
+  ctx: ModelContext,
+  hidden: Tensor,
+  targetIds: Tensor,
+  vocabChunks = defaultVocabChunks(ctx.cfg.vocab_size),
+): Tensor {
   const { g } = ctx
   if (vocabChunks > 1) {
     return g.withScopePath(

@@ -48,6 +48,8 @@ export interface PolicyOptions {
   provider?: Provider
   /** LM head in vocabulary chunks for scoring and training: (B, T, V) logits never all alive. */
   vocabChunks?: number
+  /** Gradient checkpointing: training recomputes each decoder layer instead of storing its activations. */
+  checkpoint?: boolean
 }
 
 /** One micro-batch: token rows and the extra feeds its loss declares (e.g. reference log-probs). */
@@ -160,6 +162,7 @@ export class Policy {
     return {
       trainable: this.trainableKind,
       vocabChunks: this.opts.vocabChunks,
+      checkpoint: this.opts.checkpoint,
       fusedMatMul: this.provider !== 'webgpu',
     }
   }

@@ -27,7 +27,10 @@ const cfg = parsed.config
  * The directional check on f = Σ_b c_b · sum_b + d_b · mean_b of the response log-probs of a
  * left-padded batch, w.r.t. all weights or the LoRA adapters.
  */
-async function scoringCheck(trainable: Exclude<Trainable, 'none'>): Promise<DirectionalCheck> {
+async function scoringCheck(
+  trainable: Exclude<Trainable, 'none'>,
+  checkpoint = false,
+): Promise<DirectionalCheck> {
   const weights = randomWeights(cfg, 11, 0.3)
   const spec = { rank: 2, alpha: 4, targets: ['q_proj', 'v_proj', 'down_proj'] }
   const adapters = initAdapters(cfg, spec, 5)
@@ -39,7 +42,7 @@ async function scoringCheck(trainable: Exclude<Trainable, 'none'>): Promise<Dire
     graph: g,
     logps,
     params,
-  } = buildScoringGraph(model, { trainable, dtype: 'float64', rows: 3, outputs: false })
+  } = buildScoringGraph(model, { trainable, dtype: 'float64', rows: 3, outputs: false, checkpoint })
   const c = g.constant(Float64Array.of(0.7, -1.3, 0.4), 'float64', [3])
   const d = g.constant(Float64Array.of(-0.5, 0.9, 1.1), 'float64', [3])
   const loss = reduceSum(g, add(g, mul(g, logps.sum, c), mul(g, logps.mean, d)))
@@ -53,9 +56,15 @@ async function scoringCheck(trainable: Exclude<Trainable, 'none'>): Promise<Dire
   return directionalCheck(g, loss, params, { name: 'gradcheck', feeds, values, rng })
 }
 
-for (const trainable of ['all', 'adapters'] as const) {
-  test(`float64 finite differences match the sequence log-prob gradient w.r.t. ${trainable === 'all' ? 'all weights' : 'LoRA adapters'}`, async () => {
-    const { analytic, numeric } = await scoringCheck(trainable)
+for (const [trainable, checkpoint] of [
+  ['all', false],
+  ['adapters', false],
+  ['all', true],
+  ['adapters', true],
+] as const) {
+  const what = trainable === 'all' ? 'all weights' : 'LoRA adapters'
+  test(`float64 finite differences match the sequence log-prob gradient w.r.t. ${what}${checkpoint ? ', decoder layers recomputed' : ''}`, async () => {
+    const { analytic, numeric } = await scoringCheck(trainable, checkpoint)
     const rel = Math.abs(analytic - numeric) / Math.abs(numeric)
     assert.ok(Math.abs(numeric) > 1e-3, `the check needs a non-trivial derivative, got ${numeric}`)
     // Central differences in float64 with eps 1e-5: truncation O(eps²) and rounding O(1e-16/eps) both ≪ 1e-6.
