@@ -43,7 +43,7 @@ import {
   writeSafetensors,
 } from './safetensors.ts'
 import { saveAdapters, saveFullModel } from './save.ts'
-import { halfInputDType } from './weight-source.ts'
+import { HALF_INPUT_DTYPE } from './weight-source.ts'
 import type { StoredWeights } from './weights.ts'
 
 export interface PolicyOptions {
@@ -68,7 +68,7 @@ export type WeightsDType = 'float32' | 'float16' | 'bfloat16'
 /** A weight as a graph feed: float32, or half bits as bindWeights declares them. */
 const weightFeed = (t: StoredTensor): HostTensor =>
   isHalf(t)
-    ? { dtype: halfInputDType(t.dtype), dims: t.shape, data: t.data }
+    ? { dtype: HALF_INPUT_DTYPE, dims: t.shape, data: t.data }
     : { dtype: 'float32', dims: t.shape, data: t.data }
 
 /** One micro-batch: token rows and the extra feeds its loss declares (e.g. reference log-probs). */

@@ -27,25 +27,31 @@ export function hostData(data: Float32Array | Float64Array, dtype: FloatDType): 
   return data instanceof Float64Array ? data : Float64Array.from(data)
 }
 
-/** The graph input type of a half weight: float16 as such, bfloat16 as its bits (no bf16 feeds in onnxruntime-node). */
-export const halfInputDType = (dtype: HalfDType): DType => (dtype === 'float16' ? 'float16' : 'uint16')
+/**
+ * The graph input type of a half weight: its raw bits as uint16 (onnxruntime-node feeds no
+ * bfloat16, and its float16 feeds failed in 1.30 under Node 24).
+ */
+export const HALF_INPUT_DTYPE: DType = 'uint16'
 
-/** Every bfloat16 bit pattern's value: upcasting is one lookup per element. */
-let bfloat16Values: Float32Array | undefined
-function bfloat16Table(): Float32Array {
-  bfloat16Values ??= decodeHalf(
-    'bfloat16',
-    Uint16Array.from({ length: 65536 }, (_, i) => i),
-    new Float32Array(65536),
-  )
-  return bfloat16Values
+/** Every bit pattern's value, per half type: upcasting is one table lookup per element. */
+const tables = new Map<HalfDType, Float32Array>()
+function halfTable(dtype: HalfDType): Float32Array {
+  let table = tables.get(dtype)
+  if (!table) {
+    table = decodeHalf(
+      dtype,
+      Uint16Array.from({ length: 65536 }, (_, i) => i),
+      new Float32Array(65536),
+    )
+    tables.set(dtype, table)
+  }
+  return table
 }
 
-/** A half weight input in the graph's float type. */
-function upcast(g: Graph, x: Tensor, half: HalfDType, to: FloatDType): Tensor {
-  if (half === 'float16') return cast(g, x, { to })
-  const values = g.constant(hostData(bfloat16Table(), to), to, [65536])
-  return gather(g, values, cast(g, x, { to: 'int32' }))
+/** A half weight input (uint16 bits) in the graph's float type. */
+function upcast(g: Graph, bits: Tensor, half: HalfDType, to: FloatDType): Tensor {
+  const values = g.constant(hostData(halfTable(half), to), to, [65536])
+  return gather(g, values, cast(g, bits, { to: 'int32' }))
 }
 
 type BindableTensor = StoredTensor | { shape: number[]; data: Float64Array }
@@ -69,7 +75,7 @@ export function bindWeights(
       bound.set(key, input)
     } else if (opts.frozen === 'inputs' && 'dtype' in t) {
       const { dtype } = t
-      const input = g.input(key, halfInputDType(dtype), t.shape)
+      const input = g.input(key, HALF_INPUT_DTYPE, t.shape)
       deferred.set(key, () => upcast(g, input, dtype, opts.dtype))
     } else if (opts.frozen === 'inputs') {
       bound.set(key, g.input(key, opts.dtype, t.shape))
