@@ -94,6 +94,8 @@ function constantData(
       return BigInt64Array.from(list, (v) => BigInt(v))
     case 'int32':
       return Int32Array.from(list, Number)
+    case 'uint16':
+      return Uint16Array.from(list, Number)
     case 'bool':
       return Uint8Array.from(list, (v) => (v ? 1 : 0))
   }

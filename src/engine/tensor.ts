@@ -1,5 +1,8 @@
-/** Element types the engine records; names follow onnxruntime-node's tensor types. */
-export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'bool'
+/**
+ * Element types the engine records; names follow onnxruntime-node's tensor types. uint16 carries
+ * bfloat16 bits, which onnxruntime-node cannot feed as such.
+ */
+export type DType = 'float32' | 'float64' | 'float16' | 'int64' | 'int32' | 'uint16' | 'bool'
 export type FloatDType = 'float32' | 'float64' | 'float16'
 
 /** A static size, or a named dynamic dim such as 'batch' (the same name means the same size). */
@@ -18,6 +21,7 @@ export type TypedArray = Float32Array | Float64Array | Uint16Array | BigInt64Arr
 /** TensorProto.DataType codes. */
 export const ONNX_DTYPE: Readonly<Record<DType, number>> = {
   float32: 1,
+  uint16: 4,
   int32: 6,
   int64: 7,
   bool: 9,
@@ -31,6 +35,7 @@ export const BYTES_PER_ELEMENT: Readonly<Record<DType, number>> = {
   float16: 2,
   int64: 8,
   int32: 4,
+  uint16: 2,
   bool: 1,
 }
 

@@ -10,13 +10,13 @@ import type { ModelContext } from './layers.ts'
 import { llamaModel, lmHead } from './llama.ts'
 import { reduceSequences, type SequenceLogps, tokenLogps } from './logprobs.ts'
 import { type Adapters, type LoraSpec, loraScale } from './lora.ts'
-import { bindWeights, type FloatDType } from './weight-source.ts'
-import type { Weights } from './weights.ts'
+import { bindWeights, type FloatDType, type FrozenWeights } from './weight-source.ts'
+import type { StoredWeights } from './weights.ts'
 
 /** A model's tensors: base weights and, with LoRA, the adapters and their spec. */
 export interface ModelTensors {
   cfg: LlamaConfig
-  weights: Weights
+  weights: StoredWeights
   lora?: { spec: LoraSpec; adapters: Adapters }
 }
 
@@ -26,6 +26,8 @@ export type Trainable = 'all' | 'adapters' | 'none'
 export interface BindOptions {
   dtype?: FloatDType
   trainable: Trainable
+  /** Frozen weights as initializers (the default) or fed as inputs (see bindWeights). */
+  frozen?: FrozenWeights
   /** LM head in this many vocabulary chunks; by default by vocabulary size (defaultVocabChunks). */
   vocabChunks?: number
   /** false for graphs that run on WebGPU, which has no com.microsoft FusedMatMul kernel. */
@@ -41,13 +43,18 @@ export function bindModel(
   opts: BindOptions,
 ): { ctx: ModelContext; params: Map<string, Tensor> } {
   const dtype = opts.dtype ?? 'float32'
-  const base = bindWeights(g, model.weights, { dtype, trainable: () => opts.trainable === 'all' })
+  const base = bindWeights(g, model.weights, {
+    dtype,
+    trainable: () => opts.trainable === 'all',
+    frozen: opts.frozen,
+  })
   const ctx: ModelContext = { g, cfg: model.cfg, w: base.source, checkpoint: opts.checkpoint }
   const params = new Map(base.inputs)
   if (model.lora) {
     const adapters = bindWeights(g, model.lora.adapters, {
       dtype,
       trainable: () => opts.trainable !== 'none',
+      frozen: opts.frozen,
     })
     ctx.lora = { source: adapters.source, scale: loraScale(model.lora.spec) }
     for (const [k, t] of adapters.inputs) params.set(k, t)
@@ -104,6 +111,7 @@ export function buildPolicyStepGraph(
 ): BuiltGradStep {
   const scoring = buildScoringGraph(model, {
     trainable: opts.trainable,
+    frozen: opts.frozen,
     dtype: opts.dtype,
     vocabChunks: opts.vocabChunks,
     fusedMatMul: opts.fusedMatMul,

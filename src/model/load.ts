@@ -7,16 +7,17 @@ import path from 'node:path'
 import { ModelLoadError } from '../errors.ts'
 import { ChatTemplate } from './chat-template.ts'
 import { type LlamaConfig, parseLlamaConfig } from './config.ts'
+import type { StorageDType } from './safetensors.ts'
 import { readJson, TextTokenizer, TOKENIZER_FILE } from './tokenizer.ts'
-import { exists, inspectWeights, loadWeights, type Weights } from './weights.ts'
+import { exists, inspectWeights, loadWeights, type StoredWeights, type Weights } from './weights.ts'
 
 export const CONFIG_FILE = 'config.json'
 export const GENERATION_CONFIG_FILE = 'generation_config.json'
 
-export interface LoadedModel {
+export interface LoadedModel<W extends StoredWeights = Weights> {
   dir: string
   config: LlamaConfig
-  weights: Weights
+  weights: W
   tokenizer: TextTokenizer
   chatTemplate: ChatTemplate | null
   /** Token ids that end generation: config, generation_config.json and the tokenizer's eos token. */
@@ -49,7 +50,13 @@ export async function inspectModelFolder(dir: string): Promise<string[]> {
   return (await inspect(dir)).problems
 }
 
-export async function loadModel(dir: string): Promise<LoadedModel> {
+/** Opens a model folder; its weights as float32, or stored as `storage` when given. */
+export async function loadModel(dir: string): Promise<LoadedModel>
+export async function loadModel(dir: string, storage: StorageDType): Promise<LoadedModel<StoredWeights>>
+export async function loadModel(
+  dir: string,
+  storage: StorageDType = 'float32',
+): Promise<LoadedModel<StoredWeights>> {
   const { config, problems } = await inspect(dir)
   let tokenizer: TextTokenizer | undefined
   let chatTemplate: ChatTemplate | null = null
@@ -67,7 +74,7 @@ export async function loadModel(dir: string): Promise<LoadedModel> {
       problems,
     })
   }
-  const weights = await loadWeights(dir, config)
+  const weights = await loadWeights(dir, config, storage)
   const stop = new Set(config.eos_token_id)
   if (await exists(path.join(dir, GENERATION_CONFIG_FILE))) {
     const gen = await readJson(path.join(dir, GENERATION_CONFIG_FILE))

@@ -7,8 +7,8 @@
 import { ValidationError } from '../errors.ts'
 import type { LlamaConfig } from './config.ts'
 import { Random, uniformArray } from './random.ts'
-import type { FloatTensor } from './safetensors.ts'
-import { expectedWeightShapes, type Weights } from './weights.ts'
+import { decodeHalf, encodeHalf, type FloatTensor, isHalf } from './safetensors.ts'
+import { expectedWeightShapes, type StoredWeights } from './weights.ts'
 
 export interface LoraSpec {
   rank: number
@@ -80,8 +80,16 @@ export function initAdapters(cfg: LlamaConfig, spec: LoraSpec, seed: number): Ad
   return adapters
 }
 
-/** W += sign * scale * B A for every adapted module, in place (merge: +1, unmerge: -1). */
-export function applyAdapters(weights: Weights, adapters: Adapters, spec: LoraSpec, sign: 1 | -1): void {
+/**
+ * W += sign * scale * B A for every adapted module, in place (merge: +1, unmerge: -1). A weight
+ * stored in a half type is updated row by row in float32, then rounded back.
+ */
+export function applyAdapters(
+  weights: StoredWeights,
+  adapters: Adapters,
+  spec: LoraSpec,
+  sign: 1 | -1,
+): void {
   const scale = sign * loraScale(spec)
   for (const key of adapters.keys()) {
     if (!key.endsWith('.lora_A.weight')) continue
@@ -91,14 +99,17 @@ export function applyAdapters(weights: Weights, adapters: Adapters, spec: LoraSp
     const w = weights.get(`${module}.weight`)!
     const [out, inp] = w.shape
     const r = a.shape[0]
+    const scratch = new Float32Array(inp)
     for (let o = 0; o < out; o++) {
-      const row = o * inp
+      const stored = w.data.subarray(o * inp, (o + 1) * inp)
+      const row = isHalf(w) ? decodeHalf(w.dtype, stored as Uint16Array, scratch) : (stored as Float32Array)
       for (let k = 0; k < r; k++) {
         const bk = b.data[o * r + k] * scale
         if (bk === 0) continue
         const arow = k * inp
-        for (let i = 0; i < inp; i++) w.data[row + i] += bk * a.data[arow + i]
+        for (let i = 0; i < inp; i++) row[i] += bk * a.data[arow + i]
       }
+      if (isHalf(w)) encodeHalf(w.dtype, row, stored as Uint16Array)
     }
   }
 }

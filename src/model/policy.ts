@@ -2,7 +2,8 @@
  * A trainable causal LM: weights (and LoRA adapters), the sessions that score, train and generate,
  * and the optimizer state. Trainable tensors live in the host AdamW's memory and are fed to every
  * session (without copies on the CPU; on WebGPU through device copies made once per change, see
- * ResidentWeights); frozen ones are baked into the sessions as initializers. The sessions run on one
+ * ResidentWeights); so are the frozen ones (the LoRA base, the reference), possibly stored in a half
+ * type (`weightsDtype`): every session reads the same host buffers. The sessions run on one
  * execution provider (CPU, WebGPU or CUDA): forward, backward and decoding on the device, the AdamW
  * update on the host.
  */
@@ -31,9 +32,19 @@ import { buildDecodeGraph } from './kv-cache.ts'
 import { type LoadedModel, loadModel } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
 import { ResidentWeights } from './resident-weights.ts'
-import { type FloatTensor, readSafetensors, writeSafetensors } from './safetensors.ts'
+import {
+  assignValues,
+  type FloatTensor,
+  isHalf,
+  readSafetensors,
+  type StoredTensor,
+  storageOf,
+  toStorage,
+  writeSafetensors,
+} from './safetensors.ts'
 import { saveAdapters, saveFullModel } from './save.ts'
-import type { Weights } from './weights.ts'
+import { HALF_INPUT_DTYPE } from './weight-source.ts'
+import type { StoredWeights } from './weights.ts'
 
 export interface PolicyOptions {
   /** Train LoRA adapters on a frozen base; full fine-tuning when absent. */
@@ -50,7 +61,17 @@ export interface PolicyOptions {
   vocabChunks?: number
   /** Gradient checkpointing: training recomputes each decoder layer instead of storing its activations. */
   checkpoint?: boolean
+  /** How frozen weights are stored (the trainable ones are float32). */
+  weightsDtype?: WeightsDType
 }
+
+export type WeightsDType = 'float32' | 'float16' | 'bfloat16'
+
+/** A weight as a graph feed: float32, or half bits as bindWeights declares them. */
+const weightFeed = (t: StoredTensor): HostTensor =>
+  isHalf(t)
+    ? { dtype: HALF_INPUT_DTYPE, dims: t.shape, data: t.data }
+    : { dtype: 'float32', dims: t.shape, data: t.data }
 
 /** One micro-batch: token rows and the extra feeds its loss declares (e.g. reference log-probs). */
 export interface TrainBatch {
@@ -91,19 +112,21 @@ export type PromptInput = string | readonly ChatMessage[]
 export const STATE_FILE = 'policy_state.json'
 export const STATE_TENSORS_FILE = 'policy_state.safetensors'
 
-const copyTensor = (t: FloatTensor): FloatTensor => ({ shape: [...t.shape], data: t.data.slice() })
+const floatCopy = (t: StoredTensor): FloatTensor => toStorage(t, 'float32') as FloatTensor
 
 export class Policy {
   readonly config: LlamaConfig
-  readonly model: LoadedModel
+  readonly model: LoadedModel<StoredWeights>
   readonly lora?: { spec: LoraSpec; adapters: Adapters }
-  private readonly weights: Weights
+  private readonly weights: StoredWeights
   private readonly optimizer: HostAdamW
   private readonly trainable: Map<string, FloatTensor>
   /** Full fine-tuning: the frozen reference weights (null: the policy itself until frozen). */
-  private reference: Weights | null = null
+  private reference: StoredWeights | null = null
   private readonly zeroAdapters = new Map<string, HostTensor>()
   private scoring?: Promise<GraphSession>
+  /** Full fine-tuning: scores the frozen reference, whose weights may be stored in a half type. */
+  private referenceScoring?: Promise<GraphSession>
   private decode?: Promise<GraphSession>
   private readonly stepSessions = new Map<string, Promise<GraphSession>>()
   /** The weights each session reads, kept on the device between runs where the provider allows. */
@@ -113,7 +136,7 @@ export class Policy {
   step = 0
 
   constructor(
-    model: LoadedModel,
+    model: LoadedModel<StoredWeights>,
     private readonly opts: PolicyOptions = {},
   ) {
     this.model = model
@@ -121,7 +144,11 @@ export class Policy {
     this.weights = model.weights
     this.seed = opts.seed ?? 0
     if (opts.lora) this.lora = { spec: opts.lora, adapters: initAdapters(this.config, opts.lora, this.seed) }
-    this.trainable = this.lora ? this.lora.adapters : this.weights
+    // Trainable weights are float32; the frozen base is kept as weightsDtype (one tensor converted at a time).
+    const storage = this.lora ? this.frozenDtype : 'float32'
+    for (const [k, t] of this.weights)
+      if (storageOf(t) !== storage) this.weights.set(k, toStorage(t, storage))
+    this.trainable = this.lora ? this.lora.adapters : (this.weights as Map<string, FloatTensor>)
     this.optimizer = new HostAdamW(
       [...this.trainable].map(([name, t]) => ({ name, shape: t.shape, decay: t.shape.length > 1 })),
       opts.adamw,
@@ -142,7 +169,12 @@ export class Policy {
   }
 
   static async load(dir: string, opts: PolicyOptions = {}): Promise<Policy> {
-    return new Policy(await loadModel(dir), opts)
+    return new Policy(await loadModel(dir, opts.lora ? (opts.weightsDtype ?? 'float32') : 'float32'), opts)
+  }
+
+  /** How frozen weights are stored. */
+  private get frozenDtype(): WeightsDType {
+    return this.opts.weightsDtype ?? 'float32'
   }
 
   /** Moves the trainable tensors into the optimizer's memory; the maps then hold live views of it. */
@@ -157,10 +189,20 @@ export class Policy {
     return this.opts.provider ?? 'cpu'
   }
 
+  /** Bytes of every weight, adapter and reference weight as stored (each once). */
+  weightBytes(): number {
+    let n = 0
+    for (const t of this.weights.values()) n += t.data.byteLength
+    if (this.lora) for (const t of this.lora.adapters.values()) n += t.data.byteLength
+    if (this.reference) for (const t of this.reference.values()) n += t.data.byteLength
+    return n
+  }
+
   /** Graph options for this policy's provider. */
   private get bind() {
     return {
       trainable: this.trainableKind,
+      frozen: 'inputs' as const,
       vocabChunks: this.opts.vocabChunks,
       checkpoint: this.opts.checkpoint,
       fusedMatMul: this.provider !== 'webgpu',
@@ -183,11 +225,12 @@ export class Policy {
     })
   }
 
-  /** Feeds of the trainable tensors: the policy's own, or the reference's. */
+  /** Feeds of every weight (the host buffers themselves): the policy's own, or the reference's. */
   private paramFeeds(which: 'policy' | 'reference'): Record<string, HostTensor> {
     const feeds: Record<string, HostTensor> = {}
-    const source = which === 'reference' && this.reference ? this.reference : this.trainable
-    for (const [name, t] of source) feeds[name] = { dtype: 'float32', dims: t.shape, data: t.data }
+    const base = which === 'reference' && this.reference ? this.reference : this.weights
+    for (const [name, t] of base) feeds[name] = weightFeed(t)
+    if (this.lora) for (const [name, t] of this.lora.adapters) feeds[name] = weightFeed(t)
     if (which === 'reference' && this.lora) for (const [name, zero] of this.zeroAdapters) feeds[name] = zero
     return feeds
   }
@@ -214,13 +257,23 @@ export class Policy {
     rows: readonly TokenRow[],
     which: 'policy' | 'reference' = 'policy',
   ): Promise<SequenceScores> {
-    this.scoring ??= this.openSession(buildScoringGraph(this.modelTensors, this.bind).graph, 'scoring')
-    const session = await this.scoring
+    const session = await this.scoringSession(which)
     const batch = packRows(rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
     const resident = which === 'policy' ? this.residentPolicy : this.residentReference
     const out = await resident.run(session, scoringFeeds(this.config, batch, 'float32'))
     const list = (k: string) => Array.from(out[k].data as Float32Array)
     return { sum: list('logps.sum'), mean: list('logps.mean'), count: list('logps.count') }
+  }
+
+  private scoringSession(which: 'policy' | 'reference'): Promise<GraphSession> {
+    if (which === 'reference' && this.reference) {
+      const model = { cfg: this.config, weights: this.reference }
+      const bind = { ...this.bind, trainable: 'none' as const }
+      this.referenceScoring ??= this.openSession(buildScoringGraph(model, bind).graph, 'reference')
+      return this.referenceScoring
+    }
+    this.scoring ??= this.openSession(buildScoringGraph(this.modelTensors, this.bind).graph, 'scoring')
+    return this.scoring
   }
 
   private get padId(): number {
@@ -297,7 +350,7 @@ export class Policy {
    */
   async freezeReference(): Promise<void> {
     if (this.lora) await this.mergeAdapters()
-    else this.reference = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+    else this.reference = new Map([...this.weights].map(([k, t]) => [k, toStorage(t, this.frozenDtype)]))
     this.residentReference.changed()
   }
 
@@ -309,14 +362,14 @@ export class Policy {
     for (const [k, t] of initAdapters(this.config, this.lora.spec, this.seed)) this.lora.adapters.set(k, t)
     this.adoptTrainable()
     this.trainableChanged()
-    await this.releaseSessions()
+    this.residentReference.changed()
   }
 
   /** Full weights (adapters merged into a copy) with config and tokenizer files. */
   async saveFull(dir: string): Promise<number> {
     let weights = this.weights
     if (this.lora) {
-      weights = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+      weights = new Map([...this.weights].map(([k, t]) => [k, floatCopy(t)]))
       applyAdapters(weights, this.lora.adapters, this.lora.spec, 1)
     }
     return saveFullModel(dir, { dir: this.model.dir, weights })
@@ -333,8 +386,8 @@ export class Policy {
     for (const [name, t] of Object.entries(this.optimizer.read(true))) {
       tensors.set(name, { shape: [...t.dims], data: t.data as Float32Array })
     }
-    if (this.lora) for (const [k, t] of this.weights) tensors.set(`base.${k}`, copyTensor(t))
-    if (this.reference) for (const [k, t] of this.reference) tensors.set(`reference.${k}`, copyTensor(t))
+    if (this.lora) for (const [k, t] of this.weights) tensors.set(`base.${k}`, floatCopy(t))
+    if (this.reference) for (const [k, t] of this.reference) tensors.set(`reference.${k}`, floatCopy(t))
     return { step: this.step, tensors }
   }
 
@@ -356,13 +409,12 @@ export class Policy {
     if (this.lora) {
       for (const [k, t] of this.weights) {
         const saved = state.tensors.get(`base.${k}`)
-        if (saved) t.data.set(saved.data)
+        if (saved) assignValues(t, saved.data)
       }
-      await this.releaseSessions()
     }
     const ref = [...state.tensors].filter(([k]) => k.startsWith('reference.'))
     this.reference = ref.length
-      ? new Map(ref.map(([k, t]) => [k.slice('reference.'.length), copyTensor(t)]))
+      ? new Map(ref.map(([k, t]) => [k.slice('reference.'.length), toStorage(t, this.frozenDtype)]))
       : null
     this.residentPolicy.changed()
     this.residentReference.changed()
@@ -371,7 +423,7 @@ export class Policy {
 
   /** An independent copy: its own weights, adapters, optimizer state and sessions. */
   async fork(): Promise<Policy> {
-    const weights: Weights = new Map([...this.weights].map(([k, t]) => [k, copyTensor(t)]))
+    const weights: StoredWeights = new Map([...this.weights].map(([k, t]) => [k, toStorage(t, storageOf(t))]))
     const copy = new Policy({ ...this.model, weights }, { ...this.opts, seed: this.seed })
     await copy.importState(this.exportState())
     return copy
@@ -404,8 +456,11 @@ export class Policy {
   }
 
   private async releaseSessions(): Promise<void> {
-    const all = [this.scoring, this.decode, ...this.stepSessions.values()].filter((s) => s !== undefined)
+    const all = [this.scoring, this.referenceScoring, this.decode, ...this.stepSessions.values()].filter(
+      (s) => s !== undefined,
+    )
     this.scoring = undefined
+    this.referenceScoring = undefined
     this.decode = undefined
     this.stepSessions.clear()
     for (const s of all) await (await s).release()

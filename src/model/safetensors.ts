@@ -1,7 +1,8 @@
 /**
  * The safetensors format, read and written directly: 8-byte little-endian header length, a JSON
  * header `{ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: {...} }`, then raw
- * little-endian data. Floating tensors come out as Float32Array whatever their stored dtype.
+ * little-endian data. Floating tensors come out as Float32Array, or in a half type kept as its raw
+ * 16-bit patterns (HalfTensor) when asked; either way read straight into their final arrays.
  */
 import { randomBytes } from 'node:crypto'
 import { type FileHandle, open, rename, rm } from 'node:fs/promises'
@@ -30,6 +31,67 @@ export interface SafetensorsHeader {
 export interface FloatTensor {
   shape: number[]
   data: Float32Array
+}
+
+export type HalfDType = 'float16' | 'bfloat16'
+/** How weights are kept in memory: float32, or a half type as raw bits (2 bytes per value). */
+export type StorageDType = 'float32' | HalfDType
+
+/** A tensor of float16 or bfloat16 values as their raw bit patterns. */
+export interface HalfTensor {
+  shape: number[]
+  dtype: HalfDType
+  data: Uint16Array
+}
+
+export type StoredTensor = FloatTensor | HalfTensor
+
+export const isHalf = (t: StoredTensor): t is HalfTensor => 'dtype' in t
+
+export const storageOf = (t: StoredTensor): StorageDType => (isHalf(t) ? t.dtype : 'float32')
+
+const FILE_DTYPE: Readonly<Record<StorageDType, SafetensorsDType>> = {
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+}
+
+/** Half bits -> float32 values, into `out`. */
+export function decodeHalf(dtype: HalfDType, bits: Uint16Array, out: Float32Array): Float32Array {
+  if (dtype === 'bfloat16') {
+    const u = new Uint32Array(out.buffer, out.byteOffset, out.length)
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16
+  } else {
+    for (let i = 0; i < bits.length; i++) out[i] = float16ToNumber(bits[i])
+  }
+  return out
+}
+
+/** float32 values -> half bits rounded to nearest even, into `out`. */
+export function encodeHalf(dtype: HalfDType, values: Float32Array, out: Uint16Array): Uint16Array {
+  const round = dtype === 'bfloat16' ? numberToBfloat16 : numberToFloat16
+  for (let i = 0; i < values.length; i++) out[i] = round(values[i])
+  return out
+}
+
+/** The values as float32: the tensor itself when it is float32, a decoded copy otherwise. */
+export function toFloatTensor(t: StoredTensor): FloatTensor {
+  if (!isHalf(t)) return t
+  return { shape: [...t.shape], data: decodeHalf(t.dtype, t.data, new Float32Array(t.data.length)) }
+}
+
+/** A copy of the tensor's values stored as `dtype` (rounded to nearest even when narrower). */
+export function toStorage(t: StoredTensor, dtype: StorageDType): StoredTensor {
+  if (storageOf(t) === dtype) return { ...t, shape: [...t.shape], data: t.data.slice() } as StoredTensor
+  const values = toFloatTensor(t).data
+  if (dtype === 'float32') return { shape: [...t.shape], data: values === t.data ? values.slice() : values }
+  return { shape: [...t.shape], dtype, data: encodeHalf(dtype, values, new Uint16Array(values.length)) }
+}
+
+/** Overwrites a stored tensor's values with float32 ones (rounded into its own dtype). */
+export function assignValues(t: StoredTensor, values: Float32Array): void {
+  if (isHalf(t)) encodeHalf(t.dtype, values, t.data)
+  else t.data.set(values)
 }
 
 /** Reads and checks the header of a safetensors file. */
@@ -79,17 +141,28 @@ async function readHeader(fh: FileHandle, file: string): Promise<SafetensorsHead
 }
 
 /**
- * Reads the named tensors (all when `names` is omitted) of a safetensors file as float32.
- * Reads tensor by tensor, so a shard never sits in memory twice.
+ * Reads the named tensors (all when `names` is omitted) of a safetensors file, as float32 or in
+ * `storage`. Reads tensor by tensor, each straight into its final array when the file holds it in
+ * that dtype already (otherwise through one temporary buffer of that tensor alone).
  */
 export async function readSafetensors(
   file: string,
   names?: Iterable<string>,
-): Promise<Map<string, FloatTensor>> {
+): Promise<Map<string, FloatTensor>>
+export async function readSafetensors(
+  file: string,
+  names: Iterable<string> | undefined,
+  storage: StorageDType,
+): Promise<Map<string, StoredTensor>>
+export async function readSafetensors(
+  file: string,
+  names?: Iterable<string>,
+  storage: StorageDType = 'float32',
+): Promise<Map<string, StoredTensor>> {
   const fh = await open(file, 'r')
   try {
     const header = await readHeader(fh, file)
-    const out = new Map<string, FloatTensor>()
+    const out = new Map<string, StoredTensor>()
     for (const name of names ?? Object.keys(header.tensors)) {
       const info = header.tensors[name]
       if (!info) throw new ModelLoadError(`${file}: no tensor '${name}'`)
@@ -99,9 +172,31 @@ export async function readSafetensors(
         )
       }
       const [begin, end] = info.data_offsets
-      const raw = Buffer.alloc(end - begin)
-      await fh.read(raw, 0, raw.length, header.dataStart + begin)
-      out.set(name, { shape: [...info.shape], data: toFloat32(raw, info.dtype as SafetensorsDType) })
+      const dtype = info.dtype as SafetensorsDType
+      const shape = [...info.shape]
+      const n = (end - begin) / BYTES[dtype]
+      const position = header.dataStart + begin
+      if (dtype === FILE_DTYPE[storage]) {
+        // Already in the wanted dtype: read into the final (aligned) array, no other copy.
+        const data = storage === 'float32' ? new Float32Array(n) : new Uint16Array(n)
+        await readFully(fh, new Uint8Array(data.buffer), position, file)
+        out.set(
+          name,
+          storage === 'float32'
+            ? { shape, data: data as Float32Array }
+            : { shape, dtype: storage, data: data as Uint16Array },
+        )
+        continue
+      }
+      const raw = new Uint8Array(end - begin)
+      await readFully(fh, raw, position, file)
+      const values = toFloat32(raw.buffer, dtype)
+      out.set(
+        name,
+        storage === 'float32'
+          ? { shape, data: values }
+          : { shape, dtype: storage, data: encodeHalf(storage, values, new Uint16Array(n)) },
+      )
     }
     return out
   } finally {
@@ -109,27 +204,29 @@ export async function readSafetensors(
   }
 }
 
-function toFloat32(raw: Buffer, dtype: SafetensorsDType): Float32Array {
-  const n = raw.length / BYTES[dtype]
-  // Copy into aligned memory: the data section need not be aligned inside the file buffer.
-  const aligned = new Uint8Array(raw).buffer
+/** Reads `into.length` bytes at `position`, in chunks (one read() call is capped near 2 GiB). */
+async function readFully(fh: FileHandle, into: Uint8Array, position: number, file: string): Promise<void> {
+  const CHUNK = 1 << 30
+  for (let done = 0; done < into.length; ) {
+    const { bytesRead } = await fh.read(into, done, Math.min(CHUNK, into.length - done), position + done)
+    if (bytesRead === 0)
+      throw new ModelLoadError(`${file}: unexpected end of file at byte ${position + done}`)
+    done += bytesRead
+  }
+}
+
+/** Decodes a tensor's bytes (in aligned memory of their own) to float32. */
+function toFloat32(aligned: ArrayBuffer, dtype: SafetensorsDType): Float32Array {
+  const n = aligned.byteLength / BYTES[dtype]
   switch (dtype) {
     case 'F32':
       return new Float32Array(aligned)
     case 'F64':
       return Float32Array.from(new Float64Array(aligned))
-    case 'BF16': {
-      const bits = new Uint16Array(aligned)
-      const out = new Uint32Array(n)
-      for (let i = 0; i < n; i++) out[i] = bits[i] << 16
-      return new Float32Array(out.buffer)
-    }
-    case 'F16': {
-      const bits = new Uint16Array(aligned)
-      const out = new Float32Array(n)
-      for (let i = 0; i < n; i++) out[i] = float16ToNumber(bits[i])
-      return out
-    }
+    case 'BF16':
+      return decodeHalf('bfloat16', new Uint16Array(aligned), new Float32Array(n))
+    case 'F16':
+      return decodeHalf('float16', new Uint16Array(aligned), new Float32Array(n))
   }
 }
 
@@ -186,7 +283,10 @@ export function numberToFloat16(x: number): number {
   return sign | (e << 10) | m
 }
 
-function encode(data: Float32Array, dtype: SafetensorsDType): Uint8Array {
+function encode(t: StoredTensor, dtype: SafetensorsDType): Uint8Array {
+  if (FILE_DTYPE[storageOf(t)] === dtype)
+    return new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength)
+  const data = toFloatTensor(t).data
   switch (dtype) {
     case 'F32':
       return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
@@ -210,7 +310,7 @@ export interface WriteOptions {
  */
 export async function writeSafetensors(
   file: string,
-  tensors: ReadonlyMap<string, FloatTensor>,
+  tensors: ReadonlyMap<string, StoredTensor>,
   opts: WriteOptions = {},
 ): Promise<number> {
   const dtype = opts.dtype ?? 'F32'
@@ -241,7 +341,7 @@ export async function writeSafetensors(
   try {
     await fh.write(lenBuf)
     await fh.write(headerBuf)
-    for (const name of names) await fh.write(encode(tensors.get(name)!.data, dtype))
+    for (const name of names) await fh.write(encode(tensors.get(name)!, dtype))
     await fh.sync()
   } catch (err) {
     await fh.close()

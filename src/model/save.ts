@@ -9,7 +9,7 @@ import { writeFolderAtomically, writeJson } from './atomic-folder.ts'
 import type { LlamaConfig } from './config.ts'
 import { type Adapters, type LoraSpec, peftAdapterConfig, toPeftKeys } from './lora.ts'
 import { type SafetensorsDType, writeSafetensors } from './safetensors.ts'
-import { exists, SINGLE_FILE, type Weights } from './weights.ts'
+import { exists, SINGLE_FILE, type StoredWeights } from './weights.ts'
 
 export const ADAPTER_WEIGHTS_FILE = 'adapter_model.safetensors'
 export const ADAPTER_CONFIG_FILE = 'adapter_config.json'
@@ -27,7 +27,7 @@ const COMPANION_FILES = [
 /** Writes full weights with the source folder's config and tokenizer files. Returns bytes written. */
 export async function saveFullModel(
   dir: string,
-  source: { dir: string; weights: Weights },
+  source: { dir: string; weights: StoredWeights },
   opts: { dtype?: SafetensorsDType } = {},
 ): Promise<number> {
   return writeFolderAtomically(dir, async (tmp) => {

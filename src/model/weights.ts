@@ -7,12 +7,20 @@ import { access, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { ModelLoadError } from '../errors.ts'
 import type { LlamaConfig } from './config.ts'
-import { type FloatTensor, readSafetensors, readSafetensorsHeader } from './safetensors.ts'
+import {
+  type FloatTensor,
+  readSafetensors,
+  readSafetensorsHeader,
+  type StorageDType,
+  type StoredTensor,
+} from './safetensors.ts'
 
 export type { FloatTensor } from './safetensors.ts'
 
 /** Weights by HF key. */
 export type Weights = Map<string, FloatTensor>
+/** Weights by HF key, some possibly stored in a half type (frozen ones). */
+export type StoredWeights = Map<string, StoredTensor>
 
 export const SINGLE_FILE = 'model.safetensors'
 export const INDEX_FILE = 'model.safetensors.index.json'
@@ -143,8 +151,21 @@ export async function inspectWeights(dir: string, cfg: LlamaConfig): Promise<str
   return checkWeightShapes(cfg, shapes)
 }
 
-/** Reads every weight the config needs as float32. Throws ModelLoadError listing all problems. */
-export async function loadWeights(dir: string, cfg: LlamaConfig): Promise<Weights> {
+/**
+ * Reads every weight the config needs, as float32 or stored as `storage`, each once. Throws
+ * ModelLoadError listing all problems.
+ */
+export async function loadWeights(dir: string, cfg: LlamaConfig): Promise<Weights>
+export async function loadWeights(
+  dir: string,
+  cfg: LlamaConfig,
+  storage: StorageDType,
+): Promise<StoredWeights>
+export async function loadWeights(
+  dir: string,
+  cfg: LlamaConfig,
+  storage: StorageDType = 'float32',
+): Promise<StoredWeights> {
   const problems = await inspectWeights(dir, cfg)
   if (problems.length) {
     throw new ModelLoadError(`cannot load weights from ${dir}:\n  ${problems.join('\n  ')}`, { problems })
@@ -156,9 +177,9 @@ export async function loadWeights(dir: string, cfg: LlamaConfig): Promise<Weight
     const file = located.get(key)!
     byFile.set(file, [...(byFile.get(file) ?? []), key])
   }
-  const weights: Weights = new Map()
+  const weights: StoredWeights = new Map()
   for (const [file, keys] of byFile) {
-    for (const [k, t] of await readSafetensors(file, keys)) weights.set(k, t)
+    for (const [k, t] of await readSafetensors(file, keys, storage)) weights.set(k, t)
   }
   // Deterministic key order: the config's order.
   return new Map([...expected.keys()].map((k) => [k, weights.get(k)!]))

@@ -11,6 +11,7 @@ export interface HostDataMap {
   float16: Uint16Array
   int64: BigInt64Array
   int32: Int32Array
+  uint16: Uint16Array
   bool: Uint8Array
 }
 
@@ -27,6 +28,7 @@ const CONSTRUCTORS = {
   float16: Uint16Array,
   int64: BigInt64Array,
   int32: Int32Array,
+  uint16: Uint16Array,
   bool: Uint8Array,
 } as const
 
