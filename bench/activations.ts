@@ -17,25 +17,12 @@ import { type LlamaConfig, parseLlamaConfig } from '../src/model/config.ts'
 import { buildPolicyStepGraph } from '../src/model/graphs.ts'
 import { initAdapters } from '../src/model/lora.ts'
 import { randomWeights, TINY_PRESETS } from '../src/model/tiny.ts'
+import { LORA_ALL_LINEAR as LORA, QWEN2_05B } from './real-shapes.ts'
 
 const SHAPES: Record<string, Record<string, unknown>> = {
   '50m': { model_type: 'llama', ...TINY_PRESETS['50m'], tie_word_embeddings: true },
   // Qwen2.5-0.5B with 4 of its 24 layers.
-  'qwen2-0.5b-4l': {
-    model_type: 'qwen2',
-    hidden_size: 896,
-    intermediate_size: 4864,
-    num_hidden_layers: 4,
-    num_attention_heads: 14,
-    num_key_value_heads: 2,
-    vocab_size: 151936,
-    tie_word_embeddings: true,
-  },
-}
-const LORA = {
-  rank: 16,
-  alpha: 32,
-  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+  'qwen2-0.5b-4l': { ...QWEN2_05B, num_hidden_layers: 4 },
 }
 
 interface Job {

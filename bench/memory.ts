@@ -21,23 +21,8 @@ import type { PolicyLoss } from '../src/model/index.ts'
 import { Policy, type WeightsDType } from '../src/model/policy.ts'
 import { Random } from '../src/model/random.ts'
 import { makeTinyModel } from '../src/model/tiny.ts'
+import { LORA_ALL_LINEAR as LORA, QWEN2_05B } from './real-shapes.ts'
 
-/** Qwen2.5-0.5B's config (num_hidden_layers chosen on the command line). */
-const QWEN2_05B = {
-  model_type: 'qwen2',
-  hidden_size: 896,
-  intermediate_size: 4864,
-  num_attention_heads: 14,
-  num_key_value_heads: 2,
-  head_dim: 64,
-  vocab_size: 151936,
-  tie_word_embeddings: true,
-}
-const LORA = {
-  rank: 16,
-  alpha: 32,
-  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-}
 const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
 
 interface Job {
