@@ -8,10 +8,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { TASK_FAMILIES } from '../../src/eval/families.ts'
 import { makeTinyModel } from '../../src/model/index.ts'
 import { toJsonl, validateDataset } from '../../src/sso/records.ts'
-import { Rng } from '../../src/sso/rng.ts'
 import { runTrainer } from '../../src/sso/trainer.ts'
 import type { MetricsBatch, TrainerJob } from '../../src/sso/trainer-interface.ts'
 import { WRITTEN_FEATURE, writingPrompt } from '../../src/sso/written-principles.ts'
@@ -61,8 +59,13 @@ async function train(
 test('sso with policy-written principles: written, kept with the samples, counted', async () => {
   const tiny = join(root, 'tiny')
   await makeTinyModel(tiny, { seed: 6 })
-  const rng = Rng.fromSeed(5)
-  const prompts = Array.from({ length: 4 }, () => TASK_FAMILIES.politeness.makePrompt(rng))
+  // Fixed queries: the test is about the writing path, not about any benchmark's prompt generator.
+  const prompts = [
+    'Where is the museum?',
+    'Where is the museum?',
+    'Where is the bakery?',
+    'Where is the school?',
+  ]
   // teach the format: every writing prompt answered with the same two lines
   const sft = prompts.map((p) => {
     const { system, user } = writingPrompt(p)
