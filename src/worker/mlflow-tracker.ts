@@ -8,6 +8,7 @@
 import type { RunsRepository } from '../db/runs-repository.ts'
 import type { Logger } from '../log.ts'
 import type { RunDto } from '../schemas/runs.ts'
+import { resolveHyperparameters } from '../sso/hyperparameters.ts'
 
 const FLUSH_MS = 2000
 const MAX_METRICS_PER_BATCH = 1000
@@ -96,7 +97,11 @@ export class MlflowTracker {
     this.mlflowRunId = created.run.info.run_id
     // Kept before anything is logged to it, so that no later attempt can open a second MLflow run.
     await this.runs.setMlflowRunId(run.id, this.mlflowRunId)
-    const params = flatten(run.hyperparameters).map(([key, value]) => ({ key, value }))
+    // The settings the trainer runs with: the stored ones leave the method's defaults (beta, ...) unset.
+    const params = flatten(resolveHyperparameters(run.method, run.hyperparameters)).map(([key, value]) => ({
+      key,
+      value,
+    }))
     params.push({ key: 'method', value: run.method }, { key: 'seed', value: String(run.seed) })
     for (let i = 0; i < params.length; i += MAX_PARAMS_PER_BATCH) {
       await this.call('POST', 'runs/log-batch', {
