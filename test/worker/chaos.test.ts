@@ -20,7 +20,7 @@ import { skipUnlessCi } from '../helpers/ci.ts'
 import { createInterruptibleRun } from './interruptible-run.ts'
 import { machinePostgresBin, startMachinePostgres } from './machine-postgres.ts'
 import type { RestartablePostgres } from './restartable-postgres.ts'
-import { assertRunRecordWhole } from './run-record.ts'
+import { assertRunRecordWhole, finishedRun } from './run-record.ts'
 import { until } from './until.ts'
 import { spawnWorker, type WorkerProcess } from './worker-process.ts'
 
@@ -133,14 +133,7 @@ test('one run through kill -9 mid-training and mid-generation, SIGTERM and a 20 
   await server.start()
   faults.push(`database stopped for ${OUTAGE_MS / 1000} s`)
 
-  const run = await until(
-    async () => {
-      const r = await app.repos.runs.findById(runId)
-      return r?.status === 'succeeded' || r?.status === 'failed' ? r : undefined
-    },
-    'the run to finish',
-    300_000,
-  )
+  const run = await finishedRun(app, runId)
   t.diagnostic(`faults: ${faults.join(', ')}; final step ${run.current_step}, attempt ${run.attempt}`)
   assert.equal(run.status, 'succeeded', `${JSON.stringify(run.error)}\n${worker.output()}`)
   assert.equal(run.attempt, 4, 'the last worker carried the run through the outage')

@@ -13,7 +13,7 @@ import type { Worker } from '../../src/worker/main.ts'
 import { buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
 import { stopEmbeddedServer } from '../helpers/db.ts'
 import { createInterruptibleRun } from './interruptible-run.ts'
-import { assertRunRecordWhole } from './run-record.ts'
+import { assertRunRecordWhole, finishedRun } from './run-record.ts'
 import { until } from './until.ts'
 import { spawnWorker, type WorkerProcess } from './worker-process.ts'
 
@@ -71,14 +71,7 @@ async function interruptRun(
 }
 
 async function finishesWhole(app: TestApp, runId: string): Promise<void> {
-  const run = await until(
-    async () => {
-      const r = await app.repos.runs.findById(runId)
-      return r?.status === 'succeeded' || r?.status === 'failed' ? r : undefined
-    },
-    'the run to finish',
-    300_000,
-  )
+  const run = await finishedRun(app, runId)
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error))
   assert.equal(run.attempt, 2)
   await assertRunRecordWhole(app, runId, ITERATIONS)
