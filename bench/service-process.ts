@@ -1,6 +1,7 @@
 /**
  * The service as the benchmarks see it: an embedded PostgreSQL owned by the benchmark and the API
- * started in a child process exactly as `npm start` starts it (no in-process worker), on loopback.
+ * started in a child process exactly as `npm start` starts it (no in-process worker), on loopback;
+ * standalone workers (`sso worker`) beside it when a bench trains.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -10,6 +11,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { type EmbeddedDatabase, startEmbeddedPostgres } from '../src/db/embedded-postgres.ts'
 import { applyMigrations } from '../src/db/migrate.ts'
+import { trainingProcessEnv } from '../src/engine/index.ts'
 import { createLogger } from '../src/log.ts'
 
 export interface BenchService {
@@ -98,4 +100,79 @@ export async function uploadBenchQueries(service: BenchService): Promise<string>
   })
   if (res.status !== 201) throw new Error(`dataset upload failed: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { id: string }).id
+}
+
+/** Calls the API with the bench's admin key; any answer but a 2xx stops the bench. */
+export async function api<T>(
+  service: BenchService,
+  method: 'GET' | 'POST',
+  route: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(`${service.url}${route}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${service.apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${await res.text()}`)
+  return (await res.json()) as T
+}
+
+export const runStatus = async (service: BenchService, runId: string) =>
+  (await api<{ status: string }>(service, 'GET', `/v1/runs/${runId}`)).status
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+export interface BenchWorker {
+  pid: number
+  /** Throws when the worker process is gone: the bench would measure nothing training. */
+  assertAlive(): void
+  /** SIGTERM, as a deployment stops it; resolves with the exit code ('0' after a clean shutdown) or signal. */
+  stop(): Promise<string>
+}
+
+/**
+ * `sso worker` in its own process against the bench's database, with a data folder of its own and
+ * the environment `npm run worker` gives it.
+ */
+export async function startBenchWorker(databaseUrl: string): Promise<BenchWorker> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'sso-bench-worker-'))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: trainingProcessEnv({
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      WORKER_CONCURRENCY: '1',
+    }),
+  })
+  const exited = new Promise<string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal ?? String(code))),
+  )
+  return {
+    pid: child.pid!,
+    assertAlive() {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the worker exited (${child.signalCode ?? child.exitCode})`)
+    },
+    async stop() {
+      child.kill('SIGTERM')
+      const outcome = await exited
+      await rm(dataDir, { recursive: true, force: true })
+      return outcome
+    },
+  }
 }

@@ -12,15 +12,22 @@
  * run: seqs would stay unique there too (appending locks the run row), but a run of its own keeps the
  * rate at exactly ROWS_PER_SECOND, the expected frame count exact and the trained run's history clean.
  */
-import { fork, spawn } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
+import { fork } from 'node:child_process'
 import WebSocket from 'ws'
 import { createPrisma } from '../src/db/client.ts'
 import { createLogger } from '../src/log.ts'
 import { FrameWriter } from '../src/worker/frame-writer.ts'
-import { type BenchService, startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
+import {
+  api,
+  type BenchService,
+  type BenchWorker,
+  runStatus,
+  startBenchService,
+  startBenchWorker,
+  summarize,
+  uploadBenchQueries,
+  waitFor,
+} from './service-process.ts'
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 1000)
 const ROWS_PER_SECOND = Number(process.env.ROWS_PER_SECOND ?? 200)
@@ -77,28 +84,6 @@ async function runClients(url: string, key: string, count: number, since: number
   })
 }
 
-/** Calls the API with the bench's admin key; any answer but a 2xx stops the bench. */
-async function api<T>(
-  service: BenchService,
-  method: 'GET' | 'POST',
-  route: string,
-  body?: unknown,
-): Promise<T> {
-  const res = await fetch(`${service.url}${route}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${service.apiKey}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  })
-  if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${await res.text()}`)
-  return (await res.json()) as T
-}
-
-const runStatus = async (service: BenchService, runId: string) =>
-  (await api<{ status: string }>(service, 'GET', `/v1/runs/${runId}`)).status
-
 /** The steps at which a run logged its training loss, in order. */
 async function lossSteps(service: BenchService, runId: string): Promise<number[]> {
   const { series } = await api<{ series: { points: [number, number][] }[] }>(
@@ -107,54 +92,6 @@ async function lossSteps(service: BenchService, runId: string): Promise<number[]
     `/v1/runs/${runId}/metrics?keys=loss`,
   )
   return series[0]?.points.map(([step]) => step) ?? []
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const deadline = Date.now() + ms
-  for (;;) {
-    const value = await probe()
-    if (value !== undefined) return value
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 250))
-  }
-}
-
-interface BenchWorker {
-  /** Throws when the worker process is gone: the bench would measure nothing training. */
-  assertAlive(): void
-  /** SIGTERM, as a deployment stops it; resolves with the exit code ('0' after a clean shutdown) or signal. */
-  stop(): Promise<string>
-}
-
-/** `sso worker` in its own process against the bench's database, with a data folder of its own. */
-async function startBenchWorker(databaseUrl: string): Promise<BenchWorker> {
-  const dataDir = await mkdtemp(path.join(tmpdir(), 'sso-bench-worker-'))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
-    cwd: path.resolve(import.meta.dirname, '..'),
-    stdio: ['ignore', 'ignore', 'inherit'],
-    env: {
-      ...process.env,
-      DATABASE_URL: databaseUrl,
-      DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      WORKER_CONCURRENCY: '1',
-    },
-  })
-  const exited = new Promise<string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(signal ?? String(code))),
-  )
-  return {
-    assertAlive() {
-      if (child.exitCode !== null || child.signalCode !== null)
-        throw new Error(`the worker exited (${child.signalCode ?? child.exitCode})`)
-    },
-    async stop() {
-      child.kill('SIGTERM')
-      const outcome = await exited
-      await rm(dataDir, { recursive: true, force: true })
-      return outcome
-    },
-  }
 }
 
 async function phase(

@@ -15,14 +15,14 @@ import type { RunTrainer } from '../sso/trainer-interface.ts'
 import { startJobPump } from './job-pump.ts'
 import { runJob, type WorkerDeps } from './run-job.ts'
 import { makeTinyModelOnce } from './tiny-model.ts'
-import { trainerInThread } from './trainer-thread.ts'
+import { trainerInProcess } from './trainer-process.ts'
 
 export interface WorkerOptions {
   config: Config
   prisma: PrismaClient
   boss: PgBoss
   log: Logger
-  /** Defaults to the SSO trainer (src/sso/trainer.ts) on a worker_thread. */
+  /** Defaults to the SSO trainer (src/sso/trainer.ts) in a process of its own per attempt (trainerInProcess). */
   runTrainer?: RunTrainer
   heartbeatMs?: number
   staleAfterMs?: number
@@ -88,7 +88,7 @@ export async function createWorker(opts: WorkerOptions): Promise<Worker> {
     prisma: opts.prisma,
     log,
     workerId: id,
-    runTrainer: opts.runTrainer ?? trainerInThread({ nice: opts.config.TRAINING_NICE }),
+    runTrainer: opts.runTrainer ?? trainerInProcess({ nice: opts.config.TRAINING_NICE }),
     ensureTinyModel: makeTinyModelOnce,
     // Three beats fit in staleAfterMs: a busy event loop does not get a live run taken over.
     heartbeatMs: opts.heartbeatMs ?? 2000,

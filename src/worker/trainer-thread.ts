@@ -68,7 +68,8 @@ export const trainerInThread =
     }
   }
 
-async function dispatch(callbacks: TrainerCallbacks, message: TrainerMessage): Promise<void> {
+/** Hands one message of the trainer to the callback it stands for. */
+export async function dispatch(callbacks: TrainerCallbacks, message: TrainerMessage): Promise<void> {
   switch (message.kind) {
     case 'metrics':
       return callbacks.onMetrics(message.batch)

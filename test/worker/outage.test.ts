@@ -12,7 +12,7 @@ import { runOutputDir } from '../../src/config.ts'
 import { buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
 import { createTinyRun, uploadQueries } from '../helpers/datasets.ts'
 import { type RestartablePostgres, startRestartablePostgres } from './restartable-postgres.ts'
-import { assertRunRecordWhole } from './run-record.ts'
+import { assertRunRecordWhole, finishedRun } from './run-record.ts'
 import { until } from './until.ts'
 
 const OUTAGE_MS = 20_000
@@ -72,17 +72,6 @@ async function outageMidRun(app: TestApp, runId: string): Promise<number> {
   return during
 }
 
-async function finished(app: TestApp, runId: string) {
-  return until(
-    async () => {
-      const r = await app.repos.runs.findById(runId)
-      return r?.status === 'succeeded' || r?.status === 'failed' ? r : undefined
-    },
-    'the run to finish',
-    300_000,
-  )
-}
-
 test('within the outage budget the run waits for the database and carries on, losing nothing', {
   timeout: TEST_TIMEOUT_MS,
 }, async (t) => {
@@ -98,7 +87,7 @@ test('within the outage budget the run waits for the database and carries on, lo
     `${checkpointedDuringOutage} checkpoints written during the outage`,
   )
 
-  const run = await finished(app, runId)
+  const run = await finishedRun(app, runId)
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error))
   assert.equal(run.attempt, 1, 'the attempt waited instead of being replaced')
   const statuses = (await app.repos.events.listAfter(runId, 0, 100_000, 'status')).map((f) => f.data)
@@ -122,7 +111,7 @@ test('beyond the outage budget the run checkpoints, is queued again and resumes,
   await startTestWorker(app, { heartbeatMs: 500 })
   await outageMidRun(app, runId)
 
-  const run = await finished(app, runId)
+  const run = await finishedRun(app, runId)
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error))
   assert.equal(run.attempt, 2, 'a second attempt finished the run')
   const frames = await app.repos.events.listAfter(runId, 0, 100_000)

@@ -8,6 +8,7 @@ import { readdir } from 'node:fs/promises'
 import path from 'node:path'
 import { runOutputDir } from '../../src/config.ts'
 import type { TestApp } from '../helpers/build-app.ts'
+import { until } from './until.ts'
 
 export async function assertRunRecordWhole(app: TestApp, runId: string, iterations: number): Promise<void> {
   const run = (await app.repos.runs.findById(runId))!
@@ -66,4 +67,16 @@ export async function assertRunRecordWhole(app: TestApp, runId: string, iteratio
   const ids = new Set(checkpoints.map((c) => c.id))
   for (const f of frames.filter((f) => f.type === 'checkpoint'))
     assert.ok(ids.has(f.data.checkpoint_id as string), `checkpoint frame ${f.seq} names a stored checkpoint`)
+}
+
+/** The run once it succeeded or failed (within five minutes). */
+export function finishedRun(app: TestApp, runId: string) {
+  return until(
+    async () => {
+      const r = await app.repos.runs.findById(runId)
+      return r?.status === 'succeeded' || r?.status === 'failed' ? r : undefined
+    },
+    'the run to finish',
+    300_000,
+  )
 }

@@ -11,9 +11,9 @@ import { TRAIN_RUN_QUEUE } from '../../src/queue/jobs.ts'
 import type { RunEventDto } from '../../src/schemas/runs.ts'
 import type { Worker } from '../../src/worker/main.ts'
 import { buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
-import { createTinyRun, uploadQueries } from '../helpers/datasets.ts'
 import { stopEmbeddedServer } from '../helpers/db.ts'
-import { assertRunRecordWhole } from './run-record.ts'
+import { createInterruptibleRun } from './interruptible-run.ts'
+import { assertRunRecordWhole, finishedRun } from './run-record.ts'
 import { until } from './until.ts'
 import { spawnWorker, type WorkerProcess } from './worker-process.ts'
 
@@ -52,22 +52,7 @@ async function interruptRun(
   when: (frames: RunEventDto[]) => boolean,
   interrupt: (w: WorkerProcess) => Promise<void>,
 ): Promise<{ runId: string; live: Worker; before: RunEventDto[] }> {
-  const prompts = ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.', 'Name a fruit.', 'Say bye.']
-  const created = await createTinyRun(app, {
-    dataset_ids: [await uploadQueries(app, prompts)],
-    device: 'cpu',
-    seed: 9,
-    hyperparameters: {
-      iterations: ITERATIONS,
-      batch_size: 2,
-      lr: 1e-3,
-      max_new_tokens: 24,
-      generation_batch_size: 2,
-      checkpoint_every: 2,
-    },
-  })
-  assert.equal(created.statusCode, 201, created.body)
-  const runId: string = created.json().id
+  const runId = await createInterruptibleRun(app, { iterations: ITERATIONS, seed: 9 })
   const leaving = spawnWorker(app)
   await until(
     async () => ((await app.repos.runs.findById(runId))?.worker_id ? true : undefined),
@@ -86,14 +71,7 @@ async function interruptRun(
 }
 
 async function finishesWhole(app: TestApp, runId: string): Promise<void> {
-  const run = await until(
-    async () => {
-      const r = await app.repos.runs.findById(runId)
-      return r?.status === 'succeeded' || r?.status === 'failed' ? r : undefined
-    },
-    'the run to finish',
-    300_000,
-  )
+  const run = await finishedRun(app, runId)
   assert.equal(run.status, 'succeeded', JSON.stringify(run.error))
   assert.equal(run.attempt, 2)
   await assertRunRecordWhole(app, runId, ITERATIONS)

@@ -1,5 +1,5 @@
 /** A real worker process (`sso worker`) over a test app's database and data folder, for kill -9 tests. */
-import { type ChildProcess, spawn } from 'node:child_process'
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import type { TestApp } from '../helpers/build-app.ts'
 
@@ -11,6 +11,8 @@ export interface WorkerProcess {
   output(): string
   /** Sends `signal` (SIGKILL by default), then waits for the process to be gone. */
   kill(signal?: NodeJS.Signals): Promise<void>
+  /** Its child processes now: the trainer process of the attempt it is training. */
+  trainerPids(): number[]
 }
 
 export function spawnWorker(app: TestApp): WorkerProcess {
@@ -39,5 +41,15 @@ export function spawnWorker(app: TestApp): WorkerProcess {
     await exited
   }
   app.onClose(() => kill())
-  return { child, output: () => output, kill }
+  const trainerPids = () => {
+    try {
+      return execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number)
+    } catch {
+      return [] // pgrep exits 1 when there is none
+    }
+  }
+  return { child, output: () => output, kill, trainerPids }
 }

@@ -18,7 +18,7 @@ export interface ThreadContext {
 // biome-ignore lint/suspicious/noExplicitAny: handler payloads are typed by each thread module
 export type ThreadHandlers = Record<string, (payload: any, ctx: ThreadContext) => unknown>
 
-interface SerializedError {
+export interface SerializedError {
   name: string
   code: ErrorCode
   message: string
@@ -36,7 +36,7 @@ interface ToThread {
   payload: unknown
 }
 
-function serializeError(err: unknown): SerializedError {
+export function serializeError(err: unknown): SerializedError {
   if (err instanceof AppError) {
     return { name: err.name, code: err.code, message: err.message, details: structuredSafe(err.details) }
   }
@@ -52,7 +52,7 @@ function structuredSafe(value: unknown): unknown {
   }
 }
 
-function reviveError(e: SerializedError): AppError {
+export function reviveError(e: SerializedError): AppError {
   const code = (ERROR_CODES as readonly string[]).includes(e.code) ? e.code : 'internal'
   const err = new AppError(code, e.message, e.details)
   err.name = e.name
