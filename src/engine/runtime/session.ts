@@ -5,6 +5,7 @@ import type { HostTensor } from './host-tensor.ts'
 import { type DeviceValue, toDeviceValue, toHostTensor } from './ort-values.ts'
 import type { Provider } from './providers.ts'
 import type { DeviceState } from './state.ts'
+import { countRun, noTransfers, type TransferCounts } from './transfers.ts'
 
 export interface GraphSessionOptions {
   provider: Provider
@@ -64,6 +65,8 @@ export class GraphSession {
   private readonly outputNames: Set<string>
   private readonly stateOutputs: ReadonlyMap<string, string>
   private released = false
+  /** Bytes the last run moved between host and device (zero on the CPU provider). */
+  lastTransfers: TransferCounts = noTransfers()
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -142,6 +145,11 @@ export class GraphSession {
         },
       )
     }
+    this.lastTransfers = countRun(
+      this.provider !== 'cpu',
+      Object.values(ortFeeds),
+      fetches.map((n) => results[n] as DeviceValue),
+    )
     if (state) {
       for (const [out, stateName] of this.stateOutputs) state.replace(stateName, results[out] as DeviceValue)
     }
