@@ -41,7 +41,7 @@ import {
   type ModelTensors,
   type PolicyLoss,
 } from './graphs.ts'
-import { buildDecodeGraph, deviceCacheOutputs, pastName } from './kv-cache.ts'
+import { buildDecodeGraph, deviceCacheOutputs } from './kv-cache.ts'
 import { type LoadedModel, loadModel } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
 import { ResidentWeights } from './resident-weights.ts'
@@ -220,7 +220,10 @@ export class Policy {
    * views of it). Device: the next step starts from the host values, with fresh moments.
    */
   private adoptTrainable(): void {
-    if (!this.optimizer) return this.device!.loaded()
+    if (!this.optimizer) {
+      this.device!.loaded()
+      return
+    }
     for (const [name, t] of this.trainable) {
       this.optimizer.load(name, { dtype: 'float32', dims: t.shape, data: t.data })
       this.trainable.set(name, { shape: t.shape, data: this.optimizer.param(name).data as Float32Array })
@@ -353,27 +356,28 @@ export class Policy {
     if (micro.length === 0) throw new ValidationError('a training step needs at least one micro-batch')
     const before = transferTotals()
     let tokens = 0
-    const feeds = micro.map((b) => {
+    const feedsOf = (b: TrainBatch): Record<string, HostTensor> => {
       const batch = packRows(b.rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
       tokens += batch.mask.reduce((a, m) => a + m, 0)
       return { ...scoringFeeds(this.config, batch, 'float32'), ...b.feeds }
-    })
+    }
     const r = this.device
       ? await this.device.step(
           opts.loss.name,
           () => buildPolicyMicroStep(this.modelTensors, { ...this.bind, loss: opts.loss }),
-          feeds,
+          micro.map(feedsOf),
           // Unclipped: an infinite threshold makes the coefficient 1.
           { step: this.step + 1, lr: opts.lr, maxGradNorm: opts.maxGradNorm || Number.POSITIVE_INFINITY },
         )
-      : await this.hostStep(feeds, opts)
+      : await this.hostStep(micro, feedsOf, opts)
     this.step += 1
     return { ...r, tokens, transfers: transfersBetween(before, transferTotals()) }
   }
 
-  /** Gradients from the provider, the AdamW update in host memory. */
+  /** Gradients from the provider, the AdamW update in host memory; one micro-batch's feeds alive at a time. */
   private async hostStep(
-    micro: readonly Record<string, HostTensor>[],
+    micro: readonly TrainBatch[],
+    feedsOf: (b: TrainBatch) => Record<string, HostTensor>,
     opts: TrainStepOptions,
   ): Promise<{ loss: number; gradNorm: number; metrics: Record<string, number> }> {
     const optimizer = this.optimizer!
@@ -389,8 +393,8 @@ export class Policy {
       .filter((n) => n !== STEP_OUTPUTS.loss && !n.startsWith('grad.'))
     let loss = 0
     const metrics: Record<string, number> = Object.fromEntries(metricNames.map((n) => [n, 0]))
-    for (const [i, feeds] of micro.entries()) {
-      const out = await this.residentPolicy.run(session, feeds)
+    for (const [i, b] of micro.entries()) {
+      const out = await this.residentPolicy.run(session, feedsOf(b))
       for (const name of this.trainable.keys()) optimizer.setGrad(name, out[gradName(name)], i > 0)
       loss += Number(out[STEP_OUTPUTS.loss].data[0]) / micro.length
       for (const n of metricNames) metrics[n] += Number(out[n].data[0]) / micro.length
