@@ -10,7 +10,11 @@ import { packRows, scoringFeeds } from '../../src/model/batch.ts'
 import type { ChatMessage } from '../../src/model/chat-template.ts'
 import type { PolicyLoss } from '../../src/model/graphs.ts'
 import { Policy } from '../../src/model/policy.ts'
+import { readSafetensors } from '../../src/model/safetensors.ts'
 import { makeTinyModel } from '../../src/model/tiny.ts'
+import { resolveHyperparameters } from '../../src/sso/hyperparameters.ts'
+import { openModelPolicy } from '../../src/sso/model-adapter.ts'
+import { lossHyperparameters } from '../../src/sso/training-phase.ts'
 import { itPassesUnderSoftwareVulkan, webgpuTestMode } from '../helpers/providers.ts'
 
 const { skip, rerun } = await webgpuTestMode('WebGPU policy tests')
@@ -55,7 +59,7 @@ const bytes = (feeds: Record<string, HostTensor>) =>
   Object.values(feeds).reduce((n, t) => n + t.data.byteLength, 0)
 
 describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
-  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 4)
+  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 5)
 
   let root: string
   let modelDir: string
@@ -145,4 +149,49 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
       }
     })
   }
+
+  it('reports transfers in run metrics, saves the device state and restarts the optimizer (the run-facing adapter)', async () => {
+    const policy = await openModelPolicy({
+      modelDir,
+      device: 'webgpu',
+      finetuning: 'full',
+      lora,
+      optimizer: { lr: 1e-3, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0, maxGradNorm: 1 },
+      maxPromptTokens: 64,
+      seed: 1,
+    })
+    try {
+      const row = { prompt: { user: 'Say hello.' }, response: 'Hello there.' }
+      const hp = lossHyperparameters(resolveHyperparameters('sft', {}))
+      const step = await policy.trainStep('sft', hp, [{ rows: { plain_chosen: [row, row] }, ref: {} }], 1e-2)
+      assert.ok(step.metrics['transfer/host_to_device_bytes'] > 0)
+      assert.ok(step.metrics['transfer/device_to_host_bytes'] > 0)
+      await policy.generate([{ user: 'Say hello.' }], {
+        maxNewTokens: 4,
+        temperature: 0,
+        topP: 1,
+        topK: 0,
+        seed: 0,
+      })
+      const generated = policy.generationTransfers!()
+      assert.ok(generated.tokens > 0 && generated.deviceToHost > 0)
+
+      const saved = async (name: string) => {
+        await policy.save(path.join(root, name))
+        return readSafetensors(path.join(root, name, 'policy_state.safetensors'))
+      }
+      const key = 'model.norm.weight'
+      const trained = await saved('trained')
+      assert.ok(
+        [...trained.get(`optim.exp_avg.${key}`)!.data].some((x) => x !== 0),
+        'moments read back from the device',
+      )
+      await policy.resetOptimizer()
+      const reset = await saved('reset')
+      assert.ok([...reset.get(`optim.exp_avg.${key}`)!.data].every((x) => x === 0))
+      assert.deepEqual([...reset.get(key)!.data], [...trained.get(key)!.data])
+    } finally {
+      await policy.dispose()
+    }
+  })
 })
