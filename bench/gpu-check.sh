@@ -90,10 +90,13 @@ run_check() {
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
   fi
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >&2 || true
-  local out="${OUT:-$work}/gpu-check.json"
-  MALLOC_MMAP_THRESHOLD_=4294967295 MALLOC_TRIM_THRESHOLD_=4294967295 \
-    timeout "${GPU_CHECK_TIMEOUT_S:-540}" "$work/node" "$work/pkg/check.mjs" "$@" >"$out"
+  local out="${OUT:-$work}/gpu-check.json" rc=0
+  # The check rewrites $out after every measurement: a run cut short still leaves what it measured.
+  GPU_CHECK_OUT="$out" MALLOC_MMAP_THRESHOLD_=4294967295 MALLOC_TRIM_THRESHOLD_=4294967295 \
+    timeout "${GPU_CHECK_TIMEOUT_S:-540}" "$work/node" "$work/pkg/check.mjs" "$@" >/dev/null || rc=$?
+  [ "$rc" = 0 ] || echo "the check stopped early (exit $rc); results so far:" >&2
   cat "$out"
+  return "$rc"
 }
 
 if [ "${1:-}" = --prepare ]; then prepare; else run_check "$@"; fi

@@ -12,12 +12,15 @@
  *     the policy's DPO step (forward, backward, AdamW) and batched greedy decoding on each GPU
  *     provider: step time, tokens/s, bytes moved per step and per token, the step's model FLOP/s
  *     against the measured matmul peak, and PyTorch eager CUDA on the same folder and shapes.
- * Work stops at `--budget-s` (what is left is reported as skipped), so one run fits the machine time.
+ * Work stops at `--budget-s` (what is left is reported as skipped), so one run fits the machine time;
+ * the 0.5B shape, which the targets are about, goes first. With GPU_CHECK_OUT set, the results so far
+ * are rewritten there after every measurement, so a run killed midway still leaves them.
  *
- *   node bench/gpu/check.ts [--small] [--shapes 10m,50m,qwen2.5-0.5b] [--modes train-full,train-lora,decode]
+ *   node bench/gpu/check.ts [--small] [--shapes qwen2.5-0.5b,50m,10m] [--modes train-full,train-lora,decode]
  *     [--python python3] [--budget-s 420]
  */
 import { execFileSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
@@ -56,7 +59,7 @@ const { values: args } = parseArgs({
   options: {
     /** Everything at test size: a smoke test of this script, e.g. under the software Vulkan driver. */
     small: { type: 'boolean', default: false },
-    shapes: { type: 'string', default: '10m,50m,qwen2.5-0.5b' },
+    shapes: { type: 'string', default: 'qwen2.5-0.5b,50m,10m' },
     modes: { type: 'string', default: 'train-full,train-lora,decode' },
     python: { type: 'string', default: 'python3' },
     'budget-s': { type: 'string', default: '420' },
@@ -90,12 +93,13 @@ const MODES = args.modes.split(',')
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
 
 /** A model folder of a preset, or of Qwen2.5-0.5B's shape (24 layers, random weights). */
-async function modelFolder(root: string, shape: string): Promise<string> {
+async function modelFolder(root: string, shape: string) {
   const dir = path.join(root, shape)
-  if (shape === 'qwen2.5-0.5b')
-    await makeTinyModel(dir, { seed: 1, overrides: { ...QWEN2_05B, num_hidden_layers: 24 } })
-  else await makeTinyModel(dir, { seed: 1, preset: shape as TinyPreset })
-  return dir
+  const info =
+    shape === 'qwen2.5-0.5b'
+      ? await makeTinyModel(dir, { seed: 1, overrides: { ...QWEN2_05B, num_hidden_layers: 24 } })
+      : await makeTinyModel(dir, { seed: 1, preset: shape as TinyPreset })
+  return { dir, config: info.config }
 }
 
 function gpuName(): string | undefined {
@@ -353,6 +357,8 @@ async function guarded<T>(what: () => Promise<T>): Promise<T | { skipped: string
     return await what()
   } catch (err) {
     return { error: String((err as Error).message ?? err).split('\n')[0] }
+  } finally {
+    flush()
   }
 }
 
@@ -365,6 +371,10 @@ const result: Record<string, unknown> = {
   providers: statuses,
   auto_picks: await resolveProvider('auto'),
   size: SIZE,
+}
+/** The results so far, where GPU_CHECK_OUT points. */
+function flush(): void {
+  if (process.env.GPU_CHECK_OUT) writeFileSync(process.env.GPU_CHECK_OUT, JSON.stringify(result, null, 1))
 }
 const root = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-'))
 try {
@@ -382,7 +392,7 @@ try {
     .map((m) => (m as { gflops?: number }).gflops)
     .find((x) => x !== undefined)
 
-  const equalityDir = await modelFolder(root, SIZE.equality)
+  const equalityDir = (await modelFolder(root, SIZE.equality)).dir
   if (webgpu) {
     result.placement = await guarded(() => placement(equalityDir))
     result.equality = await guarded(() => equality(equalityDir))
@@ -390,8 +400,10 @@ try {
   const shapes: Record<string, unknown> = {}
   result.shapes = shapes
   for (const shape of SIZE.shapes) {
-    const dir = shape === SIZE.equality ? equalityDir : await modelFolder(root, shape)
-    const cfg = (await loadModel(dir)).config
+    const { dir, config: cfg } =
+      shape === SIZE.equality
+        ? { dir: equalityDir, config: (await loadModel(equalityDir)).config }
+        : await modelFolder(root, shape)
     const entry: Record<string, unknown> = { params: parameterCount(cfg), layers: cfg.num_hidden_layers }
     shapes[shape] = entry
     for (const mode of MODES) {
@@ -404,6 +416,7 @@ try {
       }
       const torch = budgetLeft() > 0 ? torchCuda(torchJob(dir, mode)) : { skipped: 'time budget spent' }
       row.torch_cuda = torch
+      flush()
       const ours = row.webgpu as { step_ms?: number; tokens_per_s?: number } | undefined
       if ('torch' in torch && ours?.step_ms && mode !== 'decode')
         row.step_time_vs_torch = +(ours.step_ms / torch.step_ms).toFixed(3)
@@ -416,4 +429,5 @@ try {
   await rm(root, { recursive: true, force: true })
 }
 result.seconds = Math.round((performance.now() - started) / 1000)
+flush()
 console.log(JSON.stringify(result, null, 1))
