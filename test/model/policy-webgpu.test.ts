@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { maxRelDiff } from '../../bench/compare.ts'
 import { type HostTensor, neg, type Provider, reduceMean } from '../../src/engine/index.ts'
+import { familyPrincipleSet, TASK_FAMILIES } from '../../src/eval/families.ts'
 import { packRows, scoringFeeds } from '../../src/model/batch.ts'
 import type { ChatMessage } from '../../src/model/chat-template.ts'
 import type { PolicyLoss } from '../../src/model/graphs.ts'
@@ -14,6 +15,10 @@ import { readSafetensors } from '../../src/model/safetensors.ts'
 import { makeTinyModel } from '../../src/model/tiny.ts'
 import { resolveHyperparameters } from '../../src/sso/hyperparameters.ts'
 import { openModelPolicy } from '../../src/sso/model-adapter.ts'
+import { toJsonl } from '../../src/sso/records.ts'
+import { Rng } from '../../src/sso/rng.ts'
+import { runTrainer } from '../../src/sso/trainer.ts'
+import type { MetricsBatch } from '../../src/sso/trainer-interface.ts'
 import { lossHyperparameters } from '../../src/sso/training-phase.ts'
 import { itPassesUnderSoftwareVulkan, webgpuTestMode } from '../helpers/providers.ts'
 
@@ -59,7 +64,7 @@ const bytes = (feeds: Record<string, HostTensor>) =>
   Object.values(feeds).reduce((n, t) => n + t.data.byteLength, 0)
 
 describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
-  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 5)
+  if (rerun) return itPassesUnderSoftwareVulkan(fileURLToPath(import.meta.url), 6)
 
   let root: string
   let modelDir: string
@@ -193,5 +198,42 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
     } finally {
       await policy.dispose()
     }
+  })
+
+  it('an SSO run on WebGPU records bytes per step and per generated token in its metrics', async () => {
+    const families = [TASK_FAMILIES.politeness, TASK_FAMILIES.format]
+    const rng = Rng.fromSeed(8)
+    const queries = path.join(root, 'queries.jsonl')
+    const rows = Array.from({ length: 6 }, (_, i) => ({
+      prompt: families[i % 2].makePrompt(rng),
+      features: [families[i % 2].principle.feature],
+    }))
+    await writeFile(queries, toJsonl(rows))
+    const metrics: MetricsBatch[] = []
+    const result = await runTrainer(
+      {
+        runId: 'webgpu',
+        method: 'sso',
+        modelDir,
+        principleSet: familyPrincipleSet(families),
+        datasetPaths: [queries],
+        hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 4, generation_batch_size: 6 },
+        device: 'webgpu',
+        seed: 11,
+        outputDir: path.join(root, 'run'),
+      },
+      {
+        onMetrics: (b) => metrics.push(b),
+        onEvent: () => {},
+        onCheckpoint: () => {},
+        control: () => 'continue',
+      },
+    )
+    assert.equal(result.status, 'succeeded')
+    const steps = metrics.filter((m) => m.values.loss !== undefined)
+    assert.ok(steps.length > 0)
+    for (const m of steps) assert.ok(m.values['transfer/host_to_device_bytes'] > 0, JSON.stringify(m.values))
+    const iteration = metrics.find((m) => m.values['iteration/generated'] !== undefined)!.values
+    assert.ok(iteration['transfer/generated_token_device_to_host_bytes'] > 0, JSON.stringify(iteration))
   })
 })

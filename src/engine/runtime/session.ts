@@ -145,11 +145,11 @@ export class GraphSession {
         },
       )
     }
-    this.lastTransfers = countRun(
-      this.provider !== 'cpu',
-      Object.values(ortFeeds),
-      fetches.map((n) => results[n] as DeviceValue),
-    )
+    // The CPU provider moves nothing: skip even listing the values.
+    if (this.provider !== 'cpu') {
+      const outputs = fetches.map((n) => results[n] as DeviceValue)
+      this.lastTransfers = countRun(Object.values(ortFeeds), outputs)
+    }
     if (state) {
       for (const [out, stateName] of this.stateOutputs) state.replace(stateName, results[out] as DeviceValue)
     }

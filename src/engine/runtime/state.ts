@@ -86,7 +86,7 @@ export class DeviceState {
       if (isOnDevice(v)) continue
       try {
         const out = await (await this.identity(v, 'gpu-buffer')).run({ x: v })
-        countRun(true, [v], [out.y as DeviceValue])
+        countRun([v], [out.y as DeviceValue])
         this.replace(name, out.y as DeviceValue)
       } catch (err) {
         throw new AppError(
@@ -125,7 +125,7 @@ export class DeviceState {
   private async download(name: string, v: DeviceValue): Promise<HostTensor> {
     try {
       const out = await (await this.identity(v, 'cpu')).run({ x: v })
-      countRun(true, [v], [out.y as DeviceValue])
+      countRun([v], [out.y as DeviceValue])
       return toHostTensor(out.y as DeviceValue, name)
     } catch (err) {
       throw new AppError(

@@ -31,17 +31,12 @@ const byteSize = (v: DeviceValue): number => {
 }
 
 /**
- * Counts one run on an accelerator: every input located in host memory goes up, every output that
- * comes back in host memory comes down; values that stay on the device ('gpu-buffer') move nothing.
- * On the CPU provider nothing crosses a bus and nothing is counted.
+ * Counts one run on an accelerator (the CPU provider moves nothing and is not counted): every input
+ * located in host memory goes up, every output that comes back in host memory comes down; values
+ * that stay on the device ('gpu-buffer') move nothing.
  */
-export function countRun(
-  onAccelerator: boolean,
-  inputs: readonly DeviceValue[],
-  outputs: readonly DeviceValue[],
-): TransferCounts {
+export function countRun(inputs: readonly DeviceValue[], outputs: readonly DeviceValue[]): TransferCounts {
   const run = noTransfers()
-  if (!onAccelerator) return run
   run.runs = 1
   for (const v of inputs) run.hostToDevice += byteSize(v)
   for (const v of outputs) run.deviceToHost += byteSize(v)
