@@ -5,12 +5,17 @@
 #                                       # the check bundled into one ESM file, onnxruntime-node's JS + binding,
 #                                       # libonnxruntime and Node's binary xz-compressed, the Vulkan loader .debs
 #   bash bench/gpu-check.sh             # there, from the repo root with bench/gpu/.build carried along
-#   bash bench/gpu-check.sh --small     # smoke test with small graphs (e.g. here, under the software Vulkan
+#   bash bench/gpu-check.sh --small     # smoke test at test sizes (e.g. here, under the software Vulkan
 #                                       # driver: set -a; . .cache/vulkan/vulkan.env; set +a)
+#   extra arguments go to bench/gpu/check.ts (--shapes, --modes, --python, --budget-s)
 #
-# Prints one JSON object (also written to $OUT/gpu-check.json when OUT is set): providers found, node
-# placement of the step graph on WebGPU, CPU vs WebGPU equality over a few AdamW steps, step times and
-# tokens/s on both, and what the CUDA provider says.
+# Prints one JSON object (also written to $OUT/gpu-check.json when OUT is set): the GPU, float32 matmul
+# throughput (WebGPU, and cuBLAS through PyTorch when a Python with torch+CUDA is found), node placement
+# of the policy's graphs on WebGPU, CPU vs WebGPU equality of DPO steps (full, LoRA) and greedy decoding,
+# then per shape (10m, 50m, Qwen2.5-0.5B) the policy's training step and batched decoding on each GPU
+# provider (WebGPU; CUDA when its libraries load) with step time, tokens/s, bytes moved per step and per
+# token, next to PyTorch eager CUDA on the same folder. The check stops measuring after --budget-s (420 s
+# by default) and reports the rest as skipped: one run fits in ~8 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=bench/gpu/.build
@@ -35,6 +40,9 @@ prepare() {
   cp -r node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist "$BUILD/pkg/node_modules/onnxruntime-node/"
   cp "$ORT_BIN/onnxruntime_binding.node" "$BUILD/pkg/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/"
   cp -r node_modules/onnxruntime-common/package.json node_modules/onnxruntime-common/dist "$BUILD/pkg/node_modules/onnxruntime-common/"
+  # PyTorch's side (run when the machine has torch): the script next to check.mjs, its model in ../scripts.
+  cp bench/model-torch.py "$BUILD/pkg/"
+  mkdir -p "$BUILD/scripts" && cp scripts/make-model-fixtures.py "$BUILD/scripts/"
   # Compressing takes minutes: keep earlier archives of the same binaries.
   compress "$ORT_BIN/libonnxruntime.so.1" "$BUILD/libonnxruntime.so.1.xz"
   compress "$node_bin" "$BUILD/node.xz"
@@ -68,7 +76,7 @@ run_check() {
   local work=/tmp/sso-gpu-check
   rm -rf "$work"
   mkdir -p "$work"
-  cp -r "$BUILD/pkg" "$work/"
+  cp -r "$BUILD/pkg" "$BUILD/scripts" "$work/"
   unxz_to "$BUILD/node.xz" "$work/node"
   chmod +x "$work/node"
   unxz_to "$BUILD/libonnxruntime.so.1.xz" "$work/pkg/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1"
@@ -82,10 +90,13 @@ run_check() {
     export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
   fi
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >&2 || true
-  local out="${OUT:-$work}/gpu-check.json"
-  MALLOC_MMAP_THRESHOLD_=4294967295 MALLOC_TRIM_THRESHOLD_=4294967295 \
-    "$work/node" "$work/pkg/check.mjs" "$@" >"$out"
+  local out="${OUT:-$work}/gpu-check.json" rc=0
+  # The check rewrites $out after every measurement: a run cut short still leaves what it measured.
+  GPU_CHECK_OUT="$out" MALLOC_MMAP_THRESHOLD_=4294967295 MALLOC_TRIM_THRESHOLD_=4294967295 \
+    timeout "${GPU_CHECK_TIMEOUT_S:-540}" "$work/node" "$work/pkg/check.mjs" "$@" >/dev/null || rc=$?
+  [ "$rc" = 0 ] || echo "the check stopped early (exit $rc); results so far:" >&2
   cat "$out"
+  return "$rc"
 }
 
 if [ "${1:-}" = --prepare ]; then prepare; else run_check "$@"; fi

@@ -1,5 +1,6 @@
 """PyTorch side of bench/model.ts: the same training step (DPO, full fine-tuning or LoRA) and greedy
-decoding with a KV cache, on the same model folder, in float32. Prints one JSON line.
+decoding with a KV cache, on the same model folder, in float32, on the CPU or (job field
+`device`: 'cuda', also used by bench/gpu-check.sh) on a CUDA GPU. Prints one JSON line.
 
 The model math is scripts/make-model-fixtures.py's (written from the Hugging Face definitions);
 LoRA wraps its `linear` the way PEFT does (x Aᵀ Bᵀ · alpha/r added to the base output).
@@ -39,15 +40,30 @@ def load(folder):
     return c, w
 
 
+# Where the job runs; on CUDA it is also torch's default device (the reference model makes tensors).
+DEVICE = torch.device('cpu')
+
+
+def sync():
+    """CUDA runs asynchronously: wait for the queued work before reading the clock."""
+    if DEVICE.type == 'cuda':
+        torch.cuda.synchronize()
+
+
+def random_ids(c, shape):
+    """Token ids drawn on the CPU (same ids on every device), then moved to the default device."""
+    gen = torch.Generator().manual_seed(0)
+    return torch.randint(0, c['vocab_size'], shape, generator=gen, device='cpu').to(DEVICE)
+
+
 def median(xs):
     xs = sorted(xs)
     return xs[len(xs) // 2]
 
 
 def train(job, c, w):
-    gen = torch.Generator().manual_seed(0)
     rows, seq, pairs = job['rows'], job['seq'], job['rows'] // 2
-    ids = torch.randint(0, c['vocab_size'], (rows, seq), generator=gen)
+    ids = random_ids(c, (rows, seq))
     mask = torch.ones(rows, seq, dtype=torch.long)
     response = torch.zeros(rows, seq, dtype=torch.long)
     response[:, job['prompt']:] = 1
@@ -79,6 +95,7 @@ def train(job, c, w):
     opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
     times = []
     for step in range(job['warmup'] + job['steps']):
+        sync()
         start = time.perf_counter()
         logits = ref.forward(c, w, ids, mask)
         total, _mean, _count = ref.sequence_logps(logits, ids, response)
@@ -88,6 +105,7 @@ def train(job, c, w):
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync()
         if step >= job['warmup']:
             times.append(time.perf_counter() - start)
         del logits, total, loss
@@ -98,7 +116,7 @@ def decode(job, c, w):
     h, nh, nkv = c['hidden_size'], c['num_attention_heads'], c['num_key_value_heads']
     d = c.get('head_dim') or h // nh
     eps = c['rms_norm_eps']
-    inv = ref.inv_frequencies(c).float()
+    inv = ref.inv_frequencies(c).float().to(DEVICE)
     head = w['model.embed_tokens.weight'] if c['tie_word_embeddings'] else w['lm_head.weight']
 
     def step(ids, pos, cache):
@@ -131,26 +149,54 @@ def decode(job, c, w):
         x = ref.rms_norm(x[:, -1], w['model.norm.weight'], eps)
         return x @ head.T, new
 
-    gen = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, c['vocab_size'], (job['batch'], job['prompt']), generator=gen)
+    ids = random_ids(c, (job['batch'], job['prompt']))
     times = []
     with torch.no_grad():
         for run in range(job['warmup'] + job['steps']):
+            sync()
             start = time.perf_counter()
             logits, cache = step(ids, 0, None)
             for i in range(job['new_tokens'] - 1):
                 nxt = logits.argmax(-1, keepdim=True)
                 logits, cache = step(nxt, job['prompt'] + i, cache)
+            sync()
             if run >= job['warmup']:
                 times.append(time.perf_counter() - start)
     return {'tokens_per_s': job['batch'] * job['new_tokens'] / median(times)}
 
 
+def matmul(job):
+    """float32 (B, n) x (n, n) throughput: the GPU's matrix peak as cuBLAS reaches it (TF32 off)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    n = job['n']
+    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
+    times = []
+    for run in range(job['warmup'] + job['steps']):
+        sync()
+        start = time.perf_counter()
+        a @ b
+        sync()
+        if run >= job['warmup']:
+            times.append(time.perf_counter() - start)
+    return {'gflops': 2 * n ** 3 / median(times) / 1e9}
+
+
 if __name__ == '__main__':
     job = json.loads(sys.argv[1])
     torch.set_num_threads(job['threads'])
-    config, weights = load(job['dir'])
-    result = train(job, config, weights) if job['mode'].startswith('train') else decode(job, config, weights)
+    DEVICE = torch.device(job.get('device', 'cpu'))
+    config, weights = load(job['dir']) if job['mode'] != 'matmul' else (None, None)
+    if DEVICE.type == 'cuda':
+        torch.set_default_device(DEVICE)  # torch >= 2.0; after load, which reads into host memory
+    if job['mode'] == 'matmul':
+        result = matmul(job)
+    else:
+        weights = {k: t.to(DEVICE) for k, t in weights.items()}
+        result = train(job, config, weights) if job['mode'].startswith('train') else decode(job, config, weights)
     result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result['torch'] = torch.__version__
+    if DEVICE.type == 'cuda':
+        result['cuda'] = torch.version.cuda
+        result['gpu'] = torch.cuda.get_device_name()
+        result['peak_gpu_mb'] = torch.cuda.max_memory_allocated() / 2 ** 20
     print(json.dumps(result))

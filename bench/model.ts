@@ -13,73 +13,30 @@
  *     [--threads 2] [--python /usr/bin/python3]
  */
 import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import {
-  createGraphSession,
-  type Graph,
-  mul,
-  neg,
-  reduceMean,
-  softplus,
-  split,
-  sub,
-  trainingProcessEnv,
-} from '../src/engine/index.ts'
+import { createGraphSession, trainingProcessEnv } from '../src/engine/index.ts'
 import { parameterCount } from '../src/model/config.ts'
 import { type Decoder, generate } from '../src/model/generate.ts'
-import type { PolicyLoss, SequenceLogps } from '../src/model/index.ts'
 import { buildDecodeGraph } from '../src/model/kv-cache.ts'
 import { loadModel } from '../src/model/load.ts'
 import { loraModules } from '../src/model/lora.ts'
 import { Policy } from '../src/model/policy.ts'
 import { Random } from '../src/model/random.ts'
 import { makeTinyModel, type TinyPreset } from '../src/model/tiny.ts'
+import { type BenchJob, DECODE, DPO, dpoBatch, dpoLoss, runTorch } from './dpo-step.ts'
+import { LORA_ALL_LINEAR } from './real-shapes.ts'
 
-const ROWS = 8 // 4 chosen/rejected pairs
-const SEQ = 256
-const PROMPT = 128
-const BETA = 0.1
-const LORA = {
-  rank: 16,
-  alpha: 32,
-  targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
-}
-const DECODE = { prompt: 32, newTokens: 64 }
+const ROWS = DPO.rows
+const SEQ = DPO.seq
+const PROMPT = DPO.prompt
+const LORA = LORA_ALL_LINEAR
 const STEPS: Record<TinyPreset, number> = { tiny: 5, '10m': 4, '50m': 3 }
 
-interface Job {
-  dir: string
-  mode: 'train-full' | 'train-lora' | 'decode'
-  threads: number
-  warmup: number
-  steps: number
-  rows: number
-  seq: number
-  prompt: number
-  beta: number
-  batch: number
-  new_tokens: number
-  lora?: typeof LORA
-}
-
-/** DPO (Rafailov et al. 2023, eq. 7) on rows [chosen; rejected], reference log-probs fed as inputs. */
-function dpoLoss(pairs: number, beta: number): PolicyLoss {
-  return {
-    name: 'dpo',
-    rows: 2 * pairs,
-    build(g: Graph, logps: SequenceLogps) {
-      const [chosen, rejected] = split(g, logps.sum, { axis: 0, sizes: [pairs, pairs] })
-      const refChosen = g.input('ref.chosen', 'float32', [pairs])
-      const refRejected = g.input('ref.rejected', 'float32', [pairs])
-      const margin = sub(g, sub(g, chosen, refChosen), sub(g, rejected, refRejected))
-      return { loss: reduceMean(g, softplus(g, neg(g, mul(g, margin, g.constant(beta, 'float32'))))) }
-    },
-  }
-}
+type Job = BenchJob & { mode: 'train-full' | 'train-lora' | 'decode' }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
@@ -120,46 +77,16 @@ async function runOurs(job: Job): Promise<Record<string, number>> {
     return { tokens_per_s: (job.batch * job.new_tokens) / (median(times) / 1000) }
   }
   const policy = await Policy.load(job.dir, { lora: job.lora, intraOpThreads: job.threads })
-  const vocab = policy.config.vocab_size
-  const rows = Array.from({ length: job.rows }, () => {
-    const ids = Array.from({ length: job.seq }, () => rng.nextUint32() % vocab)
-    return { prompt: ids.slice(0, job.prompt), response: ids.slice(job.prompt) }
-  })
-  const pairs = job.rows / 2
-  const zeros = { dtype: 'float32' as const, dims: [pairs], data: new Float32Array(pairs) }
-  const feeds = { 'ref.chosen': zeros, 'ref.rejected': zeros }
-  const loss = dpoLoss(pairs, job.beta)
+  const batch = dpoBatch(job, policy.config.vocab_size)
+  const loss = dpoLoss(job.rows / 2, job.beta)
   const times: number[] = []
   for (let i = 0; i < job.warmup + job.steps; i++) {
     const start = performance.now()
-    await policy.trainStep({ rows, feeds }, { lr: 1e-5, loss })
+    await policy.trainStep(batch, { lr: DPO.lr, loss })
     if (i >= job.warmup) times.push(performance.now() - start)
   }
   await policy.dispose()
   return { step_ms: median(times) }
-}
-
-function runTorch(job: Job, python: string): Record<string, number> | null {
-  if (python.includes('/') && !existsSync(python)) return null
-  try {
-    const out = execFileSync(
-      python,
-      [path.join(import.meta.dirname, 'model-torch.py'), JSON.stringify(job)],
-      {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          OMP_NUM_THREADS: String(job.threads),
-          OPENBLAS_NUM_THREADS: String(job.threads),
-        },
-      },
-    )
-    return JSON.parse(out.trim().split('\n').at(-1)!)
-  } catch (err) {
-    if (String((err as { stderr?: string }).stderr).includes("No module named 'torch'")) return null
-    throw err
-  }
 }
 
 function runOursInChild(job: Job): Record<string, number> {
@@ -210,7 +137,7 @@ if (args.job) {
           rows: ROWS,
           seq: SEQ,
           prompt: decode ? DECODE.prompt : PROMPT,
-          beta: BETA,
+          beta: DPO.beta,
           batch: decode ? Number(mode.split('-')[1]) : ROWS,
           new_tokens: DECODE.newTokens,
           lora: mode === 'train-lora' ? LORA : undefined,

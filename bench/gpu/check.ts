@@ -1,48 +1,156 @@
 /**
  * The GPU check (bundled by `bash bench/gpu-check.sh --prepare`, run by `bash bench/gpu-check.sh` on a
- * machine with a GPU). Prints one JSON object: the providers found, where onnxruntime places each
- * node of the training-step graphs on WebGPU, CPU vs WebGPU equality over a few AdamW steps, and
- * step times and tokens/s on each provider (CUDA too when its libraries are installed), for engine
- * graphs and for the model layer's Policy (training step and batched decoding of a tiny Llama).
+ * machine with a GPU). Prints one JSON object:
+ *   - the providers found and the GPU;
+ *   - `matmul`: float32 matrix throughput measured here, through onnxruntime's WebGPU provider (inputs
+ *     resident on the device) and, when a Python with torch and CUDA exists, through cuBLAS;
+ *   - `placement`: where onnxruntime puts each node of the policy's graphs on WebGPU (training
+ *     micro-step full and LoRA, the AdamW update, decoding with the KV cache on the device);
+ *   - `equality`: CPU vs WebGPU over a few DPO steps (full and LoRA: losses, gradient norms, weights
+ *     and moments) and greedy generation;
+ *   - `shapes`: per model shape (the 10m and 50m presets, Qwen2.5-0.5B's shape with random weights)
+ *     the policy's DPO step (forward, backward, AdamW) and batched greedy decoding on each GPU
+ *     provider: step time, tokens/s, bytes moved per step and per token, the step's model FLOP/s
+ *     against the measured matmul peak, and PyTorch eager CUDA on the same folder and shapes.
+ * Work stops at `--budget-s` (what is left is reported as skipped), so one run fits the machine time;
+ * the 0.5B shape, which the targets are about, goes first. With GPU_CHECK_OUT set, the results so far
+ * are rewritten there after every measurement, so a run killed midway still leaves them.
+ *
+ *   node bench/gpu/check.ts [--small] [--shapes qwen2.5-0.5b,50m,10m] [--modes train-full,train-lora,decode]
+ *     [--python python3] [--budget-s 420]
  */
+import { execFileSync } from 'node:child_process'
+import { writeFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { parseArgs } from 'node:util'
 import {
   adamW,
-  buildTrainStep,
-  createStepRunner,
+  buildUpdateStep,
+  createGraphSession,
+  DeviceState,
+  decoderTrainFlopsPerToken,
+  Graph,
+  matMul,
   misplacedNodes,
-  neg,
   nodePlacement,
   type Provider,
   providerStatuses,
-  reduceMean,
   resolveProvider,
+  type SerializedGraph,
+  slice,
+  transfersBetween,
+  transferTotals,
 } from '../../src/engine/index.ts'
-import type { PolicyLoss } from '../../src/model/graphs.ts'
+import { parameterCount } from '../../src/model/config.ts'
+import { buildPolicyMicroStep, type ModelTensors } from '../../src/model/graphs.ts'
+import { buildDecodeGraph } from '../../src/model/kv-cache.ts'
+import { loadModel } from '../../src/model/load.ts'
+import { initAdapters } from '../../src/model/lora.ts'
 import { Policy } from '../../src/model/policy.ts'
 import { Random } from '../../src/model/random.ts'
 import { makeTinyModel, type TinyPreset } from '../../src/model/tiny.ts'
 import { maxRelDiff } from '../compare.ts'
-import {
-  BENCH_MLP,
-  BENCH_TRANSFORMER,
-  type BenchModel,
-  fusedAdamWPlan,
-  mlp,
-  transformerBlock,
-} from '../models.ts'
+import { type BenchJob, DECODE, DPO, dpoBatch, dpoLoss, runTorch, type TorchResult } from '../dpo-step.ts'
+import { LORA_ALL_LINEAR as LORA, QWEN2_05B } from '../real-shapes.ts'
 
-/** --small: every graph at test size (a smoke test of this script, e.g. under a software Vulkan driver). */
-const SMALL = process.argv.includes('--small')
-const STEPS_COMPARED = 3
-const STEPS_TIMED = 10
+const { values: args } = parseArgs({
+  options: {
+    /** Everything at test size: a smoke test of this script, e.g. under the software Vulkan driver. */
+    small: { type: 'boolean', default: false },
+    shapes: { type: 'string', default: 'qwen2.5-0.5b,50m,10m' },
+    modes: { type: 'string', default: 'train-full,train-lora,decode' },
+    python: { type: 'string', default: 'python3' },
+    'budget-s': { type: 'string', default: '420' },
+  },
+})
+const SMALL = args.small
+const started = performance.now()
+const budgetLeft = () => Number(args['budget-s']) - (performance.now() - started) / 1000
 
-async function placement(make: () => BenchModel) {
-  const m = make()
-  const built = buildTrainStep(m.g, { loss: m.loss, params: m.params, optimizer: adamW(), clip: true })
-  const p = await nodePlacement(built.graph.serialize(), 'webgpu')
+/** Sizes of every measurement; --small shrinks them to what a software driver runs in seconds. */
+const SIZE = SMALL
+  ? {
+      shapes: ['tiny'],
+      train: { rows: 4, seq: 32, prompt: 16 },
+      decode: { batch: 2, newTokens: 8 },
+      matmul: 256,
+      equality: 'tiny' as const,
+      warmup: 1,
+      steps: 2,
+    }
+  : {
+      shapes: args.shapes.split(','),
+      train: { rows: DPO.rows, seq: DPO.seq, prompt: DPO.prompt },
+      decode: { batch: 8, newTokens: DECODE.newTokens },
+      matmul: 8192,
+      equality: '10m' as const,
+      warmup: 2,
+      steps: 4,
+    }
+const MODES = args.modes.split(',')
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+
+/** A model folder of a preset, or of Qwen2.5-0.5B's shape (24 layers, random weights). */
+async function modelFolder(root: string, shape: string) {
+  const dir = path.join(root, shape)
+  const info =
+    shape === 'qwen2.5-0.5b'
+      ? await makeTinyModel(dir, { seed: 1, overrides: { ...QWEN2_05B, num_hidden_layers: 24 } })
+      : await makeTinyModel(dir, { seed: 1, preset: shape as TinyPreset })
+  return { dir, config: info.config }
+}
+
+function gpuName(): string | undefined {
+  try {
+    return execFileSync(
+      'nvidia-smi',
+      ['--query-gpu=name,driver_version,memory.total', '--format=csv,noheader'],
+      {
+        encoding: 'utf8',
+      },
+    ).trim()
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * float32 (n, n) x (n, n) on WebGPU with both operands resident on the device and the product kept
+ * there; one element comes back per run, which also waits for the GPU to finish it.
+ */
+async function webgpuMatmul(n: number) {
+  const g = new Graph({ name: 'matmul' })
+  const y = matMul(g, g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n]))
+  g.output(y, 'y')
+  g.output(slice(g, y, { starts: [0, 0], ends: [1, 1], axes: [0, 1] }), 'corner')
+  const session = await createGraphSession(g.serialize(), {
+    provider: 'webgpu',
+    name: 'matmul',
+    stateOutputs: { y: 'y' },
+  })
+  const state = new DeviceState('webgpu')
+  const rng = new Random(0)
+  for (const name of ['a', 'b']) {
+    const data = Float32Array.from({ length: n * n }, () => rng.nextUint32() / 2 ** 32 - 0.5)
+    state.set(name, { dtype: 'float32', dims: [n, n], data })
+  }
+  await state.upload()
+  const times: number[] = []
+  for (let i = 0; i < 2 + 5; i++) {
+    const t0 = performance.now()
+    await session.runWithState(state, {})
+    if (i >= 2) times.push(performance.now() - t0)
+  }
+  await session.release()
+  await state.release()
+  return { n, gflops: Math.round((2 * n ** 3) / (median(times) / 1000) / 1e9) }
+}
+
+/** Where each node of a graph lands on WebGPU, and the nodes that did not land there. */
+async function placed(graph: SerializedGraph) {
+  const p = await nodePlacement(graph, 'webgpu')
   const misplaced = misplacedNodes(p, 'webgpu')
   return {
     nodes_per_provider: Object.fromEntries(Object.entries(p).map(([ep, v]) => [ep, v.count])),
@@ -51,146 +159,275 @@ async function placement(make: () => BenchModel) {
   }
 }
 
-/** Runs `steps` AdamW steps; returns losses, grad norms, final params and the median step time. */
-async function train(provider: Provider, make: () => BenchModel, steps: number) {
-  const m = make()
-  const runner = await createStepRunner(fusedAdamWPlan(m), { provider })
-  runner.init(m.init)
-  const log: number[] = []
-  const times: number[] = []
-  for (let t = 1; t <= steps; t++) {
-    const t0 = performance.now()
-    const r = await runner.step([m.batch], { step: t, lr: 1e-3, maxGradNorm: 1 })
-    times.push(performance.now() - t0)
-    log.push(r.loss, r.gradNorm)
-  }
-  const params = await runner.read(true)
-  const location = runner.location(m.params[0].name)
-  await runner.release()
-  const warm = times.slice(2).sort((a, b) => a - b)
+/** The policy's WebGPU graphs, built as Policy builds them, on one model folder. */
+async function placement(dir: string) {
+  const model = await loadModel(dir)
+  const bind = { frozen: 'inputs' as const, fusedMatMul: false }
+  const pairs = SIZE.train.rows / 2
+  const loss = dpoLoss(pairs, DPO.beta)
+  const full: ModelTensors = { cfg: model.config, weights: model.weights }
+  const lora: ModelTensors = { ...full, lora: { spec: LORA, adapters: initAdapters(model.config, LORA, 0) } }
+  const micro = buildPolicyMicroStep(full, { ...bind, trainable: 'all', loss })
+  const update = buildUpdateStep({ params: micro.params, dtype: 'float32', optimizer: adamW(), clip: true })
   return {
-    log,
-    params,
-    location,
-    stepMs: warm[warm.length >> 1] ?? times[times.length - 1],
-    tokens: m.tokens,
+    train_micro_step_full: await placed(micro.graph.serialize()),
+    train_micro_step_lora: await placed(
+      buildPolicyMicroStep(lora, { ...bind, trainable: 'adapters', loss }).graph.serialize(),
+    ),
+    // Large vocabularies (Qwen's) take the LM head in chunks: another loss graph.
+    train_micro_step_full_vocab_chunks: await placed(
+      buildPolicyMicroStep(full, { ...bind, trainable: 'all', loss, vocabChunks: 4 }).graph.serialize(),
+    ),
+    adamw_update_full: await placed(update.graph.serialize()),
+    decode_cache_on_device: await placed(
+      buildDecodeGraph(full, { ...bind, trainable: 'all', cacheOnDevice: true }).serialize(),
+    ),
   }
 }
 
-async function compare(make: () => BenchModel) {
-  const cpu = await train('cpu', make, STEPS_COMPARED)
-  const gpu = await train('webgpu', make, STEPS_COMPARED)
-  let worstParam = 0
-  let worstName = ''
-  for (const name of Object.keys(cpu.params)) {
-    const e = maxRelDiff(gpu.params[name].data as Float32Array, cpu.params[name].data as Float32Array)
-    if (e > worstParam) [worstParam, worstName] = [e, name]
-  }
-  return {
-    steps: STEPS_COMPARED,
-    state_location_on_webgpu: gpu.location,
-    loss_and_grad_norm_cpu: cpu.log,
-    loss_and_grad_norm_webgpu: gpu.log,
-    max_rel_diff_loss_grad_norm: maxRelDiff(gpu.log, cpu.log),
-    max_rel_diff_params_and_moments: worstParam,
-    worst_tensor: worstName,
-    equal_within_1e_3: maxRelDiff(gpu.log, cpu.log) < 1e-3 && worstParam < 1e-3,
+const greedy = (maxNewTokens: number) => ({ maxNewTokens, temperature: 0, topP: 1, topK: 0, seed: 0 })
+
+/** Prompts of about `tokens` tokens each (random words of the model's vocabulary). */
+function prompts(policy: Policy, count: number, tokens: number): string[] {
+  const rng = new Random(7)
+  const vocab = Math.min(policy.model.tokenizer.size, policy.config.vocab_size)
+  return Array.from({ length: count }, () =>
+    policy.model.tokenizer.decode(Array.from({ length: tokens }, () => rng.nextUint32() % vocab)),
+  )
+}
+
+/** Three DPO steps, the exported state, and a greedy continuation on one provider. */
+async function trainedState(dir: string, provider: Provider, withLora: boolean) {
+  const policy = await Policy.load(dir, { provider, seed: 3, lora: withLora ? LORA : undefined })
+  try {
+    const batch = dpoBatch(SIZE.train, policy.config.vocab_size)
+    const loss = dpoLoss(SIZE.train.rows / 2, DPO.beta)
+    const log: number[] = []
+    for (let i = 0; i < 3; i++) {
+      const r = await policy.trainStep(batch, { lr: 1e-3, loss, maxGradNorm: 1 })
+      log.push(r.loss, r.gradNorm)
+    }
+    const [gen] = await policy.generate(prompts(policy, 1, DECODE.prompt), greedy(16))
+    return { log, state: (await policy.exportState()).tensors, tokens: gen.tokens }
+  } finally {
+    await policy.dispose()
   }
 }
 
-async function timing(providers: Provider[], make: () => BenchModel) {
+async function equality(dir: string) {
   const out: Record<string, unknown> = {}
-  for (const provider of providers) {
-    try {
-      const r = await train(provider, make, STEPS_TIMED)
-      out[provider] = {
-        step_ms: +r.stepMs.toFixed(2),
-        tokens_per_s: Math.round(r.tokens / (r.stepMs / 1000)),
-      }
-    } catch (err) {
-      out[provider] = { error: String((err as Error).message) }
+  for (const withLora of [false, true]) {
+    const cpu = await trainedState(dir, 'cpu', withLora)
+    const gpu = await trainedState(dir, 'webgpu', withLora)
+    const worst = { moments: 0, weights: 0 }
+    for (const [name, t] of cpu.state) {
+      const e = maxRelDiff(gpu.state.get(name)!.data, t.data)
+      const kind = name.startsWith('optim.') ? 'moments' : 'weights'
+      worst[kind] = Math.max(worst[kind], e)
+    }
+    const lossDiff = maxRelDiff(gpu.log, cpu.log)
+    out[withLora ? 'lora' : 'full'] = {
+      loss_and_grad_norm_cpu: cpu.log,
+      loss_and_grad_norm_webgpu: gpu.log,
+      max_rel_diff_loss_grad_norm: lossDiff,
+      max_rel_diff_moments: worst.moments,
+      max_rel_diff_weights: worst.weights,
+      greedy_tokens_equal: gpu.tokens.join() === cpu.tokens.join(),
+      // Weights are compared loosely: Adam moves each by ~lr·sign(g), either way where g is at rounding level.
+      equal:
+        lossDiff < 1e-3 &&
+        worst.moments < 1e-3 &&
+        worst.weights < 5e-2 &&
+        gpu.tokens.join() === cpu.tokens.join(),
     }
   }
   return out
 }
 
-const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
+/** Forward+backward FLOPs of one step's tokens (full fine-tuning; the LM head counts, the lookup not). */
+function stepFlops(policy: Policy, tokens: number): number {
+  const cfg = policy.config
+  const embedding = cfg.tie_word_embeddings ? 0 : cfg.vocab_size * cfg.hidden_size
+  const shape = {
+    params: parameterCount(cfg) - embedding,
+    layers: cfg.num_hidden_layers,
+    heads: cfg.num_attention_heads,
+    headDim: cfg.head_dim,
+    seqLen: SIZE.train.seq,
+  }
+  return decoderTrainFlopsPerToken(shape) * tokens
+}
 
-/** The Policy as runs use it: SFT steps on 8 rows x 256 tokens, then greedy decoding of 8 x 32 tokens. */
-async function policyTiming(providers: Provider[], preset: TinyPreset) {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-policy-'))
-  const out: Record<string, unknown> = { preset }
+/** Our DPO step on one provider: median step time, tokens/s, bytes per step (median of the timed steps). */
+async function ourStep(dir: string, provider: Provider, mode: string, peakGflops: number | undefined) {
+  const policy = await Policy.load(dir, { provider, lora: mode === 'train-lora' ? LORA : undefined })
   try {
-    await makeTinyModel(dir, { seed: 1, preset })
-    for (const provider of providers) {
-      const policy = await Policy.load(dir, { provider })
-      try {
-        const rng = new Random(0)
-        const ids = () => Array.from({ length: 128 }, () => rng.nextUint32() % policy.config.vocab_size)
-        const rows = Array.from({ length: 8 }, () => ({ prompt: ids(), response: ids() }))
-        const losses: number[] = []
-        const times: number[] = []
-        for (let i = 0; i < 6; i++) {
-          const t0 = performance.now()
-          losses.push((await policy.trainStep({ rows }, { lr: 1e-4, loss: sft })).loss)
-          times.push(performance.now() - t0)
-        }
-        const warm = times.slice(2).sort((a, b) => a - b)
-        const t0 = performance.now()
-        const gens = await policy.generate(Array(8).fill('Once upon a time'), {
-          maxNewTokens: 32,
-          temperature: 0,
-          topP: 1,
-          topK: 0,
-          seed: 0,
-        })
-        const decodeS = (performance.now() - t0) / 1000
-        out[provider] = {
-          train_step_ms: +warm[warm.length >> 1].toFixed(1),
-          losses,
-          decode_tokens_per_s: Math.round(gens.reduce((a, g) => a + g.tokens.length, 0) / decodeS),
-        }
-      } catch (err) {
-        out[provider] = { error: String((err as Error).message) }
-      } finally {
-        await policy.dispose()
-      }
+    const batch = dpoBatch(SIZE.train, policy.config.vocab_size)
+    const loss = dpoLoss(SIZE.train.rows / 2, DPO.beta)
+    const times: number[] = []
+    const up: number[] = []
+    const down: number[] = []
+    let tokens = 0
+    for (let i = 0; i < SIZE.warmup + SIZE.steps; i++) {
+      const t0 = performance.now()
+      const r = await policy.trainStep(batch, { lr: DPO.lr, loss, maxGradNorm: 1 })
+      if (i < SIZE.warmup) continue
+      times.push(performance.now() - t0)
+      up.push(r.transfers.hostToDevice)
+      down.push(r.transfers.deviceToHost)
+      tokens = r.tokens
+    }
+    const stepMs = median(times)
+    const result: Record<string, unknown> = {
+      step_ms: +stepMs.toFixed(1),
+      tokens_per_s: Math.round(tokens / (stepMs / 1000)),
+      bytes_per_step: { host_to_device: median(up), device_to_host: median(down) },
+      weight_bytes: policy.weightBytes(),
+    }
+    if (mode === 'train-full') {
+      const gflops = stepFlops(policy, tokens) / (stepMs / 1000) / 1e9
+      result.model_gflops = Math.round(gflops)
+      if (peakGflops) result.fraction_of_matmul_peak = +(gflops / peakGflops).toFixed(3)
+    }
+    return result
+  } finally {
+    await policy.dispose()
+  }
+}
+
+/** Batched greedy decoding through the policy: tokens/s and bytes per generated token. */
+async function ourDecode(dir: string, provider: Provider) {
+  const policy = await Policy.load(dir, { provider })
+  try {
+    const texts = prompts(policy, SIZE.decode.batch, DECODE.prompt)
+    const opts = greedy(SIZE.decode.newTokens)
+    await policy.generate(texts, opts) // warm-up: sessions, weights on the device
+    const t0 = performance.now()
+    const before = transferTotals()
+    const gens = await policy.generate(texts, opts)
+    const seconds = (performance.now() - t0) / 1000
+    const moved = transfersBetween(before, transferTotals())
+    const tokens = gens.reduce((a, g) => a + g.tokens.length, 0)
+    return {
+      batch: texts.length,
+      prompt_tokens: texts.map((t) => policy.model.tokenizer.encode(t).length),
+      generated_tokens: tokens,
+      tokens_per_s: Math.round(tokens / seconds),
+      bytes_per_token: {
+        host_to_device: Math.round(moved.hostToDevice / tokens),
+        device_to_host: Math.round(moved.deviceToHost / tokens),
+      },
     }
   } finally {
-    await rm(dir, { recursive: true, force: true })
+    await policy.dispose()
   }
-  return out
+}
+
+function torchJob(dir: string, mode: string): BenchJob {
+  const decode = mode === 'decode'
+  return {
+    dir,
+    mode: mode as BenchJob['mode'],
+    device: 'cuda',
+    threads: os.cpus().length,
+    warmup: SIZE.warmup,
+    steps: SIZE.steps,
+    ...SIZE.train,
+    beta: DPO.beta,
+    batch: decode ? SIZE.decode.batch : SIZE.train.rows,
+    prompt: decode ? DECODE.prompt : SIZE.train.prompt,
+    new_tokens: SIZE.decode.newTokens,
+    lora: mode === 'train-lora' ? LORA : undefined,
+  }
+}
+
+/** PyTorch on CUDA, or why not (no Python with torch, no CUDA, a failure). */
+function torchCuda(job: BenchJob): TorchResult | { skipped: string } {
+  try {
+    return runTorch(job, args.python) ?? { skipped: `${args.python} cannot import torch` }
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? err)
+    return { skipped: stderr.trim().split('\n').slice(-2).join(' ') }
+  }
+}
+
+async function guarded<T>(what: () => Promise<T>): Promise<T | { skipped: string } | { error: string }> {
+  if (budgetLeft() <= 0) return { skipped: `time budget of ${args['budget-s']} s spent` }
+  try {
+    return await what()
+  } catch (err) {
+    return { error: String((err as Error).message ?? err).split('\n')[0] }
+  } finally {
+    flush()
+  }
 }
 
 const statuses = await providerStatuses()
+const gpuProviders = statuses.filter((s) => s.available && s.provider !== 'cpu').map((s) => s.provider)
 const result: Record<string, unknown> = {
   node: process.version,
   host: { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model },
+  gpu: gpuName(),
   providers: statuses,
   auto_picks: await resolveProvider('auto'),
+  size: SIZE,
 }
-const working = statuses.filter((s) => s.available).map((s) => s.provider)
-const smallDims = { batch: 2, seq: 32, hidden: 64, heads: 4, ffn: 128 }
-const blockDims = SMALL ? smallDims : BENCH_TRANSFORMER
-const mlpDims = SMALL ? { batch: 16, inFeatures: 64, hidden: 256 } : BENCH_MLP
-const small = () => transformerBlock(smallDims)
-const block = () => transformerBlock(blockDims)
-const mlpModel = () => mlp(mlpDims)
-
-if (working.includes('webgpu')) {
-  result.placement_webgpu = { transformer_block: await placement(block), mlp: await placement(mlpModel) }
-  result.equality_cpu_vs_webgpu = {
-    transformer_block_small: await compare(small),
-    mlp: await compare(mlpModel),
+/** The results so far, where GPU_CHECK_OUT points. */
+function flush(): void {
+  if (process.env.GPU_CHECK_OUT) writeFileSync(process.env.GPU_CHECK_OUT, JSON.stringify(result, null, 1))
+}
+const root = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-'))
+try {
+  const torchMatmul = torchCuda({ ...torchJob('', 'matmul'), n: SIZE.matmul })
+  result.torch = 'torch' in torchMatmul ? { version: torchMatmul.torch, cuda: torchMatmul.cuda } : torchMatmul
+  const webgpu = gpuProviders.includes('webgpu')
+  const matmul: Record<string, unknown> = {
+    webgpu: webgpu ? await guarded(() => webgpuMatmul(SIZE.matmul)) : { skipped: 'no WebGPU' },
+    torch_cuda:
+      'gflops' in torchMatmul ? { n: SIZE.matmul, gflops: Math.round(torchMatmul.gflops) } : torchMatmul,
   }
-} else {
-  result.webgpu_skipped = statuses.find((s) => s.provider === 'webgpu')?.detail
+  result.matmul = matmul
+  // The peak the step's FLOP/s is read against: cuBLAS where measured, else WebGPU's own matmul.
+  const peak = [matmul.torch_cuda, matmul.webgpu]
+    .map((m) => (m as { gflops?: number }).gflops)
+    .find((x) => x !== undefined)
+
+  const equalityDir = (await modelFolder(root, SIZE.equality)).dir
+  if (webgpu) {
+    result.placement = await guarded(() => placement(equalityDir))
+    result.equality = await guarded(() => equality(equalityDir))
+  }
+  const shapes: Record<string, unknown> = {}
+  result.shapes = shapes
+  for (const shape of SIZE.shapes) {
+    const { dir, config: cfg } =
+      shape === SIZE.equality
+        ? { dir: equalityDir, config: (await loadModel(equalityDir)).config }
+        : await modelFolder(root, shape)
+    const entry: Record<string, unknown> = { params: parameterCount(cfg), layers: cfg.num_hidden_layers }
+    shapes[shape] = entry
+    for (const mode of MODES) {
+      const row: Record<string, unknown> = {}
+      entry[mode] = row
+      for (const provider of gpuProviders) {
+        row[provider] = await guarded(() =>
+          mode === 'decode' ? ourDecode(dir, provider) : ourStep(dir, provider, mode, peak),
+        )
+      }
+      const torch = budgetLeft() > 0 ? torchCuda(torchJob(dir, mode)) : { skipped: 'time budget spent' }
+      row.torch_cuda = torch
+      flush()
+      const ours = row.webgpu as { step_ms?: number; tokens_per_s?: number } | undefined
+      if ('torch' in torch && ours?.step_ms && mode !== 'decode')
+        row.step_time_vs_torch = +(ours.step_ms / torch.step_ms).toFixed(3)
+      if ('torch' in torch && ours?.tokens_per_s && mode === 'decode')
+        row.tokens_per_s_vs_torch = +(ours.tokens_per_s / torch.tokens_per_s).toFixed(3)
+    }
+    if (shape !== SIZE.equality) await rm(dir, { recursive: true, force: true })
+  }
+} finally {
+  await rm(root, { recursive: true, force: true })
 }
-result.step_time = {
-  note: 'fused AdamW step with clipping, median of the last 8 of 10 steps; state device-resident on webgpu',
-  transformer_block: { dims: blockDims, ...(await timing(working, block)) },
-  mlp: { dims: mlpDims, ...(await timing(working, mlpModel)) },
-}
-result.policy = await policyTiming(working, SMALL ? 'tiny' : '10m')
-result.cuda = statuses.find((s) => s.provider === 'cuda')
+result.seconds = Math.round((performance.now() - started) / 1000)
+flush()
 console.log(JSON.stringify(result, null, 1))

@@ -48,6 +48,15 @@ export function createMetricsRepository(db: Db) {
         select: { step: true, key: true },
       })
     },
+    /** The latest value of each of `keys` in every running run. */
+    async latestOfRunning(keys: readonly string[]): Promise<{ runId: string; key: string; value: number }[]> {
+      if (keys.length === 0) return []
+      return db.$queryRaw<{ runId: string; key: string; value: number }[]>`
+        SELECT DISTINCT ON (m.run_id, m.key) m.run_id::text AS "runId", m.key, m.value
+        FROM metrics m JOIN runs r ON r.id = m.run_id
+        WHERE r.status = 'running' AND m.key IN (${Prisma.join([...keys])})
+        ORDER BY m.run_id, m.key, m.step DESC`
+    },
     /**
      * Series per key within a step range, optionally averaged into at most `max_points` buckets each.
      * Postgres writes each series' points as one JSON array: one row per key to decode, not one per point.

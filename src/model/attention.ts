@@ -3,7 +3,8 @@
  * per-head q/k RMSNorm (qwen3), rotary embeddings in HF's rotate-half layout, grouped-query
  * attention, the additive mask, o_proj. The KV cache is explicit I/O: past keys/values come in,
  * the present ones (this call's tokens only, after RoPE) go out and the host appends them to its
- * cache, so a decode step never copies the whole cache out of the session. (The engine's nn attention is causal-only; this one takes an
+ * cache, so a decode step never copies the whole cache out of the session; `cache` (past and
+ * present joined) is what a cache kept on the device replaces itself with. (The engine's nn attention is causal-only; this one takes an
  * additive mask for padding, caches and sliding windows, and stacks query groups so K/V are neither
  * copied nor broadcast, which keeps their gradients free of a group reduction.)
  */
@@ -48,7 +49,7 @@ export function attention(
   x: Tensor,
   path: string,
   inputs: AttentionInputs,
-): { out: Tensor; present: KeyValue } {
+): { out: Tensor; present: KeyValue; cache: KeyValue } {
   const { g, cfg } = ctx
   const nh = cfg.num_attention_heads
   const nkv = cfg.num_key_value_heads
@@ -70,6 +71,10 @@ export function attention(
     const probs = reshape(g, softmax(g, masked, { axis: -1 }), { shape: [0, nkv, -1, 0] }) // (B, KV, G·T, S)
     const context = reshape(g, matMul(g, probs, value), { shape: [0, nh, -1, d] }) // (B, H, T, D)
     const merged = reshape(g, transpose(g, context, { perm: [0, 2, 1, 3] }), { shape: [0, 0, nh * d] }) // (B, T, H·D)
-    return { out: linear(ctx, merged, `${path}.o_proj`), present: { key: kNew, value: v0 } }
+    return {
+      out: linear(ctx, merged, `${path}.o_proj`),
+      present: { key: kNew, value: v0 },
+      cache: { key, value },
+    }
   })
 }

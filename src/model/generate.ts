@@ -1,6 +1,6 @@
 /**
  * Batched generation: a prefill of the left-padded prompts, then one decode step per new token,
- * with the KV cache on the host. Stops per row on a stop token, a stop string or max new tokens.
+ * with the KV cache on the host or, where the decoder keeps it there, on the device. Stops per row on a stop token, a stop string or max new tokens.
  */
 import type { HostTensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
@@ -36,6 +36,8 @@ export interface Decoder {
   cfg: LlamaConfig
   dtype: FloatDType
   run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>>
+  /** The KV cache stays on the device: `run` neither takes nor returns it (see KvCache). */
+  cacheOnDevice?: boolean
   tokenizer: TextTokenizer
   /** Stop token ids of the model (config, generation_config, tokenizer). */
   stopTokenIds: readonly number[]
@@ -62,7 +64,7 @@ export async function generate(
   const rows = prompts.length
   const stopIds = new Set([...dec.stopTokenIds, ...(opts.stopTokenIds ?? [])])
   const padId = dec.tokenizer.padTokenId ?? 0
-  const cache = new KvCache(cfg, rows, dtype)
+  const cache = new KvCache(cfg, rows, dtype, dec.cacheOnDevice)
   const state: RowState[] = prompts.map((p, b) => ({
     tokens: [],
     logprobs: [],

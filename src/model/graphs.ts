@@ -3,7 +3,15 @@
  * and the scoring graph (sequence log-probs, optionally logits) the policy, the reference and the
  * training step share.
  */
-import { type BuiltGradStep, buildGradStep, type Dim, Graph, type Tensor } from '../engine/index.ts'
+import {
+  type BuiltGradStep,
+  type BuiltMicroStep,
+  buildGradStep,
+  buildMicroStep,
+  type Dim,
+  Graph,
+  type Tensor,
+} from '../engine/index.ts'
 import { declareDecoderInputs, declareTargets } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
 import type { ModelContext } from './layers.ts'
@@ -100,15 +108,10 @@ export interface PolicyLoss {
   build(g: Graph, logps: SequenceLogps): { loss: Tensor; metrics?: Record<string, Tensor> }
 }
 
-/**
- * Forward, loss and backward of one training step (full fine-tuning: every weight is an input; LoRA:
- * the frozen base is initializers, the adapters inputs). Outputs loss, metrics and `grad.<key>`
- * for every trainable tensor; the optimizer update runs on the host (HostAdamW).
- */
-export function buildPolicyStepGraph(
-  model: ModelTensors,
-  opts: BindOptions & { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss },
-): BuiltGradStep {
+type StepGraphOptions = BindOptions & { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss }
+
+/** The scoring graph with the loss on top, and the trainable tensors it differentiates. */
+function policyObjective(model: ModelTensors, opts: StepGraphOptions) {
   const scoring = buildScoringGraph(model, {
     trainable: opts.trainable,
     frozen: opts.frozen,
@@ -127,5 +130,25 @@ export function buildPolicyStepGraph(
     tensor,
     decay: tensor.shape.length > 1,
   }))
-  return buildGradStep(scoring.graph, { loss, params, metrics })
+  return { g: scoring.graph, spec: { loss, params, metrics } }
+}
+
+/**
+ * Forward, loss and backward of one training step (full fine-tuning: every weight is an input; LoRA:
+ * the frozen base is initializers, the adapters inputs). Outputs loss, metrics and `grad.<key>`
+ * for every trainable tensor; the optimizer update runs on the host (HostAdamW).
+ */
+export function buildPolicyStepGraph(model: ModelTensors, opts: StepGraphOptions): BuiltGradStep {
+  const { g, spec } = policyObjective(model, opts)
+  return buildGradStep(g, spec)
+}
+
+/**
+ * The same forward, loss and backward, adding the gradients into device-resident accumulators
+ * (gradient accumulation, see buildMicroStep): for providers that keep the optimizer on the device,
+ * where the in-graph AdamW (buildUpdateStep) then applies them.
+ */
+export function buildPolicyMicroStep(model: ModelTensors, opts: StepGraphOptions): BuiltMicroStep {
+  const { g, spec } = policyObjective(model, opts)
+  return buildMicroStep(g, spec)
 }

@@ -20,9 +20,13 @@ const GROW = 32
 
 /**
  * The decode graph: tokens (B, T) after a cache of `past` slots -> next-token logits of the last
- * position (B, V) and the new keys/values of every layer.
+ * position (B, V) and the new keys/values of every layer; with `cacheOnDevice`, every layer's whole
+ * cache (past + T slots) instead, which a device-resident cache takes as its next `past`.
  */
-export function buildDecodeGraph(model: ModelTensors, opts: BindOptions): Graph {
+export function buildDecodeGraph(
+  model: ModelTensors,
+  opts: BindOptions & { cacheOnDevice?: boolean },
+): Graph {
   const g = new Graph({ name: 'decode', fusedMatMul: opts.fusedMatMul })
   const dtype = opts.dtype ?? 'float32'
   const { cfg } = model
@@ -36,20 +40,35 @@ export function buildDecodeGraph(model: ModelTensors, opts: BindOptions): Graph 
       value: g.input(pastName(i, 'value'), dtype, shape),
     })
   }
-  const { hidden, present } = llamaModel(ctx, { ...inputs, past })
+  const { hidden, present, caches } = llamaModel(ctx, { ...inputs, past })
   const last = g.withScopePath('lm_head', () =>
     reshape(g, slice(g, hidden, { starts: [-1], ends: [2 ** 62], axes: [1] }), {
       shape: [0, cfg.hidden_size],
     }),
   ) // (B, H)
   g.output(lmHead(ctx, last), 'logits') // (B, V)
-  present.forEach((kv: KeyValue, i) => {
+  const kept = opts.cacheOnDevice ? caches : present
+  kept.forEach((kv: KeyValue, i) => {
     g.output(kv.key, presentName(i, 'key'))
     g.output(kv.value, presentName(i, 'value'))
   })
   return g
 }
 
+/** The state entries a device-resident cache keeps, by the decode graph's output that replaces each. */
+export function deviceCacheOutputs(cfg: LlamaConfig): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (let i = 0; i < cfg.num_hidden_layers; i++)
+    for (const kind of ['key', 'value'] as const) out[presentName(i, kind)] = pastName(i, kind)
+  return out
+}
+
+/**
+ * Which key slot holds which position, and the cached keys/values themselves unless the cache lives
+ * on the device (`onDevice`: the decode graph joins past and present there and its state outputs
+ * replace the cache, so only this bookkeeping stays on the host and the cache is exactly as long as
+ * the tokens seen).
+ */
 export class KvCache {
   capacity = 0
   /** Filled slots (the same for every row; padding slots are masked). */
@@ -64,6 +83,7 @@ export class KvCache {
     private readonly cfg: LlamaConfig,
     readonly rows: number,
     private readonly dtype: FloatDType = 'float32',
+    private readonly onDevice = false,
   ) {}
 
   private alloc(n: number): Float32Array | Float64Array {
@@ -74,7 +94,7 @@ export class KvCache {
   private reserve(extra: number): void {
     const need = this.length + extra
     if (need <= this.capacity) return
-    const cap = Math.ceil(need / GROW) * GROW
+    const cap = this.onDevice ? need : Math.ceil(need / GROW) * GROW
     const { rows } = this
     const heads = rows * this.cfg.num_key_value_heads
     const d = this.cfg.head_dim
@@ -84,7 +104,7 @@ export class KvCache {
         next.set(old.subarray(h * this.capacity * d, (h * this.capacity + this.length) * d), h * cap * d)
       return next
     }
-    const layers = this.cfg.num_hidden_layers
+    const layers = this.onDevice ? 0 : this.cfg.num_hidden_layers
     this.keys = Array.from({ length: layers }, (_, i) =>
       grow(this.keys[i] ?? this.alloc(0)),
     ) as Float32Array[]
@@ -102,11 +122,11 @@ export class KvCache {
     this.capacity = cap
   }
 
-  /** The cache as graph feeds: every layer's past keys/values (B, KV, C, D). */
+  /** The cache as graph feeds: every layer's past keys/values (B, KV, C, D); none from a device cache. */
   feeds(): Record<string, HostTensor> {
     const dims = [this.rows, this.cfg.num_key_value_heads, this.capacity, this.cfg.head_dim]
     const out: Record<string, HostTensor> = {}
-    for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
+    for (let i = 0; i < (this.onDevice ? 0 : this.cfg.num_hidden_layers); i++) {
       out[pastName(i, 'key')] = { dtype: this.dtype, dims, data: this.keys[i] ?? this.alloc(0) }
       out[pastName(i, 'value')] = { dtype: this.dtype, dims, data: this.values[i] ?? this.alloc(0) }
     }
@@ -137,7 +157,7 @@ export class KvCache {
     this.reserve(t)
     const heads = this.rows * this.cfg.num_key_value_heads
     const d = this.cfg.head_dim
-    for (let i = 0; i < this.cfg.num_hidden_layers; i++) {
+    for (let i = 0; i < (this.onDevice ? 0 : this.cfg.num_hidden_layers); i++) {
       for (const [kind, store] of [
         ['key', this.keys[i]],
         ['value', this.values[i]],

@@ -28,19 +28,22 @@ function decoderLayer(
   x: Tensor,
   i: number,
   inputs: { cos: Tensor; sin: Tensor; bias: Tensor; past?: KeyValue },
-): { x: Tensor; present: KeyValue } {
+): { x: Tensor; present: KeyValue; cache: KeyValue } {
   const p = layerPrefix(i)
   const attn = attention(ctx, rmsNorm(ctx, x, `${p}.input_layernorm`), `${p}.self_attn`, inputs)
   x = ctx.g.withScopePath(p, () => add(ctx.g, x, attn.out))
   const ff = mlp(ctx, rmsNorm(ctx, x, `${p}.post_attention_layernorm`), `${p}.mlp`)
-  return { x: ctx.g.withScopePath(p, () => add(ctx.g, x, ff)), present: attn.present }
+  return { x: ctx.g.withScopePath(p, () => add(ctx.g, x, ff)), present: attn.present, cache: attn.cache }
 }
 
-/** The base model (HF LlamaModel): final hidden states (B, T, H) and each layer's present K/V. */
+/**
+ * The base model (HF LlamaModel): final hidden states (B, T, H) and each layer's present K/V (this
+ * call's tokens) and whole cache (past and present).
+ */
 export function llamaModel(
   ctx: ModelContext,
   inputs: DecoderInputs,
-): { hidden: Tensor; present: KeyValue[] } {
+): { hidden: Tensor; present: KeyValue[]; caches: KeyValue[] } {
   const { g, cfg, w } = ctx
   let x = g.withScopePath('model.embed_tokens', () =>
     gather(g, w.get('model.embed_tokens.weight'), inputs.inputIds),
@@ -50,6 +53,7 @@ export function llamaModel(
     unsqueeze(g, inputs.sin, { axes: [1] }),
   ])
   const present: KeyValue[] = []
+  const caches: KeyValue[] = []
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const layerInput = x
     const bias = inputs.masks[cfg.layer_types[i]]!
@@ -58,8 +62,9 @@ export function llamaModel(
     const layer = ctx.checkpoint ? g.checkpoint([layerInput], run) : run()
     x = layer.x
     present.push(layer.present)
+    caches.push(layer.cache)
   }
-  return { hidden: rmsNorm(ctx, x, 'model.norm'), present }
+  return { hidden: rmsNorm(ctx, x, 'model.norm'), present, caches }
 }
 
 /** The LM head's weight: the embedding matrix when embeddings are tied. */

@@ -35,7 +35,11 @@ export function tokenLogps(
     )
   }
   const logits = lmHead(ctx, hidden) // (B, T, V)
-  return g.withScopePath('logps', () => selectiveLogSoftmax(g, logits, targetIds))
+  // Graphs built for WebGPU (no FusedMatMul there) also avoid LogSoftmax, which it runs on the CPU:
+  // (B, T, V) logits would cross the bus twice per step.
+  return g.withScopePath('logps', () =>
+    selectiveLogSoftmax(g, logits, targetIds, { decomposed: !g.fusedMatMul }),
+  )
 }
 
 /** Masked sums over the sequence: sum, count and mean (count clamped at 1 for empty responses). */

@@ -1,11 +1,14 @@
 /**
  * A trainable causal LM: weights (and LoRA adapters), the sessions that score, train and generate,
- * and the optimizer state. Trainable tensors live in the host AdamW's memory and are fed to every
- * session (without copies on the CPU; on WebGPU through device copies made once per change, see
- * ResidentWeights); so are the frozen ones (the LoRA base, the reference), possibly stored in a half
- * type (`weightsDtype`): every session reads the same host buffers. The sessions run on one
- * execution provider (CPU, WebGPU or CUDA): forward, backward and decoding on the device, the AdamW
- * update on the host.
+ * and the optimizer state. The sessions run on one execution provider (CPU, WebGPU or CUDA).
+ *
+ * CPU and CUDA: trainable tensors live in the host AdamW's memory and are fed to every session
+ * (without copies on the CPU); forward and backward run on the provider, the AdamW update on the
+ * host. WebGPU: trainable tensors, gradient accumulators and AdamW moments stay on the device
+ * (DeviceTraining), the KV cache of generation too; a step moves only its batch up and scalars down,
+ * and checkpoints and exports read the state back explicitly. Frozen tensors (the LoRA base, the
+ * reference), possibly stored in a half type (`weightsDtype`), are uploaded once per change
+ * (ResidentWeights). `transfers` and `lastGeneration` count the bytes that crossed.
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -20,15 +23,25 @@ import {
   type Provider,
   STEP_OUTPUTS,
   slotName,
+  type TransferCounts,
+  transfersBetween,
+  transferTotals,
 } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import { writeFolderAtomically, writeJson } from './atomic-folder.ts'
 import { type Padding, packRows, scoringFeeds, type TokenRow } from './batch.ts'
 import type { ChatMessage } from './chat-template.ts'
 import type { LlamaConfig } from './config.ts'
+import { DeviceTraining } from './device-training.ts'
 import { type Decoder, type GenerateOptions, type Generation, generate } from './generate.ts'
-import { buildPolicyStepGraph, buildScoringGraph, type ModelTensors, type PolicyLoss } from './graphs.ts'
-import { buildDecodeGraph } from './kv-cache.ts'
+import {
+  buildPolicyMicroStep,
+  buildPolicyStepGraph,
+  buildScoringGraph,
+  type ModelTensors,
+  type PolicyLoss,
+} from './graphs.ts'
+import { buildDecodeGraph, deviceCacheOutputs } from './kv-cache.ts'
 import { type LoadedModel, loadModel } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
 import { ResidentWeights } from './resident-weights.ts'
@@ -91,6 +104,16 @@ export interface TrainStepResult {
   gradNorm: number
   metrics: Record<string, number>
   tokens: number
+  /** Bytes the step moved between host and device (zero on the CPU provider). */
+  transfers: TransferCounts
+}
+
+/** What the last generation moved between host and device, run by run. */
+export interface GenerationTransfers {
+  /** One entry per run of the decode graph: the prefill first, then one per decoded position. */
+  runs: TransferCounts[]
+  /** Tokens generated, over all rows. */
+  tokens: number
 }
 
 export interface SequenceScores {
@@ -119,7 +142,10 @@ export class Policy {
   readonly model: LoadedModel<StoredWeights>
   readonly lora?: { spec: LoraSpec; adapters: Adapters }
   private readonly weights: StoredWeights
-  private readonly optimizer: HostAdamW
+  /** CPU and CUDA: the host AdamW, which owns the trainable tensors' memory. */
+  private readonly optimizer?: HostAdamW
+  /** WebGPU: the optimizer and the trainable tensors on the device. */
+  private readonly device?: DeviceTraining
   private readonly trainable: Map<string, FloatTensor>
   /** Full fine-tuning: the frozen reference weights (null: the policy itself until frozen). */
   private reference: StoredWeights | null = null
@@ -134,6 +160,8 @@ export class Policy {
   private readonly residentReference: ResidentWeights
   private seed: number
   step = 0
+  /** Bytes moved by the last generate() call. */
+  lastGeneration?: GenerationTransfers
 
   constructor(
     model: LoadedModel<StoredWeights>,
@@ -149,13 +177,23 @@ export class Policy {
     for (const [k, t] of this.weights)
       if (storageOf(t) !== storage) this.weights.set(k, toStorage(t, storage))
     this.trainable = this.lora ? this.lora.adapters : (this.weights as Map<string, FloatTensor>)
-    this.optimizer = new HostAdamW(
-      [...this.trainable].map(([name, t]) => ({ name, shape: t.shape, decay: t.shape.length > 1 })),
-      opts.adamw,
-    )
-    this.adoptTrainable()
+    const params = [...this.trainable].map(([name, t]) => ({
+      name,
+      shape: [...t.shape],
+      decay: t.shape.length > 1,
+    }))
     this.residentPolicy = new ResidentWeights(this.provider, () => this.paramFeeds('policy'))
     this.residentReference = new ResidentWeights(this.provider, () => this.paramFeeds('reference'))
+    if (this.provider === 'webgpu') {
+      this.device = new DeviceTraining(
+        this.residentPolicy,
+        params,
+        opts.adamw,
+        () => Object.fromEntries([...this.trainable].map(([k, t]) => [k, weightFeed(t)])),
+        opts.intraOpThreads,
+      )
+    } else this.optimizer = new HostAdamW(params, opts.adamw)
+    this.adoptTrainable()
     if (this.lora) {
       for (const m of loraModules(this.config, this.lora.spec)) {
         const b = this.lora.adapters.get(loraBKey(m.module))!
@@ -177,8 +215,15 @@ export class Policy {
     return this.opts.weightsDtype ?? 'float32'
   }
 
-  /** Moves the trainable tensors into the optimizer's memory; the maps then hold live views of it. */
+  /**
+   * Host AdamW: moves the trainable tensors into the optimizer's memory (the maps then hold live
+   * views of it). Device: the next step starts from the host values, with fresh moments.
+   */
   private adoptTrainable(): void {
+    if (!this.optimizer) {
+      this.device!.loaded()
+      return
+    }
     for (const [name, t] of this.trainable) {
       this.optimizer.load(name, { dtype: 'float32', dims: t.shape, data: t.data })
       this.trainable.set(name, { shape: t.shape, data: this.optimizer.param(name).data as Float32Array })
@@ -217,12 +262,35 @@ export class Policy {
     return this.lora ? 'adapters' : 'all'
   }
 
-  private openSession(graph: { serialize(): Parameters<typeof createGraphSession>[0] }, name: string) {
+  private openSession(
+    graph: { serialize(): Parameters<typeof createGraphSession>[0] },
+    name: string,
+    stateOutputs?: Record<string, string>,
+  ) {
     return createGraphSession(graph.serialize(), {
       provider: this.provider,
       name,
       intraOpThreads: this.opts.intraOpThreads,
+      stateOutputs,
     })
+  }
+
+  /** WebGPU: the trainable tensors on the host brought up to date with the device (an explicit read). */
+  private async syncHost(): Promise<void> {
+    if (!this.device?.hostStale) return
+    for (const [name, t] of Object.entries(await this.device.read(false)))
+      this.trainable.set(name, { shape: [...t.dims], data: t.data as Float32Array })
+    this.device.hostStale = false
+  }
+
+  /**
+   * The weights a scoring run reads: the policy's, or the reference's (a snapshot of full
+   * fine-tuning, or the LoRA base with zero adapters; the policy itself until one is frozen).
+   */
+  private resident(which: 'policy' | 'reference'): ResidentWeights {
+    return which === 'reference' && (this.reference || this.lora)
+      ? this.residentReference
+      : this.residentPolicy
   }
 
   /** Feeds of every weight (the host buffers themselves): the policy's own, or the reference's. */
@@ -259,8 +327,7 @@ export class Policy {
   ): Promise<SequenceScores> {
     const session = await this.scoringSession(which)
     const batch = packRows(rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
-    const resident = which === 'policy' ? this.residentPolicy : this.residentReference
-    const out = await resident.run(session, scoringFeeds(this.config, batch, 'float32'))
+    const out = await this.resident(which).run(session, scoringFeeds(this.config, batch, 'float32'))
     const list = (k: string) => Array.from(out[k].data as Float32Array)
     return { sum: list('logps.sum'), mean: list('logps.mean'), count: list('logps.count') }
   }
@@ -287,6 +354,33 @@ export class Policy {
   ): Promise<TrainStepResult> {
     const micro = Array.isArray(batches) ? (batches as readonly TrainBatch[]) : [batches as TrainBatch]
     if (micro.length === 0) throw new ValidationError('a training step needs at least one micro-batch')
+    const before = transferTotals()
+    let tokens = 0
+    const feedsOf = (b: TrainBatch): Record<string, HostTensor> => {
+      const batch = packRows(b.rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
+      tokens += batch.mask.reduce((a, m) => a + m, 0)
+      return { ...scoringFeeds(this.config, batch, 'float32'), ...b.feeds }
+    }
+    const r = this.device
+      ? await this.device.step(
+          opts.loss.name,
+          () => buildPolicyMicroStep(this.modelTensors, { ...this.bind, loss: opts.loss }),
+          micro.map(feedsOf),
+          // Unclipped: an infinite threshold makes the coefficient 1.
+          { step: this.step + 1, lr: opts.lr, maxGradNorm: opts.maxGradNorm || Number.POSITIVE_INFINITY },
+        )
+      : await this.hostStep(micro, feedsOf, opts)
+    this.step += 1
+    return { ...r, tokens, transfers: transfersBetween(before, transferTotals()) }
+  }
+
+  /** Gradients from the provider, the AdamW update in host memory; one micro-batch's feeds alive at a time. */
+  private async hostStep(
+    micro: readonly TrainBatch[],
+    feedsOf: (b: TrainBatch) => Record<string, HostTensor>,
+    opts: TrainStepOptions,
+  ): Promise<{ loss: number; gradNorm: number; metrics: Record<string, number> }> {
+    const optimizer = this.optimizer!
     let pending = this.stepSessions.get(opts.loss.name)
     if (!pending) {
       const built = buildPolicyStepGraph(this.modelTensors, { ...this.bind, loss: opts.loss })
@@ -298,25 +392,18 @@ export class Policy {
       .map((o) => o.name)
       .filter((n) => n !== STEP_OUTPUTS.loss && !n.startsWith('grad.'))
     let loss = 0
-    let tokens = 0
     const metrics: Record<string, number> = Object.fromEntries(metricNames.map((n) => [n, 0]))
     for (const [i, b] of micro.entries()) {
-      const batch = packRows(b.rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
-      const out = await this.residentPolicy.run(session, {
-        ...scoringFeeds(this.config, batch, 'float32'),
-        ...b.feeds,
-      })
-      for (const name of this.trainable.keys()) this.optimizer.setGrad(name, out[gradName(name)], i > 0)
+      const out = await this.residentPolicy.run(session, feedsOf(b))
+      for (const name of this.trainable.keys()) optimizer.setGrad(name, out[gradName(name)], i > 0)
       loss += Number(out[STEP_OUTPUTS.loss].data[0]) / micro.length
       for (const n of metricNames) metrics[n] += Number(out[n].data[0]) / micro.length
-      tokens += batch.mask.reduce((a, m) => a + m, 0)
     }
-    const gradNorm = this.optimizer.gradNorm() / micro.length
+    const gradNorm = optimizer.gradNorm() / micro.length
     const clip = opts.maxGradNorm ? clipCoefficient(gradNorm, opts.maxGradNorm) : 1
-    this.step += 1
-    this.optimizer.step({ step: this.step, lr: opts.lr }, clip / micro.length)
+    optimizer.step({ step: this.step + 1, lr: opts.lr }, clip / micro.length)
     this.trainableChanged()
-    return { loss, gradNorm, metrics, tokens }
+    return { loss, gradNorm, metrics }
   }
 
   /** The trainable tensors changed (and the reference with them while it is the policy itself). */
@@ -327,12 +414,25 @@ export class Policy {
 
   /** Renders (chat) prompts, generates, and returns text, tokens and their log-probs per prompt. */
   async generate(prompts: readonly PromptInput[], opts: GenerateOptions): Promise<Generation[]> {
-    this.decode ??= this.openSession(buildDecodeGraph(this.modelTensors, this.bind), 'decode')
+    // WebGPU keeps the KV cache beside the weights: the decode graph's state outputs replace it.
+    const cacheOnDevice = this.provider === 'webgpu'
+    this.decode ??= this.openSession(
+      buildDecodeGraph(this.modelTensors, { ...this.bind, cacheOnDevice }),
+      'decode',
+      cacheOnDevice ? deviceCacheOutputs(this.config) : undefined,
+    )
     const session = await this.decode
+    const runs: TransferCounts[] = []
     const decoder: Decoder = {
       cfg: this.config,
       dtype: 'float32',
-      run: (feeds) => this.residentPolicy.run(session, feeds),
+      run: async (feeds) => {
+        const before = transferTotals()
+        const out = await this.residentPolicy.run(session, feeds)
+        runs.push(transfersBetween(before, transferTotals()))
+        return out
+      },
+      cacheOnDevice,
       tokenizer: this.model.tokenizer,
       stopTokenIds: this.model.stopTokenIds,
     }
@@ -341,7 +441,20 @@ export class Policy {
         typeof p === 'string' ? p : this.requireTemplate().render(p, { addGenerationPrompt: true }),
       ),
     )
-    return generate(decoder, ids, opts)
+    const state = this.residentPolicy.state
+    const cacheNames = Object.values(deviceCacheOutputs(this.config))
+    if (cacheOnDevice) {
+      const { num_key_value_heads: kv, head_dim: d } = this.config
+      const empty = { dtype: 'float32' as const, dims: [ids.length, kv, 0, d], data: new Float32Array(0) }
+      for (const name of cacheNames) state.set(name, empty)
+    }
+    try {
+      const out = await generate(decoder, ids, opts)
+      this.lastGeneration = { runs, tokens: out.reduce((a, g) => a + g.tokens.length, 0) }
+      return out
+    } finally {
+      if (cacheOnDevice) for (const name of cacheNames) state.delete(name)
+    }
   }
 
   /**
@@ -349,6 +462,7 @@ export class Policy {
    * adapters into the base and starts fresh ones (the reference is then the base alone).
    */
   async freezeReference(): Promise<void> {
+    await this.syncHost()
     if (this.lora) await this.mergeAdapters()
     else this.reference = new Map([...this.weights].map(([k, t]) => [k, toStorage(t, this.frozenDtype)]))
     this.residentReference.changed()
@@ -357,6 +471,7 @@ export class Policy {
   /** W += (alpha / r) B A into the base, then new adapters (B = 0) with fresh optimizer moments. */
   async mergeAdapters(): Promise<void> {
     if (!this.lora) throw new ValidationError('mergeAdapters needs a LoRA policy')
+    await this.syncHost()
     applyAdapters(this.weights, this.lora.adapters, this.lora.spec, 1)
     this.seed += 1
     for (const [k, t] of initAdapters(this.config, this.lora.spec, this.seed)) this.lora.adapters.set(k, t)
@@ -367,6 +482,7 @@ export class Policy {
 
   /** Full weights (adapters merged into a copy) with config and tokenizer files. */
   async saveFull(dir: string): Promise<number> {
+    await this.syncHost()
     let weights = this.weights
     if (this.lora) {
       weights = new Map([...this.weights].map(([k, t]) => [k, floatCopy(t)]))
@@ -378,12 +494,15 @@ export class Policy {
   /** The adapters in PEFT's layout. */
   async saveAdapter(dir: string): Promise<number> {
     if (!this.lora) throw new ValidationError('saveAdapter needs a LoRA policy')
+    await this.syncHost()
     return saveAdapters(dir, this.config, this.lora, this.model.dir)
   }
 
-  exportState(): PolicyState {
+  /** The state as it is now; on WebGPU read back from the device. */
+  async exportState(): Promise<PolicyState> {
     const tensors = new Map<string, FloatTensor>()
-    for (const [name, t] of Object.entries(this.optimizer.read(true))) {
+    const trained = this.optimizer ? this.optimizer.read(true) : await this.device!.read(true)
+    for (const [name, t] of Object.entries(trained)) {
       tensors.set(name, { shape: [...t.dims], data: t.data as Float32Array })
     }
     if (this.lora) for (const [k, t] of this.weights) tensors.set(`base.${k}`, floatCopy(t))
@@ -401,11 +520,13 @@ export class Policy {
       throw new ValidationError(
         `policy state lacks ${missing.length} tensors: ${missing.slice(0, 5).join(', ')}`,
       )
-    for (const name of this.trainable.keys()) {
-      const m = host(slotName('exp_avg', name))
-      const v = host(slotName('exp_avg_sq', name))
-      this.optimizer.load(name, host(name)!, m && v ? { m, v } : undefined)
-    }
+    if (this.optimizer) {
+      for (const name of this.trainable.keys()) {
+        const m = host(slotName('exp_avg', name))
+        const v = host(slotName('exp_avg_sq', name))
+        this.optimizer.load(name, host(name)!, m && v ? { m, v } : undefined)
+      }
+    } else this.loadOnDevice(host)
     if (this.lora) {
       for (const [k, t] of this.weights) {
         const saved = state.tensors.get(`base.${k}`)
@@ -421,17 +542,30 @@ export class Policy {
     this.step = state.step
   }
 
+  /** WebGPU: host copies of the restored tensors; the next step uploads them with their moments. */
+  private loadOnDevice(host: (name: string) => HostTensor | undefined): void {
+    const slots: Record<string, HostTensor> = {}
+    for (const [name, t] of this.trainable) {
+      this.trainable.set(name, { shape: t.shape, data: (host(name)!.data as Float32Array).slice() })
+      for (const slot of ['exp_avg', 'exp_avg_sq']) {
+        const saved = host(slotName(slot, name))
+        if (saved) slots[slotName(slot, name)] = saved
+      }
+    }
+    this.device!.loaded(Object.keys(slots).length > 0 ? slots : undefined)
+  }
+
   /** An independent copy: its own weights, adapters, optimizer state and sessions. */
   async fork(): Promise<Policy> {
     const weights: StoredWeights = new Map([...this.weights].map(([k, t]) => [k, toStorage(t, storageOf(t))]))
     const copy = new Policy({ ...this.model, weights }, { ...this.opts, seed: this.seed })
-    await copy.importState(this.exportState())
+    await copy.importState(await this.exportState())
     return copy
   }
 
   /** Writes exportState() into `dir` atomically: `policy_state.safetensors` + `policy_state.json`. */
   async saveState(dir: string): Promise<number> {
-    const state = this.exportState()
+    const state = await this.exportState()
     return writeFolderAtomically(dir, async (tmp) => {
       await writeSafetensors(path.join(tmp, STATE_TENSORS_FILE), state.tensors)
       await writeJson(path.join(tmp, STATE_FILE), {
@@ -467,6 +601,7 @@ export class Policy {
   }
 
   async dispose(): Promise<void> {
+    await this.device?.release()
     await this.releaseSessions()
     await this.residentPolicy.release()
     await this.residentReference.release()

@@ -7,7 +7,8 @@ import { DeviceState, type GraphSession, type HostTensor, type Provider } from '
  * are fed as they are (the CPU provider reads them in place).
  */
 export class ResidentWeights {
-  private readonly state: DeviceState
+  /** The device copies; on WebGPU a policy's trainable tensors and optimizer state live here too. */
+  readonly state: DeviceState
   private fresh = false
 
   constructor(
@@ -30,12 +31,17 @@ export class ResidentWeights {
     outputs?: readonly string[],
   ): Promise<Record<string, HostTensor>> {
     if (this.state.provider !== 'webgpu') return session.run({ ...feeds, ...this.current() }, outputs)
-    if (!this.fresh) {
-      for (const [name, t] of Object.entries(this.current())) this.state.set(name, t)
-      await this.state.upload()
-      this.fresh = true
-    }
+    await this.upload()
     return session.runWithState(this.state, feeds, outputs)
+  }
+
+  /** WebGPU: copies the current tensors to the device unless they are there already. */
+  async upload(): Promise<void> {
+    if (this.fresh) return
+    const current = this.current()
+    for (const [name, t] of Object.entries(current)) this.state.set(name, t)
+    await this.state.upload(Object.keys(current))
+    this.fresh = true
   }
 
   release(): Promise<void> {

@@ -12,7 +12,7 @@ import { filterByLogprobs } from './filter.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
 import { OBJECTIVE_ROLES, type Role } from './loss-types.ts'
 import { generateTriples, type PlanStats, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
-import type { TrainablePolicy } from './policy-port.ts'
+import type { GenerationTransfers, TrainablePolicy } from './policy-port.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
 import { type Query, type SsoRecord, writeJsonl } from './records.ts'
 import type { RngState } from './rng.ts'
@@ -54,6 +54,21 @@ interface SamplingStats {
   generated: number
   dropped_identical: number
   plan: PlanStats
+  /** Bytes generation moved per generated token (accelerators that report it). */
+  transferPerToken?: { hostToDevice: number; deviceToHost: number }
+}
+
+/** Bytes per generated token between two readings of a policy's generation transfers. */
+function perToken(
+  before: GenerationTransfers | undefined,
+  after: GenerationTransfers | undefined,
+): SamplingStats['transferPerToken'] {
+  if (!before || !after || after.tokens === before.tokens) return undefined
+  const tokens = after.tokens - before.tokens
+  return {
+    hostToDevice: (after.hostToDevice - before.hostToDevice) / tokens,
+    deviceToHost: (after.deviceToHost - before.deviceToHost) / tokens,
+  }
 }
 
 async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promise<Sampled> {
@@ -80,6 +95,7 @@ async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promis
     ctx.policy,
     hp.generation_batch_size,
   )
+  const transfersBefore = ctx.policy.generationTransfers?.()
   const generated = await generateTriples(
     ctx.policy,
     planned,
@@ -90,14 +106,23 @@ async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promis
   )
   if (generated.stopped) return { stopped: generated.stopped }
   const { kept, dropped } = cleanTriples(generated.records)
-  return { records: kept, stats: { generated: generated.records.length, dropped_identical: dropped, plan } }
+  const transferPerToken =
+    ctx.policy.device === 'cpu' ? undefined : perToken(transfersBefore, ctx.policy.generationTransfers?.())
+  return {
+    records: kept,
+    stats: { generated: generated.records.length, dropped_identical: dropped, plan, transferPerToken },
+  }
 }
 
 /** Per-iteration metrics of sampling: triples generated and dropped, principles chosen or written. */
 function samplingMetrics(stats: SamplingStats): Record<string, number> {
-  const sampled = {
+  const sampled: Record<string, number> = {
     'iteration/generated': stats.generated,
     'iteration/dropped_identical': stats.dropped_identical,
+  }
+  if (stats.transferPerToken) {
+    sampled['transfer/generated_token_host_to_device_bytes'] = stats.transferPerToken.hostToDevice
+    sampled['transfer/generated_token_device_to_host_bytes'] = stats.transferPerToken.deviceToHost
   }
   const { invalidSelections, writing } = stats.plan
   if (!writing) return { ...sampled, 'iteration/invalid_selections': invalidSelections }

@@ -3,7 +3,7 @@
  * to token rows, objectives to step-graph losses (rows laid out role-major, reference log-probs as
  * extra inputs).
  */
-import { type Graph, resolveProvider, slotName, split } from '../engine/index.ts'
+import { type Graph, resolveProvider, slotName, split, type TransferCounts } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import type { PolicyLoss } from '../model/graphs.ts'
 import { chatMessages, Policy } from '../model/index.ts'
@@ -12,6 +12,7 @@ import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName, type Rol
 import { OBJECTIVES, type SequenceLogps } from './losses.ts'
 import type {
   ChatPrompt,
+  GenerationTransfers,
   ObjectiveBatch,
   OpenPolicy,
   SamplingOptions,
@@ -54,7 +55,15 @@ export function objectiveLoss(objective: ObjectiveName, hp: LossHyperparameters,
   }
 }
 
+/** Per-step metrics of the bytes a step moved between host and device (none on the CPU). */
+function transferMetrics(provider: string, t: TransferCounts): Record<string, number> {
+  if (provider === 'cpu') return {}
+  return { 'transfer/host_to_device_bytes': t.hostToDevice, 'transfer/device_to_host_bytes': t.deviceToHost }
+}
+
 class ModelPolicy implements TrainablePolicy {
+  private readonly generated: GenerationTransfers = { hostToDevice: 0, deviceToHost: 0, tokens: 0 }
+
   get device(): string {
     return this.policy.provider
   }
@@ -79,7 +88,19 @@ class ModelPolicy implements TrainablePolicy {
       prompts.map((p) => chatMessages(p)),
       options,
     )
+    const last = this.policy.lastGeneration
+    if (last) {
+      for (const run of last.runs) {
+        this.generated.hostToDevice += run.hostToDevice
+        this.generated.deviceToHost += run.deviceToHost
+      }
+      this.generated.tokens += last.tokens
+    }
     return out.map((g) => g.text)
+  }
+
+  generationTransfers(): GenerationTransfers {
+    return { ...this.generated }
   }
 
   score(rows: ScoredRow[], which: 'policy' | 'reference'): Promise<SequenceScores> {
@@ -127,7 +148,11 @@ class ModelPolicy implements TrainablePolicy {
       maxGradNorm: this.maxGradNorm,
     })
     return {
-      metrics: { loss: result.loss, ...result.metrics },
+      metrics: {
+        loss: result.loss,
+        ...result.metrics,
+        ...transferMetrics(this.policy.provider, result.transfers),
+      },
       gradNorm: result.gradNorm,
       tokens: result.tokens,
     }
@@ -135,7 +160,7 @@ class ModelPolicy implements TrainablePolicy {
 
   /** Through the policy's own state: the same state without its moments, at step 0. */
   async resetOptimizer(): Promise<void> {
-    const state = this.policy.exportState()
+    const state = await this.policy.exportState()
     for (const name of [...state.tensors.keys()]) {
       state.tensors.delete(slotName('exp_avg', name))
       state.tensors.delete(slotName('exp_avg_sq', name))

@@ -88,7 +88,15 @@ export interface TrainablePolicy extends TextGenerator {
   /** Writes the trained model in the layout users load (full weights or PEFT adapters). */
   exportModel(dir: string): Promise<void>
   readonly device: string
+  /** Bytes generation moved between host and device so far, and the tokens it generated (accelerators only). */
+  generationTransfers?(): GenerationTransfers
   dispose(): Promise<void>
+}
+
+export interface GenerationTransfers {
+  hostToDevice: number
+  deviceToHost: number
+  tokens: number
 }
 
 /** How a job opens a trainable model (policy or reward model): the folder, how it is trained, the optimizer. */

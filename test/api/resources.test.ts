@@ -280,6 +280,19 @@ for (const target of DATABASE_TARGETS) {
     })
 
     test('Prometheus metrics and OpenAPI docs', async () => {
+      const run = await send(
+        'POST',
+        '/v1/runs',
+        { method: 'sso', model_id: tinyId, dataset_ids: [queriesId], device: 'webgpu' },
+        201,
+      )
+      assert.ok(await t.repos.runs.transition(run.id, ['queued'], 'running'))
+      await t.repos.metrics.createMany([
+        { runId: run.id, key: 'transfer/host_to_device_bytes', step: 1, value: 9000 },
+        { runId: run.id, key: 'transfer/host_to_device_bytes', step: 2, value: 4096 },
+        { runId: run.id, key: 'transfer/device_to_host_bytes', step: 2, value: 12 },
+        { runId: run.id, key: 'transfer/generated_token_device_to_host_bytes', step: 2, value: 1024 },
+      ])
       const res = await t.app.inject({ url: '/metrics', headers: auth(t.keys.read) })
       assert.equal(res.statusCode, 200)
       for (const name of [
@@ -289,9 +302,13 @@ for (const target of DATABASE_TARGETS) {
         'sso_training_steps_per_second',
         'sso_stream_clients',
         'sso_stream_dropped_frames_total',
+        `sso_device_transfer_bytes_per_step\\{run="${run.id}",direction="host_to_device"\\} 4096$`,
+        `sso_device_transfer_bytes_per_step\\{run="${run.id}",direction="device_to_host"\\} 12$`,
+        `sso_device_transfer_bytes_per_generated_token\\{run="${run.id}",direction="device_to_host"\\} 1024$`,
       ]) {
         assert.match(res.body, new RegExp(`^${name}`, 'm'))
       }
+      await t.repos.runs.transition(run.id, ['running'], 'cancelled')
       const docs = await t.app.inject({ url: '/docs/json' })
       assert.equal(docs.statusCode, 200)
       assert.ok(docs.json().paths['/v1/runs'])

@@ -8,6 +8,26 @@ const QUEUES_BY_DEVICE: [string, string][] = [
   ...GPU_DEVICES.map((d): [string, string] => [d, trainQueueFor(d)]),
 ]
 
+/** Run metrics of host<->device traffic, as the Prometheus gauges that report their latest values. */
+const TRANSFER_GAUGES = [
+  {
+    name: 'sso_device_transfer_bytes_per_step',
+    help: 'Bytes the last training step of a running run moved between host and device (accelerators only).',
+    keys: {
+      host_to_device: 'transfer/host_to_device_bytes',
+      device_to_host: 'transfer/device_to_host_bytes',
+    },
+  },
+  {
+    name: 'sso_device_transfer_bytes_per_generated_token',
+    help: "Bytes per generated token in a running run's last sampling phase (accelerators only).",
+    keys: {
+      host_to_device: 'transfer/generated_token_host_to_device_bytes',
+      device_to_host: 'transfer/generated_token_device_to_host_bytes',
+    },
+  },
+] as const
+
 /** One metric in the text exposition format: HELP and TYPE, then a sample per label set (or one bare). */
 function metric(
   name: string,
@@ -22,7 +42,8 @@ function metric(
 
 /**
  * Prometheus text exposition: queue depth and live workers per device, runs by status, training
- * steps/s, stream clients, dropped frames, read-cache hits and misses.
+ * steps/s, stream clients, dropped frames, read-cache hits and misses, and per running run on an
+ * accelerator the bytes moved between host and device per step and per generated token.
  */
 export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   let previous: { at: number; steps: number } | undefined
@@ -32,11 +53,12 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
   })
 
   app.get('/metrics', { schema: { tags: ['health'], hide: true } }, async (_request, reply) => {
-    const [queues, byStatus, steps, workers] = await Promise.all([
+    const [queues, byStatus, steps, workers, transfers] = await Promise.all([
       Promise.all(QUEUES_BY_DEVICE.map(([, queue]) => app.boss.getQueue(queue))),
       app.repos.runs.countByStatus(),
       app.repos.runs.sumRunningSteps(),
       app.repos.workers.list(false),
+      app.repos.metrics.latestOfRunning(TRANSFER_GAUGES.flatMap((g) => Object.values(g.keys))),
     ])
     const now = Date.now()
     const stepsPerSecond =
@@ -107,6 +129,18 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
         app.readCache.misses,
       ),
       ...metric('sso_http_requests_total', 'counter', 'HTTP requests answered by this process.', requests),
+      ...TRANSFER_GAUGES.flatMap((gauge) =>
+        metric(
+          gauge.name,
+          'gauge',
+          gauge.help,
+          Object.entries(gauge.keys).flatMap(([direction, key]) =>
+            transfers
+              .filter((t) => t.key === key)
+              .map((t) => [`run="${t.runId}",direction="${direction}"`, t.value] as const),
+          ),
+        ),
+      ),
     ]
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`)
   })

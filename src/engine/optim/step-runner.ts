@@ -77,14 +77,17 @@ async function openSession(
 /** Steps whose optimizer is part of the graphs; state stays in a DeviceState (GPU buffers on WebGPU). */
 class GraphStepRunner implements StepRunner {
   readonly state: DeviceState
+  private readonly ownsState: boolean
 
   constructor(
     private readonly opt: BuiltStep,
     private readonly micro: BuiltMicroStep | undefined,
     private readonly sessions: { step: GraphSession; micro?: GraphSession },
     readonly provider: Provider,
+    shared?: DeviceState,
   ) {
-    this.state = new DeviceState(provider)
+    this.state = shared ?? new DeviceState(provider)
+    this.ownsState = shared === undefined
   }
 
   init(params: Readonly<Record<string, HostTensor>>, slots: Readonly<Record<string, HostTensor>> = {}): void {
@@ -158,7 +161,7 @@ class GraphStepRunner implements StepRunner {
   async release(): Promise<void> {
     await this.sessions.step.release()
     await this.sessions.micro?.release()
-    await this.state.release()
+    if (this.ownsState) await this.state.release()
   }
 }
 
@@ -223,8 +226,16 @@ class HostAdamWStepRunner implements StepRunner {
   }
 }
 
-/** Opens the sessions of a plan on a provider and returns a runner for its steps. */
-export async function createStepRunner(plan: StepPlan, options: StepSessionOptions): Promise<StepRunner> {
+/**
+ * Opens the sessions of a plan on a provider and returns a runner for its steps. With `shared`, the
+ * in-graph plans keep their state in that DeviceState (which other sessions may read, e.g. a
+ * policy's scoring and decoding) and leave it alive on release.
+ */
+export async function createStepRunner(
+  plan: StepPlan,
+  options: StepSessionOptions,
+  shared?: DeviceState,
+): Promise<StepRunner> {
   if ('grads' in plan) {
     if (options.provider !== 'cpu' || plan.grads.dtype !== 'float32') {
       throw new ValidationError(
@@ -236,12 +247,12 @@ export async function createStepRunner(plan: StepPlan, options: StepSessionOptio
   }
   if ('fused' in plan) {
     const step = await openSession(plan.fused.graph, options, 'train_step', plan.fused.stateOutputs)
-    return new GraphStepRunner(plan.fused, undefined, { step }, options.provider)
+    return new GraphStepRunner(plan.fused, undefined, { step }, options.provider, shared)
   }
   const micro = await openSession(plan.micro.graph, options, 'micro_step', plan.micro.stateOutputs)
   try {
     const step = await openSession(plan.update.graph, options, 'optimizer_step', plan.update.stateOutputs)
-    return new GraphStepRunner(plan.update, plan.micro, { step, micro }, options.provider)
+    return new GraphStepRunner(plan.update, plan.micro, { step, micro }, options.provider, shared)
   } catch (err) {
     await micro.release()
     throw err

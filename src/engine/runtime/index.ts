@@ -41,3 +41,9 @@ export {
   ThreadRunner,
   type ThreadRunnerOptions,
 } from './thread-runner.ts'
+export {
+  noTransfers,
+  type TransferCounts,
+  transfersBetween,
+  transferTotals,
+} from './transfers.ts'

@@ -5,6 +5,7 @@ import type { HostTensor } from './host-tensor.ts'
 import { type DeviceValue, toDeviceValue, toHostTensor } from './ort-values.ts'
 import type { Provider } from './providers.ts'
 import type { DeviceState } from './state.ts'
+import { countRun, noTransfers, type TransferCounts } from './transfers.ts'
 
 export interface GraphSessionOptions {
   provider: Provider
@@ -64,6 +65,8 @@ export class GraphSession {
   private readonly outputNames: Set<string>
   private readonly stateOutputs: ReadonlyMap<string, string>
   private released = false
+  /** Bytes the last run moved between host and device (zero on the CPU provider). */
+  lastTransfers: TransferCounts = noTransfers()
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -141,6 +144,11 @@ export class GraphSession {
           session: this.name,
         },
       )
+    }
+    // The CPU provider moves nothing: skip even listing the values.
+    if (this.provider !== 'cpu') {
+      const outputs = fetches.map((n) => results[n] as DeviceValue)
+      this.lastTransfers = countRun(Object.values(ortFeeds), outputs)
     }
     if (state) {
       for (const [out, stateName] of this.stateOutputs) state.replace(stateName, results[out] as DeviceValue)

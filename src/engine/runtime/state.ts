@@ -10,6 +10,7 @@ import {
 } from './ort-values.ts'
 import type { Provider } from './providers.ts'
 import { identityModel } from './tiny-models.ts'
+import { countRun } from './transfers.ts'
 
 /**
  * Named tensors that live across runs (trainable weights, optimizer moments, gradient accumulators).
@@ -55,6 +56,14 @@ export class DeviceState {
     if (prev !== undefined && prev !== next) releaseDeviceValue(prev)
   }
 
+  /** Drops a tensor and frees its device buffer (no-op when absent). */
+  delete(name: string): void {
+    const v = this.values.get(name)
+    if (v === undefined) return
+    this.values.delete(name)
+    releaseDeviceValue(v)
+  }
+
   /** Copies tensors to the host (for checkpoints and metrics); all of them when no names are given. */
   async read(names: readonly string[] = this.names()): Promise<Record<string, HostTensor>> {
     const out: Record<string, HostTensor> = {}
@@ -77,6 +86,7 @@ export class DeviceState {
       if (isOnDevice(v)) continue
       try {
         const out = await (await this.identity(v, 'gpu-buffer')).run({ x: v })
+        countRun([v], [out.y as DeviceValue])
         this.replace(name, out.y as DeviceValue)
       } catch (err) {
         throw new AppError(
@@ -115,6 +125,7 @@ export class DeviceState {
   private async download(name: string, v: DeviceValue): Promise<HostTensor> {
     try {
       const out = await (await this.identity(v, 'cpu')).run({ x: v })
+      countRun([v], [out.y as DeviceValue])
       return toHostTensor(out.y as DeviceValue, name)
     } catch (err) {
       throw new AppError(

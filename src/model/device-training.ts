@@ -1,0 +1,120 @@
+import {
+  type AdamWConfig,
+  adamW,
+  type BuiltMicroStep,
+  buildUpdateStep,
+  createStepRunner,
+  type HostTensor,
+  type StepInput,
+  type StepResult,
+  type StepRunner,
+  slotName,
+  zerosHost,
+} from '../engine/index.ts'
+import type { ResidentWeights } from './resident-weights.ts'
+
+export interface TrainableInfo {
+  name: string
+  shape: number[]
+  decay: boolean
+}
+
+const MOMENTS = ['exp_avg', 'exp_avg_sq'] as const
+
+/**
+ * A policy's optimizer on WebGPU: the trainable tensors, their gradient accumulators and AdamW
+ * moments stay in the policy's device state between steps (the scoring and decode sessions read the
+ * same buffers), each step runs forward+backward per micro-batch into the accumulators and then the
+ * in-graph AdamW, and only the batch goes up and loss, gradient norm and metrics come back. The host
+ * copies of the trainable tensors go stale after a step: `read` brings the state back, explicitly,
+ * for checkpoints, exports and reference snapshots.
+ */
+export class DeviceTraining {
+  /** One runner per loss (its micro-step graph), all over the same device state. */
+  private readonly runners = new Map<string, Promise<StepRunner>>()
+  /** The state holds this object's params and slots (after the first step since a load). */
+  private initialized = false
+  /** Moments to start from at the next step (a restored checkpoint); zeros when absent. */
+  private pendingSlots?: Readonly<Record<string, HostTensor>>
+
+  constructor(
+    private readonly resident: ResidentWeights,
+    private readonly params: readonly TrainableInfo[],
+    private readonly adamw: AdamWConfig | undefined,
+    /** The host values of the trainable tensors, as last loaded or read. */
+    private readonly hostParams: () => Record<string, HostTensor>,
+    private readonly intraOpThreads?: number,
+  ) {}
+
+  /** Whether steps ran since the host values were loaded or last read back. */
+  hostStale = false
+
+  /** One AdamW step over the micro-batches' feeds; `build` makes the micro-step graph of this loss. */
+  async step(
+    loss: string,
+    build: () => BuiltMicroStep,
+    microBatches: readonly Readonly<Record<string, HostTensor>>[],
+    input: StepInput,
+  ): Promise<StepResult> {
+    const runner = await this.runner(loss, build)
+    if (!this.initialized) {
+      runner.init(this.hostParams(), this.pendingSlots)
+      this.initialized = true
+      this.pendingSlots = undefined
+    }
+    // Frozen tensors after a change, and what init set, go up now; later steps move none of them.
+    await this.resident.upload()
+    await this.resident.state.upload()
+    this.hostStale = true
+    return runner.step(microBatches, input)
+  }
+
+  private runner(loss: string, build: () => BuiltMicroStep): Promise<StepRunner> {
+    let runner = this.runners.get(loss)
+    if (runner === undefined) {
+      const update = buildUpdateStep({
+        params: this.params,
+        dtype: 'float32',
+        optimizer: adamW(this.adamw),
+        clip: true,
+      })
+      runner = createStepRunner(
+        { micro: build(), update },
+        { provider: this.resident.state.provider, intraOpThreads: this.intraOpThreads },
+        this.resident.state,
+      )
+      this.runners.set(loss, runner)
+    }
+    return runner
+  }
+
+  /** The trainable tensors (and, with `withSlots`, their moments) as they are now, on the host. */
+  async read(withSlots: boolean): Promise<Record<string, HostTensor>> {
+    if (!this.initialized) {
+      const out: Record<string, HostTensor> = { ...this.hostParams() }
+      if (withSlots) {
+        for (const p of this.params)
+          for (const m of MOMENTS)
+            out[slotName(m, p.name)] =
+              this.pendingSlots?.[slotName(m, p.name)] ?? zerosHost('float32', p.shape)
+      }
+      return out
+    }
+    const names = this.params.map((p) => p.name)
+    if (withSlots) for (const p of this.params) for (const m of MOMENTS) names.push(slotName(m, p.name))
+    return this.resident.state.read(names)
+  }
+
+  /** The host values were replaced (restored, merged, re-initialised): the next step starts from them. */
+  loaded(slots?: Readonly<Record<string, HostTensor>>): void {
+    this.initialized = false
+    this.hostStale = false
+    this.pendingSlots = slots
+  }
+
+  async release(): Promise<void> {
+    const runners = await Promise.all(this.runners.values())
+    this.runners.clear()
+    for (const r of runners) await r.release()
+  }
+}
