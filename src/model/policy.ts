@@ -336,12 +336,20 @@ export class Policy {
       tokenizer: this.model.tokenizer,
       stopTokenIds: this.model.stopTokenIds,
     }
-    const ids = prompts.map((p) =>
-      this.model.tokenizer.encode(
-        typeof p === 'string' ? p : this.requireTemplate().render(p, { addGenerationPrompt: true }),
-      ),
+    return generate(
+      decoder,
+      prompts.map((p) => this.promptIds(p)),
+      opts,
     )
-    return generate(decoder, ids, opts)
+  }
+
+  /**
+   * Token ids of a prompt as transformers makes them: a chat through the template (which writes its
+   * own special tokens), plain text with the tokenizer's special tokens (Llama's begin-of-text).
+   */
+  promptIds(prompt: PromptInput): number[] {
+    if (typeof prompt === 'string') return this.model.tokenizer.encode(prompt, { addSpecialTokens: true })
+    return this.model.tokenizer.encode(this.requireTemplate().render(prompt, { addGenerationPrompt: true }))
   }
 
   /**
