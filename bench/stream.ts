@@ -6,7 +6,8 @@
  * frames, NOTIFY at commit) at ROWS_PER_SECOND metric rows/s (default 200: 20 steps/s of 10 metrics).
  * Latency = receive time - the time the trainer callback pushed the batch. The peer phase is one
  * subscriber under the same writer. One JSON line per phase, with the training steps the trained run
- * logged during the phase; target p99 < 100 ms.
+ * logged during the phase; target p99 < 100 ms. Every client counts the phase's frames it received;
+ * the bench fails (exit 1) when any client missed one, skipped a seq or had to resync.
  *
  * The synthetic frames go to their own run (paused, so no worker takes it) rather than the training
  * run: seqs would stay unique there too (appending locks the run row), but a run of its own keeps the
@@ -39,6 +40,8 @@ const TRAINING_HYPERPARAMETERS = {
 interface ClientStats {
   latencies: number[]
   frames: number
+  /** Per client: the phase's own (live) frames received, each seq once. */
+  phaseFrames: number[]
   gaps: number
   resyncs: number
   connected: number
@@ -46,24 +49,28 @@ interface ClientStats {
 
 /** Child role: open `count` subscriptions, record latencies until told to stop. */
 async function runClients(url: string, key: string, count: number, since: number): Promise<void> {
-  const stats: ClientStats = { latencies: [], frames: 0, gaps: 0, resyncs: 0, connected: 0 }
+  const stats: ClientStats = { latencies: [], frames: 0, phaseFrames: [], gaps: 0, resyncs: 0, connected: 0 }
   const sockets: WebSocket[] = []
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, () => {
         const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } })
         sockets.push(ws)
+        const client = stats.phaseFrames.push(0) - 1
         let lastSeq = 0
         ws.on('message', (data) => {
           const m = JSON.parse(String(data))
           if (m.type === 'resync') stats.resyncs++
           if (typeof m.seq !== 'number') return
           if (m.seq !== lastSeq + 1) stats.gaps++
-          lastSeq = m.seq
+          const fresh = m.seq > lastSeq
+          lastSeq = Math.max(lastSeq, m.seq)
           stats.frames++
-          // Frames of earlier phases arrive as backfill; only this phase's live frames are timed.
-          if (typeof m.data?.emit_ms === 'number' && m.data.emit_ms >= since)
+          // Frames of earlier phases arrive as backfill; only this phase's live frames are counted and timed.
+          if (fresh && typeof m.data?.emit_ms === 'number' && m.data.emit_ms >= since) {
+            stats.phaseFrames[client]++
             stats.latencies.push(Date.now() - m.data.emit_ms)
+          }
         })
         return new Promise<void>((resolve) => ws.once('open', () => resolve()))
       }),
@@ -215,14 +222,18 @@ async function phase(
   await prisma.$disconnect()
   const frames = step - step0
   const latencies = stats.flatMap((s) => s.latencies)
+  const perClient = stats.flatMap((s) => s.phaseFrames)
   return {
     result: {
       subscribers,
       connected: stats.reduce((a, s) => a + s.connected, 0),
       metric_rows_per_s: ROWS_PER_SECOND,
-      frames_written: frames,
-      frames_expected_per_client: frames,
-      frames_received: stats.reduce((a, s) => a + s.frames, 0),
+      frames_sent_per_client: frames,
+      frames_received_min: Math.min(...perClient),
+      frames_received_max: Math.max(...perClient),
+      clients_missing_frames: perClient.filter((n) => n < frames).length,
+      frames_missing: perClient.reduce((a, n) => a + Math.max(0, frames - n), 0),
+      frames_received_total: stats.reduce((a, s) => a + s.frames, 0),
       gaps: stats.reduce((a, s) => a + s.gaps, 0),
       resyncs: stats.reduce((a, s) => a + s.resyncs, 0),
       ...summarize(latencies),
@@ -238,6 +249,7 @@ if (process.argv[2] === 'clients') {
   await runClients(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]))
 } else {
   const service = await startBenchService()
+  const failures: string[] = []
   let worker: BenchWorker | undefined
   try {
     worker = await startBenchWorker(service.databaseUrl)
@@ -281,6 +293,15 @@ if (process.argv[2] === 'clients') {
         target_p99_ms: 100,
       }),
     )
+    for (const [name, r] of [
+      ['peer', peer.result],
+      ['fan-out', fan.result],
+    ] as const) {
+      if (r.frames_missing > 0 || r.gaps > 0 || r.resyncs > 0 || r.connected < r.subscribers)
+        failures.push(
+          `${name}: ${r.clients_missing_frames} of ${r.subscribers} clients missed ${r.frames_missing} frames, ${r.gaps} gaps, ${r.resyncs} resyncs, ${r.connected} connected`,
+        )
+    }
     await api(service, 'POST', `/v1/runs/${training.id}/cancel`)
     await waitFor(
       'the training run to be cancelled',
@@ -293,5 +314,9 @@ if (process.argv[2] === 'clients') {
   } finally {
     await worker?.stop()
     await service.stop()
+  }
+  if (failures.length > 0) {
+    console.error(`stream bench failed: ${failures.join('; ')}`)
+    process.exitCode = 1
   }
 }
