@@ -68,7 +68,7 @@ def median(xs):
 
 
 def add_lora(job, modules):
-    """Adapters on the target linears (name -> nn.Linear-like weight owner); returns the trainable tensors."""
+    """LoRA factors (A, B) for the target linears among modules (name -> weight shape), and alpha/r."""
     lora = job['lora']
     scale = lora['alpha'] / lora['rank']
     adapters = {}

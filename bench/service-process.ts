@@ -99,3 +99,149 @@ export async function uploadBenchQueries(service: BenchService): Promise<string>
   if (res.status !== 201) throw new Error(`dataset upload failed: ${res.status} ${await res.text()}`)
   return ((await res.json()) as { id: string }).id
 }
+
+/** Calls the API with the bench's admin key; any answer but a 2xx stops the bench. */
+export async function api<T>(
+  service: BenchService,
+  method: 'GET' | 'POST',
+  route: string,
+  body?: unknown,
+): Promise<T> {
+  const res = await fetch(`${service.url}${route}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${service.apiKey}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  if (!res.ok) throw new Error(`${method} ${route} answered ${res.status}: ${await res.text()}`)
+  return (await res.json()) as T
+}
+
+const runStatus = async (service: BenchService, runId: string) =>
+  (await api<{ status: string }>(service, 'GET', `/v1/runs/${runId}`)).status
+
+/** The steps at which a run logged its training loss, in order. */
+async function lossSteps(service: BenchService, runId: string): Promise<number[]> {
+  const { series } = await api<{ series: { points: [number, number][] }[] }>(
+    service,
+    'GET',
+    `/v1/runs/${runId}/metrics?keys=loss`,
+  )
+  return series[0]?.points.map(([step]) => step) ?? []
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = await probe()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms / 1000} s waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+interface BenchWorker {
+  /** Throws when the worker process is gone: the bench would measure nothing training. */
+  assertAlive(): void
+  /** SIGTERM, as a deployment stops it; resolves with the exit code ('0' after a clean shutdown) or signal. */
+  stop(): Promise<string>
+}
+
+/** `sso worker` in its own process against the bench's database, with a data folder of its own. */
+async function startBenchWorker(databaseUrl: string): Promise<BenchWorker> {
+  const dataDir = await mkdtemp(path.join(tmpdir(), 'sso-bench-worker-'))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
+    cwd: path.resolve(import.meta.dirname, '..'),
+    stdio: ['ignore', 'ignore', 'inherit'],
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      WORKER_CONCURRENCY: '1',
+    },
+  })
+  const exited = new Promise<string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(signal ?? String(code))),
+  )
+  return {
+    assertAlive() {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the worker exited (${child.signalCode ?? child.exitCode})`)
+    },
+    async stop() {
+      child.kill('SIGTERM')
+      const outcome = await exited
+      await rm(dataDir, { recursive: true, force: true })
+      return outcome
+    },
+  }
+}
+
+/** A run a standalone worker trains throughout a bench. */
+export interface TrainingRun {
+  id: string
+  /** More runs of the same kind (they queue while the worker is busy with this one). */
+  createRun(hyperparameters: Record<string, unknown>, seed?: number): Promise<{ id: string }>
+  /** The steps at which it logged its loss so far, and its status. */
+  progress(): Promise<{ steps: number[]; status: string }>
+}
+
+/**
+ * Runs `body` while a standalone worker trains an `sso` run on the built-in tiny model (from its
+ * first logged step on); then cancels the run and stops the worker as a deployment does, failing
+ * unless it exits cleanly.
+ */
+export async function withTrainingRun<T>(
+  service: BenchService,
+  hyperparameters: Record<string, unknown>,
+  body: (run: TrainingRun) => Promise<T>,
+): Promise<T> {
+  const worker = await startBenchWorker(service.databaseUrl)
+  let result: T
+  try {
+    const models = await api<{ items: { id: string; name: string }[] }>(service, 'GET', '/v1/models')
+    const tiny = models.items.find((m) => m.name === 'tiny')
+    if (!tiny) throw new Error('the built-in tiny model is not listed')
+    const datasetId = await uploadBenchQueries(service)
+    const createRun = (hp: Record<string, unknown>, seed?: number) =>
+      api<{ id: string }>(service, 'POST', '/v1/runs', {
+        method: 'sso',
+        model_id: tiny.id,
+        dataset_ids: [datasetId],
+        device: 'cpu',
+        hyperparameters: hp,
+        ...(seed === undefined ? {} : { seed }),
+      })
+    const { id } = await createRun(hyperparameters)
+    await waitFor(
+      'the training run to log its first step',
+      async () => {
+        worker.assertAlive()
+        const status = await runStatus(service, id)
+        if (status !== 'queued' && status !== 'running') throw new Error(`the training run is ${status}`)
+        return status === 'running' && (await lossSteps(service, id)).length > 0 ? true : undefined
+      },
+      300_000,
+    )
+    const progress = async () => ({
+      steps: await lossSteps(service, id),
+      status: await runStatus(service, id),
+    })
+    result = await body({ id, createRun, progress })
+    await api(service, 'POST', `/v1/runs/${id}/cancel`)
+    await waitFor(
+      'the training run to be cancelled',
+      async () => ((await runStatus(service, id)) === 'cancelled' ? true : undefined),
+      120_000,
+    )
+  } catch (err) {
+    await worker.stop()
+    throw err
+  }
+  const stopped = await worker.stop()
+  if (stopped !== '0') throw new Error(`the worker did not stop cleanly (exit ${stopped})`)
+  return result
+}
