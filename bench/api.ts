@@ -8,11 +8,20 @@
  * /healthz (the peer: the same HTTP stack without Postgres), then, with PER_ENDPOINT=1, each read
  * path alone, then the five mixed; read phases report the service's read-cache hit ratio (from its
  * Prometheus counters). Target on the reference machine: p99 < 20 ms at 1000 req/s.
+ * Throughout, a standalone worker process trains one of the runs read (an `sso` run on the built-in
+ * tiny model) and writes its metrics and frames, so cached reads of that run are invalidated as in
+ * real use; each read phase reports the training steps logged while it ran.
  */
 import http from 'node:http'
 import { createPrisma } from '../src/db/client.ts'
 import { appendRunFramesNow } from '../src/db/run-frames.ts'
-import { type BenchService, startBenchService, summarize, uploadBenchQueries } from './service-process.ts'
+import {
+  type BenchService,
+  startBenchService,
+  summarize,
+  type TrainingRun,
+  withTrainingRun,
+} from './service-process.ts'
 
 const RATE = Number(process.env.RATE ?? 1000)
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10)
@@ -22,6 +31,8 @@ const METRIC_STEPS = 1000
 const METRIC_KEYS = ['loss', 'rewards/margins', 'rewards/accuracies']
 const EVENTS_PER_RUN = 120
 const PRINCIPLE_SETS = 30
+/** Long enough to outlast every phase: the run is cancelled once they are done. */
+const TRAINING_HYPERPARAMETERS = { iterations: 100, epochs: 20, batch_size: 1, max_new_tokens: 8 }
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 })
 
 function get(url: string, key: string): Promise<number> {
@@ -117,39 +128,22 @@ async function load(service: BenchService, urls: string[]) {
  * clients that keep polling, not the burst of misses after a quiet spell (the previous phase read
  * other URLs, whose entries have expired).
  */
-async function readPhase(service: BenchService, urls: string[]) {
+async function readPhase(service: BenchService, urls: string[], training: TrainingRun) {
   await load(service, urls.slice(0, RATE * WARM_SECONDS))
   const before = await cacheCounters(service)
+  const stepsBefore = (await training.progress()).steps.length
   const result = await load(service, urls)
   const after = await cacheCounters(service)
+  const trained = await training.progress()
   const hits = after.hits - before.hits
   const lookups = hits + after.misses - before.misses
   return {
     ...result,
     urls: new Set(urls).size,
     cache_hit_ratio: lookups > 0 ? Math.round((hits / lookups) * 1000) / 1000 : 0,
+    training_steps_logged: trained.steps.length - stepsBefore,
+    training_run_status: trained.status,
   }
-}
-
-async function createRuns(service: BenchService, headers: Record<string, string>): Promise<string[]> {
-  const models = await (await fetch(`${service.url}/v1/models`, { headers })).json()
-  const datasetId = await uploadBenchQueries(service)
-  const runIds: string[] = []
-  for (let i = 0; i < RUNS; i++) {
-    const res = await fetch(`${service.url}/v1/runs`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
-        method: 'sso',
-        model_id: models.items[0].id,
-        dataset_ids: [datasetId],
-        seed: i,
-      }),
-    })
-    if (res.status !== 201) throw new Error(`run creation failed: ${res.status} ${await res.text()}`)
-    runIds.push((await res.json()).id)
-  }
-  return runIds
 }
 
 async function createPrincipleSets(service: BenchService, headers: Record<string, string>) {
@@ -170,20 +164,27 @@ async function createPrincipleSets(service: BenchService, headers: Record<string
   }
 }
 
-const service = await startBenchService()
-const prisma = createPrisma(service.databaseUrl, 2)
-try {
+/** Fills the database as workers would, then the read phases, while `training` trains. */
+async function readUnderTraining(
+  service: BenchService,
+  prisma: ReturnType<typeof createPrisma>,
+  training: TrainingRun,
+) {
   const headers = { authorization: `Bearer ${service.apiKey}`, 'content-type': 'application/json' }
-  const runIds = await createRuns(service, headers)
+  // The other runs queue behind it (the worker trains one at a time) and are read, not trained.
+  const queued: string[] = []
+  for (let i = 1; i < RUNS; i++) queued.push((await training.createRun({}, i)).id)
+  const runIds = [training.id, ...queued]
   await createPrincipleSets(service, headers)
-  // What workers leave behind: metric rows in the order a run's writer stores them (step by step,
-  // every key of a step together), frames, and table statistics as autovacuum would keep them.
+  // What workers leave behind on the queued runs: metric rows in the order a run's writer stores them
+  // (step by step, every key of a step together), frames, and table statistics as autovacuum keeps them.
   await prisma.$executeRaw`
     INSERT INTO metrics (run_id, key, step, value)
     SELECT r.id, k.key, s.step, sin(s.step)
     FROM runs r, unnest(${METRIC_KEYS}::text[]) AS k(key), generate_series(1, ${METRIC_STEPS}) AS s(step)
+    WHERE r.id <> ${training.id}
     ORDER BY r.id, s.step, k.key`
-  for (const runId of runIds) {
+  for (const runId of queued) {
     await appendRunFramesNow(
       prisma,
       runId,
@@ -210,11 +211,11 @@ try {
           name: `api${name}`,
           rate: RATE,
           seconds: SECONDS,
-          ...(await readPhase(service, schedule([urls]))),
+          ...(await readPhase(service, schedule([urls]), training)),
         }),
       )
   }
-  const reads = await readPhase(service, mixed)
+  const reads = await readPhase(service, mixed, training)
   console.log(
     JSON.stringify({
       name: 'api/read-endpoints',
@@ -226,6 +227,14 @@ try {
       target_p99_ms: 20,
     }),
   )
+}
+
+const service = await startBenchService()
+const prisma = createPrisma(service.databaseUrl, 2)
+try {
+  await withTrainingRun(service, TRAINING_HYPERPARAMETERS, async (training) => {
+    await readUnderTraining(service, prisma, training)
+  })
 } finally {
   agent.destroy()
   await prisma.$disconnect()

@@ -73,6 +73,10 @@ export interface TorchResult {
   gflops: number
   peak_rss_mb: number
   torch: string
+  /** BLAS_INFO of the build and the BLAS libraries actually loaded. */
+  blas: string
+  /** transformers' model class when it imports, else the hand-written reference math. */
+  implementation: string
   /** CUDA jobs: CUDA version, GPU name, peak GPU memory. */
   cuda?: string
   gpu?: string

@@ -1,14 +1,18 @@
 """PyTorch side of bench/model.ts: the same training step (DPO, full fine-tuning or LoRA) and greedy
 decoding with a KV cache, on the same model folder, in float32, on the CPU or (job field
-`device`: 'cuda', also used by bench/gpu-check.sh) on a CUDA GPU. Prints one JSON line.
+`device`: 'cuda', also used by bench/gpu-check.sh) on a CUDA GPU. Prints one JSON line, which names
+the implementation that ran, torch's version and the BLAS it calls.
 
-The model math is scripts/make-model-fixtures.py's (written from the Hugging Face definitions);
-LoRA wraps its `linear` the way PEFT does (x Aᵀ Bᵀ · alpha/r added to the base output).
+When `transformers` is importable the model is its own class (AutoModelForCausalLM, default
+attention: SDPA) and decoding is its generate(); otherwise the model math is
+scripts/make-model-fixtures.py's (written from the Hugging Face definitions). LoRA adds
+x Aᵀ Bᵀ · alpha/r to each target linear's output, as PEFT does.
 Usage: /usr/bin/python3 bench/model-torch.py '<json job>'   (job fields: see bench/model.ts)
 """
 
 import importlib.util
 import json
+import re
 import math
 import os
 import resource
@@ -22,6 +26,25 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 spec = importlib.util.spec_from_file_location('ref', os.path.join(HERE, '..', 'scripts', 'make-model-fixtures.py'))
 ref = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(ref)
+try:
+    import transformers
+except ImportError:
+    transformers = None
+
+
+def blas():
+    """BLAS_INFO of the build and the BLAS/LAPACK libraries actually mapped (Debian's torch calls the system one)."""
+    torch.ones(64, 64) @ torch.ones(64, 64)
+    info = re.search(r'BLAS_INFO=([^,\s]+)', torch.__config__.show())
+    with open('/proc/self/maps') as f:
+        libs = sorted({os.path.realpath(line.split()[-1]) for line in f
+                       if re.search(r'blas|mkl|lapack', line.split()[-1], re.I) and '/' in line})
+    return f"BLAS_INFO={info.group(1) if info else '?'}; loaded: {', '.join(libs) or 'none'}"
+
+
+def hf_model(folder):
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
+    return model, f"transformers {transformers.__version__} {type(model).__name__}, attention {model.config._attn_implementation}"
 
 
 def load(folder):
@@ -61,7 +84,19 @@ def median(xs):
     return xs[len(xs) // 2]
 
 
-def train(job, c, w):
+def add_lora(job, modules):
+    """LoRA factors (A, B) for the target linears among modules (name -> weight shape), and alpha/r."""
+    lora = job['lora']
+    scale = lora['alpha'] / lora['rank']
+    adapters = {}
+    for key, (out_f, in_f) in modules.items():
+        if key.split('.')[-1] in lora['targets']:
+            a = torch.empty(lora['rank'], in_f).uniform_(-1 / math.sqrt(in_f), 1 / math.sqrt(in_f))
+            adapters[key] = (a.requires_grad_(True), torch.zeros(out_f, lora['rank'], requires_grad=True))
+    return adapters, scale
+
+
+def train(job, c, w, hf=None):
     rows, seq, pairs = job['rows'], job['seq'], job['rows'] // 2
     ids = random_ids(c, (rows, seq))
     mask = torch.ones(rows, seq, dtype=torch.long)
@@ -69,16 +104,24 @@ def train(job, c, w):
     response[:, job['prompt']:] = 1
     ref_chosen, ref_rejected = torch.zeros(pairs), torch.zeros(pairs)
     lora = job.get('lora')
-    if lora:
+    if hf is not None:
+        if lora:
+            hf.requires_grad_(False)
+            linears = {n: m for n, m in hf.named_modules() if isinstance(m, torch.nn.Linear)}
+            adapters, scale = add_lora(job, {n: tuple(m.weight.shape) for n, m in linears.items()})
+            for name, (a, b) in adapters.items():
+                linears[name].register_forward_hook(
+                    lambda _m, args, y, a=a, b=b: y + scale * ((args[0] @ a.T) @ b.T))
+            params = [t for pair in adapters.values() for t in pair]
+        else:
+            params = list(hf.parameters())
+        hf.train()
+        forward = lambda: hf(input_ids=ids, attention_mask=mask).logits  # noqa: E731
+    elif lora:
         for t in w.values():
             t.requires_grad_(False)
-        scale = lora['alpha'] / lora['rank']
-        adapters = {}
-        for key, t in w.items():
-            module = key[:-len('.weight')]
-            if t.dim() == 2 and module.split('.')[-1] in lora['targets']:
-                a = torch.empty(lora['rank'], t.shape[1]).uniform_(-1 / math.sqrt(t.shape[1]), 1 / math.sqrt(t.shape[1]))
-                adapters[module] = (a.requires_grad_(True), torch.zeros(t.shape[0], lora['rank'], requires_grad=True))
+        shapes = {k[:-len('.weight')]: tuple(t.shape) for k, t in w.items() if t.dim() == 2}
+        adapters, scale = add_lora(job, shapes)
         base_linear = ref.linear
 
         def lora_linear(x, weights, key):
@@ -92,12 +135,14 @@ def train(job, c, w):
         params = [t for pair in adapters.values() for t in pair]
     else:
         params = [t.requires_grad_(True) for t in w.values()]
+    if hf is None:
+        forward = lambda: ref.forward(c, w, ids, mask)  # noqa: E731
     opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
     times = []
     for step in range(job['warmup'] + job['steps']):
         sync()
         start = time.perf_counter()
-        logits = ref.forward(c, w, ids, mask)
+        logits = forward()
         total, _mean, _count = ref.sequence_logps(logits, ids, response)
         chosen, rejected = total[:pairs], total[pairs:]
         margin = (chosen - ref_chosen) - (rejected - ref_rejected)
@@ -110,6 +155,24 @@ def train(job, c, w):
             times.append(time.perf_counter() - start)
         del logits, total, loss
     return {'step_ms': 1000 * median(times)}
+
+
+def hf_decode(job, c, hf):
+    ids = random_ids(c, (job['batch'], job['prompt']))
+    n = job['new_tokens']
+    hf.eval()
+    times = []
+    with torch.no_grad():
+        for run in range(job['warmup'] + job['steps']):
+            sync()
+            start = time.perf_counter()
+            out = hf.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n,
+                              min_new_tokens=n, do_sample=False, use_cache=True, pad_token_id=0)
+            sync()
+            if run >= job['warmup']:
+                times.append(time.perf_counter() - start)
+            assert out.shape[1] == job['prompt'] + n
+    return {'tokens_per_s': job['batch'] * n / median(times)}
 
 
 def decode(job, c, w):
@@ -181,20 +244,34 @@ def matmul(job):
     return {'gflops': 2 * n ** 3 / median(times) / 1e9}
 
 
+def run_model(job):
+    """The training step or decoding, on transformers' class when it imports, else the hand-written math."""
+    training = job['mode'].startswith('train')
+    if transformers is not None:
+        with open(os.path.join(job['dir'], 'config.json')) as f:
+            config = json.load(f)
+        model, implementation = hf_model(job['dir'])
+        model.to(DEVICE)
+        result = train(job, config, None, model) if training else hf_decode(job, config, model)
+    else:
+        config, weights = load(job['dir'])
+        weights = {k: t.to(DEVICE) for k, t in weights.items()}
+        implementation = 'hand-written (scripts/make-model-fixtures.py math; transformers is not importable)'
+        result = train(job, config, weights) if training else decode(job, config, weights)
+    result['implementation'] = implementation
+    return result
+
+
 if __name__ == '__main__':
     job = json.loads(sys.argv[1])
     torch.set_num_threads(job['threads'])
     DEVICE = torch.device(job.get('device', 'cpu'))
-    config, weights = load(job['dir']) if job['mode'] != 'matmul' else (None, None)
     if DEVICE.type == 'cuda':
-        torch.set_default_device(DEVICE)  # torch >= 2.0; after load, which reads into host memory
-    if job['mode'] == 'matmul':
-        result = matmul(job)
-    else:
-        weights = {k: t.to(DEVICE) for k, t in weights.items()}
-        result = train(job, config, weights) if job['mode'].startswith('train') else decode(job, config, weights)
+        torch.set_default_device(DEVICE)  # torch >= 2.0; models load into host memory, then move
+    result = matmul(job) if job['mode'] == 'matmul' else run_model(job)
     result['peak_rss_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result['torch'] = torch.__version__
+    result['blas'] = blas()
     if DEVICE.type == 'cuda':
         result['cuda'] = torch.version.cuda
         result['gpu'] = torch.cuda.get_device_name()

@@ -1,19 +1,23 @@
 /**
  * Model benchmarks on the CPU provider, one JSON line per measurement: a DPO training step on a
  * chosen/rejected batch (full fine-tuning and LoRA) and greedy decoding (batch 1 and 8), for tiny
- * models of ~1M, ~10M and ~50M parameters. When `--python` can import torch (Debian's python3-torch
- * or a CPU wheel), PyTorch does the same work on the same weights in the same run and
- * `baseline_ratio` is ours / torch in time (<= 1: as fast or faster; for decoding, torch tokens/s
- * over ours). Prefer a wheel (MKL/oneDNN inside): Debian's 1.13 calls the system BLAS, so install
- * libopenblas0-pthread with it, or torch runs on the reference BLAS and the ratio flatters us.
+ * models of ~1M, ~10M and ~50M parameters. When a Python can import torch (`--python`, else the
+ * first of python3 and /usr/bin/python3, where Debian's python3-torch lives), PyTorch does the same
+ * work on the same weights in the same run and `baseline_ratio` is ours / torch in time (<= 1: as
+ * fast or faster; for decoding, torch tokens/s over ours). When that Python can import
+ * `transformers`, the PyTorch side is HF's own model class with its default attention (SDPA) and its
+ * generate(); otherwise the hand-written model of scripts/make-model-fixtures.py. Every line names
+ * which ran (`torch_impl`), torch's version and its BLAS (`torch_blas`: Debian's 1.13 calls the system
+ * BLAS, so install libopenblas0-pthread with it, or torch runs on the reference BLAS and the ratio
+ * flatters us). Without torch, a first line says so and the lines carry no baseline.
  * Every measurement runs in its own process, so peak RSS is its own; it is compared with
  * weights + gradients + AdamW moments (`state_mb`).
  *
  *   node --import tsx bench/model.ts [--presets tiny,10m,50m] [--modes train-full,train-lora,decode-1,decode-8]
- *     [--threads 2] [--python /usr/bin/python3]
+ *     [--threads 2] [--python PATH]
  */
 import { execFileSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -89,6 +93,21 @@ async function runOurs(job: Job): Promise<Record<string, number>> {
   return { step_ms: median(times) }
 }
 
+const PYTHONS = ['python3', '/usr/bin/python3']
+
+/** The first Python that imports torch: the one asked for, else the usual two. */
+function findTorchPython(asked: string | undefined): { python: string | null; tried: string[] } {
+  const tried = asked ? [asked] : PYTHONS
+  for (const python of tried) {
+    if (python.includes('/') && !existsSync(python)) continue
+    try {
+      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' })
+      return { python, tried }
+    } catch {}
+  }
+  return { python: null, tried }
+}
+
 function runOursInChild(job: Job): Record<string, number> {
   const out = execFileSync(
     process.execPath,
@@ -108,8 +127,8 @@ const { values: args } = parseArgs({
     presets: { type: 'string', default: 'tiny,10m,50m' },
     modes: { type: 'string', default: 'train-full,train-lora,decode-1,decode-8' },
     threads: { type: 'string', default: '2' },
-    /** A Python that can import torch (Debian's python3-torch lives in /usr/bin/python3). */
-    python: { type: 'string', default: '/usr/bin/python3' },
+    /** A Python that can import torch; by default the first of PYTHONS that can. */
+    python: { type: 'string' },
     job: { type: 'string' },
   },
 })
@@ -120,6 +139,11 @@ if (args.job) {
   console.log(JSON.stringify({ ...result, peak_rss_mb: peakRssMb() }))
 } else {
   const threads = Number(args.threads)
+  const { python, tried } = findTorchPython(args.python)
+  if (!python)
+    console.log(
+      JSON.stringify({ name: 'model/torch', available: false, note: `no torch in ${tried.join(', ')}` }),
+    )
   const root = await mkdtemp(path.join(tmpdir(), 'bench-model-'))
   try {
     for (const preset of args.presets.split(',') as TinyPreset[]) {
@@ -143,7 +167,7 @@ if (args.job) {
           lora: mode === 'train-lora' ? LORA : undefined,
         }
         const ours = runOursInChild(job)
-        const torch = runTorch(job, args.python)
+        const torch = python ? runTorch(job, python) : null
         const trainable =
           mode === 'train-lora'
             ? loraModules(info.config, LORA).reduce((s, m) => s + LORA.rank * (m.in + m.out), 0)
@@ -167,6 +191,9 @@ if (args.job) {
         if (torch) {
           line.torch = decode ? { tokens_per_s: torch.tokens_per_s } : { p50_ms: torch.step_ms }
           line.torch_peak_rss_mb = torch.peak_rss_mb
+          line.torch_version = torch.torch
+          line.torch_blas = torch.blas
+          line.torch_impl = torch.implementation
           line.baseline_ratio = decode ? torch.tokens_per_s / ours.tokens_per_s : ours.step_ms / torch.step_ms
         }
         console.log(JSON.stringify(line))

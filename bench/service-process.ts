@@ -176,3 +176,79 @@ export async function startBenchWorker(databaseUrl: string): Promise<BenchWorker
     },
   }
 }
+
+/** The steps at which a run logged its training loss, in order. */
+async function lossSteps(service: BenchService, runId: string): Promise<number[]> {
+  const { series } = await api<{ series: { points: [number, number][] }[] }>(
+    service,
+    'GET',
+    `/v1/runs/${runId}/metrics?keys=loss`,
+  )
+  return series[0]?.points.map(([step]) => step) ?? []
+}
+
+/** A run a standalone worker trains throughout a bench. */
+export interface TrainingRun {
+  id: string
+  /** More runs of the same kind (they queue while the worker is busy with this one). */
+  createRun(hyperparameters: Record<string, unknown>, seed?: number): Promise<{ id: string }>
+  /** The steps at which it logged its loss so far, and its status. */
+  progress(): Promise<{ steps: number[]; status: string }>
+}
+
+/**
+ * Runs `body` while a standalone worker trains an `sso` run on the built-in tiny model (from its
+ * first logged step on); then cancels the run and stops the worker as a deployment does, failing
+ * unless it exits cleanly.
+ */
+export async function withTrainingRun<T>(
+  service: BenchService,
+  hyperparameters: Record<string, unknown>,
+  body: (run: TrainingRun) => Promise<T>,
+): Promise<T> {
+  const worker = await startBenchWorker(service.databaseUrl)
+  let result: T
+  try {
+    const models = await api<{ items: { id: string; name: string }[] }>(service, 'GET', '/v1/models')
+    const tiny = models.items.find((m) => m.name === 'tiny')
+    if (!tiny) throw new Error('the built-in tiny model is not listed')
+    const datasetId = await uploadBenchQueries(service)
+    const createRun = (hp: Record<string, unknown>, seed?: number) =>
+      api<{ id: string }>(service, 'POST', '/v1/runs', {
+        method: 'sso',
+        model_id: tiny.id,
+        dataset_ids: [datasetId],
+        device: 'cpu',
+        hyperparameters: hp,
+        ...(seed === undefined ? {} : { seed }),
+      })
+    const { id } = await createRun(hyperparameters)
+    await waitFor(
+      'the training run to log its first step',
+      async () => {
+        worker.assertAlive()
+        const status = await runStatus(service, id)
+        if (status !== 'queued' && status !== 'running') throw new Error(`the training run is ${status}`)
+        return status === 'running' && (await lossSteps(service, id)).length > 0 ? true : undefined
+      },
+      300_000,
+    )
+    const progress = async () => ({
+      steps: await lossSteps(service, id),
+      status: await runStatus(service, id),
+    })
+    result = await body({ id, createRun, progress })
+    await api(service, 'POST', `/v1/runs/${id}/cancel`)
+    await waitFor(
+      'the training run to be cancelled',
+      async () => ((await runStatus(service, id)) === 'cancelled' ? true : undefined),
+      120_000,
+    )
+  } catch (err) {
+    await worker.stop()
+    throw err
+  }
+  const stopped = await worker.stop()
+  if (stopped !== '0') throw new Error(`the worker did not stop cleanly (exit ${stopped})`)
+  return result
+}

@@ -6,7 +6,8 @@
  * frames, NOTIFY at commit) at ROWS_PER_SECOND metric rows/s (default 200: 20 steps/s of 10 metrics).
  * Latency = receive time - the time the trainer callback pushed the batch. The peer phase is one
  * subscriber under the same writer. One JSON line per phase, with the training steps the trained run
- * logged during the phase; target p99 < 100 ms.
+ * logged during the phase; target p99 < 100 ms. Every client counts the phase's frames it received;
+ * the bench fails (exit 1) when any client missed one, skipped a seq or had to resync.
  *
  * The synthetic frames go to their own run (paused, so no worker takes it) rather than the training
  * run: seqs would stay unique there too (appending locks the run row), but a run of its own keeps the
@@ -20,13 +21,10 @@ import { FrameWriter } from '../src/worker/frame-writer.ts'
 import {
   api,
   type BenchService,
-  type BenchWorker,
-  runStatus,
   startBenchService,
-  startBenchWorker,
   summarize,
-  uploadBenchQueries,
-  waitFor,
+  type TrainingRun,
+  withTrainingRun,
 } from './service-process.ts'
 
 const SUBSCRIBERS = Number(process.env.SUBSCRIBERS ?? 1000)
@@ -46,6 +44,8 @@ const TRAINING_HYPERPARAMETERS = {
 interface ClientStats {
   latencies: number[]
   frames: number
+  /** Per client: the phase's own (live) frames received, each seq once. */
+  phaseFrames: number[]
   gaps: number
   resyncs: number
   connected: number
@@ -53,24 +53,28 @@ interface ClientStats {
 
 /** Child role: open `count` subscriptions, record latencies until told to stop. */
 async function runClients(url: string, key: string, count: number, since: number): Promise<void> {
-  const stats: ClientStats = { latencies: [], frames: 0, gaps: 0, resyncs: 0, connected: 0 }
+  const stats: ClientStats = { latencies: [], frames: 0, phaseFrames: [], gaps: 0, resyncs: 0, connected: 0 }
   const sockets: WebSocket[] = []
   for (let i = 0; i < count; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, count - i) }, () => {
         const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } })
         sockets.push(ws)
+        const client = stats.phaseFrames.push(0) - 1
         let lastSeq = 0
         ws.on('message', (data) => {
           const m = JSON.parse(String(data))
           if (m.type === 'resync') stats.resyncs++
           if (typeof m.seq !== 'number') return
           if (m.seq !== lastSeq + 1) stats.gaps++
-          lastSeq = m.seq
+          const fresh = m.seq > lastSeq
+          lastSeq = Math.max(lastSeq, m.seq)
           stats.frames++
-          // Frames of earlier phases arrive as backfill; only this phase's live frames are timed.
-          if (typeof m.data?.emit_ms === 'number' && m.data.emit_ms >= since)
+          // Frames of earlier phases arrive as backfill; only this phase's live frames are counted and timed.
+          if (fresh && typeof m.data?.emit_ms === 'number' && m.data.emit_ms >= since) {
+            stats.phaseFrames[client]++
             stats.latencies.push(Date.now() - m.data.emit_ms)
+          }
         })
         return new Promise<void>((resolve) => ws.once('open', () => resolve()))
       }),
@@ -84,22 +88,12 @@ async function runClients(url: string, key: string, count: number, since: number
   })
 }
 
-/** The steps at which a run logged its training loss, in order. */
-async function lossSteps(service: BenchService, runId: string): Promise<number[]> {
-  const { series } = await api<{ series: { points: [number, number][] }[] }>(
-    service,
-    'GET',
-    `/v1/runs/${runId}/metrics?keys=loss`,
-  )
-  return series[0]?.points.map(([step]) => step) ?? []
-}
-
 async function phase(
   service: BenchService,
   runId: string,
   subscribers: number,
   step0: number,
-  trainingRunId: string,
+  training: TrainingRun,
 ) {
   const url = `${service.url.replace('http', 'ws')}/v1/runs/${runId}/stream`
   const perProcess = Math.ceil(subscribers / CLIENT_PROCESSES)
@@ -123,7 +117,7 @@ async function phase(
   const prisma = createPrisma(service.databaseUrl, 2)
   const writer = new FrameWriter(prisma, runId, createLogger('warn'))
   const stepsPerSecond = ROWS_PER_SECOND / KEYS
-  const trainedBefore = (await lossSteps(service, trainingRunId)).length
+  const trainedBefore = (await training.progress()).steps.length
   const start = performance.now()
   let step = step0
   while (performance.now() - start < SECONDS * 1000) {
@@ -137,8 +131,7 @@ async function phase(
     await new Promise((r) => setTimeout(r, Math.max(0, due - performance.now())))
   }
   await writer.flush()
-  const trained = await lossSteps(service, trainingRunId)
-  const trainingStatus = await runStatus(service, trainingRunId)
+  const { steps: trained, status: trainingStatus } = await training.progress()
   await new Promise((r) => setTimeout(r, 1000)) // let the last frames arrive
   const stats = await Promise.all(
     children.map(
@@ -152,14 +145,18 @@ async function phase(
   await prisma.$disconnect()
   const frames = step - step0
   const latencies = stats.flatMap((s) => s.latencies)
+  const perClient = stats.flatMap((s) => s.phaseFrames)
   return {
     result: {
       subscribers,
       connected: stats.reduce((a, s) => a + s.connected, 0),
       metric_rows_per_s: ROWS_PER_SECOND,
-      frames_written: frames,
-      frames_expected_per_client: frames,
-      frames_received: stats.reduce((a, s) => a + s.frames, 0),
+      frames_sent_per_client: frames,
+      frames_received_min: Math.min(...perClient),
+      frames_received_max: Math.max(...perClient),
+      clients_missing_frames: perClient.filter((n) => n < frames).length,
+      frames_missing: perClient.reduce((a, n) => a + Math.max(0, frames - n), 0),
+      frames_received_total: stats.reduce((a, s) => a + s.frames, 0),
       gaps: stats.reduce((a, s) => a + s.gaps, 0),
       resyncs: stats.reduce((a, s) => a + s.resyncs, 0),
       ...summarize(latencies),
@@ -175,60 +172,40 @@ if (process.argv[2] === 'clients') {
   await runClients(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]))
 } else {
   const service = await startBenchService()
-  let worker: BenchWorker | undefined
+  const failures: string[] = []
   try {
-    worker = await startBenchWorker(service.databaseUrl)
-    const alive = worker
-    const models = await api<{ items: { id: string; name: string }[] }>(service, 'GET', '/v1/models')
-    const tiny = models.items.find((m) => m.name === 'tiny')
-    if (!tiny) throw new Error('the built-in tiny model is not listed')
-    const datasetId = await uploadBenchQueries(service)
-    const createRun = (hyperparameters: Record<string, unknown>) =>
-      api<{ id: string }>(service, 'POST', '/v1/runs', {
-        method: 'sso',
-        model_id: tiny.id,
-        dataset_ids: [datasetId],
-        device: 'cpu',
-        hyperparameters,
-      })
-    const training = await createRun(TRAINING_HYPERPARAMETERS)
-    await waitFor(
-      'the training run to log its first step',
-      async () => {
-        alive.assertAlive()
-        const status = await runStatus(service, training.id)
-        if (status !== 'queued' && status !== 'running') throw new Error(`the training run is ${status}`)
-        return status === 'running' && (await lossSteps(service, training.id)).length > 0 ? true : undefined
-      },
-      300_000,
-    )
-    // Created once the worker is busy with the training run, and paused at once so no worker takes it.
-    const streamed = await createRun({})
-    await api(service, 'POST', `/v1/runs/${streamed.id}/pause`)
-    // Each phase starts after the previous one's frames, so subscribers backfill those first.
-    const peer = await phase(service, streamed.id, 1, 0, training.id)
-    console.log(JSON.stringify({ name: 'stream/1-subscriber (peer)', seconds: SECONDS, ...peer.result }))
-    const fan = await phase(service, streamed.id, SUBSCRIBERS, peer.step, training.id)
-    console.log(
-      JSON.stringify({
-        name: `stream/${SUBSCRIBERS}-subscribers`,
-        seconds: SECONDS,
-        ...fan.result,
-        p99_ratio_to_peer: Math.round((fan.result.p99_ms / peer.result.p99_ms) * 100) / 100,
-        target_p99_ms: 100,
-      }),
-    )
-    await api(service, 'POST', `/v1/runs/${training.id}/cancel`)
-    await waitFor(
-      'the training run to be cancelled',
-      async () => ((await runStatus(service, training.id)) === 'cancelled' ? true : undefined),
-      120_000,
-    )
-    const stopped = await alive.stop()
-    worker = undefined
-    if (stopped !== '0') throw new Error(`the worker did not stop cleanly (exit ${stopped})`)
+    await withTrainingRun(service, TRAINING_HYPERPARAMETERS, async (training) => {
+      // Created once the worker is busy with the training run, and paused at once so no worker takes it.
+      const streamed = await training.createRun({})
+      await api(service, 'POST', `/v1/runs/${streamed.id}/pause`)
+      // Each phase starts after the previous one's frames, so subscribers backfill those first.
+      const peer = await phase(service, streamed.id, 1, 0, training)
+      console.log(JSON.stringify({ name: 'stream/1-subscriber (peer)', seconds: SECONDS, ...peer.result }))
+      const fan = await phase(service, streamed.id, SUBSCRIBERS, peer.step, training)
+      console.log(
+        JSON.stringify({
+          name: `stream/${SUBSCRIBERS}-subscribers`,
+          seconds: SECONDS,
+          ...fan.result,
+          p99_ratio_to_peer: Math.round((fan.result.p99_ms / peer.result.p99_ms) * 100) / 100,
+          target_p99_ms: 100,
+        }),
+      )
+      for (const [name, r] of [
+        ['peer', peer.result],
+        ['fan-out', fan.result],
+      ] as const) {
+        if (r.frames_missing > 0 || r.gaps > 0 || r.resyncs > 0 || r.connected < r.subscribers)
+          failures.push(
+            `${name}: ${r.clients_missing_frames} of ${r.subscribers} clients missed ${r.frames_missing} frames, ${r.gaps} gaps, ${r.resyncs} resyncs, ${r.connected} connected`,
+          )
+      }
+    })
   } finally {
-    await worker?.stop()
     await service.stop()
+  }
+  if (failures.length > 0) {
+    console.error(`stream bench failed: ${failures.join('; ')}`)
+    process.exitCode = 1
   }
 }

@@ -36,10 +36,14 @@ export class ChatTemplate {
    * assistant's reply begins.
    */
   render(messages: readonly ChatMessage[], opts: { addGenerationPrompt: boolean }): string {
+    // As transformers: a role the tokenizer has no token for is left undefined (not ''), so a
+    // template's `bos_token is defined` sees the truth. strftime_now and raise_exception are the
+    // renderer's own globals, as in transformers.
+    const tokens = Object.entries(this.specialTokens).filter(([, v]) => v !== null)
     return this.template.render({
       messages,
       add_generation_prompt: opts.addGenerationPrompt,
-      ...Object.fromEntries(Object.entries(this.specialTokens).map(([k, v]) => [k, v ?? ''])),
+      ...Object.fromEntries(tokens),
     })
   }
 

@@ -436,11 +436,7 @@ export class Policy {
       tokenizer: this.model.tokenizer,
       stopTokenIds: this.model.stopTokenIds,
     }
-    const ids = prompts.map((p) =>
-      this.model.tokenizer.encode(
-        typeof p === 'string' ? p : this.requireTemplate().render(p, { addGenerationPrompt: true }),
-      ),
-    )
+    const ids = prompts.map((p) => this.promptIds(p))
     const state = this.residentPolicy.state
     const cacheNames = Object.values(deviceCacheOutputs(this.config))
     if (cacheOnDevice) {
@@ -455,6 +451,15 @@ export class Policy {
     } finally {
       if (cacheOnDevice) for (const name of cacheNames) state.delete(name)
     }
+  }
+
+  /**
+   * Token ids of a prompt as transformers makes them: a chat through the template (which writes its
+   * own special tokens), plain text with the tokenizer's special tokens (Llama's begin-of-text).
+   */
+  promptIds(prompt: PromptInput): number[] {
+    if (typeof prompt === 'string') return this.model.tokenizer.encode(prompt, { addSpecialTokens: true })
+    return this.model.tokenizer.encode(this.requireTemplate().render(prompt, { addGenerationPrompt: true }))
   }
 
   /**

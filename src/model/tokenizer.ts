@@ -19,10 +19,22 @@ function tokenContent(v: unknown): string | null {
   return null
 }
 
+/** The special-token roles of tokenizer_config.json that transformers hands to chat templates. */
+export const SPECIAL_TOKEN_ROLES = [
+  'bos_token',
+  'eos_token',
+  'unk_token',
+  'sep_token',
+  'pad_token',
+  'cls_token',
+  'mask_token',
+] as const
+export type SpecialTokenRole = (typeof SPECIAL_TOKEN_ROLES)[number]
+
 export class TextTokenizer {
   private readonly tokenizer: Tokenizer
-  /** Token strings by role, as tokenizer_config.json names them (`eos_token`, `bos_token`, `pad_token`). */
-  readonly specialTokens: Readonly<Record<'bos_token' | 'eos_token' | 'pad_token', string | null>>
+  /** Token strings by role, as tokenizer_config.json names them; null where the model has none. */
+  readonly specialTokens: Readonly<Record<SpecialTokenRole, string | null>>
   readonly eosTokenId: number | null
   readonly padTokenId: number | null
   readonly bosTokenId: number | null
@@ -35,12 +47,9 @@ export class TextTokenizer {
     readonly tokenizerConfig: Record<string, unknown>,
   ) {
     this.tokenizer = new Tokenizer(tokenizerJson, tokenizerConfig)
-    const special = (key: string) => tokenContent(tokenizerConfig[key])
-    this.specialTokens = {
-      bos_token: special('bos_token'),
-      eos_token: special('eos_token'),
-      pad_token: special('pad_token'),
-    }
+    this.specialTokens = Object.fromEntries(
+      SPECIAL_TOKEN_ROLES.map((role) => [role, tokenContent(tokenizerConfig[role])]),
+    ) as Record<SpecialTokenRole, string | null>
     const id = (t: string | null) => (t === null ? null : (this.tokenizer.token_to_id(t) ?? null))
     this.eosTokenId = id(this.specialTokens.eos_token)
     this.bosTokenId = id(this.specialTokens.bos_token)
@@ -71,7 +80,12 @@ export class TextTokenizer {
     }
   }
 
-  /** Token ids of text. Special tokens written in the text (e.g. `<|im_start|>`) map to their ids. */
+  /**
+   * Token ids of text. Special tokens written in the text (e.g. `<|im_start|>`) map to their ids.
+   * addSpecialTokens runs the tokenizer's post-processor (Llama 3's adds `<|begin_of_text|>`, Qwen's
+   * adds nothing), as transformers' `tokenizer(text)` does by default; a rendered chat template
+   * already holds its special tokens, so it is encoded without.
+   */
   encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
     return this.tokenizer.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids
   }
