@@ -323,7 +323,8 @@ export class Graph {
         : d.split('*').reduce((n, part) => {
             const key = part.trim()
             const v = /^\d+(\.\d+)?$/.test(key) ? Number(key) : dims[key]
-            if (v === undefined) throw new GraphError(`peakIntermediateBytes: dimension '${part}' has no size`)
+            if (v === undefined)
+              throw new GraphError(`peakIntermediateBytes: dimension '${part}' has no size`)
             return n * v
           }, 1)
     const bytes = (name: string): number => {

@@ -129,6 +129,8 @@ const openOptions = (job: TrainerJob, hp: Hyperparameters) => ({
   maxPromptTokens: hp.max_prompt_tokens,
   seed: job.seed,
   deterministic: hp.deterministic,
+  checkpoint: hp.gradient_checkpointing === true,
+  optimizerStateDtype: hp.optimizer_state_dtype,
 })
 
 /** rm: Bradley-Terry reward model on preference pairs; writes the final model (no mid-run resume). */
