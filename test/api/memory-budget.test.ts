@@ -15,20 +15,21 @@ after(stopEmbeddedServer)
 const target = DATABASE_TARGETS[0]
 const estimateAndBudget = /needs an estimated [\d.]+ GB .*budget of 0\.01 GB per run/
 
-async function tinyModelId(t: Awaited<ReturnType<typeof buildTestApp>>): Promise<string> {
+/** POST /v1/runs for an SSO run on the built-in tiny model. */
+async function createSsoRun(t: Awaited<ReturnType<typeof buildTestApp>>) {
   const models = await t.app.inject({ url: '/v1/models', headers: auth(t.keys.read) })
-  return models.json().items.find((m: { name: string }) => m.name === 'tiny').id
+  const tiny = models.json().items.find((m: { name: string }) => m.name === 'tiny').id
+  return t.app.inject({
+    method: 'POST',
+    url: '/v1/runs',
+    headers: auth(t.keys.write),
+    payload: { method: 'sso', model_id: tiny, dataset_ids: [await uploadDataset(t, 'queries')] },
+  })
 }
 
 test('a run that cannot fit the budget is refused at creation', { timeout: 120_000 }, async (ctx) => {
   const t = await buildTestApp(ctx, target, { env: { WORKER_MEMORY_GB: '0.01' } })
-  const queries = await uploadDataset(t, 'queries')
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/v1/runs',
-    headers: auth(t.keys.write),
-    payload: { method: 'sso', model_id: await tinyModelId(t), dataset_ids: [queries] },
-  })
+  const res = await createSsoRun(t)
   assert.equal(res.statusCode, 400, res.body)
   assert.match(String(res.headers['content-type']), /^application\/problem\+json/)
   assert.equal(res.json().code, 'validation_failed')
@@ -38,13 +39,7 @@ test('a run that cannot fit the budget is refused at creation', { timeout: 120_0
 
 test('the same run fits the default budget', { timeout: 120_000 }, async (ctx) => {
   const t = await buildTestApp(ctx, target)
-  const queries = await uploadDataset(t, 'queries')
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/v1/runs',
-    headers: auth(t.keys.write),
-    payload: { method: 'sso', model_id: await tinyModelId(t), dataset_ids: [queries] },
-  })
+  const res = await createSsoRun(t)
   assert.equal(res.statusCode, 201, res.body)
 })
 
@@ -52,13 +47,7 @@ test('a worker whose budget is too small fails the run with the estimate', {
   timeout: 180_000,
 }, async (ctx) => {
   const t = await buildTestApp(ctx, target)
-  const queries = await uploadDataset(t, 'queries')
-  const created = await t.app.inject({
-    method: 'POST',
-    url: '/v1/runs',
-    headers: auth(t.keys.write),
-    payload: { method: 'sso', model_id: await tinyModelId(t), dataset_ids: [queries] },
-  })
+  const created = await createSsoRun(t)
   assert.equal(created.statusCode, 201, created.body)
   const worker = await createWorker({
     config: { ...t.config, runMemoryBytes: 0.01 * 2 ** 30 },
