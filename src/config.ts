@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os'
 import path from 'node:path'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
@@ -67,11 +68,28 @@ export const ConfigSchema = Type.Object({
    * its metrics kept) before it gives up its worker: it then checkpoints and is queued again.
    */
   DB_OUTAGE_BUDGET_SECONDS: Type.Integer({ minimum: 1, default: 600 }),
+  /**
+   * Memory a worker's runs may use together, in GB (each of WORKER_CONCURRENCY runs gets its share).
+   * Unset: the machine's memory minus headroom for the system, the API and Postgres.
+   */
+  WORKER_MEMORY_GB: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   /** Optional MLflow tracking server for runs that enable MLflow logging. */
   MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
 })
 
-export type Config = Static<typeof ConfigSchema> & { readonly dataDir: string; readonly modelsRoot: string }
+export type Config = Static<typeof ConfigSchema> & {
+  readonly dataDir: string
+  readonly modelsRoot: string
+  /** Memory budget of one run: WORKER_MEMORY_GB (or its default) over WORKER_CONCURRENCY, in bytes. */
+  readonly runMemoryBytes: number
+}
+
+const GB = 2 ** 30
+
+/** What a worker leaves to the rest of the machine by default: 2 GB or 10%, whichever is more. */
+export function defaultWorkerMemoryBytes(total = totalmem()): number {
+  return Math.max(total - Math.max(2 * GB, total / 10), total / 2)
+}
 
 const KEYS = Object.keys(ConfigSchema.properties)
 
@@ -89,6 +107,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...parsed,
     dataDir: path.resolve(parsed.DATA_DIR),
     modelsRoot: path.resolve(parsed.MODELS_ROOT),
+    runMemoryBytes:
+      (parsed.WORKER_MEMORY_GB !== undefined ? parsed.WORKER_MEMORY_GB * GB : defaultWorkerMemoryBytes()) /
+      parsed.WORKER_CONCURRENCY,
   })
 }
 

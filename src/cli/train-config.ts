@@ -2,10 +2,12 @@
  * The JSON file of `sso train`: a run described without the service. Relative paths are resolved
  * against the file's folder, so a config travels with its data.
  */
+
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import Type, { type Static } from 'typebox'
 import Value from 'typebox/value'
+import { defaultWorkerMemoryBytes } from '../config.ts'
 import { ValidationError } from '../errors.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from '../sso/principles.ts'
 import { type PrincipleSetSpec, TRAINING_METHODS, type TrainerJob } from '../sso/trainer-interface.ts'
@@ -86,5 +88,7 @@ export async function loadTrainJob(
     seed: config.seed,
     outputDir: overrides.outputDir ? path.resolve(overrides.outputDir) : at(config.output_dir),
     resumeFrom: config.resume_from ? at(config.resume_from) : undefined,
+    // `auto` memory settings fit what a worker on this machine would have by default
+    memoryBudgetBytes: defaultWorkerMemoryBytes(),
   }
 }

@@ -310,6 +310,48 @@ export class Graph {
     return this.producerNode.get(t.name)
   }
 
+  /**
+   * Peak bytes of the values nodes produce, walking the nodes in order and freeing each value after
+   * its last reader (graph outputs live to the end; inputs and initializers are the caller's). A
+   * sequential executor's activation memory before its own reuse and fusion; `dims` sizes symbolic
+   * dimensions, products such as 'batch*seq' included, and '?' the ones shape inference left unknown.
+   */
+  peakIntermediateBytes(dims: Readonly<Record<string, number>>): number {
+    const size = (d: Dim): number =>
+      typeof d === 'number'
+        ? d
+        : d.split('*').reduce((n, part) => {
+            const key = part.trim()
+            const v = /^\d+(\.\d+)?$/.test(key) ? Number(key) : dims[key]
+            if (v === undefined)
+              throw new GraphError(`peakIntermediateBytes: dimension '${part}' has no size`)
+            return n * v
+          }, 1)
+    const bytes = (name: string): number => {
+      const t = this.values.get(name)
+      return t ? t.shape.reduce<number>((n, d) => n * size(d), BYTES_PER_ELEMENT[t.dtype]) : 0
+    }
+    const kept = new Set(this.outputs.map((o) => o.name))
+    const lastRead = new Map<string, number>()
+    this.nodes.forEach((n, i) => {
+      for (const x of n.inputs) if (this.producerNode.has(x) && !kept.has(x)) lastRead.set(x, i)
+    })
+    // a value nobody reads dies where it is made
+    this.nodes.forEach((n, i) => {
+      for (const o of n.outputs) if (o && !kept.has(o) && !lastRead.has(o)) lastRead.set(o, i)
+    })
+    const freed: string[][] = this.nodes.map(() => [])
+    for (const [name, i] of lastRead) freed[i].push(name)
+    let live = 0
+    let peak = 0
+    this.nodes.forEach((n, i) => {
+      for (const o of n.outputs) if (o) live += bytes(o)
+      peak = Math.max(peak, live)
+      for (const x of freed[i]) live -= bytes(x)
+    })
+    return peak
+  }
+
   record(entry: TapeEntry): void {
     this.tapeEntries.push(entry)
     for (const t of entry.outputs) this.producers.set(t.name, entry)

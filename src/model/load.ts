@@ -50,6 +50,17 @@ export async function inspectModelFolder(dir: string): Promise<string[]> {
   return (await inspect(dir)).problems
 }
 
+/** The architecture of a model folder without loading its weights (memory planning). */
+export async function readModelConfig(dir: string): Promise<LlamaConfig> {
+  const { config, problems } = await inspect(dir)
+  if (!config)
+    throw new ModelLoadError(`cannot read the config of ${dir}:\n  ${problems.join('\n  ')}`, {
+      dir,
+      problems,
+    })
+  return config
+}
+
 /** Opens a model folder; its weights as float32, or stored as `storage` when given. */
 export async function loadModel(dir: string): Promise<LoadedModel>
 export async function loadModel(dir: string, storage: StorageDType): Promise<LoadedModel<StoredWeights>>

@@ -13,12 +13,12 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import {
-  type AdamWConfig,
   clipCoefficient,
   createGraphSession,
   type GraphSession,
   gradName,
   HostAdamW,
+  type HostAdamWConfig,
   type HostTensor,
   type Provider,
   STEP_OUTPUTS,
@@ -64,7 +64,8 @@ export interface PolicyOptions {
   lora?: LoraSpec
   /** Seeds the adapters' initialisation. */
   seed?: number
-  adamw?: AdamWConfig
+  /** AdamW's hyperparameters and how its moments are stored (stateDtype). */
+  adamw?: HostAdamWConfig
   /** Padding side of scoring and training batches (results do not depend on it). */
   padding?: Padding
   intraOpThreads?: number

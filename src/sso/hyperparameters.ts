@@ -89,6 +89,22 @@ export const HyperparametersSchema = Type.Object({
   epochs: Type.Integer({ minimum: 1, maximum: 100, default: 1 }),
   batch_size: Type.Integer({ minimum: 1, maximum: 4096, default: 4 }),
   grad_accum: Type.Integer({ minimum: 1, maximum: 1024, default: 1 }),
+  // memory
+  micro_batch_size: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 4096 })], {
+    default: 'auto',
+    description:
+      'examples per forward/backward pass: each batch_size group is split into equal micro-batches of at most this size (the largest divisor of the group not above it) whose gradients are accumulated, so the update is the same; auto: the largest that fits the worker memory budget',
+  }),
+  gradient_checkpointing: Type.Union([Type.Literal('auto'), Type.Boolean()], {
+    default: 'auto',
+    description:
+      'recompute each decoder layer in the backward pass instead of keeping its activations; auto: only when the run would not fit the worker memory budget without it',
+  }),
+  optimizer_state_dtype: Type.Union([Type.Literal('float32'), Type.Literal('bfloat16')], {
+    default: 'float32',
+    description:
+      "storage of AdamW's two moments: bfloat16 saves 4 bytes per trained parameter (stochastic rounding)",
+  }),
   queries_per_iteration: Type.Integer({ minimum: 0, default: 0, description: '0 = all queries' }),
   max_prompt_tokens: Type.Integer({ minimum: 1, default: 512 }),
   // generation

@@ -197,7 +197,9 @@ export const openModelPolicy: OpenPolicy = async (o) => {
     seed: o.seed,
     intraOpThreads: o.deterministic ? 1 : undefined,
     lora: o.finetuning === 'lora' ? o.lora : undefined,
+    checkpoint: o.checkpoint,
     adamw: {
+      stateDtype: o.optimizerStateDtype,
       beta1: o.optimizer.betas[0],
       beta2: o.optimizer.betas[1],
       eps: o.optimizer.eps,

@@ -110,6 +110,10 @@ export interface OpenModelOptions {
   seed: number
   /** Single-threaded ops (a fixed summation order in reductions), at some speed cost. */
   deterministic?: boolean
+  /** Recompute each decoder layer in the backward pass (gradient checkpointing). */
+  checkpoint?: boolean
+  /** Storage of the AdamW moments. */
+  optimizerStateDtype?: 'float32' | 'bfloat16'
 }
 
 /** Opens a policy for a job. */

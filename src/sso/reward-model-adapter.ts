@@ -201,5 +201,6 @@ export const openModelRewardModel: OpenRewardModel = async (o) => {
     beta2: o.optimizer.betas[1],
     eps: o.optimizer.eps,
     weightDecay: o.optimizer.weightDecay,
+    stateDtype: o.optimizerStateDtype,
   })
 }

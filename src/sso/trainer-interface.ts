@@ -49,6 +49,8 @@ export interface TrainerJob {
   outputDir: string
   /** Checkpoint folder to resume from (written by a previous attempt of this run). */
   resumeFrom?: string
+  /** Memory this run may use (bytes): `auto` memory settings are planned to fit it, and a run that cannot fits fails. */
+  memoryBudgetBytes?: number
 }
 
 export interface MetricsBatch {

@@ -6,9 +6,11 @@
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { AppError, ValidationError } from '../errors.ts'
+import { readModelConfig } from '../model/load.ts'
 import { readCheckpoint } from './checkpoint.ts'
 import { type Hyperparameters, resolveHyperparameters } from './hyperparameters.ts'
 import { runOnline } from './iterations.ts'
+import { planRunMemory } from './memory-plan.ts'
 import { openModelPolicy } from './model-adapter.ts'
 import type { OpenPolicy } from './policy-port.ts'
 import {
@@ -129,6 +131,8 @@ const openOptions = (job: TrainerJob, hp: Hyperparameters) => ({
   maxPromptTokens: hp.max_prompt_tokens,
   seed: job.seed,
   deterministic: hp.deterministic,
+  checkpoint: hp.gradient_checkpointing === true,
+  optimizerStateDtype: hp.optimizer_state_dtype,
 })
 
 /** rm: Bradley-Terry reward model on preference pairs; writes the final model (no mid-run resume). */
@@ -171,10 +175,36 @@ async function runRewardModel(
   }
 }
 
+/**
+ * Resolves the `auto` memory settings within the run's budget before anything is loaded; a run that
+ * cannot fit fails here with its estimate instead of being killed for memory later.
+ */
+async function fitMemoryBudget(
+  job: TrainerJob,
+  hp: Hyperparameters,
+  budgetBytes: number,
+  callbacks: TrainerCallbacks,
+): Promise<Hyperparameters> {
+  const cfg = await readModelConfig(job.modelDir)
+  const plan = planRunMemory(cfg, job.method as Exclude<TrainingMethod, 'rm'>, hp, budgetBytes)
+  const mb = (b: number) => Math.round(b / 2 ** 20)
+  callbacks.onEvent({
+    type: 'info',
+    message: `memory plan: micro-batches of ${plan.microBatchSize}, gradient checkpointing ${plan.checkpoint ? 'on' : 'off'}, estimated peak ${mb(plan.estimate.bytes)} MB of a ${mb(budgetBytes)} MB budget`,
+    data: {
+      micro_batch_size: plan.microBatchSize,
+      gradient_checkpointing: plan.checkpoint,
+      estimate_bytes: plan.estimate.bytes,
+      budget_bytes: budgetBytes,
+    },
+  })
+  return { ...hp, micro_batch_size: plan.microBatchSize, gradient_checkpointing: plan.checkpoint }
+}
+
 /** Builds a RunTrainer over ways of opening policies and reward models (the model layer's, through adapters). */
 export function createTrainer(openPolicy: OpenPolicy, openRewardModel?: OpenRewardModel): RunTrainer {
   return async (job, callbacks) => {
-    const hp = effectiveHyperparameters(job.method, job.hyperparameters)
+    let hp = effectiveHyperparameters(job.method, job.hyperparameters)
     if (job.method === 'rm') {
       if (!openRewardModel) {
         throw new AppError('invalid_state', `method 'rm' needs a reward-model backend (run ${job.runId})`)
@@ -182,6 +212,8 @@ export function createTrainer(openPolicy: OpenPolicy, openRewardModel?: OpenRewa
       return runRewardModel(job, callbacks, hp, openRewardModel)
     }
     callbacks.onEvent({ type: 'phase', phase: 'loading', message: `opening ${job.modelDir}` })
+    if (job.memoryBudgetBytes !== undefined)
+      hp = await fitMemoryBudget(job, hp, job.memoryBudgetBytes, callbacks)
     const policy = await openPolicy(openOptions(job, hp))
     try {
       const resume = job.resumeFrom ? await readCheckpoint(job.resumeFrom) : undefined

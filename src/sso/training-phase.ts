@@ -90,6 +90,17 @@ export interface PhaseHooks {
   afterStep(stepsDone: number, values: Record<string, number>): Promise<void>
 }
 
+/**
+ * Examples per forward/backward pass for groups of `group` examples: the largest divisor of the group
+ * not above `limit`, so the group splits into equal micro-batches ('auto' left unresolved: the group).
+ */
+export function microBatchSize(group: number, limit: number | 'auto'): number {
+  if (limit === 'auto' || limit >= group) return group
+  let size = limit
+  while (group % size !== 0) size--
+  return size
+}
+
 /** Runs the phase from `stepsDone`; returns 'continue' when finished, or the control signal that stopped it. */
 export async function runPhase(
   model: TrainablePolicy,
@@ -104,8 +115,8 @@ export async function runPhase(
     const signal = hooks.control()
     if (signal !== 'continue') return signal
     const chosen = data.order.slice(step * perStep, (step + 1) * perStep).map((i) => data.examples[i])
-    // a short last step is one micro-batch: every micro-batch of a step has the same size
-    const size = chosen.length < perStep ? chosen.length : hp.batch_size
+    // a short last step is one group; every micro-batch of a step has the same size (a static graph)
+    const size = microBatchSize(chosen.length < perStep ? chosen.length : hp.batch_size, hp.micro_batch_size)
     const micro: ObjectiveBatch[] = []
     for (let i = 0; i < chosen.length; i += size)
       micro.push(toBatch(chosen.slice(i, i + size), data.objective))

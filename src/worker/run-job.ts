@@ -88,6 +88,7 @@ async function buildTrainerJob(
     seed: run.seed,
     outputDir,
     resumeFrom: resumeFrom?.dir,
+    memoryBudgetBytes: deps.config.runMemoryBytes,
   }
 }
 

@@ -5,6 +5,7 @@ import { createRun } from '../../../../queue/run-lifecycle.ts'
 import { IdParamsSchema, PageSchema } from '../../../../schemas/common.ts'
 import { ACTIVE_STATUSES, RunCreateSchema, RunListQuerySchema, RunSchema } from '../../../../schemas/runs.ts'
 import { parseHyperparameters } from '../../../../sso/hyperparameters.ts'
+import { assertFitsMemory } from './memory-budget.ts'
 import { assertTrainingData } from './training-data.ts'
 
 const problem = { $ref: 'Problem#' }
@@ -53,6 +54,7 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       const missing = datasetIds.filter((id) => !found.some((d) => d.id === id))
       if (missing.length > 0) throw new NotFoundError('dataset', missing.join(', '))
       assertTrainingData(body.method, found)
+      assertFitsMemory(model, body.method, hyperparameters, app.config.runMemoryBytes)
       const run = await createRun(app.scheduling, {
         method: body.method,
         modelId: model.id,

@@ -1,0 +1,134 @@
+/**
+ * How much memory a policy needs before it is loaded: weights, optimizer state and the activation
+ * peaks of the graphs it runs, from the model's config alone. Activations are not guessed per
+ * architecture: the very graphs the policy would run are built over shape-only weights and walked
+ * for their live-value peak (Graph.peakIntermediateBytes); onnxruntime's allocator then holds more
+ * than that peak, by the factors below, measured on this engine (test/model/memory-estimate.test.ts
+ * checks the estimate against measured peak RSS).
+ */
+import { neg, reduceMean } from '../engine/index.ts'
+import { defaultVocabChunks } from './chunked-logps.ts'
+import type { LlamaConfig } from './config.ts'
+import { parameterCount } from './config.ts'
+import { buildPolicyStepGraph, buildScoringGraph, type ModelTensors, type PolicyLoss } from './graphs.ts'
+import { buildDecodeGraph } from './kv-cache.ts'
+import { initAdapters, type LoraSpec } from './lora.ts'
+import type { StoredWeights } from './weights.ts'
+import { expectedWeightShapes } from './weights.ts'
+
+/**
+ * The process before any session: Node, onnxruntime and the tokenizer (measured: a 44M model's
+ * LoRA policy loaded at 274 MB peak with 167 MB of weights).
+ */
+const FIXED_BYTES = 110 * 2 ** 20
+/**
+ * A training session holds about twice its live-value peak from its second run on: onnxruntime's
+ * CPU arena keeps the first run's blocks while the planned memory pattern allocates its own.
+ * With gradient checkpointing the ratio is higher (3.2), as the executor's order keeps more of the
+ * recomputed values alive than the tape order the peak is computed in.
+ */
+const STEP_ARENA_FACTOR = 2
+const CHECKPOINTED_STEP_ARENA_FACTOR = 3.2
+/**
+ * With the chunked LM head (vocabularies above 32k) the arena holds more again: measured on a
+ * hidden-384, 6-layer, 50k-vocabulary shape, a step cost 2.6 times its live peak and a scoring
+ * session 4.8 times (where without chunks the factors above and 1 for scoring fit). Checked on a
+ * second chunked shape in test/model/memory-estimate.test.ts.
+ */
+const CHUNKED_STEP_ARENA_FACTOR = 2.6
+const CHUNKED_SCORING_ARENA_FACTOR = 4.8
+
+export type OptimizerStateDtype = 'float32' | 'bfloat16'
+
+export interface PolicyMemoryShape {
+  /** Training rows of one micro-batch (examples times the objective's roles). */
+  trainRows: number
+  /** Rows of one scoring or generation batch. */
+  batchRows: number
+  /** Longest token row: prompt plus response. */
+  seq: number
+  /** Longest prompt (prefill of generation). */
+  promptTokens: number
+  checkpoint: boolean
+}
+
+export interface PolicyMemoryOptions {
+  lora?: LoraSpec
+  optimizerStateDtype?: OptimizerStateDtype
+  vocabChunks?: number
+}
+
+export interface MemoryEstimate {
+  /** Peak resident bytes. */
+  bytes: number
+  /** Where they go, in bytes. */
+  parts: Record<string, number>
+}
+
+const F32 = 4
+
+/** Shape-only weights: enough to build graphs whose weights are fed as inputs. */
+function shapeOnlyWeights(cfg: LlamaConfig): StoredWeights {
+  const weights: StoredWeights = new Map()
+  for (const [key, shape] of expectedWeightShapes(cfg)) weights.set(key, { shape, data: new Float32Array(0) })
+  return weights
+}
+
+/** Peak bytes of one policy (one model's weights, its optimizer and its sessions). */
+export function estimatePolicyMemory(
+  cfg: LlamaConfig,
+  shape: PolicyMemoryShape,
+  opts: PolicyMemoryOptions = {},
+): MemoryEstimate {
+  const params = parameterCount(cfg)
+  const lora = opts.lora ? { spec: opts.lora, adapters: initAdapters(cfg, opts.lora, 0) } : undefined
+  const model: ModelTensors = { cfg, weights: shapeOnlyWeights(cfg), lora }
+  const trainable = lora ? [...lora.adapters.values()].reduce((n, t) => n + t.data.length, 0) : params
+  const bind = {
+    trainable: lora ? ('adapters' as const) : ('all' as const),
+    frozen: 'inputs' as const,
+    vocabChunks: opts.vocabChunks,
+    checkpoint: shape.checkpoint,
+  }
+  const loss: PolicyLoss = {
+    name: 'estimate',
+    rows: shape.trainRows,
+    build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }),
+  }
+  const step = buildPolicyStepGraph(model, { ...bind, loss }).graph
+  const scoring = buildScoringGraph(model, bind).graph
+  const decode = buildDecodeGraph(model, { ...bind, trainable: 'none' })
+  const rows = { batch: shape.batchRows, seq: shape.seq, keys: shape.seq, '?': shape.seq }
+  const kvBytes =
+    2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * shape.batchRows * shape.seq * F32
+  const chunked = (opts.vocabChunks ?? defaultVocabChunks(cfg.vocab_size)) > 1
+  const momentBytes = opts.optimizerStateDtype === 'bfloat16' ? 2 : F32
+  const parts: Record<string, number> = {
+    runtime: FIXED_BYTES,
+    weights: params * F32,
+    // full fine-tuning scores the reference from its own copy of the weights
+    reference_weights: lora ? 0 : params * F32,
+    // AdamW's two moments and the gradient it reads, in WebAssembly memory; LoRA adds its adapters
+    optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
+    training_session:
+      step.peakIntermediateBytes({ ...rows, batch: shape.trainRows }) *
+      (shape.checkpoint
+        ? CHECKPOINTED_STEP_ARENA_FACTOR
+        : chunked
+          ? CHUNKED_STEP_ARENA_FACTOR
+          : STEP_ARENA_FACTOR),
+    // the policy's scoring session, and the reference's (LoRA scores it with the same session)
+    scoring_sessions:
+      scoring.peakIntermediateBytes(rows) * (lora ? 1 : 2) * (chunked ? CHUNKED_SCORING_ARENA_FACTOR : 1),
+    generation:
+      kvBytes +
+      decode.peakIntermediateBytes({
+        batch: shape.batchRows,
+        seq: shape.promptTokens,
+        keys: shape.promptTokens,
+        past: 0,
+        '?': shape.promptTokens,
+      }),
+  }
+  return { bytes: Object.values(parts).reduce((a, b) => a + b, 0), parts }
+}

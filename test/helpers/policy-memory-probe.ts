@@ -1,0 +1,51 @@
+/**
+ * Child process of the memory-estimate test: loads a policy, scores with it and its reference, runs
+ * two training steps and decodes, then prints its peak resident set (VmHWM) as JSON. One process per
+ * measurement, so no earlier allocation inflates the peak.
+ * argv[2]: JSON of ProbeSpec.
+ */
+import { readFileSync } from 'node:fs'
+import { neg, reduceMean } from '../../src/engine/index.ts'
+import type { PolicyLoss } from '../../src/model/graphs.ts'
+import { Policy } from '../../src/model/policy.ts'
+import { Random } from '../../src/model/random.ts'
+
+export interface ProbeSpec {
+  modelDir: string
+  lora: boolean
+  checkpoint: boolean
+  optimizerStateDtype: 'float32' | 'bfloat16'
+  /** Rows of one training micro-batch and of the scoring batch. */
+  rows: number
+  /** Micro-batches per training step. */
+  microBatches: number
+  promptTokens: number
+  seq: number
+  vocab: number
+}
+
+const spec = JSON.parse(process.argv[2]) as ProbeSpec
+const policy = await Policy.load(spec.modelDir, {
+  lora: spec.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
+  checkpoint: spec.checkpoint,
+  adamw: { stateDtype: spec.optimizerStateDtype },
+})
+const rng = new Random(7)
+const ids = (n: number) => Array.from({ length: n }, () => rng.nextUint32() % spec.vocab)
+const rows = Array.from({ length: spec.rows }, () => ({
+  prompt: ids(spec.promptTokens),
+  response: ids(spec.seq - spec.promptTokens),
+}))
+const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
+await policy.logprobs(rows, 'policy')
+await policy.freezeReference()
+await policy.logprobs(rows, 'reference')
+const micro = Array.from({ length: spec.microBatches }, () => ({ rows }))
+for (let i = 0; i < 2; i++) await policy.trainStep(micro, { lr: 1e-4, loss: sft })
+await policy.generate(
+  Array.from({ length: spec.rows }, () => 'The quick brown fox jumps over the lazy dog.'),
+  { maxNewTokens: 8, seed: 1, temperature: 1, topP: 1, topK: 0 },
+)
+const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+process.stdout.write(`${JSON.stringify({ peakBytes: Number(hwm![1]) * 1024 })}\n`)
+await policy.dispose()
