@@ -3,9 +3,7 @@
  * principles and a queries dataset drawn from those families, so the samples view can show checker
  * verdicts. Used by `npm run demo` and by the CLI and dashboard tests.
  */
-import { familyPrincipleSet, TASK_FAMILIES } from '../eval/families.ts'
-import { makeEvalItems } from '../eval/run-eval.ts'
-import { toJsonl } from '../sso/records.ts'
+import { demoPrincipleSet, demoQueriesJsonl } from '../eval/demo-content.ts'
 import type { ApiClient } from './api-client.ts'
 import { resolveModelId } from './commands/runs.ts'
 import type { RunLike } from './run-summary.ts'
@@ -31,21 +29,16 @@ export async function createDemoResources(
   seed = 1,
   model?: string,
 ): Promise<DemoResources> {
-  const families = Object.values(TASK_FAMILIES)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const principles = familyPrincipleSet(families)
+  const principles = demoPrincipleSet()
   const set = await client.post<{ id: string }>('/v1/principle-sets', {
     name: `${principles.name}-${stamp}`,
     description: 'principles of the checkable task families',
     principles: principles.principles,
   })
-  const queries = makeEvalItems(families, 12, seed, 'train').map((it) => ({
-    prompt: it.prompt,
-    task: it.family,
-  }))
   const dataset = await client.json<{ id: string }>('POST', '/v1/datasets', {
     query: { name: `checkable-queries-${stamp}`, format: 'queries' },
-    text: toJsonl(queries),
+    text: demoQueriesJsonl(12, seed),
   })
   return { modelId: await resolveModelId(client, model), principleSetId: set.id, datasetId: dataset.id }
 }

@@ -61,13 +61,24 @@ export function matchPrefix<T extends Listed>(
   )
 }
 
-/** A full id from a full id or a unique prefix of one. */
+/** A full id from a full id, a name only one item has (such as `demo-queries`) or a unique id prefix. */
 export async function resolveId(client: ApiClient, collection: Collection, given: string): Promise<string> {
   if (UUID.test(given)) return given
+  const items = await listAll(client, collection)
+  const named = items.filter((item) => item.name === given)
+  if (named.length === 1) return named[0].id
+  if (named.length > 1)
+    throw new AppError(
+      'validation_failed',
+      `${named.length} ${collection.replace('-', ' ')} are named '${given}': ${named.map((m) => m.id).join(', ')}; give an id`,
+    )
   if (!/^[0-9a-f-]+$/i.test(given)) {
-    throw new AppError('validation_failed', `'${given}' is not a ${NOUN[collection]} id or the start of one`)
+    throw new AppError(
+      'validation_failed',
+      `'${given}' is not a ${NOUN[collection]} name, id or the start of an id`,
+    )
   }
-  return matchPrefix(await listAll(client, collection), given, collection).id
+  return matchPrefix(items, given, collection).id
 }
 
 /** id → name of a collection's items, for listings that show names instead of ids. */
