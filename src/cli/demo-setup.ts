@@ -6,16 +6,11 @@
 import { demoPrincipleSet, demoQueriesJsonl } from '../eval/demo-content.ts'
 import type { ApiClient } from './api-client.ts'
 import { resolveModelId } from './commands/runs.ts'
+import { DEMO_RECOMMENDED_HYPERPARAMETERS } from './demo-model.ts'
 import type { RunLike } from './run-summary.ts'
 
-/** A run on the tiny model that shows curves within a minute on a CPU. */
-export const DEMO_HYPERPARAMETERS = {
-  iterations: 3,
-  queries_per_iteration: 16,
-  max_new_tokens: 24,
-  batch_size: 4,
-  lr: 1e-3,
-} as const
+/** Settings that show curves within a minute on a CPU (the demo model's recommended ones). */
+export const DEMO_HYPERPARAMETERS = DEMO_RECOMMENDED_HYPERPARAMETERS
 
 export interface DemoResources {
   modelId: string

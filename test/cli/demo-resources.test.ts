@@ -31,7 +31,7 @@ after(async () => {
   await service?.stop()
 })
 
-test('a first start registers the demo dataset, principle set and model', { timeout: 300_000 }, async () => {
+test('a first start registers the demo dataset, principle set and model', { timeout: 900_000 }, async () => {
   assert.equal(named(await list('datasets'), DEMO_NAMES.dataset).length, 1)
   assert.equal(named(await list('principle-sets'), DEMO_NAMES.principleSet).length, 1)
   assert.ok(service.server.demo, 'the demo setup runs')
@@ -53,7 +53,7 @@ test('a later start adds nothing', { timeout: 60_000 }, async () => {
   assert.equal(named(await list('models'), DEMO_NAMES.model).length, 1)
 })
 
-test('a run from the recommended hyperparameters trains the demo model', { timeout: 300_000 }, async () => {
+test('a run from the recommended hyperparameters trains the demo model', { timeout: 600_000 }, async () => {
   const [model] = named(await list<Model>('models'), DEMO_NAMES.model)
   const [dataset] = named(await list('datasets'), DEMO_NAMES.dataset)
   const [set] = named(await list('principle-sets'), DEMO_NAMES.principleSet)
@@ -71,7 +71,7 @@ test('a run from the recommended hyperparameters trains the demo model', { timeo
       return ['succeeded', 'failed', 'cancelled'].includes(r.status) ? r : undefined
     },
     'the demo run to finish',
-    280_000,
+    580_000,
   )
   assert.equal(finished.status, 'succeeded', JSON.stringify(finished))
   const { series } = await service.client.get<{ series: { key: string; points: [number, number][] }[] }>(
