@@ -1,22 +1,25 @@
 /**
- * `npm run demo`: a newcomer's first minute. Starts the service unless one answers at SSO_URL,
- * makes the demo model once (the tiny model after a short SFT, under MODELS_ROOT) and registers it,
- * creates an `sso` run on it (with the checkable-task principles and queries), prints the dashboard
- * URL, and shows the run's progress bar here until it ends. A service started here keeps running
- * (for the dashboard) until Ctrl-C. A service elsewhere that cannot see MODELS_ROOT gets the run on
- * its built-in tiny model.
+ * `npm run demo`: a newcomer's first minutes. Starts the service unless one answers at SSO_URL,
+ * waits for the ready demo it registers (model `demo`, dataset `demo-queries`, principle set `demo`),
+ * creates an `sso` run from the model's recommended hyperparameters, prints the dashboard URL, and
+ * shows the run's progress bar here until it ends. A service started here keeps running (for the
+ * dashboard) until Ctrl-C. A service without the demo (DEMO_RESOURCES=false) gets the run on its
+ * built-in tiny model.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { DEMO_NAMES } from '../src/api/demo-resources.ts'
 import { ApiClient, ApiError } from '../src/cli/api-client.ts'
-import { DEMO_MODEL_NAME, ensureDemoModel } from '../src/cli/demo-model.ts'
-import { createDemoResources, createDemoRun } from '../src/cli/demo-setup.ts'
+import { createDemoResources, createDemoRun, type DemoResources, demoRunBody } from '../src/cli/demo-setup.ts'
 import { readCliEnvironment } from '../src/cli/environment.ts'
+import { type Collection, listAll } from '../src/cli/resource-ids.ts'
+import type { RunLike } from '../src/cli/run-summary.ts'
 import { watchRun } from '../src/cli/watch-run.ts'
 import { loadConfig } from '../src/config.ts'
+import type { ModelDto } from '../src/schemas/models.ts'
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url))
 const env = readCliEnvironment()
@@ -73,22 +76,24 @@ async function startService(url: string, apiKey: string): Promise<ChildProcess> 
   throw new Error(`the service did not answer on ${url}/healthz within 2 minutes; see ${logFile}`)
 }
 
-/** Trains the demo model when missing and registers it; undefined (the tiny model) when that fails. */
-async function demoModel(client: ApiClient): Promise<string | undefined> {
-  try {
-    const dir = await ensureDemoModel(config.modelsRoot, (step, loss) => {
-      process.stdout.write(
-        `\rmaking the demo model (a short SFT of the tiny model): step ${step}, loss ${loss.toFixed(3)} `,
-      )
-    })
-    process.stdout.write('\n')
-    await client.post('/v1/models', { name: DEMO_MODEL_NAME, path: path.relative(config.modelsRoot, dir) })
-  } catch (e) {
-    if (e instanceof ApiError && e.status === 409) return DEMO_MODEL_NAME // registered by an earlier demo
-    process.stdout.write(`\nno demo model (${(e as Error).message}); the run uses the built-in tiny model\n`)
-    return undefined
+/**
+ * The ready demo the service registers at start (DEMO_RESOURCES): its model appears once made, so
+ * this waits for it. Undefined when the service has no demo (then the run uses the tiny model).
+ */
+async function readyDemo(client: ApiClient): Promise<DemoResources | undefined> {
+  const find = async (collection: Collection, name: string) =>
+    (await listAll(client, collection)).find((item) => item.name === name)?.id
+  const datasetId = await find('datasets', DEMO_NAMES.dataset)
+  const principleSetId = await find('principle-sets', DEMO_NAMES.principleSet)
+  if (!datasetId || !principleSetId) return undefined
+  for (let waited = 0; waited < 300; waited++) {
+    const modelId = await find('models', DEMO_NAMES.model)
+    if (modelId) return { modelId, datasetId, principleSetId }
+    process.stdout.write(waited === 0 ? "waiting for the service to make the demo model 'demo' " : '.')
+    await new Promise((r) => setTimeout(r, 1000))
   }
-  return DEMO_MODEL_NAME
+  process.stdout.write('\nthe demo model did not appear; see the service log\n')
+  return undefined
 }
 
 let service: ChildProcess | undefined
@@ -100,8 +105,14 @@ try {
   }
   if (!apiKey) throw new Error('a service is running but SSO_API_KEY is not set: export the key it printed')
   const client = new ApiClient(env.url, apiKey)
-  const resources = await createDemoResources(client, 1, await demoModel(client))
-  const run = await createDemoRun(client, resources)
+  const demo = await readyDemo(client)
+  const run = demo
+    ? await client.post<RunLike>('/v1/runs', {
+        ...demoRunBody(demo),
+        hyperparameters: (await client.get<ModelDto>(`/v1/models/${demo.modelId}`))
+          .recommended_hyperparameters,
+      })
+    : await createDemoRun(client, await createDemoResources(client))
   process.stdout.write(
     `\nDashboard: ${env.url}/#/runs/${run.id}\nAPI key (paste it at the top right): ${apiKey}\n\n`,
   )

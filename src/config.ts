@@ -50,6 +50,11 @@ export const ConfigSchema = Type.Object({
   /** Wrong API keys a client address may present per minute; beyond it every request is a 429. */
   AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 1, default: 30 }),
   MAX_ACTIVE_RUNS_PER_KEY: Type.Integer({ minimum: 1, default: 8 }),
+  /**
+   * Register the ready demo at start when missing: the model `demo` (made in the background, about a
+   * minute), the queries dataset `demo-queries` and the principle set `demo`.
+   */
+  DEMO_RESOURCES: Type.Boolean({ default: true }),
   /** Optional admin key to create at first start (otherwise one is generated and printed once). */
   BOOTSTRAP_ADMIN_KEY: Type.Optional(Type.String({ minLength: 24 })),
   /** Optional endpoint that receives run status changes (POST, JSON, signed with WEBHOOK_SECRET). */

@@ -7,12 +7,15 @@ import { createBoss, stopBoss } from '../queue/boss.ts'
 import { startWebhookDelivery } from '../queue/webhook-delivery.ts'
 import { createWorker, type Worker } from '../worker/main.ts'
 import { type App, buildApp } from './app.ts'
+import { type DemoSetup, ensureDemoResources } from './demo-resources.ts'
 import { ensureAdminKey } from './plugins/app/api-key-auth.ts'
 import { ensureBuiltinModels } from './routes/v1/models.ts'
 
 export interface RunningServer {
   app: App
   worker: Worker | null
+  /** The demo's first-start setup; null when DEMO_RESOURCES is false. */
+  demo: DemoSetup | null
   /** Stops the worker (its runs checkpoint and requeue), the API, the queue, then the database. */
   close(): Promise<void>
 }
@@ -38,11 +41,13 @@ export async function startServer(config: Config): Promise<RunningServer> {
   const worker = config.IN_PROCESS_WORKER
     ? await createWorker({ config, prisma: db.prisma, boss, log })
     : null
+  const demo = config.DEMO_RESOURCES ? await ensureDemoResources({ config, repos, log }) : null
 
   let closing: Promise<void> | undefined
   const close = () => {
     closing ??= (async () => {
       grace.uninstall()
+      await demo?.stop()
       await worker?.stop()
       await app.close()
       await stopBoss(boss, log)
@@ -55,5 +60,5 @@ export async function startServer(config: Config): Promise<RunningServer> {
     else log.info({ signal }, 'shutting down')
     await close()
   })
-  return { app, worker, close }
+  return { app, worker, demo, close }
 }

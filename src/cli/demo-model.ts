@@ -13,18 +13,38 @@ import { syntheticSftCorpus } from '../eval/synthetic-corpus.ts'
 import { makeTinyModel } from '../model/tiny.ts'
 import { toJsonl } from '../sso/records.ts'
 import { runTrainer } from '../sso/trainer.ts'
+import type { RunTrainer } from '../sso/trainer-interface.ts'
 
 export const DEMO_MODEL_NAME = 'demo-tiny-sft'
 
 const SFT_HYPERPARAMETERS = { lr: 3e-3, epochs: 4, batch_size: 16, weight_decay: 0, schedule: 'cosine' }
 
+export interface DemoModelOptions {
+  /** Sees each SFT step's number and loss. */
+  onStep?: (step: number, loss: number) => void
+  /** How to run the SFT (the service passes its trainer thread, so its event loop stays free). */
+  train?: RunTrainer
+  /** Aborting stops the SFT at its next step and leaves no model folder. */
+  signal?: AbortSignal
+}
+
 /**
- * Returns the folder of the demo model below `modelsRoot`, training it first when it is missing.
- * `onStep` sees each SFT step's number and loss.
+ * An `sso` run on the demo model whose reward accuracy and margins visibly rise within about two
+ * minutes on two CPU cores (measured: docs/demo.md). The model resource carries it as
+ * `recommended_hyperparameters`.
  */
+export const DEMO_RECOMMENDED_HYPERPARAMETERS = {
+  iterations: 3,
+  queries_per_iteration: 16,
+  max_new_tokens: 24,
+  batch_size: 4,
+  lr: 1e-3,
+} as const
+
+/** Returns the folder of the demo model below `modelsRoot`, training it first when it is missing. */
 export async function ensureDemoModel(
   modelsRoot: string,
-  onStep: (step: number, loss: number) => void = () => {},
+  { onStep = () => {}, train = runTrainer, signal }: DemoModelOptions = {},
 ): Promise<string> {
   const dir = path.join(modelsRoot, DEMO_MODEL_NAME)
   if (existsSync(path.join(dir, 'config.json'))) return dir
@@ -38,7 +58,7 @@ export async function ensureDemoModel(
       corpus,
       toJsonl(syntheticSftCorpus(families, { perFamily: 40, plainGoodRate: 0.3, seed: 5 })),
     )
-    await runTrainer(
+    await train(
       {
         runId: DEMO_MODEL_NAME,
         method: 'sft',
@@ -53,9 +73,10 @@ export async function ensureDemoModel(
         onMetrics: (b) => onStep(b.step, b.values.loss ?? Number.NaN),
         onEvent: () => {},
         onCheckpoint: () => {},
-        control: () => 'continue',
+        control: () => (signal?.aborted ? 'cancel' : 'continue'),
       },
     )
+    signal?.throwIfAborted()
     await rename(path.join(work, 'out', 'final'), dir) // one rename: the folder appears complete or not at all
     return dir
   } finally {

@@ -3,21 +3,14 @@
  * principles and a queries dataset drawn from those families, so the samples view can show checker
  * verdicts. Used by `npm run demo` and by the CLI and dashboard tests.
  */
-import { familyPrincipleSet, TASK_FAMILIES } from '../eval/families.ts'
-import { makeEvalItems } from '../eval/run-eval.ts'
-import { toJsonl } from '../sso/records.ts'
+import { demoPrincipleSet, demoQueriesJsonl } from '../eval/demo-content.ts'
 import type { ApiClient } from './api-client.ts'
 import { resolveModelId } from './commands/runs.ts'
+import { DEMO_RECOMMENDED_HYPERPARAMETERS } from './demo-model.ts'
 import type { RunLike } from './run-summary.ts'
 
-/** A run on the tiny model that shows curves within a minute on a CPU. */
-export const DEMO_HYPERPARAMETERS = {
-  iterations: 3,
-  queries_per_iteration: 16,
-  max_new_tokens: 24,
-  batch_size: 4,
-  lr: 1e-3,
-} as const
+/** Settings that show curves within a minute on a CPU (the demo model's recommended ones). */
+export const DEMO_HYPERPARAMETERS = DEMO_RECOMMENDED_HYPERPARAMETERS
 
 export interface DemoResources {
   modelId: string
@@ -31,21 +24,16 @@ export async function createDemoResources(
   seed = 1,
   model?: string,
 ): Promise<DemoResources> {
-  const families = Object.values(TASK_FAMILIES)
   const stamp = new Date().toISOString().replace(/[:.]/g, '-')
-  const principles = familyPrincipleSet(families)
+  const principles = demoPrincipleSet()
   const set = await client.post<{ id: string }>('/v1/principle-sets', {
     name: `${principles.name}-${stamp}`,
     description: 'principles of the checkable task families',
     principles: principles.principles,
   })
-  const queries = makeEvalItems(families, 12, seed, 'train').map((it) => ({
-    prompt: it.prompt,
-    task: it.family,
-  }))
   const dataset = await client.json<{ id: string }>('POST', '/v1/datasets', {
     query: { name: `checkable-queries-${stamp}`, format: 'queries' },
-    text: toJsonl(queries),
+    text: demoQueriesJsonl(12, seed),
   })
   return { modelId: await resolveModelId(client, model), principleSetId: set.id, datasetId: dataset.id }
 }

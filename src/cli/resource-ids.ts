@@ -61,13 +61,24 @@ export function matchPrefix<T extends Listed>(
   )
 }
 
-/** A full id from a full id or a unique prefix of one. */
+/** A full id from a full id, a unique id prefix, or a name only one item has (such as `demo-queries`). */
 export async function resolveId(client: ApiClient, collection: Collection, given: string): Promise<string> {
   if (UUID.test(given)) return given
-  if (!/^[0-9a-f-]+$/i.test(given)) {
+  const hex = /^[0-9a-f-]+$/i.test(given)
+  const named = collection !== 'runs' // runs have no names
+  if (!hex && !named) {
     throw new AppError('validation_failed', `'${given}' is not a ${NOUN[collection]} id or the start of one`)
   }
-  return matchPrefix(await listAll(client, collection), given, collection).id
+  const items = await listAll(client, collection)
+  const byName = items.filter((item) => item.name === given)
+  if (byName.length === 1) return byName[0].id
+  if (byName.length > 1)
+    throw new AppError(
+      'validation_failed',
+      `${byName.length} ${collection.replace('-', ' ')} are named '${given}': ${byName.map((m) => m.id).join(', ')}; give an id`,
+    )
+  if (!hex) throw new AppError('not_found', `no ${NOUN[collection]} is named '${given}'`)
+  return matchPrefix(items, given, collection).id
 }
 
 /** id → name of a collection's items, for listings that show names instead of ids. */

@@ -11,6 +11,14 @@ export interface StartFacts {
   workerDevices?: string[]
   /** The admin key created by this start (a first start on an empty database). */
   adminKey?: string
+  /** The ready demo: registered, or its model still being made; undefined when DEMO_RESOURCES is off. */
+  demo?: 'ready' | 'making'
+}
+
+const DEMO_LINES = {
+  ready: "model 'demo', dataset 'demo-queries', principle set 'demo' (the new-run form starts from them)",
+  making:
+    "dataset 'demo-queries' and principle set 'demo' ready; model 'demo' is being made (about a minute, a short SFT) and appears in the model list when ready",
 }
 
 function databaseLine(config: StartFacts['config']): string {
@@ -29,6 +37,7 @@ export function formatStartBanner(facts: StartFacts): string {
     `  models:   ${facts.config.modelsRoot}  (MODELS_ROOT: folders for 'sso models register --path')`,
     `  worker:   ${facts.workerDevices ? `in this process, devices ${facts.workerDevices.join(', ')}` : 'none in this process (start one with npm run worker)'}`,
   ]
+  if (facts.demo) lines.push(`  demo:     ${DEMO_LINES[facts.demo]}`)
   if (facts.adminKey) {
     const rule = `  ${'='.repeat(78)}`
     lines.push(

@@ -65,6 +65,11 @@ export function createDatasetsRepository(db: Db) {
       const row = await db.dataset.findUnique({ where: { id }, select })
       return row ? toDto(row) : null
     },
+    /** The oldest dataset of that name (names need not be unique). */
+    async findByName(name: string): Promise<StoredDataset | null> {
+      const row = await db.dataset.findFirst({ where: { name }, orderBy: { createdAt: 'asc' }, select })
+      return row ? toDto(row) : null
+    },
     async findManyByIds(ids: string[]): Promise<StoredDataset[]> {
       return (await db.dataset.findMany({ where: { id: { in: ids } }, select })).map(toDto)
     },

@@ -4,8 +4,24 @@ import type { Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
 import { notifyResourceChange } from './resource-changes.ts'
 
-const select = { id: true, name: true, kind: true, path: true, config: true, createdAt: true } as const
-type Row = { id: string; name: string; kind: string; path: string; config: Prisma.JsonValue; createdAt: Date }
+const select = {
+  id: true,
+  name: true,
+  kind: true,
+  path: true,
+  config: true,
+  recommendedHyperparameters: true,
+  createdAt: true,
+} as const
+type Row = {
+  id: string
+  name: string
+  kind: string
+  path: string
+  config: Prisma.JsonValue
+  recommendedHyperparameters: Prisma.JsonValue
+  createdAt: Date
+}
 
 function toDto(r: Row): ModelDto {
   return {
@@ -14,6 +30,12 @@ function toDto(r: Row): ModelDto {
     kind: r.kind as ModelKind,
     path: r.path,
     config: (r.config as Record<string, unknown> | null) ?? null,
+    ...(r.recommendedHyperparameters !== null
+      ? {
+          recommended_hyperparameters:
+            r.recommendedHyperparameters as ModelDto['recommended_hyperparameters'],
+        }
+      : {}),
     created_at: r.createdAt.toISOString(),
   }
 }
@@ -28,11 +50,13 @@ export function createModelsRepository(db: Db) {
       kind: ModelKind
       path: string
       config?: Record<string, unknown>
+      recommendedHyperparameters?: Record<string, unknown>
     }): Promise<ModelDto> {
       const data = {
         id: randomUUID(),
         ...input,
         config: (input.config ?? undefined) as Prisma.InputJsonValue | undefined,
+        recommendedHyperparameters: input.recommendedHyperparameters as Prisma.InputJsonValue | undefined,
       }
       const row = await db.model.create({ data, select })
       await announce(db)

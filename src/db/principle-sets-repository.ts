@@ -88,6 +88,11 @@ export function createPrincipleSetsRepository(db: Db) {
       const row = await db.principleSet.findUnique({ where: { id }, select })
       return row && row.versions.length > 0 ? toDto(row) : null
     },
+    /** The oldest set of that name (names need not be unique). */
+    async findByName(name: string): Promise<PrincipleSet | null> {
+      const row = await db.principleSet.findFirst({ where: { name }, orderBy: { createdAt: 'asc' }, select })
+      return row && row.versions.length > 0 ? toDto(row) : null
+    },
     /** A given version, or the latest when `version` is undefined. */
     async findVersion(setId: string, version?: number): Promise<PrincipleSetVersionDto | null> {
       const row = await db.principleSetVersion.findFirst({

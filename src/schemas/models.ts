@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
+import { HyperparametersSchema } from './hyperparameters.ts'
 
 export const MODEL_KINDS = ['builtin_tiny', 'local_hf'] as const
 export type ModelKind = (typeof MODEL_KINDS)[number]
@@ -32,6 +33,13 @@ export const ModelSchema = Type.Object({
   kind: Type.Enum(MODEL_KINDS),
   path: Type.String(),
   config: Nullable(Type.Record(Type.String(), Type.Unknown())),
+  recommended_hyperparameters: Type.Optional(
+    Type.Partial(HyperparametersSchema, {
+      additionalProperties: false,
+      description:
+        "a run's hyperparameters known to train this model visibly within minutes on a CPU (the demo model's); a new-run form starts from them",
+    }),
+  ),
   created_at: TimestampSchema,
 })
 export type ModelDto = Static<typeof ModelSchema>

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { startServer } from '../../src/api/server.ts'
+import { type RunningServer, startServer } from '../../src/api/server.ts'
 import { ApiClient } from '../../src/cli/api-client.ts'
 import { loadConfig } from '../../src/config.ts'
 import { createTestDatabase, DATABASE_TARGETS, stopEmbeddedServer } from '../helpers/db.ts'
@@ -16,10 +16,12 @@ export interface LiveService {
   url: string
   apiKey: string
   client: ApiClient
+  server: RunningServer
   stop(): Promise<void>
 }
 
-export async function startLiveService(): Promise<LiveService> {
+/** `demo`: register the demo resources as a first start does (off by default: tests start empty). */
+export async function startLiveService({ demo = false } = {}): Promise<LiveService> {
   // Prefer the machine's server in CI; the embedded one otherwise.
   const target = DATABASE_TARGETS.includes('external') ? 'external' : 'embedded'
   const db = await createTestDatabase(target)
@@ -34,6 +36,9 @@ export async function startLiveService(): Promise<LiveService> {
     BOOTSTRAP_ADMIN_KEY: apiKey,
     IN_PROCESS_WORKER: 'true',
     EXECUTION_PROVIDER: 'cpu',
+    DEMO_RESOURCES: String(demo),
+    // The demo model is made below the models root: keep it inside this test's data folder.
+    MODELS_ROOT: path.join(dataDir, 'models'),
   })
   const cleanUp = async () => {
     await db.drop()
@@ -54,6 +59,7 @@ export async function startLiveService(): Promise<LiveService> {
     url,
     apiKey,
     client: new ApiClient(url, apiKey),
+    server,
     async stop() {
       await server.close()
       await cleanUp()

@@ -222,6 +222,20 @@ test('id prefixes: one that matches several lists them, one that matches none sa
   assert.equal(exported.code, 0, exported.stderr)
   assert.equal(exported.stdout, '{"prompt":"hi"}\n')
 
+  // A name only one dataset has works as its id; a name none has is refused with that name.
+  const named = path.join(dir, 'named.jsonl')
+  await writeFile(named, '{"prompt":"by name"}\n')
+  assert.equal(
+    (await sso(['datasets', 'import', named, '--format', 'queries', '--name', 'one-of-a-kind'])).code,
+    0,
+  )
+  const byName = await sso(['datasets', 'export', 'one-of-a-kind'])
+  assert.equal(byName.code, 0, byName.stderr)
+  assert.equal(byName.stdout, '{"prompt":"by name"}\n')
+  const unnamed = await sso(['datasets', 'export', 'no-such-name'])
+  assert.equal(unnamed.code, 1)
+  assert.match(unnamed.stderr, /no dataset is named 'no-such-name'/)
+
   const none = await sso(['runs', 'get', 'ffffffff-ffff'])
   assert.equal(none.code, 1)
   assert.match(none.stderr, /no run id starts with 'ffffffff-ffff'/)

@@ -105,8 +105,8 @@ export const runsCreate: Command = {
       arg: 'name|id',
       description: 'model name or id (default: the built-in tiny model)',
     },
-    'principle-set': { type: 'string', arg: 'id', description: 'principle set id' },
-    dataset: { type: 'string', arg: 'id', multiple: true, description: 'dataset id' },
+    'principle-set': { type: 'string', arg: 'name|id', description: 'principle set name or id' },
+    dataset: { type: 'string', arg: 'name|id', multiple: true, description: 'dataset name or id' },
     set: {
       type: 'string',
       arg: 'key=value',
@@ -121,7 +121,9 @@ export const runsCreate: Command = {
     watch: { type: 'boolean', short: 'w', description: 'watch the run after creating it' },
     ...API_OPTIONS,
   },
-  details: `Examples:
+  details: `A model with recommended hyperparameters (the demo model) starts from them; --set and
+--hyperparameters override single ones. Examples:
+  sso runs create --model demo --dataset demo-queries --principle-set demo --watch   (the ready demo)
   sso runs create --method sso --dataset <queries dataset id> --set iterations=1 --watch   (built-in tiny model)
   sso runs create --body run.json --json`,
   async run(ctx) {
@@ -138,6 +140,13 @@ export const runsCreate: Command = {
     const client = clientFor(ctx)
     const model = stringOption(ctx, 'model', this, false)
     if (model || !body.model_id) body.model_id = await resolveModelId(client, model)
+    // A model's recommended settings (the demo model's) are the base that the flags above override.
+    const recommended = (
+      await client.get<{ recommended_hyperparameters?: Record<string, unknown> }>(
+        `/v1/models/${encodeURIComponent(String(body.model_id))}`,
+      )
+    ).recommended_hyperparameters
+    if (recommended) Object.assign(hyperparameters, { ...recommended, ...hyperparameters })
     if (Object.keys(hyperparameters).length > 0) body.hyperparameters = hyperparameters
     const principleSet = stringOption(ctx, 'principle-set', this, false)
     if (principleSet) body.principle_set_id = await resolveId(client, 'principle-sets', principleSet)

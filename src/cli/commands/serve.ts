@@ -47,6 +47,7 @@ The first start prints an admin API key; 'sso admin-key' mints another one.`,
         config,
         workerDevices: server.worker ? (worker?.devices ?? []) : undefined,
         adminKey: created ? adminKey : undefined,
+        demo: server.demo ? (server.demo.making ? 'making' : 'ready') : undefined,
       }),
     )
     return undefined

@@ -14,7 +14,10 @@ const problem = { $ref: 'Problem#' }
 const tags = ['datasets']
 
 /** Stores the text under DATA_DIR/datasets/<sha256>.jsonl (identical uploads share one file). */
-async function storeContent(dataDir: string, text: string): Promise<{ file: string; hash: string }> {
+export async function storeDatasetContent(
+  dataDir: string,
+  text: string,
+): Promise<{ file: string; hash: string }> {
   const hash = createHash('sha256').update(text).digest('hex')
   const dir = path.join(dataDir, 'datasets')
   const file = path.join(dir, `${hash}.jsonl`)
@@ -59,7 +62,7 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         )
       }
       if (parsed.rows.length === 0) throw new AppError('dataset_invalid', 'the dataset has no records')
-      const { file, hash } = await storeContent(app.config.dataDir, text)
+      const { file, hash } = await storeDatasetContent(app.config.dataDir, text)
       const stored = await datasets.create({
         name,
         format,

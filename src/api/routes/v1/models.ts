@@ -54,7 +54,7 @@ async function resolveModelFolder(modelsRoot: string, given: string): Promise<st
   return real
 }
 
-async function readHfConfig(dir: string, given: string): Promise<Record<string, unknown>> {
+export async function readHfConfig(dir: string, given: string): Promise<Record<string, unknown>> {
   let text: string
   try {
     text = await readFile(path.join(dir, 'config.json'), 'utf8')
