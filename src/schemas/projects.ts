@@ -1,0 +1,20 @@
+import Type, { type Static } from 'typebox'
+import { TimestampSchema, UuidSchema } from './common.ts'
+
+export const ProjectCreateSchema = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9][a-z0-9_-]*$' }) },
+  { additionalProperties: false },
+)
+
+export const ProjectSchema = Type.Object({ id: UuidSchema, name: Type.String(), created_at: TimestampSchema })
+export type ProjectDto = Static<typeof ProjectSchema>
+
+/** A project named by id or name. */
+export const ProjectParamsSchema = Type.Object({
+  project: Type.String({
+    minLength: 1,
+    maxLength: 100,
+    pattern: '^[\\w-]+$',
+    description: 'project id or name',
+  }),
+})
