@@ -1,5 +1,6 @@
 import Type, { type Static } from 'typebox'
-import { TimestampSchema, UuidSchema } from './common.ts'
+import { ApiKeySchema } from './api-keys.ts'
+import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
 
 export const ProjectCreateSchema = Type.Object(
   { name: Type.String({ minLength: 1, maxLength: 100, pattern: '^[a-z0-9][a-z0-9_-]*$' }) },
@@ -18,3 +19,10 @@ export const ProjectParamsSchema = Type.Object({
     description: 'project id or name',
   }),
 })
+
+/** The caller: its key, and the project it acts in (null: an admin key spanning every project). */
+export const WhoAmISchema = Type.Object({
+  key: ApiKeySchema,
+  project: Nullable(Type.Object(ProjectSchema.properties)),
+})
+export type WhoAmI = Static<typeof WhoAmISchema>

@@ -4,7 +4,12 @@ import { Prisma } from '../../../db/client.ts'
 import { DEFAULT_PROJECT_ID } from '../../../db/project-scope.ts'
 import { createProjectsRepository } from '../../../db/projects-repository.ts'
 import { AppError, NotFoundError } from '../../../errors.ts'
-import { ProjectCreateSchema, ProjectParamsSchema, ProjectSchema } from '../../../schemas/projects.ts'
+import {
+  ProjectCreateSchema,
+  ProjectParamsSchema,
+  ProjectSchema,
+  WhoAmISchema,
+} from '../../../schemas/projects.ts'
 
 const problem = { $ref: 'Problem#' }
 const tags = ['projects']
@@ -51,6 +56,21 @@ export const projectsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => ({ items: await projects.list(request.projectScope) }),
+  )
+
+  app.get(
+    '/whoami',
+    {
+      schema: {
+        tags,
+        description: 'The key this request presents and the project it acts in (null: every project).',
+        response: { 200: WhoAmISchema },
+      },
+    },
+    async (request) => {
+      const scope = request.projectScope
+      return { key: request.apiKey!, project: scope === null ? null : await projects.find(scope, scope) }
+    },
   )
 
   app.get(
