@@ -16,6 +16,7 @@ import { apiKeyAuthPlugin, hashApiKey, presentedKey } from './plugins/app/api-ke
 import { cachedReadsPlugin } from './plugins/app/cached-reads.ts'
 import { declaredResponsesPlugin } from './plugins/app/declared-responses.ts'
 import { clientErrorHandler, errorHandlerPlugin, frameworkErrors } from './plugins/app/error-handler.ts'
+import { projectScopePlugin } from './plugins/app/project-scope.ts'
 import { requestTextPlugin } from './plugins/app/request-text.ts'
 import { healthRoutes } from './routes/health.ts'
 import { prometheusRoutes } from './routes/prometheus.ts'
@@ -23,6 +24,7 @@ import { apiKeysRoutes } from './routes/v1/api-keys.ts'
 import { datasetsRoutes } from './routes/v1/datasets.ts'
 import { modelsRoutes } from './routes/v1/models.ts'
 import { principleSetsRoutes } from './routes/v1/principle-sets.ts'
+import { projectsRoutes } from './routes/v1/projects.ts'
 import { runActionsRoutes } from './routes/v1/runs/actions.ts'
 import { runsRoutes } from './routes/v1/runs/index.ts'
 import { runResultsRoutes } from './routes/v1/runs/results.ts'
@@ -121,6 +123,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer' },
           apiKeyHeader: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+          project: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'x-project',
+            description:
+              'Optional, for admin keys that span every project: the project (id or name) to act in. ' +
+              'Without it such a key sees every project and creates resources in `default`.',
+          },
         },
       },
       security: [{ bearer: [] }, { apiKeyHeader: [] }],
@@ -154,6 +164,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     publicPaths: PUBLIC_PATHS,
     failuresPerMinute: opts.config.AUTH_FAILURES_PER_MINUTE,
   })
+  await app.register(projectScopePlugin, { projects: repos.projects })
   await app.register(cachedReadsPlugin)
   await app.register(requestTextPlugin)
 
@@ -164,6 +175,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await app.register(
     async (v1) => {
       await v1.register(apiKeysRoutes)
+      await v1.register(projectsRoutes)
       await v1.register(principleSetsRoutes)
       await v1.register(modelsRoutes)
       await v1.register(datasetsRoutes)

@@ -3,11 +3,12 @@
  * dataset `demo-queries` and the model `demo` (the tiny model after a short SFT, so its samples read
  * as words) carrying the hyperparameters that visibly train it within minutes on a CPU. Each is
  * created only when no resource of its name exists, so later starts add nothing and a deleted one
- * comes back. The model's SFT takes about a minute, so it runs on a trainer thread in the background
+ * comes back. They belong to the `default` project. The model's SFT takes about a minute, so it runs on a trainer thread in the background
  * and the model appears once it is written.
  */
 import { DEMO_RECOMMENDED_HYPERPARAMETERS, ensureDemoModel } from '../cli/demo-model.ts'
 import type { Config } from '../config.ts'
+import { DEFAULT_PROJECT_ID } from '../db/project-scope.ts'
 import type { Repositories } from '../db/repositories.ts'
 import { demoPrincipleSet, demoQueriesJsonl } from '../eval/demo-content.ts'
 import type { Logger } from '../log.ts'
@@ -40,6 +41,7 @@ async function ensurePrincipleSet({ repos, log }: Deps): Promise<void> {
     description: 'the principles of the checkable task families (demo)',
     principles,
     concision: null,
+    projectId: DEFAULT_PROJECT_ID,
   })
   log.info({ name: DEMO_NAMES.principleSet }, 'demo principle set registered')
 }
@@ -56,6 +58,7 @@ async function ensureQueries({ config, repos, log }: Deps): Promise<void> {
     lineCount: rows.length,
     bytes: Buffer.byteLength(text),
     path: file,
+    projectId: DEFAULT_PROJECT_ID,
   })
   log.info({ name: DEMO_NAMES.dataset, queries: rows.length }, 'demo queries dataset registered')
 }
@@ -74,6 +77,7 @@ async function registerModel({ config, repos, log }: Deps, signal: AbortSignal):
     path: dir,
     config: hfConfig,
     recommendedHyperparameters: { ...DEMO_RECOMMENDED_HYPERPARAMETERS },
+    projectId: DEFAULT_PROJECT_ID,
   })
   log.info(
     { name: DEMO_NAMES.model, seconds: Math.round((Date.now() - started) / 1000) },

@@ -35,12 +35,18 @@ export class ApiClient {
   constructor(
     baseUrl: string,
     readonly apiKey?: string,
+    /** X-Project: the project an admin key spanning every project acts in. */
+    readonly project?: string,
   ) {
     this.baseUrl = baseUrl.replace(/\/+$/, '')
   }
 
   headers(extra: Record<string, string> = {}): Record<string, string> {
-    return { ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}), ...extra }
+    return {
+      ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}),
+      ...(this.project ? { 'x-project': this.project } : {}),
+      ...extra,
+    }
   }
 
   url(path: string, query: Query = {}): URL {

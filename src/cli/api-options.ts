@@ -7,13 +7,19 @@ import { formatTable, printJson } from './output.ts'
 export const API_OPTIONS: OptionSpecs = {
   url: { type: 'string', arg: 'url', description: `service URL (env SSO_URL, else ${DEFAULT_URL})` },
   'api-key': { type: 'string', arg: 'key', description: 'API key (env SSO_API_KEY)' },
+  project: {
+    type: 'string',
+    arg: 'project',
+    description: 'project to act in, for an admin key spanning every project (env SSO_PROJECT)',
+  },
   json: { type: 'boolean', description: 'print machine-readable JSON' },
 }
 
 export function clientFor(ctx: CommandContext, env: CliEnvironment = readCliEnvironment()): ApiClient {
   const url = typeof ctx.values.url === 'string' ? ctx.values.url : env.url
   const key = typeof ctx.values['api-key'] === 'string' ? ctx.values['api-key'] : env.apiKey
-  return new ApiClient(url, key)
+  const project = typeof ctx.values.project === 'string' ? ctx.values.project : env.project
+  return new ApiClient(url, key, project)
 }
 
 export function wantsJson(ctx: CommandContext): boolean {

@@ -2,11 +2,13 @@ import { existsSync } from 'node:fs'
 
 /**
  * What the CLI reads from its environment besides src/config.ts: where the service is and which key
- * to send. Read once in main.ts; command options (--url, --api-key) take precedence.
+ * to send. Read once in main.ts; command options (--url, --api-key, --project) take precedence.
  */
 export interface CliEnvironment {
   url: string
   apiKey?: string
+  /** Project an admin key spanning every project acts in (SSO_PROJECT). */
+  project?: string
   /** Colours and cursor movement only on a terminal, and never with NO_COLOR set. */
   color: boolean
 }
@@ -20,6 +22,7 @@ export function readCliEnvironment(
   return {
     url: env.SSO_URL || DEFAULT_URL,
     apiKey: env.SSO_API_KEY || undefined,
+    project: env.SSO_PROJECT || undefined,
     color: isTTY && !env.NO_COLOR,
   }
 }

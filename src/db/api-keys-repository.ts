@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import type { ApiKeyDto, Scope } from '../schemas/api-keys.ts'
 import type { Db } from './client.ts'
+import { inProject, type ProjectScope } from './project-scope.ts'
 
 const select = {
   id: true,
   name: true,
   prefix: true,
   scopes: true,
+  projectId: true,
   createdAt: true,
   lastUsedAt: true,
   revokedAt: true,
@@ -17,6 +19,7 @@ type Row = {
   name: string
   prefix: string
   scopes: string[]
+  projectId: string | null
   createdAt: Date
   lastUsedAt: Date | null
   revokedAt: Date | null
@@ -28,6 +31,7 @@ function toDto(r: Row): ApiKeyDto {
     name: r.name,
     prefix: r.prefix,
     scopes: r.scopes as Scope[],
+    project_id: r.projectId,
     created_at: r.createdAt.toISOString(),
     last_used_at: r.lastUsedAt?.toISOString() ?? null,
     revoked_at: r.revokedAt?.toISOString() ?? null,
@@ -36,7 +40,13 @@ function toDto(r: Row): ApiKeyDto {
 
 export function createApiKeysRepository(db: Db) {
   return {
-    async create(input: { name: string; prefix: string; hash: string; scopes: Scope[] }): Promise<ApiKeyDto> {
+    async create(input: {
+      name: string
+      prefix: string
+      hash: string
+      scopes: Scope[]
+      projectId: string | null
+    }): Promise<ApiKeyDto> {
       return toDto(await db.apiKey.create({ data: { id: randomUUID(), ...input }, select }))
     },
     async findActiveByHash(hash: string): Promise<ApiKeyDto | null> {
@@ -46,12 +56,17 @@ export function createApiKeysRepository(db: Db) {
     async count(): Promise<number> {
       return db.apiKey.count()
     },
-    async list(): Promise<ApiKeyDto[]> {
-      return (await db.apiKey.findMany({ orderBy: { createdAt: 'desc' }, select })).map(toDto)
+    async list(scope: ProjectScope): Promise<ApiKeyDto[]> {
+      const rows = await db.apiKey.findMany({
+        where: inProject(scope),
+        orderBy: { createdAt: 'desc' },
+        select,
+      })
+      return rows.map(toDto)
     },
-    async revoke(id: string): Promise<boolean> {
+    async revoke(id: string, scope: ProjectScope): Promise<boolean> {
       const { count } = await db.apiKey.updateMany({
-        where: { id, revokedAt: null },
+        where: { id, revokedAt: null, ...inProject(scope) },
         data: { revokedAt: new Date() },
       })
       return count === 1

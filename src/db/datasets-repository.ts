@@ -3,6 +3,7 @@ import type { DatasetDto } from '../schemas/datasets.ts'
 import type { DatasetFormat } from '../sso/records.ts'
 import type { Db } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { ALL_PROJECTS, inProject, type ProjectScope } from './project-scope.ts'
 import { notifyResourceChange } from './resource-changes.ts'
 
 const select = {
@@ -56,13 +57,14 @@ export function createDatasetsRepository(db: Db) {
       lineCount: number
       bytes: number
       path: string
+      projectId: string
     }) {
       const row = await db.dataset.create({ data: { id: randomUUID(), ...input }, select })
       await announce(db)
       return toDto(row)
     },
-    async findById(id: string): Promise<StoredDataset | null> {
-      const row = await db.dataset.findUnique({ where: { id }, select })
+    async findById(id: string, scope: ProjectScope = ALL_PROJECTS): Promise<StoredDataset | null> {
+      const row = await db.dataset.findUnique({ where: { id, ...inProject(scope) }, select })
       return row ? toDto(row) : null
     },
     /** The oldest dataset of that name (names need not be unique). */
@@ -70,11 +72,12 @@ export function createDatasetsRepository(db: Db) {
       const row = await db.dataset.findFirst({ where: { name }, orderBy: { createdAt: 'asc' }, select })
       return row ? toDto(row) : null
     },
-    async findManyByIds(ids: string[]): Promise<StoredDataset[]> {
-      return (await db.dataset.findMany({ where: { id: { in: ids } }, select })).map(toDto)
+    async findManyByIds(ids: string[], scope: ProjectScope = ALL_PROJECTS): Promise<StoredDataset[]> {
+      const rows = await db.dataset.findMany({ where: { id: { in: ids }, ...inProject(scope) }, select })
+      return rows.map(toDto)
     },
-    async list(limit: number, cursor?: string) {
-      const rows = await db.dataset.findMany({ ...pageQuery(limit, cursor), select })
+    async list(scope: ProjectScope, limit: number, cursor?: string) {
+      const rows = await db.dataset.findMany({ ...pageQuery(limit, cursor, [inProject(scope)]), select })
       return toPage(rows, limit, toDto)
     },
     async delete(id: string): Promise<boolean> {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { ModelDto, ModelKind } from '../schemas/models.ts'
 import type { Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { ALL_PROJECTS, inProjectOrShared, type ProjectScope } from './project-scope.ts'
 import { notifyResourceChange } from './resource-changes.ts'
 
 const select = {
@@ -51,6 +52,8 @@ export function createModelsRepository(db: Db) {
       path: string
       config?: Record<string, unknown>
       recommendedHyperparameters?: Record<string, unknown>
+      /** Null only for the built-in model, shared by every project. */
+      projectId: string | null
     }): Promise<ModelDto> {
       const data = {
         id: randomUUID(),
@@ -62,16 +65,20 @@ export function createModelsRepository(db: Db) {
       await announce(db)
       return toDto(row)
     },
-    async findById(id: string): Promise<ModelDto | null> {
-      const row = await db.model.findUnique({ where: { id }, select })
+    /** A model of the scope's project or a shared one. */
+    async findById(id: string, scope: ProjectScope = ALL_PROJECTS): Promise<ModelDto | null> {
+      const row = await db.model.findUnique({ where: { id, ...inProjectOrShared(scope) }, select })
       return row ? toDto(row) : null
     },
     async findByName(name: string): Promise<ModelDto | null> {
       const row = await db.model.findUnique({ where: { name }, select })
       return row ? toDto(row) : null
     },
-    async list(limit: number, cursor?: string) {
-      const rows = await db.model.findMany({ ...pageQuery(limit, cursor), select })
+    async list(scope: ProjectScope, limit: number, cursor?: string) {
+      const rows = await db.model.findMany({
+        ...pageQuery(limit, cursor, [inProjectOrShared(scope)]),
+        select,
+      })
       return toPage(rows, limit, toDto)
     },
     async delete(id: string): Promise<boolean> {

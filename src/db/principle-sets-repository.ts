@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { PrincipleDto, PrincipleSet } from '../schemas/principle-sets.ts'
 import { type Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { ALL_PROJECTS, inProject, type ProjectScope } from './project-scope.ts'
 import { notifyResourceChange } from './resource-changes.ts'
 
 const versionSelect = { id: true, version: true, principles: true, concision: true, lockedAt: true } as const
@@ -71,10 +72,13 @@ function content(c: PrincipleContent) {
 
 export function createPrincipleSetsRepository(db: Db) {
   return {
-    async create(input: { name: string; description: string } & PrincipleContent): Promise<PrincipleSet> {
+    async create(
+      input: { name: string; description: string; projectId: string } & PrincipleContent,
+    ): Promise<PrincipleSet> {
       const row = await db.principleSet.create({
         data: {
           id: randomUUID(),
+          projectId: input.projectId,
           name: input.name,
           description: input.description,
           versions: { create: { id: randomUUID(), version: 1, ...content(input) } },
@@ -84,8 +88,8 @@ export function createPrincipleSetsRepository(db: Db) {
       await announce(db)
       return toDto(row)
     },
-    async findById(id: string): Promise<PrincipleSet | null> {
-      const row = await db.principleSet.findUnique({ where: { id }, select })
+    async findById(id: string, scope: ProjectScope = ALL_PROJECTS): Promise<PrincipleSet | null> {
+      const row = await db.principleSet.findUnique({ where: { id, ...inProject(scope) }, select })
       return row && row.versions.length > 0 ? toDto(row) : null
     },
     /** The oldest set of that name (names need not be unique). */
@@ -94,9 +98,13 @@ export function createPrincipleSetsRepository(db: Db) {
       return row && row.versions.length > 0 ? toDto(row) : null
     },
     /** A given version, or the latest when `version` is undefined. */
-    async findVersion(setId: string, version?: number): Promise<PrincipleSetVersionDto | null> {
+    async findVersion(
+      setId: string,
+      version?: number,
+      scope: ProjectScope = ALL_PROJECTS,
+    ): Promise<PrincipleSetVersionDto | null> {
       const row = await db.principleSetVersion.findFirst({
-        where: { setId, ...(version === undefined ? {} : { version }) },
+        where: { setId, set: inProject(scope), ...(version === undefined ? {} : { version }) },
         orderBy: { version: 'desc' },
         select: { ...versionSelect, set: { select: { id: true, name: true } } },
       })
@@ -118,8 +126,8 @@ export function createPrincipleSetsRepository(db: Db) {
       })
       return row ? this.findVersion(row.setId, row.version) : null
     },
-    async list(limit: number, cursor?: string) {
-      const rows = await db.principleSet.findMany({ ...pageQuery(limit, cursor), select })
+    async list(scope: ProjectScope, limit: number, cursor?: string) {
+      const rows = await db.principleSet.findMany({ ...pageQuery(limit, cursor, [inProject(scope)]), select })
       return toPage(rows, limit, toDto)
     },
     async update(id: string, data: { name?: string; description?: string }): Promise<void> {

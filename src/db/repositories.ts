@@ -6,6 +6,7 @@ import { createEventsRepository } from './events-repository.ts'
 import { createMetricsRepository } from './metrics-repository.ts'
 import { createModelsRepository } from './models-repository.ts'
 import { createPrincipleSetsRepository } from './principle-sets-repository.ts'
+import { createProjectsRepository } from './projects-repository.ts'
 import { createRunsRepository } from './runs-repository.ts'
 import { createSamplesRepository } from './samples-repository.ts'
 import { createWorkersRepository } from './workers-repository.ts'
@@ -20,6 +21,7 @@ export function createRepositories(db: Db) {
     metrics: createMetricsRepository(db),
     models: createModelsRepository(db),
     principleSets: createPrincipleSetsRepository(db),
+    projects: createProjectsRepository(db),
     runs: createRunsRepository(db),
     samples: createSamplesRepository(db),
     workers: createWorkersRepository(db),

@@ -4,6 +4,7 @@ import type { RunDto, RunError, RunListQuery, RunStatus } from '../schemas/runs.
 import type { Device, TrainingMethod } from '../sso/trainer-interface.ts'
 import { type Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
+import { ALL_PROJECTS, inProject, type ProjectScope } from './project-scope.ts'
 import { notifyResourceChange } from './resource-changes.ts'
 
 const select = {
@@ -66,6 +67,7 @@ export interface RunInsert {
   seed: number
   metadata: Metadata
   apiKeyId: string | null
+  projectId: string
 }
 
 /** Fields a status change may set alongside the status. */
@@ -89,16 +91,17 @@ export function createRunsRepository(db: Db) {
       }
       return toDto(await db.run.create({ data, select }))
     },
-    async findById(id: string): Promise<RunDto | null> {
-      const row = await db.run.findUnique({ where: { id }, select })
+    async findById(id: string, scope: ProjectScope = ALL_PROJECTS): Promise<RunDto | null> {
+      const row = await db.run.findUnique({ where: { id, ...inProject(scope) }, select })
       return row ? toDto(row) : null
     },
-    async findStatus(id: string): Promise<RunStatus | null> {
-      const row = await db.run.findUnique({ where: { id }, select: { status: true } })
+    async findStatus(id: string, scope: ProjectScope = ALL_PROJECTS): Promise<RunStatus | null> {
+      const row = await db.run.findUnique({ where: { id, ...inProject(scope) }, select: { status: true } })
       return row?.status ?? null
     },
-    async list(query: RunListQuery & { limit: number }) {
+    async list(query: RunListQuery & { limit: number }, scope: ProjectScope) {
       const filters: Prisma.RunWhereInput[] = [
+        inProject(scope),
         query.status ? { status: query.status } : {},
         query.method ? { method: query.method } : {},
         query.created_after ? { createdAt: { gte: new Date(query.created_after) } } : {},

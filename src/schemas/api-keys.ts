@@ -9,6 +9,15 @@ export const ApiKeyCreateSchema = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     scopes: Type.Array(ScopeSchema, { minItems: 1, uniqueItems: true }),
+    project_id: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        pattern: '^[\\w-]+$',
+        description:
+          'project (id or name) the key acts in; required unless the key is admin, which spans every project without one',
+      }),
+    ),
   },
   { additionalProperties: false },
 )
@@ -19,6 +28,9 @@ export const ApiKeySchema = Type.Object({
   name: Type.String(),
   prefix: Type.String(),
   scopes: Type.Array(ScopeSchema),
+  project_id: Nullable(
+    Type.String({ format: 'uuid', description: 'null: an admin key spanning every project' }),
+  ),
   created_at: TimestampSchema,
   last_used_at: Nullable(TimestampSchema),
   revoked_at: Nullable(TimestampSchema),

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { cacheKey } from '../../src/api/plugins/app/cached-reads.ts'
 import { ReadCache } from '../../src/api/read-cache.ts'
 import { createPrisma, type PrismaClient } from '../../src/db/client.ts'
+import { DEFAULT_PROJECT_ID } from '../../src/db/project-scope.ts'
 import { createRepositories } from '../../src/db/repositories.ts'
 import type { ResourceChange } from '../../src/db/resource-changes.ts'
 import { appendRunFramesNow, type FramesNotification } from '../../src/db/run-frames.ts'
@@ -225,6 +226,7 @@ for (const target of DATABASE_TARGETS) {
       await otherRepos.principleSets.create({
         name: 'elsewhere',
         description: '',
+        projectId: DEFAULT_PROJECT_ID,
         principles: [{ feature: 'f', good: 'g', bad: 'b' }],
         concision: null,
       })

@@ -8,6 +8,7 @@ import { Writable } from 'node:stream'
 import { after, describe, test } from 'node:test'
 import { pino } from 'pino'
 import WebSocket from 'ws'
+import { ALL_PROJECTS } from '../../src/db/project-scope.ts'
 import { loggerOptions } from '../../src/log.ts'
 import { auth, buildTestApp, type TestApp } from '../helpers/build-app.ts'
 import { uploadDataset } from '../helpers/datasets.ts'
@@ -180,7 +181,7 @@ describe('API keys stay secret', () => {
     const watched = openSocket(`${wsBase}/v1/runs/${runId}/stream`, auth(other.key))
     await watched.subscribed
     const at = Date.now()
-    await t.repos.apiKeys.revoke(other.id)
+    await t.repos.apiKeys.revoke(other.id, ALL_PROJECTS)
     const closed = await watched.closed
     assert.equal(closed.code, 4401)
     tt.diagnostic(`closed ${closed.at - at} ms after a revocation by another process`)

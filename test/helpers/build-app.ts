@@ -13,6 +13,7 @@ import { ensureBuiltinModels } from '../../src/api/routes/v1/models.ts'
 import type { StreamLimits } from '../../src/api/stream/run-subscription.ts'
 import { type Config, loadConfig } from '../../src/config.ts'
 import { createPrisma, type PrismaClient } from '../../src/db/client.ts'
+import { ALL_PROJECTS, DEFAULT_PROJECT_ID } from '../../src/db/project-scope.ts'
 import { createRepositories, type Repositories } from '../../src/db/repositories.ts'
 import { createBoss, type PgBoss } from '../../src/queue/boss.ts'
 import { createWorker, type Worker, type WorkerOptions } from '../../src/worker/main.ts'
@@ -84,9 +85,10 @@ export async function buildTestApp(
   const repos = createRepositories(prisma)
   await ensureBuiltinModels(repos.models)
   const keys = {
-    read: (await createApiKey(repos.apiKeys, 'reader', ['read'])).key,
-    write: (await createApiKey(repos.apiKeys, 'writer', ['write'])).key,
-    admin: (await createApiKey(repos.apiKeys, 'admin', ['admin'])).key,
+    read: (await createApiKey(repos.apiKeys, 'reader', ['read'], DEFAULT_PROJECT_ID)).key,
+    write: (await createApiKey(repos.apiKeys, 'writer', ['write'], DEFAULT_PROJECT_ID)).key,
+    // Spans every project, as the first admin key of a service does.
+    admin: (await createApiKey(repos.apiKeys, 'admin', ['admin'], ALL_PROJECTS)).key,
   }
   const listening = app
   return {
@@ -149,7 +151,7 @@ export function suiteScope() {
  */
 export async function insertTinyRun(
   repos: Repositories,
-  fields: { datasetIds?: string[]; hyperparameters?: Record<string, unknown> } = {},
+  fields: { datasetIds?: string[]; hyperparameters?: Record<string, unknown>; projectId?: string } = {},
 ) {
   const tiny = (await repos.models.findByName('tiny'))!
   return repos.runs.create({
@@ -162,5 +164,6 @@ export async function insertTinyRun(
     seed: 1,
     metadata: {},
     apiKeyId: null,
+    projectId: fields.projectId ?? DEFAULT_PROJECT_ID,
   })
 }

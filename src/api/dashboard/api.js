@@ -56,6 +56,7 @@ export const api = {
   listModels: () => request('GET', '/v1/models'),
   registerRunModel: (runId, name) => request('POST', '/v1/models', { body: { name, run_id: runId } }),
   listWorkers: () => request('GET', '/v1/workers'),
+  whoami: () => request('GET', '/v1/whoami'),
   listDatasets: () => request('GET', '/v1/datasets'),
   listPrincipleSets: () => request('GET', '/v1/principle-sets'),
   getPrincipleSet: (id) => request('GET', `/v1/principle-sets/${encodeURIComponent(id)}`),

@@ -915,6 +915,17 @@ async function principleSetEditor(id) {
 
 // ---------------------------------------------------------------- API key + start
 
+/** The project the saved key acts in, next to the brand (an admin key may span every project). */
+async function showProject() {
+  let label = document.getElementById('project')
+  if (!label) {
+    label = h('span', { id: 'project', class: 'muted', 'data-testid': 'project' })
+    document.querySelector('header .brand').after(label)
+  }
+  const me = getApiKey() ? await api.whoami().catch(() => null) : null
+  label.textContent = me ? (me.project ? `project ${me.project.name}` : 'all projects') : ''
+}
+
 function keyBox() {
   const input = document.getElementById('api-key')
   input.value = getApiKey()
@@ -922,10 +933,12 @@ function keyBox() {
     e.preventDefault()
     setApiKey(input.value.trim())
     route()
+    showProject()
     notice(input.value.trim() ? 'API key saved in this browser.' : 'API key removed.', 'ok')
   })
 }
 
 keyBox()
+showProject()
 window.addEventListener('hashchange', route)
 route()

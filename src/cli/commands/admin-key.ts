@@ -21,7 +21,7 @@ environment (.env). Prints the key alone on stdout. Revoke lost keys afterwards:
     const config = loadConfig()
     const db = await openDatabase(config, createLogger('warn'), 1, { attach: true })
     try {
-      const created = await createApiKey(createRepositories(db.prisma).apiKeys, name, ['admin'])
+      const created = await createApiKey(createRepositories(db.prisma).apiKeys, name, ['admin'], null)
       process.stderr.write(`created admin API key '${created.name}' (id ${created.id}):\n`)
       process.stdout.write(`${created.key}\n`)
     } finally {

@@ -6,6 +6,7 @@ import { datasetsExport, datasetsImport, datasetsList } from './datasets.ts'
 import { evalCommand } from './eval.ts'
 import { makeTinyModelCommand } from './make-tiny-model.ts'
 import { modelsList, modelsRegister } from './models.ts'
+import { keysCreate, projectsCreate, projectsList, whoami } from './projects.ts'
 import { runsCancel, runsCreate, runsGet, runsList, runsPause, runsResume, runsWatch } from './runs.ts'
 import { serve, worker } from './serve.ts'
 import { train } from './train.ts'
@@ -15,6 +16,10 @@ export const COMMANDS: readonly Command[] = [
   serve,
   worker,
   adminKey,
+  whoami,
+  projectsList,
+  projectsCreate,
+  keysCreate,
   runsCreate,
   runsList,
   runsGet,

@@ -30,6 +30,7 @@ export async function createApiKey(
   repo: ApiKeysRepository,
   name: string,
   scopes: Scope[],
+  projectId: string | null,
   key = generateApiKey(),
 ) {
   const dto = await repo.create({
@@ -37,6 +38,7 @@ export async function createApiKey(
     prefix: key.slice(0, KEY_PREFIX.length + 6),
     hash: hashApiKey(key),
     scopes,
+    projectId,
   })
   return { ...dto, key }
 }
@@ -48,7 +50,7 @@ export async function ensureAdminKey(
   bootstrapKey?: string,
 ): Promise<void> {
   if ((await repo.count()) > 0) return
-  const created = await createApiKey(repo, 'admin', ['admin'], bootstrapKey)
+  const created = await createApiKey(repo, 'admin', ['admin'], null, bootstrapKey)
   log.warn(
     { apiKey: bootstrapKey ? '(BOOTSTRAP_ADMIN_KEY)' : created.key, scopes: created.scopes },
     'created the first admin API key; store it now, it is not shown again',

@@ -11,8 +11,8 @@ const runResults = (id: string) => `run-results:${id}`
 type Params = { id?: string }
 
 /**
- * The cached GET routes and what each response depends on. Responses do not depend on the API key
- * (no list is filtered by it), so one entry serves every key whose scope check passed.
+ * The cached GET routes and what each response depends on. Responses depend on the key only through
+ * its project scope, so one entry serves every key of the same scope whose scope check passed.
  */
 const CACHED_ROUTES: Record<string, (params: Params) => string> = {
   '/v1/runs': () => 'runs',
@@ -129,7 +129,7 @@ export const cachedReadsPlugin = fp(
       if (request.method !== 'GET') return
       const dependsOn = CACHED_ROUTES[request.routeOptions.url ?? '']
       if (!dependsOn) return
-      const key = cacheKey(request.url)
+      const key = `${request.projectScope ?? '*'} ${cacheKey(request.url)}`
       const hit = await cache.lookup(key)
       if (hit) {
         reply.header('etag', hit.etag)
@@ -171,5 +171,5 @@ export const cachedReadsPlugin = fp(
       return payload
     })
   },
-  { name: 'cached-reads', dependencies: ['api-key-auth'] },
+  { name: 'cached-reads', dependencies: ['api-key-auth', 'project-scope'] },
 )

@@ -8,6 +8,7 @@ import { AppError, NotFoundError } from '../../../errors.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { DatasetSchema, DatasetUploadQuerySchema } from '../../../schemas/datasets.ts'
 import { validateDataset } from '../../../sso/records.ts'
+import { targetProject } from '../../plugins/app/project-scope.ts'
 import { unstorableLines } from '../../plugins/app/request-text.ts'
 
 const problem = { $ref: 'Problem#' }
@@ -70,6 +71,7 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         lineCount: parsed.rows.length,
         bytes: Buffer.byteLength(text),
         path: file,
+        projectId: targetProject(request),
       })
       return reply.code(201).send(stored)
     },
@@ -84,14 +86,14 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageSchema(DatasetSchema), 400: problem },
       },
     },
-    async (request) => datasets.list(request.query.limit ?? 50, request.query.cursor),
+    async (request) => datasets.list(request.projectScope, request.query.limit ?? 50, request.query.cursor),
   )
 
   app.get(
     '/datasets/:id',
     { schema: { tags, params: IdParamsSchema, response: { 200: DatasetSchema, 404: problem } } },
     async (request) => {
-      const dataset = await datasets.findById(request.params.id)
+      const dataset = await datasets.findById(request.params.id, request.projectScope)
       if (!dataset) throw new NotFoundError('dataset', request.params.id)
       return dataset
     },
@@ -108,7 +110,7 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request, reply) => {
-      const dataset = await datasets.findById(request.params.id)
+      const dataset = await datasets.findById(request.params.id, request.projectScope)
       if (!dataset) throw new NotFoundError('dataset', request.params.id)
       return reply.type('application/x-ndjson').send(createReadStream(dataset.path))
     },
@@ -119,7 +121,7 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { tags, params: IdParamsSchema, response: { 204: Type.Null(), 404: problem, 409: problem } } },
     async (request, reply) => {
       const { id } = request.params
-      if (!(await datasets.findById(id))) throw new NotFoundError('dataset', id)
+      if (!(await datasets.findById(id, request.projectScope))) throw new NotFoundError('dataset', id)
       const used = await app.repos.runs.countUsingDataset(id)
       if (used > 0) throw new AppError('conflict', `dataset '${id}' is used by ${used} run(s)`)
       await datasets.delete(id)

@@ -5,9 +5,11 @@ import type { FastifyInstance } from 'fastify'
 import Type from 'typebox'
 import { runOutputDir } from '../../../config.ts'
 import type { ModelsRepository } from '../../../db/models-repository.ts'
+import type { ProjectScope } from '../../../db/project-scope.ts'
 import { AppError, InvalidStateError, NotFoundError, ValidationError } from '../../../errors.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { ModelCreateSchema, ModelSchema } from '../../../schemas/models.ts'
+import { targetProject } from '../../plugins/app/project-scope.ts'
 
 const problem = { $ref: 'Problem#' }
 const tags = ['models']
@@ -75,8 +77,8 @@ export async function readHfConfig(dir: string, given: string): Promise<Record<s
 }
 
 /** Where a succeeded run that trained a policy left its final model. */
-async function finalModelFolder(app: FastifyInstance, runId: string): Promise<string> {
-  const run = await app.repos.runs.findById(runId)
+async function finalModelFolder(app: FastifyInstance, runId: string, scope: ProjectScope): Promise<string> {
+  const run = await app.repos.runs.findById(runId, scope)
   if (!run) throw new NotFoundError('run', runId)
   if (run.status !== 'succeeded')
     throw new InvalidStateError(`run '${runId}' is ${run.status}; only a succeeded run has a final model`, {
@@ -91,7 +93,8 @@ async function finalModelFolder(app: FastifyInstance, runId: string): Promise<st
 export async function ensureBuiltinModels(models: ModelsRepository): Promise<void> {
   if (await models.findByName(TINY_MODEL_NAME)) return
   await models
-    .create({ name: TINY_MODEL_NAME, kind: 'builtin_tiny', path: 'builtin:tiny' })
+    // No project: every project sees it, and none may remove it.
+    .create({ name: TINY_MODEL_NAME, kind: 'builtin_tiny', path: 'builtin:tiny', projectId: null })
     .catch(async (e) => {
       // Another process registered it at the same moment.
       if (!(await models.findByName(TINY_MODEL_NAME))) throw e
@@ -118,11 +121,14 @@ export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         )
       const dir = given
         ? await resolveModelFolder(app.config.modelsRoot, given)
-        : await finalModelFolder(app, runId!)
+        : await finalModelFolder(app, runId!, request.projectScope)
       const config = await readHfConfig(dir, given ?? `final model of run ${runId}`)
       if (await models.findByName(name))
         throw new AppError('conflict', `a model named '${name}' already exists`)
-      return reply.code(201).send(await models.create({ name, kind: 'local_hf', path: dir, config }))
+      const projectId = targetProject(request)
+      return reply
+        .code(201)
+        .send(await models.create({ name, kind: 'local_hf', path: dir, config, projectId }))
     },
   )
 
@@ -135,14 +141,14 @@ export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageSchema(ModelSchema), 400: problem },
       },
     },
-    async (request) => models.list(request.query.limit ?? 50, request.query.cursor),
+    async (request) => models.list(request.projectScope, request.query.limit ?? 50, request.query.cursor),
   )
 
   app.get(
     '/models/:id',
     { schema: { tags, params: IdParamsSchema, response: { 200: ModelSchema, 404: problem } } },
     async (request) => {
-      const model = await models.findById(request.params.id)
+      const model = await models.findById(request.params.id, request.projectScope)
       if (!model) throw new NotFoundError('model', request.params.id)
       return model
     },
@@ -152,10 +158,10 @@ export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     '/models/:id',
     { schema: { tags, params: IdParamsSchema, response: { 204: Type.Null(), 404: problem, 409: problem } } },
     async (request, reply) => {
-      const model = await models.findById(request.params.id)
+      const model = await models.findById(request.params.id, request.projectScope)
       if (!model) throw new NotFoundError('model', request.params.id)
       if (model.kind === 'builtin_tiny')
-        throw new AppError('conflict', 'the built-in model cannot be removed')
+        throw new AppError('conflict', 'the built-in model is shared by every project and cannot be removed')
       const used = await app.repos.runs.countByModel(model.id)
       if (used > 0) throw new AppError('conflict', `model '${model.name}' is used by ${used} run(s)`)
       await models.delete(model.id)

@@ -9,6 +9,7 @@ import {
   PrincipleSetUpdateSchema,
 } from '../../../schemas/principle-sets.ts'
 import { validatePrincipleSet } from '../../../sso/principles.ts'
+import { targetProject } from '../../plugins/app/project-scope.ts'
 
 const problem = { $ref: 'Problem#' }
 const tags = ['principle-sets']
@@ -23,7 +24,13 @@ export const principleSetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { name, description = '', principles, concision } = request.body
       validatePrincipleSet({ name, principles, concision })
-      const created = await sets.create({ name, description, principles, concision: concision ?? null })
+      const created = await sets.create({
+        name,
+        description,
+        principles,
+        concision: concision ?? null,
+        projectId: targetProject(request),
+      })
       return reply.code(201).send(created)
     },
   )
@@ -37,7 +44,7 @@ export const principleSetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageSchema(PrincipleSetSchema), 400: problem },
       },
     },
-    async (request) => sets.list(request.query.limit ?? 50, request.query.cursor),
+    async (request) => sets.list(request.projectScope, request.query.limit ?? 50, request.query.cursor),
   )
 
   app.get(
@@ -51,7 +58,7 @@ export const principleSetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      const set = await sets.findById(request.params.id)
+      const set = await sets.findById(request.params.id, request.projectScope)
       if (!set) throw new NotFoundError('principle set', request.params.id)
       if (request.query.version === undefined) return set
       const v = await sets.findVersion(set.id, request.query.version)
@@ -79,7 +86,7 @@ export const principleSetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request) => {
       const { id } = request.params
-      const current = await sets.findById(id)
+      const current = await sets.findById(id, request.projectScope)
       if (!current) throw new NotFoundError('principle set', id)
       const { name, description, principles, concision } = request.body
       await app.prisma.$transaction(async (tx) => {
@@ -108,7 +115,7 @@ export const principleSetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     { schema: { tags, params: IdParamsSchema, response: { 204: Type.Null(), 404: problem, 409: problem } } },
     async (request, reply) => {
       const { id } = request.params
-      if (!(await sets.findById(id))) throw new NotFoundError('principle set', id)
+      if (!(await sets.findById(id, request.projectScope))) throw new NotFoundError('principle set', id)
       await app.prisma.$transaction(async (tx) => {
         const txSets = createPrincipleSetsRepository(tx)
         // Lock the set's versions so a run cannot start using one while it is being deleted.

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { NotFoundError } from '../../../../errors.ts'
 import { cancelRun, pauseRun, resumeRun } from '../../../../queue/run-lifecycle.ts'
 import { IdParamsSchema } from '../../../../schemas/common.ts'
 import { RunSchema } from '../../../../schemas/runs.ts'
@@ -7,6 +8,11 @@ const problem = { $ref: 'Problem#' }
 const tags = ['runs']
 
 export const runActionsRoutes: FastifyPluginAsyncTypebox = async (app) => {
+  // Another project's run is not found: checked before any action touches it.
+  app.addHook('preHandler', async (request) => {
+    const { id } = request.params as { id: string }
+    if (!(await app.repos.runs.findStatus(id, request.projectScope))) throw new NotFoundError('run', id)
+  })
   const schema = (description: string) => ({
     tags,
     description: `${description} Takes no body (an empty JSON object is accepted).`,

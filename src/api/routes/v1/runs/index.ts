@@ -5,6 +5,7 @@ import { createRun } from '../../../../queue/run-lifecycle.ts'
 import { IdParamsSchema, PageSchema } from '../../../../schemas/common.ts'
 import { ACTIVE_STATUSES, RunCreateSchema, RunListQuerySchema, RunSchema } from '../../../../schemas/runs.ts'
 import { parseHyperparameters } from '../../../../sso/hyperparameters.ts'
+import { targetProject } from '../../../plugins/app/project-scope.ts'
 import { assertFitsMemory } from './memory-budget.ts'
 import { assertTrainingData } from './training-data.ts'
 
@@ -34,11 +35,18 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         )
       }
       const hyperparameters = parseHyperparameters(body.hyperparameters ?? {})
-      const model = await models.findById(body.model_id)
+      // What the run uses must be in the project it is created in (or shared, the built-in model).
+      const projectId = targetProject(request)
+      const scope = projectId
+      const model = await models.findById(body.model_id, scope)
       if (!model) throw new NotFoundError('model', body.model_id)
       let versionId: string | null = null
       if (body.principle_set_id) {
-        const version = await principleSets.findVersion(body.principle_set_id, body.principle_set_version)
+        const version = await principleSets.findVersion(
+          body.principle_set_id,
+          body.principle_set_version,
+          scope,
+        )
         if (!version) {
           const which = body.principle_set_version
             ? `${body.principle_set_id}@${body.principle_set_version}`
@@ -50,7 +58,7 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         throw new AppError('validation_failed', 'principle_set_version needs principle_set_id')
       }
       const datasetIds = [...new Set(body.dataset_ids ?? [])]
-      const found = await datasets.findManyByIds(datasetIds)
+      const found = await datasets.findManyByIds(datasetIds, scope)
       const missing = datasetIds.filter((id) => !found.some((d) => d.id === id))
       if (missing.length > 0) throw new NotFoundError('dataset', missing.join(', '))
       assertTrainingData(body.method, found)
@@ -65,6 +73,7 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         seed: body.seed ?? randomInt(0, 2 ** 31 - 1),
         metadata: body.metadata ?? {},
         apiKeyId: key.id,
+        projectId,
       })
       return reply.code(201).send(run)
     },
@@ -79,14 +88,15 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         response: { 200: PageSchema(RunSchema), 400: problem },
       },
     },
-    async (request) => runs.list({ ...request.query, limit: request.query.limit ?? 50 }),
+    async (request) =>
+      runs.list({ ...request.query, limit: request.query.limit ?? 50 }, request.projectScope),
   )
 
   app.get(
     '/runs/:id',
     { schema: { tags, params: IdParamsSchema, response: { 200: RunSchema, 404: problem } } },
     async (request) => {
-      const run = await runs.findById(request.params.id)
+      const run = await runs.findById(request.params.id, request.projectScope)
       if (!run) throw new NotFoundError('run', request.params.id)
       return run
     },

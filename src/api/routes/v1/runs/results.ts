@@ -4,6 +4,7 @@ import path from 'node:path'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
 import type { StoredCheckpoint } from '../../../../db/checkpoints-repository.ts'
+import type { ProjectScope } from '../../../../db/project-scope.ts'
 import { NotFoundError, ValidationError } from '../../../../errors.ts'
 import { IdParamsSchema } from '../../../../schemas/common.ts'
 import {
@@ -44,10 +45,9 @@ async function toDto(c: StoredCheckpoint): Promise<CheckpointDto> {
 /** Read endpoints of a run's results: events, metrics history, samples and checkpoints. */
 export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
   const { runs, events, metrics, samples, checkpoints } = app.repos
-  // A run's events and metrics are deleted with it: rows prove the run exists, so those two routes
-  // look the run up only for an empty result (one query per request instead of two).
-  const requireRun = async (id: string) => {
-    if (!(await runs.findStatus(id))) throw new NotFoundError('run', id)
+  /** Every route here first finds the run in the caller's project: another project's run is a 404. */
+  const requireRun = async (id: string, scope: ProjectScope) => {
+    if (!(await runs.findStatus(id, scope))) throw new NotFoundError('run', id)
   }
 
   app.get(
@@ -61,6 +61,7 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
+      await requireRun(request.params.id, request.projectScope)
       const limit = request.query.limit ?? 100
       const items = await events.listAfter(
         request.params.id,
@@ -68,7 +69,6 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         limit,
         request.query.type,
       )
-      if (items.length === 0) await requireRun(request.params.id)
       return { items, next_after_seq: items.length === limit ? items[items.length - 1].seq : null }
     },
   )
@@ -88,8 +88,8 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       if (q.step_from !== undefined && q.step_to !== undefined && q.step_from > q.step_to) {
         throw new ValidationError(`step_from (${q.step_from}) is after step_to (${q.step_to})`)
       }
+      await requireRun(request.params.id, request.projectScope)
       const series = await metrics.history(request.params.id, q)
-      if (series.length === 0) await requireRun(request.params.id)
       return { run_id: request.params.id, series }
     },
   )
@@ -105,7 +105,7 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      await requireRun(request.params.id)
+      await requireRun(request.params.id, request.projectScope)
       const q = request.query
       return {
         items: await samples.list(request.params.id, { ...q, limit: q.limit ?? 100, offset: q.offset ?? 0 }),
@@ -123,7 +123,7 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
       },
     },
     async (request) => {
-      await requireRun(request.params.id)
+      await requireRun(request.params.id, request.projectScope)
       return { items: await Promise.all((await checkpoints.listByRun(request.params.id)).map(toDto)) }
     },
   )
@@ -142,6 +142,7 @@ export const runResultsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     },
     async (request, reply) => {
       const { id, checkpointId, file } = request.params
+      await requireRun(id, request.projectScope)
       const checkpoint = await checkpoints.findById(id, checkpointId)
       if (!checkpoint) throw new NotFoundError('checkpoint', checkpointId)
       const files = await listFiles(checkpoint.dir)

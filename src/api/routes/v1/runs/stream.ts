@@ -13,6 +13,7 @@ import {
 } from '../../../../schemas/stream.ts'
 import { presentedKey } from '../../../plugins/app/api-key-auth.ts'
 import { toProblem } from '../../../plugins/app/error-handler.ts'
+import { PROJECT_HEADER } from '../../../plugins/app/project-scope.ts'
 import { type FrameSink, RunSubscription } from '../../../stream/run-subscription.ts'
 
 /** A client that authenticates by message must do so this quickly. */
@@ -77,9 +78,11 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
         },
       },
     },
+    // With a key on the request, another project's run is a 404 here; a WebSocket that sends its
+    // key in the first message is checked again once that key is known.
     preHandler: async (request) => {
       const { id } = request.params as { id: string }
-      if (!(await app.repos.runs.findStatus(id))) throw new NotFoundError('run', id)
+      if (!(await app.repos.runs.findStatus(id, request.projectScope))) throw new NotFoundError('run', id)
     },
     handler: async (request, reply) => {
       if (!request.apiKey)
@@ -193,6 +196,9 @@ export const runStreamRoutes: FastifyPluginAsyncTypebox = async (app) => {
           }
           const key = await app.authenticateFrom(request.ip, message.api_key)
           app.requireScope(key, 'read')
+          const picked = request.headers[PROJECT_HEADER]
+          const scope = await app.projectScopeOf(key, typeof picked === 'string' ? picked : undefined)
+          if (!(await app.repos.runs.findStatus(id, scope))) throw new NotFoundError('run', id)
           // Positions in the message win over those in the URL.
           await begin(message.api_key!, { ...(request.query as StreamQuery), ...message })
         } catch (e) {
