@@ -6,16 +6,19 @@ import { api } from './api.js'
 const models = new Map()
 let loading
 
-export function loadModels({ refresh = false } = {}) {
+/** All known models; `refresh` asks the service again (the new-run form wants the newest list). */
+export async function loadModels({ refresh = false } = {}) {
   if (refresh || !loading)
     loading = api.listModels().then((page) => {
       for (const m of page.items) models.set(m.id, m)
-      return [...models.values()]
     })
-  loading.catch(() => {
+  try {
+    await loading
+  } catch (e) {
     loading = undefined
-  })
-  return loading
+    throw e
+  }
+  return [...models.values()]
 }
 
 export function modelName(id) {

@@ -96,7 +96,7 @@ export function newRunForm() {
     hp.value = JSON.stringify(chosen, null, 2)
   }
   Promise.all([
-    fill(model, () => loadModels().then((items) => ({ items })), modelLabel, DEMO.model),
+    fill(model, () => loadModels({ refresh: true }).then((items) => ({ items })), modelLabel, DEMO.model),
     fill(principleSet, api.listPrincipleSets, (p) => `${p.name} (v${p.version ?? 1})`, DEMO.principleSet),
     fill(datasets, () => api.listDatasets({ limit: 200 }), datasetLabel, DEMO.dataset),
   ]).then(() => applyRecommended(model.value))

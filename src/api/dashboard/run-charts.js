@@ -57,8 +57,8 @@ export const CHART_GROUPS = [
   {
     id: 'on-policy',
     title: 'On-policyness',
-    yLabel: 'fraction',
-    note: 'Higher: the training pairs are closer to what the policy now writes.',
+    yLabel: 'log-prob',
+    note: 'Log-prob of y+ and y- under the plain query; higher: the pairs are closer to what the policy writes.',
     match: (k) => k.startsWith('sso/on_policy'),
   },
   {
