@@ -86,16 +86,16 @@ export interface DashboardSession {
 }
 
 /**
- * The real service with the demo's principle set and dataset, and a browser, for one test file:
- * opened in `before` (unless the browser is missing), closed in `after`. The fields are set once
- * `before` has run.
+ * The real service with the demo's principle set and dataset (unless `demo` is false: an empty
+ * service, as a newcomer finds it), and a browser, for one test file: opened in `before` (unless the
+ * browser is missing), closed in `after`. The fields are set once `before` has run.
  */
-export function dashboardSession(): DashboardSession {
+export function dashboardSession({ demo = true } = {}): DashboardSession {
   const session = {} as DashboardSession
   before(async () => {
     if (skipReason) return
     session.service = await startLiveService()
-    session.resources = await createDemoResources(session.service.client)
+    if (demo) session.resources = await createDemoResources(session.service.client)
     session.browser = await openBrowser()
   })
   after(async () => {

@@ -77,3 +77,56 @@ test('live points append in step order and a repeated step replaces its value', 
   ])
   assert.deepEqual(browser.errors, [])
 })
+
+test('axes: integer steps, distinct y ticks in one format, smoothing keeps the raw points', {
+  skip: skipReason,
+}, async () => {
+  const result = await browser.page.evaluate(async () => {
+    const { LineChart } = await import('/assets/chart.js' as string)
+    document.body.innerHTML = '<div id="e" style="width:600px"></div>'
+    const box = document.getElementById('e') as HTMLElement
+    const chart = new LineChart(box, { title: 'accuracy', yLabel: 'fraction', note: 'rising is good' })
+    // Three steps and values within 0.0015 of each other: the issue's "0.998 three times" case.
+    chart.setSeries('a', [
+      [1, 0.998],
+      [2, 0.9985],
+      [3, 0.9995],
+    ])
+    chart.setSeries('b', [
+      [1, 0.0009],
+      [3, 0.0011],
+    ])
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))
+    const first = { y: box.dataset.yTicks, x: box.dataset.xTicks }
+    ;(box.querySelector('[data-testid="smoothing"]') as HTMLInputElement).click()
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))
+    return {
+      ...first,
+      note: box.querySelector('.chart-note')?.textContent,
+      smoothing: box.dataset.smoothing,
+      raw: chart.series.get('a'),
+    }
+  })
+  const xTicks = (result.x ?? '').split(' ').map(Number)
+  assert.ok(xTicks.length >= 2, `x ticks ${result.x}`)
+  assert.ok(
+    xTicks.every((t) => Number.isInteger(t)),
+    `x ticks are whole steps: ${result.x}`,
+  )
+  const yTicks = (result.y ?? '').split(' ')
+  assert.equal(new Set(yTicks).size, yTicks.length, `y ticks repeat: ${result.y}`)
+  const decimals = new Set(yTicks.map((t) => (t.split('.')[1] ?? '').length))
+  assert.equal(decimals.size, 1, `one number format: ${result.y}`)
+  assert.ok(
+    yTicks.every((t) => !t.includes('e')),
+    `no exponent beside plain numbers: ${result.y}`,
+  )
+  assert.equal(result.note, 'rising is good')
+  assert.equal(result.smoothing, 'true')
+  assert.deepEqual(result.raw, [
+    [1, 0.998],
+    [2, 0.9985],
+    [3, 0.9995],
+  ])
+  assert.deepEqual(browser.errors, [])
+})

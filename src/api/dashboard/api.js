@@ -20,7 +20,11 @@ export class ApiError extends Error {
   }
 }
 
-export async function request(method, path, { query, body } = {}) {
+/**
+ * `body` goes as JSON; `raw` (with its `contentType`) as it is, for uploads. The answer is parsed as
+ * JSON unless `asText` (JSONL contents).
+ */
+export async function request(method, path, { query, body, raw, contentType, asText = false } = {}) {
   const url = new URL(path, location.origin)
   for (const [k, v] of Object.entries(query ?? {}))
     if (v !== undefined && v !== '') url.searchParams.set(k, v)
@@ -28,12 +32,14 @@ export async function request(method, path, { query, body } = {}) {
   const key = getApiKey()
   if (key) headers.authorization = `Bearer ${key}`
   if (body !== undefined) headers['content-type'] = 'application/json'
+  if (raw !== undefined) headers['content-type'] = contentType
   const res = await fetch(url, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: raw ?? (body === undefined ? undefined : JSON.stringify(body)),
   })
   const text = await res.text()
+  if (res.ok && asText) return text
   let json
   try {
     json = text ? JSON.parse(text) : undefined
@@ -54,10 +60,19 @@ export const api = {
   events: (id, query) => request('GET', runPath(id, '/events'), { query }),
   samples: (id, query) => request('GET', runPath(id, '/samples'), { query }),
   listModels: () => request('GET', '/v1/models'),
+  getModel: (id) => request('GET', `/v1/models/${encodeURIComponent(id)}`),
   registerRunModel: (runId, name) => request('POST', '/v1/models', { body: { name, run_id: runId } }),
   listWorkers: () => request('GET', '/v1/workers'),
   whoami: () => request('GET', '/v1/whoami'),
-  listDatasets: () => request('GET', '/v1/datasets'),
+  listDatasets: (query) => request('GET', '/v1/datasets', { query }),
+  uploadDataset: (name, format, text) =>
+    request('POST', '/v1/datasets', {
+      query: { name, format },
+      raw: text,
+      contentType: 'application/x-ndjson',
+    }),
+  datasetContent: (id) => request('GET', `/v1/datasets/${encodeURIComponent(id)}/content`, { asText: true }),
+  deleteDataset: (id) => request('DELETE', `/v1/datasets/${encodeURIComponent(id)}`),
   listPrincipleSets: () => request('GET', '/v1/principle-sets'),
   getPrincipleSet: (id) => request('GET', `/v1/principle-sets/${encodeURIComponent(id)}`),
   createPrincipleSet: (body) => request('POST', '/v1/principle-sets', { body }),

@@ -1,10 +1,14 @@
-// A small canvas line chart: several series of (step, value) points, linear axes with round ticks,
-// a legend, and a hover read-out of the nearest step. No dependencies; redraws at most once a frame.
+// A small canvas line chart: several series of (step, value) points, linear axes with round ticks and
+// titles, a legend, an optional smoothed line, a one-line reading guide, and a hover read-out of the
+// nearest step. No dependencies; redraws at most once a frame.
 
 const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#be185d', '#4d7c0f']
 
-/** Round tick values covering [min, max] with about `count` ticks (1, 2, 5 × 10^k steps). */
-export function niceTicks(min, max, count = 5) {
+/**
+ * Round tick values covering [min, max] with about `count` ticks (1, 2, 5 × 10^k steps); `integer`
+ * keeps the step at 1 or more (training steps have no fractions).
+ */
+export function niceTicks(min, max, count = 5, { integer = false } = {}) {
   if (!Number.isFinite(min) || !Number.isFinite(max)) return []
   if (min === max) {
     const pad = Math.abs(min) > 0 ? Math.abs(min) * 0.1 : 1
@@ -13,7 +17,8 @@ export function niceTicks(min, max, count = 5) {
   }
   const raw = (max - min) / Math.max(1, count)
   const mag = 10 ** Math.floor(Math.log10(raw))
-  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag
+  const round = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag
+  const step = integer ? Math.max(1, round) : round
   const ticks = []
   for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step)
     ticks.push(Number(v.toPrecision(12)))
@@ -26,6 +31,32 @@ export function formatNumber(v) {
   if (a >= 1e5 || a < 1e-3) return v.toExponential(2)
   if (a >= 100) return v.toFixed(0)
   return Number(v.toPrecision(4)).toString()
+}
+
+/**
+ * One number format for all ticks of an axis, with just enough digits that neighbouring ticks differ
+ * (so 0.9985 and 0.999 are not both printed as 0.999, and 9.0e-4 never sits beside 0.0011).
+ */
+export function tickFormat(ticks) {
+  if (ticks.length < 2) return formatNumber
+  const step = Math.abs(ticks[1] - ticks[0])
+  const largest = Math.max(...ticks.map(Math.abs))
+  if (largest >= 1e5 || largest < 1e-3) {
+    const digits = Math.min(6, Math.max(1, Math.ceil(Math.log10(largest / step))))
+    return (v) => (v === 0 ? '0' : v.toExponential(digits))
+  }
+  const decimals = Math.min(10, Math.max(0, -Math.floor(Math.log10(step) + 1e-9)))
+  return (v) => v.toFixed(decimals)
+}
+
+/** Exponential moving average (the weight of the previous value is `weight`), as TensorBoard smooths. */
+export function smooth(points, weight = 0.8) {
+  let last
+  return points.map(([x, y]) => {
+    if (!Number.isFinite(y)) return [x, y]
+    last = last === undefined ? y : last * weight + (1 - weight) * y
+    return [x, last]
+  })
 }
 
 /** Keeps at most `max` points by taking the first, min and max of equal-width step buckets. */
@@ -51,9 +82,15 @@ export function decimate(points, max) {
 
 export class LineChart {
   /** @param {HTMLElement} container */
-  constructor(container, { title = '', maxPoints = 2000 } = {}) {
+  /**
+   * `yLabel`: the value axis' title (its unit); `note`: one line on how to read the curve;
+   * `smoothing`: draw an EMA over the points, the raw points faint behind it (toggled by a checkbox).
+   */
+  constructor(container, { title = '', maxPoints = 2000, yLabel = '', note = '', smoothing = false } = {}) {
     this.container = container
     this.title = title
+    this.yLabel = yLabel
+    this.smoothing = smoothing
     this.maxPoints = maxPoints
     /** @type {Map<string, [number, number][]>} */
     this.series = new Map()
@@ -64,12 +101,24 @@ export class LineChart {
     const heading = document.createElement('div')
     heading.className = 'chart-title'
     heading.textContent = title
+    const toggle = document.createElement('label')
+    toggle.className = 'chart-smoothing'
+    const box = document.createElement('input')
+    box.type = 'checkbox'
+    box.checked = smoothing
+    box.dataset.testid = 'smoothing'
+    box.addEventListener('change', () => this.setSmoothing(box.checked))
+    toggle.append(box, ' smooth')
+    heading.append(toggle)
+    const guide = document.createElement('div')
+    guide.className = 'chart-note'
+    guide.textContent = note
     this.legend = document.createElement('div')
     this.legend.className = 'chart-legend'
     this.canvas = document.createElement('canvas')
     this.readout = document.createElement('div')
     this.readout.className = 'chart-readout'
-    container.append(heading, this.legend, this.canvas, this.readout)
+    container.append(heading, ...(note ? [guide] : []), this.legend, this.canvas, this.readout)
     this.canvas.addEventListener('mousemove', (e) => {
       this.hoverX = e.offsetX
       this.schedule()
@@ -116,6 +165,12 @@ export class LineChart {
     else return
     if (pts.length > this.maxPoints * 2) this.series.set(name, decimate(pts, this.maxPoints))
     this.changed()
+  }
+
+  setSmoothing(on) {
+    this.smoothing = on
+    this.container.dataset.smoothing = String(on)
+    this.schedule()
   }
 
   pointCount() {
@@ -185,9 +240,14 @@ export class LineChart {
     const yTicks = niceTicks(yMin, yMax, 4)
     yMin = Math.min(yMin, yTicks[0])
     yMax = Math.max(yMax, yTicks[yTicks.length - 1])
-    const xTicks = niceTicks(xMin, xMax, 5).filter((t) => t >= xMin && t <= xMax)
-    const left = 8 + Math.max(...yTicks.map((t) => ctx.measureText(formatNumber(t)).width))
-    const plot = { x: left + 6, y: 8, w: width - left - 16, h: height - 30 }
+    const xTicks = niceTicks(xMin, xMax, 5, { integer: true }).filter((t) => t >= xMin && t <= xMax)
+    const yFormat = tickFormat(yTicks)
+    this.container.dataset.yTicks = yTicks.map(yFormat).join(' ')
+    this.container.dataset.xTicks = xTicks.join(' ')
+    // Room on the left for the rotated y title and the widest tick label; below for x ticks and title.
+    const titleRoom = this.yLabel ? 16 : 0
+    const left = titleRoom + 8 + Math.max(...yTicks.map((t) => ctx.measureText(yFormat(t)).width))
+    const plot = { x: left + 6, y: 8, w: width - left - 16, h: height - 44 }
     const sx = (x) => plot.x + ((x - xMin) / (xMax - xMin)) * plot.w
     const sy = (y) => plot.y + plot.h - ((y - yMin) / (yMax - yMin || 1)) * plot.h
 
@@ -202,31 +262,24 @@ export class LineChart {
       ctx.moveTo(plot.x, y)
       ctx.lineTo(plot.x + plot.w, y)
       ctx.stroke()
-      ctx.fillText(formatNumber(t), left, y)
+      ctx.fillText(yFormat(t), left, y)
     }
     ctx.textAlign = 'center'
     ctx.textBaseline = 'top'
-    for (const t of xTicks) ctx.fillText(formatNumber(t), sx(t), plot.y + plot.h + 6)
+    for (const t of xTicks) ctx.fillText(String(t), sx(t), plot.y + plot.h + 6)
+    ctx.fillText('training step', plot.x + plot.w / 2, plot.y + plot.h + 22)
+    if (this.yLabel) {
+      ctx.save()
+      ctx.translate(10, plot.y + plot.h / 2)
+      ctx.rotate(-Math.PI / 2)
+      ctx.fillText(this.yLabel, 0, -6)
+      ctx.restore()
+    }
 
-    ctx.lineWidth = 1.5
-    for (const [name, pts] of this.series) {
-      ctx.strokeStyle = this.color(name)
-      ctx.beginPath()
-      let started = false
-      for (const [x, y] of pts) {
-        if (!Number.isFinite(y)) {
-          started = false
-          continue
-        }
-        if (started) ctx.lineTo(sx(x), sy(y))
-        else ctx.moveTo(sx(x), sy(y))
-        started = true
-      }
-      ctx.stroke()
-      if (pts.length === 1) {
-        ctx.fillStyle = this.color(name)
-        ctx.fillRect(sx(pts[0][0]) - 2, sy(pts[0][1]) - 2, 4, 4)
-      }
+    for (const [name, raw] of this.series) {
+      // Smoothed: the raw curve stays visible but faint, so spikes are not hidden.
+      if (this.smoothing) this.drawLine(ctx, raw, name, sx, sy, 0.25)
+      this.drawLine(ctx, this.smoothing ? smooth(raw) : raw, name, sx, sy, 1)
     }
 
     if (this.hoverX !== null && this.hoverX >= plot.x) {
@@ -243,6 +296,29 @@ export class LineChart {
       }
       this.readout.textContent = parts.join('   ')
     }
+  }
+
+  drawLine(ctx, pts, name, sx, sy, alpha) {
+    ctx.globalAlpha = alpha
+    ctx.lineWidth = 1.5
+    ctx.strokeStyle = this.color(name)
+    ctx.beginPath()
+    let started = false
+    for (const [x, y] of pts) {
+      if (!Number.isFinite(y)) {
+        started = false
+        continue
+      }
+      if (started) ctx.lineTo(sx(x), sy(y))
+      else ctx.moveTo(sx(x), sy(y))
+      started = true
+    }
+    ctx.stroke()
+    if (pts.length === 1) {
+      ctx.fillStyle = this.color(name)
+      ctx.fillRect(sx(pts[0][0]) - 2, sy(pts[0][1]) - 2, 4, 4)
+    }
+    ctx.globalAlpha = 1
   }
 }
 

@@ -9,10 +9,25 @@ import type { FastifyPluginAsync } from 'fastify'
 
 const DIR = new URL('./', import.meta.url)
 
+const JS = 'text/javascript; charset=utf-8'
+
+/** Every file the page loads: the entry, one module per view, the shared helpers and the styles. */
 const ASSETS = {
-  'app.js': 'text/javascript; charset=utf-8',
-  'api.js': 'text/javascript; charset=utf-8',
-  'chart.js': 'text/javascript; charset=utf-8',
+  'app.js': JS,
+  'api.js': JS,
+  'chart.js': JS,
+  'compare.js': JS,
+  'datasets.js': JS,
+  'dom.js': JS,
+  'events.js': JS,
+  'models.js': JS,
+  'new-run-form.js': JS,
+  'page.js': JS,
+  'principle-sets.js': JS,
+  'run-charts.js': JS,
+  'run-page.js': JS,
+  'runs.js': JS,
+  'samples.js': JS,
   'style.css': 'text/css; charset=utf-8',
 } as const
 
