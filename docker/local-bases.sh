@@ -7,8 +7,8 @@
 #   local/postgres:bookworm      + Debian's postgresql, an entrypoint that initialises PGDATA from
 #                                  POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB like the public image
 #   local/vulkan:bookworm        + the Vulkan loader (libvulkan1), the GPU image's base
-# An image that exists is kept, and the root file system and npm tarballs are cached, so a rerun
-# takes seconds. LOCAL_BASES_REBUILD=1 rebuilds the images (the caches stay).
+# An image made from the current recipe is kept, and the root file system and npm tarballs are
+# cached, so a rerun takes seconds. LOCAL_BASES_REBUILD=1 rebuilds the images (the caches stay).
 # Prints the build arguments that select these bases, one KEY=VALUE a line, on stdout.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,11 +20,16 @@ NPM_VERSION="${NPM_VERSION:-^11.19.0}"
 mkdir -p "$CACHE"
 
 log() { echo "local-bases: $*" >&2; }
-have_image() { [ "${LOCAL_BASES_REBUILD:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
+# Images built from docker/bases carry a hash of their recipe; an edited recipe makes them again.
+RECIPE=$(cat local-bases.sh bases/* | sha256sum | cut -c1-16)
+have_image() {
+  [ "${LOCAL_BASES_REBUILD:-0}" != 1 ] &&
+    [ "$(docker image inspect -f '{{index .Config.Labels "sso.recipe"}}' "$1" 2>/dev/null)" = "$RECIPE" ]
+}
 # Builds always use the host network: apt and npm reach their mirrors the way this machine does.
-build() { docker build --network host -q "$@" >/dev/null; }
+build() { docker build --network host -q --label "sso.recipe=$RECIPE" "$@" >/dev/null; }
 
-if ! have_image local/debian:bookworm; then
+if [ "${LOCAL_BASES_REBUILD:-0}" = 1 ] || ! docker image inspect local/debian:bookworm >/dev/null 2>&1; then
   rootfs_tar="$CACHE/debian-bookworm-minbase.tar"
   if [ ! -s "$rootfs_tar" ]; then
     log "debootstrap bookworm (minbase) from $MIRROR"

@@ -19,11 +19,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   rm -f "$pwfile"
   echo 'host all all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
   if [ "$POSTGRES_DB" != postgres ]; then
-    # A server on the socket only, so that nobody connects before the database exists.
-    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -k /var/run/postgresql" -w start >/dev/null
+    # A server on a private socket only: neither clients nor health checks (pg_isready) see it
+    # before the database exists.
+    socket=$(mktemp -d)
+    pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -k $socket" -w start >/dev/null
     echo 'CREATE DATABASE :"db";' | psql -q -v ON_ERROR_STOP=1 -v db="$POSTGRES_DB" \
-      -h /var/run/postgresql -U "$POSTGRES_USER" -d postgres
+      -h "$socket" -U "$POSTGRES_USER" -d postgres
     pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    rmdir "$socket"
   fi
   echo "docker-entrypoint: initialised $PGDATA (user $POSTGRES_USER, database $POSTGRES_DB)" >&2
 fi
