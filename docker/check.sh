@@ -86,7 +86,7 @@ up_s=$(secs "$t_up" "$(now)")
 container_of() { "${compose[@]}" ps -q "$1"; }
 healthy_at() { # end time of the first passing health probe, as seconds since the epoch
   docker inspect -f '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$1" |
-    head -1 | xargs -r -I{} date -d {} +%s.%N
+    head -1 | sed 's/ [A-Z]*$//' | xargs -r -I{} date -d {} +%s.%N # "… +0000 UTC": date takes no zone name
 }
 api=$(container_of api)
 api_at=$(healthy_at "$api")
