@@ -133,7 +133,7 @@ root_procs=0
 users=()
 for c in $(stack); do
   name=$(docker inspect -f '{{.Name}}' "$c")
-  uids=$(docker top "$c" -eo uid | tail -n +2 | sort -u | tr '\n' ' ')
+  uids=$(docker top "$c" -eo pid,uid | awk 'NR > 1 { print $2 }' | sort -u | tr '\n' ' ')
   users+=("\"${name#/}\":\"${uids% }\"")
   for uid in $uids; do [ "$uid" != 0 ] || root_procs=$((root_procs + 1)); done
 done
