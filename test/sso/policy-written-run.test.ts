@@ -40,7 +40,8 @@ async function train(
       method,
       modelDir,
       datasetPaths: [data],
-      hyperparameters: hp,
+      // one thread per op: the SFT that teaches the format must not depend on the machine's load
+      hyperparameters: { ...hp, deterministic: true },
       device: 'cpu',
       seed: 7,
       outputDir,
@@ -91,7 +92,8 @@ test('sso with policy-written principles: written, kept with the samples, counte
       batch_size: 2,
       lr: 1e-3,
       max_new_tokens: 5,
-      sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
+      // principles are written with the chosen side's settings: greedy, so the taught format comes out
+      sampling: { chosen: { temperature: 0 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
     },
   )
   const it = metrics.find((m) => m.values['principles/written'] !== undefined)!.values
