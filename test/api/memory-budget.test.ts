@@ -35,6 +35,10 @@ test('a run that cannot fit the budget is refused at creation', { timeout: 120_0
   assert.equal(res.json().code, 'validation_failed')
   assert.match(res.json().detail, estimateAndBudget)
   assert.match(res.json().detail, /micro-batches of 1 and gradient checkpointing/)
+  // the verdict is remembered per model and settings: the same post is refused the same way again
+  const again = await createSsoRun(t)
+  assert.equal(again.statusCode, 400, again.body)
+  assert.equal(again.json().detail, res.json().detail)
 })
 
 test('the same run fits the default budget', { timeout: 120_000 }, async (ctx) => {
