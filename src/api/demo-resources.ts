@@ -34,7 +34,7 @@ export interface DemoSetup {
 type Deps = { config: Config; repos: Repositories; log: Logger }
 
 async function ensurePrincipleSet({ repos, log }: Deps): Promise<void> {
-  if (await repos.principleSets.findByName(DEMO_NAMES.principleSet)) return
+  if (await repos.principleSets.findByName(DEMO_NAMES.principleSet, DEFAULT_PROJECT_ID)) return
   const { principles } = demoPrincipleSet()
   await repos.principleSets.create({
     name: DEMO_NAMES.principleSet,
@@ -47,7 +47,7 @@ async function ensurePrincipleSet({ repos, log }: Deps): Promise<void> {
 }
 
 async function ensureQueries({ config, repos, log }: Deps): Promise<void> {
-  if (await repos.datasets.findByName(DEMO_NAMES.dataset)) return
+  if (await repos.datasets.findByName(DEMO_NAMES.dataset, DEFAULT_PROJECT_ID)) return
   const text = demoQueriesJsonl(QUERIES_PER_FAMILY, 1)
   const { rows } = validateDataset('queries', text)
   const { file, hash } = await storeDatasetContent(config.dataDir, text)

@@ -67,9 +67,13 @@ export function createDatasetsRepository(db: Db) {
       const row = await db.dataset.findUnique({ where: { id, ...inProject(scope) }, select })
       return row ? toDto(row) : null
     },
-    /** The oldest dataset of that name (names need not be unique). */
-    async findByName(name: string): Promise<StoredDataset | null> {
-      const row = await db.dataset.findFirst({ where: { name }, orderBy: { createdAt: 'asc' }, select })
+    /** The oldest dataset of that name in the scope's project (names need not be unique). */
+    async findByName(name: string, scope: ProjectScope): Promise<StoredDataset | null> {
+      const row = await db.dataset.findFirst({
+        where: { name, ...inProject(scope) },
+        orderBy: { createdAt: 'asc' },
+        select,
+      })
       return row ? toDto(row) : null
     },
     async findManyByIds(ids: string[], scope: ProjectScope = ALL_PROJECTS): Promise<StoredDataset[]> {

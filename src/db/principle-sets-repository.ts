@@ -92,9 +92,13 @@ export function createPrincipleSetsRepository(db: Db) {
       const row = await db.principleSet.findUnique({ where: { id, ...inProject(scope) }, select })
       return row && row.versions.length > 0 ? toDto(row) : null
     },
-    /** The oldest set of that name (names need not be unique). */
-    async findByName(name: string): Promise<PrincipleSet | null> {
-      const row = await db.principleSet.findFirst({ where: { name }, orderBy: { createdAt: 'asc' }, select })
+    /** The oldest set of that name in the scope's project (names need not be unique). */
+    async findByName(name: string, scope: ProjectScope): Promise<PrincipleSet | null> {
+      const row = await db.principleSet.findFirst({
+        where: { name, ...inProject(scope) },
+        orderBy: { createdAt: 'asc' },
+        select,
+      })
       return row && row.versions.length > 0 ? toDto(row) : null
     },
     /** A given version, or the latest when `version` is undefined. */

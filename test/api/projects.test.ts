@@ -197,6 +197,18 @@ for (const target of DATABASE_TARGETS) {
       )
     })
 
+    test("a name lookup sees only its project's datasets and principle sets", async () => {
+      // what the demo set-up relies on: a dataset named like the demo's in another project does not
+      // stand in for the demo's own in `default`
+      for (const [repo, id] of [
+        [t.repos.datasets, held.dataset],
+        [t.repos.principleSets, held.set],
+      ] as const) {
+        assert.equal((await repo.findByName('alpha', alpha.id))?.id, id)
+        assert.equal(await repo.findByName('alpha', beta.id), null)
+      }
+    })
+
     test("another project's runs, datasets, sets and models cannot be changed or used", async () => {
       for (const action of ['pause', 'cancel', 'resume'])
         assert.equal((await call(beta.key, 'POST', `/v1/runs/${held.run}/${action}`, {})).statusCode, 404)
