@@ -3,6 +3,11 @@
 
 const KEY_STORAGE = 'sso.apiKey'
 
+/** Run statuses after which nothing more happens. */
+export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled'])
+/** History points per metric key asked from the server (it downsamples); live points are appended. */
+export const HISTORY_POINTS = 1000
+
 export function getApiKey() {
   return localStorage.getItem(KEY_STORAGE) ?? ''
 }

@@ -1,9 +1,8 @@
 // One metric of several runs on one chart.
-import { api } from './api.js'
+import { api, HISTORY_POINTS, TERMINAL } from './api.js'
 import { LineChart } from './chart.js'
 import { h, notice, shortId, showError, view } from './dom.js'
 import { every, onLeave } from './page.js'
-import { HISTORY_POINTS, TERMINAL } from './run-page.js'
 
 export function comparePage(ids, key) {
   const select = h('select', { 'data-testid': 'compare-key' })

@@ -1,5 +1,5 @@
 // A run's page: header with status and controls, and the charts, samples, events and details tabs.
-import { api, followRun } from './api.js'
+import { api, followRun, HISTORY_POINTS, TERMINAL } from './api.js'
 import { badge, h, notice, shortId, showError, view } from './dom.js'
 import { eventsView } from './events.js'
 import { rememberModel } from './models.js'
@@ -7,10 +7,6 @@ import { onLeave } from './page.js'
 import { chartBoard } from './run-charts.js'
 import { runStep } from './runs.js'
 import { samplesView } from './samples.js'
-
-export const TERMINAL = new Set(['succeeded', 'failed', 'cancelled'])
-/** History points per metric key asked from the server (it downsamples); live points are appended. */
-export const HISTORY_POINTS = 1000
 
 export function runPage(id, tab) {
   const status = h('span', { 'data-testid': 'run-status' })
