@@ -137,82 +137,99 @@ export interface RoleSampling {
   rawGreedy: boolean
 }
 
+/** The prompts of one query under its good (x+) and its bad (x-) principle. */
+interface PrincipledPrompt {
+  instruction: string
+  p_system: string
+  n_system: string
+}
+
+type Generated<T> = { records: T[]; stopped?: ControlSignal }
+
+/**
+ * Runs `answer` over `items` in batches of `batchSize`, polling control before each batch and
+ * reporting progress after it; returns early with the signal that stopped it.
+ */
+async function inBatches<I, T>(
+  items: readonly I[],
+  batchSize: number,
+  hooks: GenerationHooks,
+  answer: (batch: readonly I[]) => Promise<T[]>,
+): Promise<Generated<T>> {
+  const records: T[] = []
+  for (let start = 0; start < items.length; start += batchSize) {
+    const signal = hooks.control()
+    if (signal !== 'continue') return { records, stopped: signal }
+    records.push(...(await answer(items.slice(start, start + batchSize))))
+    hooks.progress(records.length, items.length)
+  }
+  return { records }
+}
+
+/** y+ | x+ and y- | x- for a batch, each sampled with a fresh seed drawn from `rng`, in that order. */
+async function answerBothSides(
+  generator: TextGenerator,
+  batch: readonly PrincipledPrompt[],
+  sampling: RoleSampling,
+  rng: Rng,
+): Promise<{ chosen: string[]; rejected: string[] }> {
+  const chosen = await generator.generate(
+    batch.map((q) => ({ system: q.p_system, user: q.instruction })),
+    toSamplingOptions(sampling.chosen, sampling.maxNewTokens, rng.seed()),
+  )
+  const rejected = await generator.generate(
+    batch.map((q) => ({ system: q.n_system, user: q.instruction })),
+    toSamplingOptions(sampling.rejected, sampling.maxNewTokens, rng.seed()),
+  )
+  return { chosen, rejected }
+}
+
 /**
  * Samples the three responses of every planned query. Returns early with the control signal that
  * stopped it (`stopped`); the records generated so far are then discarded by the caller.
  */
-export async function generateTriples(
+export function generateTriples(
   policy: TextGenerator,
   planned: readonly PlannedQuery[],
   sampling: RoleSampling,
   batchSize: number,
   rng: Rng,
   hooks: GenerationHooks,
-): Promise<{ records: SsoRecord[]; stopped?: ControlSignal }> {
-  const records: SsoRecord[] = []
+): Promise<Generated<SsoRecord>> {
   const raw: Sampling = sampling.rawGreedy ? { ...sampling.raw, temperature: 0 } : sampling.raw
-  for (let start = 0; start < planned.length; start += batchSize) {
-    const signal = hooks.control()
-    if (signal !== 'continue') return { records, stopped: signal }
-    const batch = planned.slice(start, start + batchSize)
-    const opts = (s: Sampling) => toSamplingOptions(s, sampling.maxNewTokens, rng.seed())
-    const chosen = await policy.generate(
-      batch.map((q) => ({ system: q.p_system, user: q.instruction })),
-      opts(sampling.chosen),
-    )
-    const rejected = await policy.generate(
-      batch.map((q) => ({ system: q.n_system, user: q.instruction })),
-      opts(sampling.rejected),
-    )
+  return inBatches(planned, batchSize, hooks, async (batch) => {
+    const { chosen, rejected } = await answerBothSides(policy, batch, sampling, rng)
     const plain = await policy.generate(
       batch.map((q) => ({ user: q.instruction })),
-      opts(raw),
+      toSamplingOptions(raw, sampling.maxNewTokens, rng.seed()),
     )
-    records.push(
-      ...batch.map((q, i) => ({
-        instruction: q.instruction,
-        system: '',
-        p_system: q.p_system,
-        n_system: q.n_system,
-        chosen: chosen[i],
-        rejected: rejected[i],
-        raw: plain[i],
-        principles: q.principles.map((p) => p.feature),
-        ...(q.written && { written_principle: { good: q.written.good, bad: q.written.bad } }),
-      })),
-    )
-    hooks.progress(records.length, planned.length)
-  }
-  return { records }
+    return batch.map((q, i) => ({
+      instruction: q.instruction,
+      system: '',
+      p_system: q.p_system,
+      n_system: q.n_system,
+      chosen: chosen[i],
+      rejected: rejected[i],
+      raw: plain[i],
+      principles: q.principles.map((p) => p.feature),
+      ...(q.written && { written_principle: { good: q.written.good, bad: q.written.bad } }),
+    }))
+  })
 }
 
 /**
  * Regenerates y+ | x+ and y- | x- for existing records with another model (SSO v2's trained generator).
  */
-export async function regeneratePairs(
+export function regeneratePairs(
   generator: TextGenerator,
   records: readonly SsoRecord[],
   sampling: RoleSampling,
   batchSize: number,
   rng: Rng,
   hooks: GenerationHooks,
-): Promise<{ records: SsoRecord[]; stopped?: ControlSignal }> {
-  const out: SsoRecord[] = []
-  for (let start = 0; start < records.length; start += batchSize) {
-    const signal = hooks.control()
-    if (signal !== 'continue') return { records: out, stopped: signal }
-    const batch = records.slice(start, start + batchSize)
-    const opts = (s: Sampling) => toSamplingOptions(s, sampling.maxNewTokens, rng.seed())
-    const chosen = await generator.generate(
-      batch.map((r) => ({ system: r.p_system, user: r.instruction })),
-      opts(sampling.chosen),
-    )
-    const rejected = await generator.generate(
-      batch.map((r) => ({ system: r.n_system, user: r.instruction })),
-      opts(sampling.rejected),
-    )
-    out.push(...batch.map((r, i) => ({ ...r, chosen: chosen[i], rejected: rejected[i] })))
-    hooks.progress(out.length, records.length)
-  }
-  return { records: out }
+): Promise<Generated<SsoRecord>> {
+  return inBatches(records, batchSize, hooks, async (batch) => {
+    const { chosen, rejected } = await answerBothSides(generator, batch, sampling, rng)
+    return batch.map((r, i) => ({ ...r, chosen: chosen[i], rejected: rejected[i] }))
+  })
 }
