@@ -17,10 +17,9 @@ import { resolveHyperparameters } from '../../src/sso/hyperparameters.ts'
 import { openModelPolicy } from '../../src/sso/model-adapter.ts'
 import { toJsonl } from '../../src/sso/records.ts'
 import { Rng } from '../../src/sso/rng.ts'
-import { runTrainer } from '../../src/sso/trainer.ts'
-import type { MetricsBatch } from '../../src/sso/trainer-interface.ts'
 import { lossHyperparameters } from '../../src/sso/training-phase.ts'
 import { itPassesUnderSoftwareVulkan, webgpuTestMode } from '../helpers/providers.ts'
+import { trainToEnd } from '../sso/helpers/train.ts'
 
 const { skip, rerun } = await webgpuTestMode('WebGPU policy tests')
 
@@ -209,27 +208,17 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
       features: [families[i % 2].principle.feature],
     }))
     await writeFile(queries, toJsonl(rows))
-    const metrics: MetricsBatch[] = []
-    const result = await runTrainer(
-      {
-        runId: 'webgpu',
-        method: 'sso',
-        modelDir,
-        principleSet: familyPrincipleSet(families),
-        datasetPaths: [queries],
-        hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 4, generation_batch_size: 6 },
-        device: 'webgpu',
-        seed: 11,
-        outputDir: path.join(root, 'run'),
-      },
-      {
-        onMetrics: (b) => metrics.push(b),
-        onEvent: () => {},
-        onCheckpoint: () => {},
-        control: () => 'continue',
-      },
-    )
-    assert.equal(result.status, 'succeeded')
+    const metrics = await trainToEnd({
+      runId: 'webgpu',
+      method: 'sso',
+      modelDir,
+      principleSet: familyPrincipleSet(families),
+      datasetPaths: [queries],
+      hyperparameters: { iterations: 1, batch_size: 2, max_new_tokens: 4, generation_batch_size: 6 },
+      device: 'webgpu',
+      seed: 11,
+      outputDir: path.join(root, 'run'),
+    })
     const steps = metrics.filter((m) => m.values.loss !== undefined)
     assert.ok(steps.length > 0)
     for (const m of steps) assert.ok(m.values['transfer/host_to_device_bytes'] > 0, JSON.stringify(m.values))

@@ -12,8 +12,8 @@ import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import { makeTinyModel } from '../../src/model/index.ts'
 import { toJsonl, validateDataset } from '../../src/sso/records.ts'
 import { Rng } from '../../src/sso/rng.ts'
-import { runTrainer } from '../../src/sso/trainer.ts'
-import type { MetricsBatch, TrainerJob, TrainingMethod } from '../../src/sso/trainer-interface.ts'
+import type { TrainingMethod } from '../../src/sso/trainer-interface.ts'
+import { trainToEnd } from './helpers/train.ts'
 
 let root: string
 let modelDir: string
@@ -32,8 +32,7 @@ async function run(method: TrainingMethod, rows: unknown[], hp: Record<string, u
   const data = join(root, `${method}.jsonl`)
   await writeFile(data, toJsonl(rows))
   const outputDir = join(root, method)
-  const metrics: MetricsBatch[] = []
-  const job: TrainerJob = {
+  const metrics = await trainToEnd({
     runId: method,
     method,
     modelDir,
@@ -43,14 +42,7 @@ async function run(method: TrainingMethod, rows: unknown[], hp: Record<string, u
     device: 'cpu',
     seed: 3,
     outputDir,
-  }
-  const result = await runTrainer(job, {
-    onMetrics: (b) => metrics.push(b),
-    onEvent: () => {},
-    onCheckpoint: () => {},
-    control: () => 'continue',
   })
-  assert.equal(result.status, 'succeeded')
   assert.ok((await readdir(join(outputDir, 'final'))).includes('model.safetensors'))
   const steps = metrics.filter((m) => m.values.loss !== undefined)
   assert.ok(steps.length > 0)
@@ -137,29 +129,19 @@ test('rm: a Bradley-Terry reward model learns to rank held-out pairs', async () 
     const prompt = f.makePrompt(rng)
     return { prompt, chosen: f.demonstrate(prompt, true, rng), rejected: f.demonstrate(prompt, false, rng) }
   })
-  const metrics: MetricsBatch[] = []
   const data = join(root, 'rm.jsonl')
   await writeFile(data, toJsonl(rows))
   const outputDir = join(root, 'rm')
-  const result = await runTrainer(
-    {
-      runId: 'rm',
-      method: 'rm',
-      modelDir,
-      datasetPaths: [data],
-      hyperparameters: { batch_size: 4, lr: 1e-3, epochs: 3, eval_fraction: 0.25, weight_decay: 0 },
-      device: 'cpu',
-      seed: 5,
-      outputDir,
-    },
-    {
-      onMetrics: (b) => metrics.push(b),
-      onEvent: () => {},
-      onCheckpoint: () => {},
-      control: () => 'continue',
-    },
-  )
-  assert.equal(result.status, 'succeeded')
+  const metrics = await trainToEnd({
+    runId: 'rm',
+    method: 'rm',
+    modelDir,
+    datasetPaths: [data],
+    hyperparameters: { batch_size: 4, lr: 1e-3, epochs: 3, eval_fraction: 0.25, weight_decay: 0 },
+    device: 'cpu',
+    seed: 5,
+    outputDir,
+  })
   const accuracy = metrics.filter((m) => m.values['eval/pairwise_accuracy'] !== undefined)
   assert.equal(accuracy.length, 3)
   assert.ok(metrics.some((m) => Number.isFinite(m.values['rewards/margins'])))
@@ -175,37 +157,25 @@ test('sso with principles chosen by the policy (the default) and the log-prob fi
   const queries = Array.from({ length: 6 }, (_, i) => ({ prompt: families[i % 2].makePrompt(rng) }))
   const data = join(root, 'policy-select.jsonl')
   await writeFile(data, toJsonl(queries))
-  const iterationMetrics: Record<string, number>[] = []
   const outputDir = join(root, 'policy-select')
-  const result = await runTrainer(
-    {
-      runId: 'policy-select',
-      method: 'sso',
-      modelDir,
-      principleSet: familyPrincipleSet(families),
-      datasetPaths: [data],
-      hyperparameters: {
-        iterations: 1,
-        features_per_query: 1,
-        filter: true,
-        max_new_tokens: 5,
-        sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
-      },
-      device: 'cpu',
-      seed: 2,
-      outputDir,
+  const metrics = await trainToEnd({
+    runId: 'policy-select',
+    method: 'sso',
+    modelDir,
+    principleSet: familyPrincipleSet(families),
+    datasetPaths: [data],
+    hyperparameters: {
+      iterations: 1,
+      features_per_query: 1,
+      filter: true,
+      max_new_tokens: 5,
+      sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
     },
-    {
-      onMetrics: (b) => {
-        if (b.values.loss === undefined) iterationMetrics.push(b.values)
-      },
-      onEvent: () => {},
-      onCheckpoint: () => {},
-      control: () => 'continue',
-    },
-  )
-  assert.equal(result.status, 'succeeded')
-  const it = iterationMetrics[0]
+    device: 'cpu',
+    seed: 2,
+    outputDir,
+  })
+  const it = metrics.find((m) => m.values.loss === undefined)!.values
   assert.ok(Number.isFinite(it['iteration/invalid_selections']))
   assert.equal(it['filter/total'], it['iteration/generated'] - it['iteration/dropped_identical'])
   assert.equal(

@@ -10,9 +10,9 @@ import { join } from 'node:path'
 import { after, before, test } from 'node:test'
 import { makeTinyModel } from '../../src/model/index.ts'
 import { toJsonl, validateDataset } from '../../src/sso/records.ts'
-import { runTrainer } from '../../src/sso/trainer.ts'
-import type { MetricsBatch, TrainerJob } from '../../src/sso/trainer-interface.ts'
+import type { TrainerJob } from '../../src/sso/trainer-interface.ts'
 import { WRITTEN_FEATURE, writingPrompt } from '../../src/sso/written-principles.ts'
+import { trainToEnd } from './helpers/train.ts'
 
 let root: string
 const ANSWER = 'Good: Answer politely.\nBad: Answer rudely.'
@@ -32,28 +32,18 @@ async function train(
 ) {
   const data = join(root, `${method}.jsonl`)
   await writeFile(data, toJsonl(rows))
-  const metrics: MetricsBatch[] = []
   const outputDir = join(root, method)
-  const result = await runTrainer(
-    {
-      runId: method,
-      method,
-      modelDir,
-      datasetPaths: [data],
-      // one thread per op: the SFT that teaches the format must not depend on the machine's load
-      hyperparameters: { ...hp, deterministic: true },
-      device: 'cpu',
-      seed: 7,
-      outputDir,
-    },
-    {
-      onMetrics: (b) => metrics.push(b),
-      onEvent: () => {},
-      onCheckpoint: () => {},
-      control: () => 'continue',
-    },
-  )
-  assert.equal(result.status, 'succeeded')
+  const metrics = await trainToEnd({
+    runId: method,
+    method,
+    modelDir,
+    datasetPaths: [data],
+    // one thread per op: the SFT that teaches the format must not depend on the machine's load
+    hyperparameters: { ...hp, deterministic: true },
+    device: 'cpu',
+    seed: 7,
+    outputDir,
+  })
   return { metrics, outputDir }
 }
 
