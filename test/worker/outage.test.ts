@@ -10,7 +10,7 @@ import { after, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { runOutputDir } from '../../src/config.ts'
 import { buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
-import { createTinyRun, uploadQueries } from '../helpers/datasets.ts'
+import { createInterruptibleRun } from './interruptible-run.ts'
 import { type RestartablePostgres, startRestartablePostgres } from './restartable-postgres.ts'
 import { assertRunRecordWhole, finishedRun } from './run-record.ts'
 import { until } from './until.ts'
@@ -23,25 +23,13 @@ const TEST_TIMEOUT_MS = 12 * 60_000
 let server: RestartablePostgres | undefined
 after(() => server?.remove())
 
-async function startRun(app: TestApp): Promise<string> {
-  const queriesId = await uploadQueries(app, ['Say hi.', 'Name a tree.', 'Count to two.', 'Greet me.'])
-  const created = await createTinyRun(app, {
-    dataset_ids: [queriesId],
-    device: 'cpu',
+/** Two epochs of short generations: most of the run's time is training, when the outage hits. */
+const startRun = (app: TestApp) =>
+  createInterruptibleRun(app, {
+    iterations: ITERATIONS,
     seed: 5,
-    hyperparameters: {
-      iterations: ITERATIONS,
-      epochs: 2,
-      batch_size: 2,
-      lr: 1e-3,
-      max_new_tokens: 4,
-      generation_batch_size: 4,
-      checkpoint_every: 2,
-    },
+    hyperparameters: { epochs: 2, max_new_tokens: 4, generation_batch_size: 4 },
   })
-  assert.equal(created.statusCode, 201, created.body)
-  return created.json().id
-}
 
 /** Checkpoint folders the trainer has written so far: it writes them whether or not Postgres is up. */
 async function checkpointFolders(app: TestApp, runId: string): Promise<number> {
