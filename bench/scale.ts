@@ -8,10 +8,10 @@
  * A training mode is planned as a run is (src/sso/memory-plan.ts: a DPO run whose micro-batch is the
  * bench's rows, gradient checkpointing only when the estimate needs it to fit); decoding is held to
  * the parts of the same estimate a decoding process holds (a LoRA policy, as a LoRA run decodes with:
- * runtime, weights, the adapters' optimizer state, generation). When the
- * estimate exceeds the budget (`--budget-gb`, default WORKER_MEMORY_GB or the worker's default: the
- * budget of one run), the line says `refused` with the estimate and nothing runs. A measurement
- * that passes the budget anyway is killed and reported (`killed`; see bench/child-process.ts).
+ * runtime, weights, the adapters' optimizer state, generation). When the estimate exceeds the budget
+ * (`--budget-gb`, default WORKER_MEMORY_GB or the worker's default: the budget of one run), the line
+ * says `refused` with the estimate and nothing runs. A measurement that passes the budget anyway is
+ * killed and reported (`killed`; see bench/child-process.ts).
  *
  * When a Python can import torch, PyTorch eager runs the same job on the same weights folder
  * (bench/model-torch.py, without gradient checkpointing), under the same budget: `torch_impl` says
