@@ -2,13 +2,13 @@
  * The DPO training step and decoding job that bench/model.ts (CPU) and the GPU check measure, ours
  * and PyTorch's (bench/model-torch.py) on the same model folder and shapes.
  */
-import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { type Graph, mul, neg, reduceMean, softplus, split, sub } from '../src/engine/index.ts'
 import type { PolicyLoss, SequenceLogps } from '../src/model/index.ts'
-import type { TrainBatch } from '../src/model/policy.ts'
+import type { Policy, TrainBatch } from '../src/model/policy.ts'
 import { Random } from '../src/model/random.ts'
+import { ChildError, type ChildOutcome, median, runJsonChild } from './child-process.ts'
 import type { LORA_ALL_LINEAR } from './real-shapes.ts'
 
 /** 4 chosen/rejected pairs of 256 tokens, the response the last 128; decoding 64 tokens after 32. */
@@ -66,6 +66,22 @@ export function dpoBatch(
   return { rows, feeds: { 'ref.chosen': zeros, 'ref.rejected': zeros } }
 }
 
+/** The median time of the job's DPO steps on `policy` after its warm-up steps, in ms. */
+export async function timeDpoSteps(
+  policy: Policy,
+  job: Pick<BenchJob, 'rows' | 'seq' | 'prompt' | 'beta' | 'warmup' | 'steps'>,
+): Promise<number> {
+  const batch = dpoBatch(job, policy.config.vocab_size)
+  const loss = dpoLoss(job.rows / 2, job.beta)
+  const times: number[] = []
+  for (let i = 0; i < job.warmup + job.steps; i++) {
+    const start = performance.now()
+    await policy.trainStep(batch, { lr: DPO.lr, loss })
+    if (i >= job.warmup) times.push(performance.now() - start)
+  }
+  return median(times)
+}
+
 /** What bench/model-torch.py prints: the measurement, peak memory, and the versions it ran with. */
 export interface TorchResult {
   step_ms: number
@@ -84,28 +100,32 @@ export interface TorchResult {
 }
 
 /**
- * Runs a job with PyTorch (bench/model-torch.py); null when `python` is missing or cannot import
- * torch. Other failures throw.
+ * Runs a job with PyTorch (bench/model-torch.py) in its own process; null when `python` is missing
+ * or cannot import torch, `killed` when it passed `maxRssBytes` (see runJsonChild). Other failures throw.
  */
-export function runTorch(job: BenchJob, python: string): TorchResult | null {
+export async function runTorch(
+  job: BenchJob,
+  python: string,
+  maxRssBytes?: number,
+): Promise<TorchResult | { killed: string } | null> {
   if (python.includes('/') && !existsSync(python)) return null
+  let outcome: ChildOutcome
   try {
-    const out = execFileSync(
+    outcome = await runJsonChild(
       python,
       [path.join(import.meta.dirname, 'model-torch.py'), JSON.stringify(job)],
       {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
         env: {
           ...process.env,
           OMP_NUM_THREADS: String(job.threads),
           OPENBLAS_NUM_THREADS: String(job.threads),
         },
+        maxRssBytes,
       },
     )
-    return JSON.parse(out.trim().split('\n').at(-1)!)
   } catch (err) {
-    if (String((err as { stderr?: string }).stderr).includes("No module named 'torch'")) return null
+    if (err instanceof ChildError && err.stderr.includes("No module named 'torch'")) return null
     throw err
   }
+  return 'killed' in outcome ? outcome : (outcome.result as unknown as TorchResult)
 }

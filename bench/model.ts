@@ -16,8 +16,6 @@
  *   node --import tsx bench/model.ts [--presets tiny,10m,50m] [--modes train-full,train-lora,decode-1,decode-8]
  *     [--threads 2] [--python PATH]
  */
-import { execFileSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -31,7 +29,8 @@ import { loraModules } from '../src/model/lora.ts'
 import { Policy } from '../src/model/policy.ts'
 import { Random } from '../src/model/random.ts'
 import { makeTinyModel, type TinyPreset } from '../src/model/tiny.ts'
-import { type BenchJob, DECODE, DPO, dpoBatch, dpoLoss, runTorch } from './dpo-step.ts'
+import { findTorchPython, median, peakRssMb, runJsonChild } from './child-process.ts'
+import { type BenchJob, DECODE, DPO, runTorch, type TorchResult, timeDpoSteps } from './dpo-step.ts'
 import { LORA_ALL_LINEAR } from './real-shapes.ts'
 
 const ROWS = DPO.rows
@@ -41,13 +40,6 @@ const LORA = LORA_ALL_LINEAR
 const STEPS: Record<TinyPreset, number> = { tiny: 5, '10m': 4, '50m': 3 }
 
 type Job = BenchJob & { mode: 'train-full' | 'train-lora' | 'decode' }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
-
-function peakRssMb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
-  return m ? Number(m[1]) / 1024 : Number.NaN
-}
 
 async function runOurs(job: Job): Promise<Record<string, number>> {
   const rng = new Random(0)
@@ -81,45 +73,19 @@ async function runOurs(job: Job): Promise<Record<string, number>> {
     return { tokens_per_s: (job.batch * job.new_tokens) / (median(times) / 1000) }
   }
   const policy = await Policy.load(job.dir, { lora: job.lora, intraOpThreads: job.threads })
-  const batch = dpoBatch(job, policy.config.vocab_size)
-  const loss = dpoLoss(job.rows / 2, job.beta)
-  const times: number[] = []
-  for (let i = 0; i < job.warmup + job.steps; i++) {
-    const start = performance.now()
-    await policy.trainStep(batch, { lr: DPO.lr, loss })
-    if (i >= job.warmup) times.push(performance.now() - start)
-  }
+  const stepMs = await timeDpoSteps(policy, job)
   await policy.dispose()
-  return { step_ms: median(times) }
+  return { step_ms: stepMs }
 }
 
-const PYTHONS = ['python3', '/usr/bin/python3']
-
-/** The first Python that imports torch: the one asked for, else the usual two. */
-function findTorchPython(asked: string | undefined): { python: string | null; tried: string[] } {
-  const tried = asked ? [asked] : PYTHONS
-  for (const python of tried) {
-    if (python.includes('/') && !existsSync(python)) continue
-    try {
-      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' })
-      return { python, tried }
-    } catch {}
-  }
-  return { python: null, tried }
-}
-
-function runOursInChild(job: Job): Record<string, number> {
-  const out = execFileSync(
+async function runOursInChild(job: Job): Promise<Record<string, number>> {
+  const outcome = await runJsonChild(
     process.execPath,
     // The same node flags (e.g. --import tsx) and script as this process.
     [...process.execArgv, import.meta.filename, '--job', JSON.stringify(job)],
-    {
-      encoding: 'utf8',
-      env: trainingProcessEnv(process.env),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
+    { env: trainingProcessEnv(process.env) },
   )
-  return JSON.parse(out.trim().split('\n').at(-1)!)
+  return (outcome as { result: Record<string, number> }).result
 }
 
 const { values: args } = parseArgs({
@@ -166,8 +132,8 @@ if (args.job) {
           new_tokens: DECODE.newTokens,
           lora: mode === 'train-lora' ? LORA : undefined,
         }
-        const ours = runOursInChild(job)
-        const torch = python ? runTorch(job, python) : null
+        const ours = await runOursInChild(job)
+        const torch = python ? ((await runTorch(job, python)) as TorchResult | null) : null
         const trainable =
           mode === 'train-lora'
             ? loraModules(info.config, LORA).reduce((s, m) => s + LORA.rank * (m.in + m.out), 0)

@@ -342,9 +342,11 @@ function torchJob(dir: string, mode: string): BenchJob {
 }
 
 /** PyTorch on CUDA, or why not (no Python with torch, no CUDA, a failure). */
-function torchCuda(job: BenchJob): TorchResult | { skipped: string } {
+async function torchCuda(job: BenchJob): Promise<TorchResult | { skipped: string }> {
   try {
-    return runTorch(job, args.python) ?? { skipped: `${args.python} cannot import torch` }
+    const torch = await runTorch(job, args.python)
+    if (torch && 'killed' in torch) return { skipped: torch.killed }
+    return torch ?? { skipped: `${args.python} cannot import torch` }
   } catch (err) {
     const stderr = String((err as { stderr?: string }).stderr ?? err)
     return { skipped: stderr.trim().split('\n').slice(-2).join(' ') }
@@ -378,7 +380,7 @@ function flush(): void {
 }
 const root = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-'))
 try {
-  const torchMatmul = torchCuda({ ...torchJob('', 'matmul'), n: SIZE.matmul })
+  const torchMatmul = await torchCuda({ ...torchJob('', 'matmul'), n: SIZE.matmul })
   result.torch = 'torch' in torchMatmul ? { version: torchMatmul.torch, cuda: torchMatmul.cuda } : torchMatmul
   const webgpu = gpuProviders.includes('webgpu')
   const matmul: Record<string, unknown> = {
@@ -414,7 +416,7 @@ try {
           mode === 'decode' ? ourDecode(dir, provider) : ourStep(dir, provider, mode, peak),
         )
       }
-      const torch = budgetLeft() > 0 ? torchCuda(torchJob(dir, mode)) : { skipped: 'time budget spent' }
+      const torch = budgetLeft() > 0 ? await torchCuda(torchJob(dir, mode)) : { skipped: 'time budget spent' }
       row.torch_cuda = torch
       flush()
       const ours = row.webgpu as { step_ms?: number; tokens_per_s?: number } | undefined
