@@ -7,7 +7,7 @@
  * Each mode runs in its own process so that peaks do not mix.
  *
  *   node --import tsx bench/memory.ts [--layers 4] [--modes lora,full] [--weights-dtype float32,bfloat16]
- *     [--rows 4] [--seq 128] [--threads 2]
+ *     [--rows 4] [--seq 128] [--threads 2] [--checkpoint]
  */
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
@@ -32,6 +32,7 @@ interface Job {
   rows: number
   seq: number
   threads: number
+  checkpoint: boolean
 }
 
 function memory(): { rss_mb: number; peak_mb: number } {
@@ -45,12 +46,16 @@ async function child(job: Job): Promise<void> {
     lora: job.mode === 'lora' ? LORA : undefined,
     intraOpThreads: job.threads,
     weightsDtype: job.weightsDtype,
+    checkpoint: job.checkpoint,
   })
   const params = parameterCount(policy.config)
   const base = {
     mode: job.mode,
     weights_dtype: job.weightsDtype,
     layers: policy.config.num_hidden_layers,
+    rows: job.rows,
+    seq: job.seq,
+    checkpoint: job.checkpoint,
     params,
     weight_mb: Math.round(policy.weightBytes() / 2 ** 20),
   }
@@ -104,6 +109,7 @@ async function main(): Promise<void> {
       rows: { type: 'string', default: '4' },
       seq: { type: 'string', default: '128' },
       threads: { type: 'string', default: '2' },
+      checkpoint: { type: 'boolean', default: false },
       job: { type: 'string' },
     },
   })
@@ -125,6 +131,7 @@ async function main(): Promise<void> {
           rows: Number(values.rows),
           seq: Number(values.seq),
           threads: Number(values.threads),
+          checkpoint: values.checkpoint,
         }
         const out = execFileSync(
           process.execPath,

@@ -1,7 +1,29 @@
 import { GradError } from '../errors.ts'
 import type { CheckpointSegment, Graph, TapeEntry } from './graph.ts'
-import { add, expandLike, mul, reduceSum, slice, squeeze, zerosLike } from './ops/index.ts'
+import { add, expandLike, mul, reduceSum, scatterNDAdd, slice, squeeze, zerosLike } from './ops/index.ts'
 import { formatShape, isFloat, type Tensor } from './tensor.ts'
+
+/** The indices and updates of `t` when it is a scatter-add into zeros (a Gather's gradient). */
+function scatterIntoZeros(g: Graph, t: Tensor): { indices: Tensor; updates: Tensor } | undefined {
+  const e = g.producer(t)
+  if (e?.op.type !== 'ScatterND') return undefined
+  const zeros = g.producer(e.inputs[0]!)
+  const isZeros = zeros?.op.type === 'Expand' && zeros.inputs[0] === g.constant(0, t.dtype)
+  return isZeros ? { indices: e.inputs[1]!, updates: e.inputs[2]! } : undefined
+}
+
+/**
+ * Sums two cotangents of one value. A Gather's gradient (rows scatter-added into zeros) is
+ * scatter-added into the other one instead: a tied embedding's gradient then needs one (V, H)
+ * buffer, not the zeros, the scatter and the sum.
+ */
+function accumulate(g: Graph, a: Tensor, b: Tensor): Tensor {
+  const sb = scatterIntoZeros(g, b)
+  if (sb) return scatterNDAdd(g, a, sb.indices, sb.updates)
+  const sa = scatterIntoZeros(g, a)
+  if (sa) return scatterNDAdd(g, b, sa.indices, sa.updates)
+  return add(g, a, b)
+}
 
 /**
  * Sums a cotangent over the axes its input was broadcast along, so it takes the input's shape:
@@ -173,7 +195,7 @@ export function grad(g: Graph, loss: Tensor, wrt: readonly Tensor[], seed?: Tens
           }
           ct = unbroadcast(g, ct, view(input))
           const prev = cts.get(input.name)
-          cts.set(input.name, prev ? add(g, prev, ct) : ct)
+          cts.set(input.name, prev ? accumulate(g, prev, ct) : ct)
         })
       })
     }

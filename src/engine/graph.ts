@@ -311,8 +311,9 @@ export class Graph {
   }
 
   /**
-   * Peak bytes of the values nodes produce, walking the nodes in order and freeing each value after
-   * its last reader (graph outputs live to the end; inputs and initializers are the caller's). A
+   * Peak bytes of the values nodes produce, walking the nodes that reach an output (those serialize
+   * keeps) in order and freeing each value after its last reader (graph outputs live to the end;
+   * inputs and initializers are the caller's). A
    * sequential executor's activation memory before its own reuse and fusion; `dims` sizes symbolic
    * dimensions, products such as 'batch*seq' included, and '?' the ones shape inference left unknown.
    */
@@ -332,19 +333,20 @@ export class Graph {
       return t ? t.shape.reduce<number>((n, d) => n * size(d), BYTES_PER_ELEMENT[t.dtype]) : 0
     }
     const kept = new Set(this.outputs.map((o) => o.name))
+    const nodes = this.liveNodes()
     const lastRead = new Map<string, number>()
-    this.nodes.forEach((n, i) => {
+    nodes.forEach((n, i) => {
       for (const x of n.inputs) if (this.producerNode.has(x) && !kept.has(x)) lastRead.set(x, i)
     })
     // a value nobody reads dies where it is made
-    this.nodes.forEach((n, i) => {
+    nodes.forEach((n, i) => {
       for (const o of n.outputs) if (o && !kept.has(o) && !lastRead.has(o)) lastRead.set(o, i)
     })
-    const freed: string[][] = this.nodes.map(() => [])
+    const freed: string[][] = nodes.map(() => [])
     for (const [name, i] of lastRead) freed[i].push(name)
     let live = 0
     let peak = 0
-    this.nodes.forEach((n, i) => {
+    nodes.forEach((n, i) => {
       for (const o of n.outputs) if (o) live += bytes(o)
       peak = Math.max(peak, live)
       for (const x of freed[i]) live -= bytes(x)

@@ -8,6 +8,9 @@
  * Math, per chunk c with logits z_c = h W_cᵀ and lse = log Σ_v exp z_v:
  *   logp = z[target] − lse;   dz_c = dy · (onehot_c(target) − exp(z_c − lse))
  *   dh = Σ_c dz_c W_c;        dW_c = dz_cᵀ h
+ *
+ * The weight may come as the uint16 bits of a half type with its upcast table (a frozen weight
+ * fed as stored): each chunk is then upcast on its own, so the float table never exists whole.
  */
 import {
   type AttrValue,
@@ -33,6 +36,7 @@ import {
   where,
 } from '../engine/index.ts'
 import { ShapeError } from '../errors.ts'
+import { upcastBits } from './weight-source.ts'
 
 const int = (value: number): AttrValue => ({ type: 'int', value })
 const i64 = (g: Graph, values: number[]) =>
@@ -56,7 +60,7 @@ export function defaultVocabChunks(vocab: number): number {
 }
 
 /** [lo, hi) row ranges of the weight for `chunks` nearly equal chunks. */
-function chunkRanges(vocab: number, chunks: number): [number, number][] {
+export function chunkRanges(vocab: number, chunks: number): [number, number][] {
   const size = Math.ceil(vocab / chunks)
   const out: [number, number][] = []
   for (let lo = 0; lo < vocab; lo += size) out.push([lo, Math.min(vocab, lo + size)])
@@ -71,15 +75,20 @@ function targetsInChunk(g: Graph, targets: Tensor, lo: number, hi: number) {
 }
 
 export const chunkedTargetLogps = defineOp<
-  [hidden: Tensor, weight: Tensor, targets: Tensor],
+  [hidden: Tensor, weight: Tensor, targets: Tensor, halfTable?: Tensor],
   { chunks: number }
 >({
   type: 'ChunkedTargetLogps',
-  forward: (g, [h, w, targets], { chunks }) => {
+  forward: (g, [h, w, targets, table], { chunks }) => {
     const [vocab, hiddenSize] = w.shape
-    if (typeof vocab !== 'number' || h.shape.at(-1) !== hiddenSize || targets.dtype !== 'int64') {
+    if (
+      typeof vocab !== 'number' ||
+      h.shape.at(-1) !== hiddenSize ||
+      targets.dtype !== 'int64' ||
+      (w.dtype === h.dtype) === (table !== undefined)
+    ) {
       throw new ShapeError(
-        `${g.nodeLabel('ChunkedTargetLogps')}: hidden (…, ${h.shape.at(-1)}), weight (${w.shape}), int64 targets expected`,
+        `${g.nodeLabel('ChunkedTargetLogps')}: hidden (…, ${h.shape.at(-1)}), weight ${w.dtype} (${w.shape}) with an upcast table when not ${h.dtype}, int64 targets expected`,
       )
     }
     const lead = h.shape.slice(0, -1) // (B, T)
@@ -97,7 +106,9 @@ export const chunkedTargetLogps = defineOp<
     const lses: Tensor[] = []
     let picked: Tensor | undefined
     for (const [lo, hi] of chunkRanges(vocab, chunks)) {
-      const wc = emit('Slice', [w, i64(g, [lo]), i64(g, [hi]), i64(g, [0])], {}, [hi - lo, hiddenSize])
+      const rows = [hi - lo, hiddenSize]
+      let wc = emit('Slice', [w, i64(g, [lo]), i64(g, [hi]), i64(g, [0])], {}, rows, w.dtype)
+      if (table) wc = emit('Gather', [table, emit('Cast', [wc], { to: int(6) }, rows, 'int32')], {}, rows)
       // The op's own emission (a Gemm on the CPU, MatMul on WebGPU), not recorded: this op is.
       const [z] = fusedMatMul.def.forward(g, [h, wc], { transB: true }) // (B, T, Vc)
       const m = emit('ReduceMax', [z, last], { keepdims: int(1) }, [...lead, 1])
@@ -148,14 +159,16 @@ export const chunkedTargetLogps = defineOp<
     return [logp, emit('Squeeze', [lse, last], {}, lead)]
   },
   // The second output (the log-sum-exp) is auxiliary: only logp's cotangent is propagated.
-  vjp: (g, { inputs: [h, w, targets], outputs: [, lse] }, [dy], { chunks }) => {
+  vjp: (g, { inputs: [h, w, targets, table], outputs: [, lse], needs }, [dy], { chunks }) => {
     const vocab = w.shape[0] as number
     const dyE = unsqueeze(g, dy, { axes: [-1] }) // (B, T, 1)
     const lseE = unsqueeze(g, lse, { axes: [-1] }) // (B, T, 1)
     let dh: Tensor | undefined
+    // dW only where the weight is trained (never for half bits).
     const dws: Tensor[] = []
     for (const [lo, hi] of chunkRanges(vocab, chunks)) {
-      const wc = slice(g, w, { starts: [lo], ends: [hi], axes: [0] }) // (Vc, H)
+      const part = slice(g, w, { starts: [lo], ends: [hi], axes: [0] }) // (Vc, H)
+      const wc = table ? upcastBits(g, { bits: part, table }) : part
       const z = fusedMatMul(g, h, wc, { transB: true }) // (B, T, Vc), recomputed
       const spread = mul(g, exp(g, sub(g, z, lseE)), neg(g, dyE)) // −dy · softmax
       const { index, inside } = targetsInChunk(g, targets, lo, hi)
@@ -169,10 +182,12 @@ export const chunkedTargetLogps = defineOp<
       )
       const dhc = matMul(g, dz, wc) // (B, T, H)
       dh = dh ? add(g, dh, dhc) : dhc
+      if (!needs[1]) continue
       const flatDz = reshape(g, dz, { shape: [-1, hi - lo] }) // (N, Vc)
       const flatH = reshape(g, h, { shape: [-1, h.shape.at(-1) as number] }) // (N, H)
       dws.push(matMulTransA(g, flatDz, flatH)) // (Vc, H)
     }
-    return [dh!, dws.length === 1 ? dws[0] : concat(g, ...dws, { axis: 0 }), null]
+    const dw = dws.length === 0 ? null : dws.length === 1 ? dws[0] : concat(g, ...dws, { axis: 0 })
+    return [dh!, dw, null, null]
   },
 })

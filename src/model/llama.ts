@@ -3,11 +3,13 @@
  * embed_tokens -> decoder layer x N -> norm -> lm_head. One builder serves the log-prob, training
  * and decode graphs; the KV cache is explicit I/O.
  */
-import { add, fusedMatMul, gather, type Tensor, unsqueeze } from '../engine/index.ts'
+import { add, concat, fusedMatMul, slice, type Tensor, unsqueeze } from '../engine/index.ts'
 import { attention, type KeyValue } from './attention.ts'
+import { chunkRanges, defaultVocabChunks } from './chunked-logps.ts'
 import type { AttentionKind } from './config.ts'
 import { type ModelContext, rmsNorm } from './layers.ts'
 import { mlp } from './mlp.ts'
+import { gatherRows, type HalfWeight, upcastBits } from './weight-source.ts'
 import { layerPrefix } from './weights.ts'
 
 export interface DecoderInputs {
@@ -46,7 +48,7 @@ export function llamaModel(
 ): { hidden: Tensor; present: KeyValue[]; caches: KeyValue[] } {
   const { g, cfg, w } = ctx
   let x = g.withScopePath('model.embed_tokens', () =>
-    gather(g, w.get('model.embed_tokens.weight'), inputs.inputIds),
+    gatherRows(g, w, 'model.embed_tokens.weight', inputs.inputIds),
   ) // (B, T, H)
   const [cos, sin] = g.withScopePath('model.rotary_emb', () => [
     unsqueeze(g, inputs.cos, { axes: [1] }), // (B, 1, T, D)
@@ -67,12 +69,28 @@ export function llamaModel(
   return { hidden: rmsNorm(ctx, x, 'model.norm'), present, caches }
 }
 
-/** The LM head's weight: the embedding matrix when embeddings are tied. */
-export function lmHeadWeight(ctx: ModelContext): Tensor {
-  return ctx.w.get(ctx.cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight')
+const lmHeadKey = (ctx: ModelContext): string =>
+  ctx.cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'
+
+/**
+ * The LM head's weight (the embedding matrix when embeddings are tied): a float tensor, or the bits
+ * of a half one with their upcast table (for heads that upcast a chunk at a time).
+ */
+export function lmHeadWeight(ctx: ModelContext): { weight: Tensor; half?: HalfWeight } {
+  const half = ctx.w.half(lmHeadKey(ctx))
+  return half ? { weight: half.bits, half } : { weight: ctx.w.get(lmHeadKey(ctx)) }
 }
 
-/** Logits (…, V) of hidden states (…, H). */
+/** Logits (…, V) of hidden states (…, H); a half weight is upcast one vocabulary chunk at a time. */
 export function lmHead(ctx: ModelContext, hidden: Tensor): Tensor {
-  return ctx.g.withScopePath('lm_head', () => fusedMatMul(ctx.g, hidden, lmHeadWeight(ctx), { transB: true }))
+  const { g, cfg } = ctx
+  return g.withScopePath('lm_head', () => {
+    const { weight, half } = lmHeadWeight(ctx)
+    if (!half) return fusedMatMul(g, hidden, weight, { transB: true })
+    const parts = chunkRanges(cfg.vocab_size, defaultVocabChunks(cfg.vocab_size)).map(([lo, hi]) => {
+      const bits = slice(g, weight, { starts: [lo], ends: [hi], axes: [0] })
+      return fusedMatMul(g, hidden, upcastBits(g, { bits, table: half.table }), { transB: true })
+    })
+    return parts.length === 1 ? parts[0] : concat(g, ...parts, { axis: -1 })
+  })
 }

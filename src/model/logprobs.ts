@@ -28,10 +28,11 @@ export function tokenLogps(
 ): Tensor {
   const { g } = ctx
   if (vocabChunks > 1) {
+    const { weight, half } = lmHeadWeight(ctx)
     return g.withScopePath(
       'lm_head',
       () =>
-        chunkedTargetLogps.applyAll(g, [hidden, lmHeadWeight(ctx), targetIds], { chunks: vocabChunks })[0],
+        chunkedTargetLogps.applyAll(g, [hidden, weight, targetIds, half?.table], { chunks: vocabChunks })[0],
     )
   }
   const logits = lmHead(ctx, hidden) // (B, T, V)

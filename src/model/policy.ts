@@ -394,9 +394,15 @@ export class Policy {
       .filter((n) => n !== STEP_OUTPUTS.loss && !n.startsWith('grad.'))
     let loss = 0
     const metrics: Record<string, number> = Object.fromEntries(metricNames.map((n) => [n, 0]))
+    // On the CPU the first micro-batch writes its gradients straight into the optimizer's memory.
+    const direct = this.provider === 'cpu'
+    const into = () =>
+      Object.fromEntries([...this.trainable.keys()].map((k) => [gradName(k), optimizer.gradBuffer(k)]))
     for (const [i, b] of micro.entries()) {
-      const out = await this.residentPolicy.run(session, feedsOf(b))
-      for (const name of this.trainable.keys()) optimizer.setGrad(name, out[gradName(name)], i > 0)
+      const first = direct && i === 0
+      const out = await this.residentPolicy.run(session, feedsOf(b), undefined, first ? into() : undefined)
+      if (!first)
+        for (const name of this.trainable.keys()) optimizer.setGrad(name, out[gradName(name)], i > 0)
       loss += Number(out[STEP_OUTPUTS.loss].data[0]) / micro.length
       for (const n of metricNames) metrics[n] += Number(out[n].data[0]) / micro.length
     }

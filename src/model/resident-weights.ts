@@ -24,13 +24,17 @@ export class ResidentWeights {
     this.fresh = false
   }
 
-  /** Runs `session` with `feeds` and the weights; returns the requested outputs (all when omitted). */
+  /**
+   * Runs `session` with `feeds` and the weights; returns the requested outputs (all when omitted),
+   * those named in `into` written into its host buffers (CPU only, see GraphSession.run).
+   */
   async run(
     session: GraphSession,
     feeds: Readonly<Record<string, HostTensor>>,
     outputs?: readonly string[],
+    into?: Readonly<Record<string, HostTensor>>,
   ): Promise<Record<string, HostTensor>> {
-    if (this.state.provider !== 'webgpu') return session.run({ ...feeds, ...this.current() }, outputs)
+    if (this.state.provider !== 'webgpu') return session.run({ ...feeds, ...this.current() }, outputs, into)
     await this.upload()
     return session.runWithState(this.state, feeds, outputs)
   }

@@ -19,6 +19,17 @@ export interface WeightSource {
   /** The graph tensor of a weight, by HF key (or adapter key). */
   get(key: string): Tensor
   has(key: string): boolean
+  /**
+   * A weight fed in a half type, as its raw bits and the table that upcasts them: for uses that
+   * need only part of it (rows of the embedding, chunks of the LM head) and upcast just that part.
+   */
+  half(key: string): HalfWeight | undefined
+}
+
+/** A half weight's uint16 bits and its upcast table (bits → value), both graph tensors. */
+export interface HalfWeight {
+  bits: Tensor
+  table: Tensor
 }
 
 /** Host data in the graph's float type (float64 graphs are for finite-difference checks). */
@@ -48,10 +59,16 @@ function halfTable(dtype: HalfDType): Float32Array {
   return table
 }
 
-/** A half weight input (uint16 bits) in the graph's float type. */
-function upcast(g: Graph, bits: Tensor, half: HalfDType, to: FloatDType): Tensor {
-  const values = g.constant(hostData(halfTable(half), to), to, [65536])
-  return gather(g, values, cast(g, bits, { to: 'int32' }))
+/** Half bits (uint16, any shape) in the table's float type. */
+export function upcastBits(g: Graph, { bits, table }: HalfWeight): Tensor {
+  return gather(g, table, cast(g, bits, { to: 'int32' }))
+}
+
+/** Rows `ids` of a weight (an embedding lookup); a half weight upcasts only the rows it gathers. */
+export function gatherRows(g: Graph, w: WeightSource, key: string, ids: Tensor): Tensor {
+  const half = w.half(key)
+  if (!half) return gather(g, w.get(key), ids)
+  return upcastBits(g, { bits: gather(g, half.bits, ids), table: half.table })
 }
 
 type BindableTensor = StoredTensor | { shape: number[]; data: Float64Array }
@@ -66,7 +83,7 @@ export function bindWeights(
   opts: { dtype: FloatDType; trainable: (key: string) => boolean; frozen?: FrozenWeights },
 ): { source: WeightSource; inputs: Map<string, Tensor> } {
   const bound = new Map<string, Tensor>()
-  const deferred = new Map<string, () => Tensor>()
+  const halves = new Map<string, HalfWeight>()
   const inputs = new Map<string, Tensor>()
   for (const [key, t] of tensors) {
     if (opts.trainable(key)) {
@@ -74,9 +91,8 @@ export function bindWeights(
       inputs.set(key, input)
       bound.set(key, input)
     } else if (opts.frozen === 'inputs' && 'dtype' in t) {
-      const { dtype } = t
-      const input = g.input(key, HALF_INPUT_DTYPE, t.shape)
-      deferred.set(key, () => upcast(g, input, dtype, opts.dtype))
+      const table = g.constant(hostData(halfTable(t.dtype), opts.dtype), opts.dtype, [65536])
+      halves.set(key, { bits: g.input(key, HALF_INPUT_DTYPE, t.shape), table })
     } else if (opts.frozen === 'inputs') {
       bound.set(key, g.input(key, opts.dtype, t.shape))
     } else {
@@ -84,28 +100,30 @@ export function bindWeights(
       bound.set(key, g.initializer(key, opts.dtype, t.shape, hostData(data, opts.dtype)))
     }
   }
-  return { source: mapSource(bound, opts.dtype, deferred), inputs }
+  return { source: mapSource(g, bound, opts.dtype, halves), inputs }
 }
 
 /**
- * A source over tensors already in the graph; `deferred` ones are made on first use, in the scope
- * of that use.
+ * A source over tensors already in the graph; half ones are upcast whole on first get(), in the
+ * scope of that use.
  */
 export function mapSource(
+  g: Graph,
   bound: ReadonlyMap<string, Tensor>,
   dtype: FloatDType,
-  deferred: ReadonlyMap<string, () => Tensor> = new Map(),
+  halves: ReadonlyMap<string, HalfWeight> = new Map(),
 ): WeightSource {
   const made = new Map<string, Tensor>()
   return {
     dtype,
-    has: (key) => bound.has(key) || deferred.has(key),
+    has: (key) => bound.has(key) || halves.has(key),
+    half: (key) => halves.get(key),
     get(key) {
       const t = bound.get(key) ?? made.get(key)
       if (t) return t
-      const make = deferred.get(key)
-      if (!make) throw new ShapeError(`weight '${key}' is not bound in this graph`)
-      const value = make()
+      const half = halves.get(key)
+      if (!half) throw new ShapeError(`weight '${key}' is not bound in this graph`)
+      const value = upcastBits(g, half)
       made.set(key, value)
       return value
     },

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
 import { neg, reduceMean } from '../../src/engine/index.ts'
-import type { PolicyLoss } from '../../src/model/graphs.ts'
+import { buildScoringGraph, type PolicyLoss } from '../../src/model/graphs.ts'
 import { loadModel } from '../../src/model/load.ts'
 import { Policy } from '../../src/model/policy.ts'
 import {
@@ -72,4 +72,35 @@ test('a BF16 file read as bfloat16 keeps its exact bits', async () => {
   await writeSafetensors(file, new Map([['w', { shape: [5], data: values }]]), { dtype: 'BF16' })
   const t = (await readSafetensors(file, undefined, 'bfloat16')).get('w')!
   assert.deepEqual(t, { shape: [5], dtype: 'bfloat16', data: Uint16Array.from(values, numberToBfloat16) })
+})
+
+test('a bfloat16 LM head in vocabulary chunks scores, trains and decodes as its float32 rounding, one chunk upcast at a time', async () => {
+  const opts = { lora, vocabChunks: 3, seed: 2 }
+  const half = await Policy.load(modelDir, { ...opts, weightsDtype: 'bfloat16' })
+  const rounded = await loadModel(modelDir)
+  for (const [k, t] of rounded.weights) rounded.weights.set(k, toFloatTensor(toStorage(t, 'bfloat16')))
+  const full = new Policy(rounded, opts)
+  const [a, b] = [await half.logprobs(rows), await full.logprobs(rows)]
+  for (const [i, s] of a.sum.entries())
+    assert.ok(Math.abs(s - b.sum[i]) < 1e-4, `row ${i}: ${s} vs ${b.sum[i]}`)
+  const [sa, sb] = [
+    await half.trainStep({ rows }, { lr: 1e-2, loss: sft }),
+    await full.trainStep({ rows }, { lr: 1e-2, loss: sft }),
+  ]
+  assert.ok(Math.abs(sa.loss - sb.loss) < 1e-5 && Math.abs(sa.gradNorm - sb.gradNorm) < 1e-4 * sb.gradNorm)
+  const gen = { maxNewTokens: 6, temperature: 0, topP: 1, topK: 0, seed: 1, stopTokenIds: [] }
+  const [ga, gb] = [await half.generate(['a b c'], gen), await full.generate(['a b c'], gen)]
+  assert.deepEqual(ga[0].tokens, gb[0].tokens)
+  // No value of the whole head's size in float32: the embedding gathers its rows before upcasting.
+  const cfg = half.config
+  const graph = buildScoringGraph(
+    { cfg, weights: half.model.weights, lora: half.lora },
+    { trainable: 'adapters', frozen: 'inputs', vocabChunks: 3 },
+  ).graph
+  const whole = graph.tape
+    .flatMap((e) => e.outputs)
+    .filter((o) => o.dtype === 'float32' && o.shape[0] === cfg.vocab_size)
+  assert.deepEqual(whole, [])
+  await half.dispose()
+  await full.dispose()
 })

@@ -137,6 +137,12 @@ export class HostAdamW {
     return hostTensor('float32', s.dims, this.view('p', s))
   }
 
+  /** A param's gradient storage, for a session to write the gradient into (instead of setGrad). */
+  gradBuffer(name: string): HostTensor<'float32'> {
+    const s = this.slot(name)
+    return hostTensor('float32', s.dims, this.view('g', s))
+  }
+
   /** Copies a param's value in; its moments restart at zero unless given (a checkpoint's exp_avg/exp_avg_sq). */
   load(name: string, value: HostTensor, moments?: { m: HostTensor; v: HostTensor }): void {
     const s = this.slot(name)

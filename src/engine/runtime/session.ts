@@ -86,12 +86,16 @@ export class GraphSession {
     }
   }
 
-  /** Runs with host feeds only; returns the requested outputs (all when omitted). */
+  /**
+   * Runs with host feeds only; returns the requested outputs (all when omitted). On the CPU, outputs
+   * named in `into` are written into those host buffers (no copy of them comes back).
+   */
   async run(
     feeds: Readonly<Record<string, HostTensor>>,
     outputs?: readonly string[],
+    into?: Readonly<Record<string, HostTensor>>,
   ): Promise<Record<string, HostTensor>> {
-    return this.execute(feeds, undefined, outputs ?? [...this.outputNames])
+    return this.execute(feeds, undefined, outputs ?? [...this.outputNames], into)
   }
 
   /**
@@ -122,6 +126,7 @@ export class GraphSession {
     feeds: Readonly<Record<string, HostTensor>>,
     state: DeviceState | undefined,
     wanted: readonly string[],
+    into: Readonly<Record<string, HostTensor>> = {},
   ): Promise<Record<string, HostTensor>> {
     if (this.released) throw new AppError('invalid_state', `session '${this.name}' was released`)
     for (const n of wanted) {
@@ -133,9 +138,10 @@ export class GraphSession {
     }
     const ortFeeds = this.collectFeeds(feeds, state)
     const fetches = state ? [...new Set([...wanted, ...this.stateOutputs.keys()])] : [...wanted]
+    const targets = this.outputTargets(fetches, into)
     let results: ort.InferenceSession.OnnxValueMapType
     try {
-      results = await this.session.run(ortFeeds, fetches)
+      results = await this.session.run(ortFeeds, targets)
     } catch (err) {
       throw new AppError(
         'training_failed',
@@ -156,9 +162,31 @@ export class GraphSession {
     const host: Record<string, HostTensor> = {}
     for (const n of wanted) {
       if (state && this.stateOutputs.has(n)) continue
-      host[n] = toHostTensor(results[n] as DeviceValue, n)
+      host[n] = into[n] ?? toHostTensor(results[n] as DeviceValue, n)
     }
     return host
+  }
+
+  /** Fetches as onnxruntime takes them: preallocated values for outputs written `into` host buffers. */
+  private outputTargets(
+    fetches: readonly string[],
+    into: Readonly<Record<string, HostTensor>>,
+  ): ort.InferenceSession.FetchesType {
+    const names = Object.keys(into)
+    if (names.length === 0) return [...fetches]
+    if (this.provider !== 'cpu') {
+      throw new ValidationError(`session '${this.name}': outputs into host buffers need the CPU provider`)
+    }
+    const targets: Record<string, DeviceValue | null> = Object.fromEntries(fetches.map((n) => [n, null]))
+    for (const n of names) {
+      const spec = this.outputs.find((o) => o.name === n)
+      if (!spec || !fetches.includes(n)) {
+        throw new ValidationError(`session '${this.name}': '${n}' is not a requested output`)
+      }
+      this.checkInput(spec, into[n].dtype, into[n].dims, new Map())
+      targets[n] = this.wrap(n, into[n])
+    }
+    return targets
   }
 
   /** Checks names, dtypes, ranks, static dims and the consistency of named dims before onnxruntime sees them. */
