@@ -98,7 +98,7 @@ export const HyperparametersSchema = Type.Object({
   gradient_checkpointing: Type.Union([Type.Literal('auto'), Type.Boolean()], {
     default: 'auto',
     description:
-      "recompute each decoder layer in the backward pass instead of keeping its activations; auto: only when the run would not fit the worker memory budget without it, or when the step's activations are most of the run's memory and even a micro-batch of one would pass 1 GiB of them",
+      "recompute each decoder layer in the backward pass instead of keeping its activations; auto: only when the run would not fit the worker memory budget without it, or, for models of up to 128 MB of weights, when the step's activations are most of the run's memory and even a micro-batch of one would pass 1 GiB of them",
   }),
   optimizer_state_dtype: Type.Union([Type.Literal('float32'), Type.Literal('bfloat16')], {
     default: 'float32',

@@ -4,7 +4,8 @@
  * budget; the settings a run fixes itself are kept. No fit at all is an error naming estimate and budget.
  * Within the budget, a training pass is also kept under an activation target when the step's
  * activations are most of the run's memory (small models at long sequences): micro-batches split the
- * same gradient, and recomputation then saves most of the run's peak for a little more training time.
+ * same gradient, and for small models recomputation saves most of the run's peak for a little more
+ * training time.
  */
 import { ValidationError } from '../errors.ts'
 import type { LlamaConfig } from '../model/config.ts'
@@ -19,6 +20,13 @@ import type { TrainingMethod } from './trainer-interface.ts'
  * recomputation trained as fast as one pass of 4 examples, whose trainer process peaked at 2 GB).
  */
 export const ACTIVATION_TARGET_BYTES = 2 ** 30
+
+/**
+ * Weights up to which recomputation is cheap enough to take for the target alone (32M float32
+ * parameters): the step is then a small share of a run that generation dominates (the tiny model's
+ * default run: its training phase 0-15% longer, the run within noise). Larger models micro-batch only.
+ */
+const CHEAP_RECOMPUTE_WEIGHT_BYTES = 128 * 2 ** 20
 
 export interface MemoryPlan {
   microBatchSize: number
@@ -50,13 +58,19 @@ function divisorsDescending(n: number): number[] {
  * The first of the fitting plans (in the planner's order of preference) whose training pass stays
  * under the target, or the one with the smallest pass when none does, if the step's activations are
  * most of the run's peak at the first plan; undefined when they are not (weights and optimizer state
- * dominate: recomputation would cost a third more compute for a small share of the peak).
+ * dominate: recomputation would cost a third more compute for a small share of the peak). Plans with
+ * recomputation count only for small models.
  */
 function withinActivationTarget(fitting: MemoryPlan[], targetBytes: number): MemoryPlan | undefined {
   const first = fitting[0].estimate
   if (first.parts.training_session <= first.bytes / 2) return undefined
+  const candidates =
+    first.parts.weights <= CHEAP_RECOMPUTE_WEIGHT_BYTES ? fitting : fitting.filter((p) => !p.checkpoint)
+  if (candidates.length === 0) return undefined
   const pass = (p: MemoryPlan) => p.estimate.parts.training_session
-  return fitting.find((p) => pass(p) <= targetBytes) ?? fitting.reduce((a, b) => (pass(b) < pass(a) ? b : a))
+  return (
+    candidates.find((p) => pass(p) <= targetBytes) ?? candidates.reduce((a, b) => (pass(b) < pass(a) ? b : a))
+  )
 }
 
 /** The estimated peak of a run with `microBatchSize` examples per pass. */

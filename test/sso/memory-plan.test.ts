@@ -59,3 +59,13 @@ test('within the budget, a step whose activations dominate is split under the ac
   assert.equal(noCheckpoint.checkpoint, false)
   assert.ok(noCheckpoint.microBatchSize < 8)
 })
+
+test('for larger models the activation target splits micro-batches but does not turn on checkpointing', () => {
+  const parsed50m = parseLlamaConfig(tinyConfigJson('50m', { '<|endoftext|>': 0, '<|im_end|>': 1 }))
+  if (!('config' in parsed50m)) throw new Error(parsed50m.problems.join('; '))
+  const whole = estimateRunMemory(parsed50m.config, 'dpo', hp, 8, false)
+  assert.ok(whole.parts.training_session > whole.bytes / 2)
+  const planned = planRunMemory(parsed50m.config, 'dpo', hp, 1e12)
+  assert.equal(planned.checkpoint, false)
+  assert.ok(planned.microBatchSize < 8)
+})
