@@ -93,12 +93,12 @@ export const HyperparametersSchema = Type.Object({
   micro_batch_size: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 1, maximum: 4096 })], {
     default: 'auto',
     description:
-      'examples per forward/backward pass: each batch_size group is split into equal micro-batches of at most this size (the largest divisor of the group not above it) whose gradients are accumulated, so the update is the same; auto: the largest that fits the worker memory budget',
+      "examples per forward/backward pass: each batch_size group is split into equal micro-batches of at most this size (the largest divisor of the group not above it) whose gradients are accumulated, so the update is the same; auto: the largest that fits the worker memory budget, and for a step whose activations are most of the run's memory (small models, long sequences) the largest whose pass stays under 1 GiB of activations",
   }),
   gradient_checkpointing: Type.Union([Type.Literal('auto'), Type.Boolean()], {
     default: 'auto',
     description:
-      'recompute each decoder layer in the backward pass instead of keeping its activations; auto: only when the run would not fit the worker memory budget without it',
+      "recompute each decoder layer in the backward pass instead of keeping its activations; auto: only when the run would not fit the worker memory budget without it, or, for models of up to 128 MB of weights, when the step's activations are most of the run's memory and even a micro-batch of one would pass 1 GiB of them",
   }),
   optimizer_state_dtype: Type.Union([Type.Literal('float32'), Type.Literal('bfloat16')], {
     default: 'float32',

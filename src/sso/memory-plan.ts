@@ -2,6 +2,10 @@
  * Fitting a run into a memory budget: the largest micro-batch, without gradient checkpointing if it
  * fits and with it otherwise, whose estimated peak (src/model/memory-estimate.ts) stays within the
  * budget; the settings a run fixes itself are kept. No fit at all is an error naming estimate and budget.
+ * Within the budget, a training pass is also kept under an activation target when the step's
+ * activations are most of the run's memory (small models at long sequences): micro-batches split the
+ * same gradient, and for small models recomputation saves most of the run's peak for a little more
+ * training time.
  */
 import { ValidationError } from '../errors.ts'
 import type { LlamaConfig } from '../model/config.ts'
@@ -9,6 +13,20 @@ import { estimatePolicyMemory, type MemoryEstimate } from '../model/memory-estim
 import type { Hyperparameters } from './hyperparameters.ts'
 import { OBJECTIVE_ROLES, type ObjectiveName } from './loss-types.ts'
 import type { TrainingMethod } from './trainer-interface.ts'
+
+/**
+ * Estimated activations of one training pass a run need not exceed: the step's matrix products are
+ * as fast per token at this size (measured on the tiny model's default run: micro-batches of 1 with
+ * recomputation trained as fast as one pass of 4 examples, whose trainer process peaked at 2 GB).
+ */
+export const ACTIVATION_TARGET_BYTES = 2 ** 30
+
+/**
+ * Weights up to which recomputation is cheap enough to take for the target alone (32M float32
+ * parameters): the step is then a small share of a run that generation dominates (the tiny model's
+ * default run: its training phase 0-15% longer, the run within noise). Larger models micro-batch only.
+ */
+const CHEAP_RECOMPUTE_WEIGHT_BYTES = 128 * 2 ** 20
 
 export interface MemoryPlan {
   microBatchSize: number
@@ -34,6 +52,25 @@ function divisorsDescending(n: number): number[] {
   const out: number[] = []
   for (let d = n; d >= 1; d--) if (n % d === 0) out.push(d)
   return out
+}
+
+/**
+ * The first of the fitting plans (in the planner's order of preference) whose training pass stays
+ * under the target, or the one with the smallest pass when none does, if the step's activations are
+ * most of the run's peak at the first plan; undefined when they are not (weights and optimizer state
+ * dominate: recomputation would cost a third more compute for a small share of the peak). Plans with
+ * recomputation count only for small models.
+ */
+function withinActivationTarget(fitting: MemoryPlan[], targetBytes: number): MemoryPlan | undefined {
+  const first = fitting[0].estimate
+  if (first.parts.training_session <= first.bytes / 2) return undefined
+  const candidates =
+    first.parts.weights <= CHEAP_RECOMPUTE_WEIGHT_BYTES ? fitting : fitting.filter((p) => !p.checkpoint)
+  if (candidates.length === 0) return undefined
+  const pass = (p: MemoryPlan) => p.estimate.parts.training_session
+  return (
+    candidates.find((p) => pass(p) <= targetBytes) ?? candidates.reduce((a, b) => (pass(b) < pass(a) ? b : a))
+  )
 }
 
 /** The estimated peak of a run with `microBatchSize` examples per pass. */
@@ -75,6 +112,7 @@ export function planRunMemory(
   method: Exclude<TrainingMethod, 'rm'>,
   hp: Hyperparameters,
   budgetBytes: number,
+  activationTargetBytes = ACTIVATION_TARGET_BYTES,
 ): MemoryPlan {
   const sizes =
     hp.micro_batch_size === 'auto'
@@ -82,16 +120,17 @@ export function planRunMemory(
       : [divisorsDescending(hp.batch_size).find((d) => d <= (hp.micro_batch_size as number))!]
   // recomputation costs about a third more compute per step: only when no micro-batch fits without it
   const modes = hp.gradient_checkpointing === 'auto' ? [false, true] : [hp.gradient_checkpointing]
-  let smallest: MemoryPlan | undefined
-  for (const checkpoint of modes) {
-    for (const microBatchSize of sizes) {
-      const estimate = estimateRunMemory(cfg, method, hp, microBatchSize, checkpoint)
-      const plan = { microBatchSize, checkpoint, estimate, budgetBytes }
-      if (estimate.bytes <= budgetBytes) return plan
-      if (!smallest || estimate.bytes < smallest.estimate.bytes) smallest = plan
-    }
-  }
-  const s = smallest!
+  const plans: MemoryPlan[] = modes.flatMap((checkpoint) =>
+    sizes.map((microBatchSize) => ({
+      microBatchSize,
+      checkpoint,
+      estimate: estimateRunMemory(cfg, method, hp, microBatchSize, checkpoint),
+      budgetBytes,
+    })),
+  )
+  const fitting = plans.filter((p) => p.estimate.bytes <= budgetBytes)
+  if (fitting.length > 0) return withinActivationTarget(fitting, activationTargetBytes) ?? fitting[0]
+  const s = plans.reduce((a, b) => (b.estimate.bytes < a.estimate.bytes ? b : a))
   throw new ValidationError(
     `the run needs an estimated ${gb(s.estimate.bytes)} of memory even with micro-batches of ${s.microBatchSize}` +
       `${s.checkpoint ? ' and gradient checkpointing' : ''}, above the worker's budget of ${gb(budgetBytes)} per run ` +

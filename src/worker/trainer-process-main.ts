@@ -35,6 +35,18 @@ process.on('message', (m: ToTrainerProcess) => {
     control: () => control,
     held: () => held,
   })
+    .finally(() => {
+      // The process's peak resident set (maxRSS, in KiB): the whole attempt's, as it trained alone here.
+      const bytes = process.resourceUsage().maxRSS * 1024
+      forward({
+        kind: 'event',
+        event: {
+          type: 'info',
+          message: `trainer process peak memory ${Math.round(bytes / 2 ** 20)} MB`,
+          data: { peak_rss_bytes: bytes },
+        },
+      })
+    })
     .then(
       (result) => send({ kind: 'result', result }),
       (err) => send({ kind: 'error', error: serializeError(err) }),

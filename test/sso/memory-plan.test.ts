@@ -1,10 +1,13 @@
-/** The memory planner: the largest micro-batch that fits, checkpointing only when nothing fits without it. */
+/**
+ * The memory planner: the largest micro-batch that fits, checkpointing only when nothing fits without
+ * it; within the budget, a training pass under the activation target when activations dominate.
+ */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { parseLlamaConfig } from '../../src/model/config.ts'
 import { tinyConfigJson } from '../../src/model/tiny.ts'
 import { resolveHyperparameters } from '../../src/sso/hyperparameters.ts'
-import { estimateRunMemory, planRunMemory } from '../../src/sso/memory-plan.ts'
+import { ACTIVATION_TARGET_BYTES, estimateRunMemory, planRunMemory } from '../../src/sso/memory-plan.ts'
 
 const parsed = parseLlamaConfig(tinyConfigJson('10m', { '<|endoftext|>': 0, '<|im_end|>': 1 }))
 if (!('config' in parsed)) throw new Error(parsed.problems.join('; '))
@@ -19,14 +22,16 @@ test('estimates grow with the micro-batch and shrink with checkpointing', { time
 })
 
 test('the planner picks the largest micro-batch that fits, then checkpointing', { timeout: 60_000 }, () => {
-  const roomy = planRunMemory(cfg, 'dpo', hp, bytes(8, false))
+  // no activation target: the budget alone decides
+  const plan = (budget: number) => planRunMemory(cfg, 'dpo', hp, budget, Infinity)
+  const roomy = plan(bytes(8, false))
   assert.deepEqual([roomy.microBatchSize, roomy.checkpoint], [8, false])
-  const between = planRunMemory(cfg, 'dpo', hp, bytes(4, false) + 1)
+  const between = plan(bytes(4, false) + 1)
   assert.deepEqual([between.microBatchSize, between.checkpoint], [4, false])
   const tight = bytes(1, false) - 1
-  const plan = planRunMemory(cfg, 'dpo', hp, tight)
-  assert.equal(plan.checkpoint, true)
-  assert.ok(plan.estimate.bytes <= tight)
+  const tightPlan = plan(tight)
+  assert.equal(tightPlan.checkpoint, true)
+  assert.ok(tightPlan.estimate.bytes <= tight)
   // fixed settings are kept: only the auto ones are planned
   const fixed = planRunMemory(cfg, 'dpo', { ...hp, gradient_checkpointing: false, micro_batch_size: 3 }, 1e12)
   assert.deepEqual([fixed.microBatchSize, fixed.checkpoint], [2, false])
@@ -35,4 +40,32 @@ test('the planner picks the largest micro-batch that fits, then checkpointing', 
     (e: Error & { details?: { estimate_bytes: number } }) =>
       /budget of 0\.00 GB/.test(e.message) && e.details!.estimate_bytes === bytes(1, true),
   )
+})
+
+test('within the budget, a step whose activations dominate is split under the activation target', () => {
+  const training = (micro: number, checkpoint: boolean) =>
+    estimateRunMemory(cfg, 'dpo', hp, micro, checkpoint).parts.training_session
+  // the 10M model at 8 x 2 rows of 512 tokens: the step's activations are most of the run's peak
+  assert.ok(training(8, false) > bytes(8, false) / 2 && training(8, false) > ACTIVATION_TARGET_BYTES)
+  const planned = planRunMemory(cfg, 'dpo', hp, 1e12)
+  assert.ok(planned.estimate.parts.training_session <= ACTIVATION_TARGET_BYTES)
+  // the first plan in the planner's order that is under the target
+  const first = [false, true]
+    .flatMap((checkpoint) => [8, 4, 2, 1].map((micro) => ({ micro, checkpoint })))
+    .find((p) => training(p.micro, p.checkpoint) <= ACTIVATION_TARGET_BYTES)!
+  assert.deepEqual([planned.microBatchSize, planned.checkpoint], [first.micro, first.checkpoint])
+  // without recomputation allowed, the micro-batch alone is split: the smallest when none is under it
+  const noCheckpoint = planRunMemory(cfg, 'dpo', { ...hp, gradient_checkpointing: false }, 1e12)
+  assert.equal(noCheckpoint.checkpoint, false)
+  assert.ok(noCheckpoint.microBatchSize < 8)
+})
+
+test('for larger models the activation target splits micro-batches but does not turn on checkpointing', () => {
+  const parsed50m = parseLlamaConfig(tinyConfigJson('50m', { '<|endoftext|>': 0, '<|im_end|>': 1 }))
+  if (!('config' in parsed50m)) throw new Error(parsed50m.problems.join('; '))
+  const whole = estimateRunMemory(parsed50m.config, 'dpo', hp, 8, false)
+  assert.ok(whole.parts.training_session > whole.bytes / 2)
+  const planned = planRunMemory(parsed50m.config, 'dpo', hp, 1e12)
+  assert.equal(planned.checkpoint, false)
+  assert.ok(planned.microBatchSize < 8)
 })
