@@ -2,7 +2,7 @@
  * The demo's starting policy: the tiny model after a short SFT on the checkable-task corpus, in which
  * the principle in the system message decides the behaviour. A random-weight model writes noise, so
  * its samples would show nothing; this one answers in words, and SSO then visibly moves its plain
- * answers toward the good principles. Made once (about half a minute on a CPU) under MODELS_ROOT,
+ * answers toward the good principles. Made once (about 40 s on two CPU cores) under MODELS_ROOT,
  * where the service can register it like any local model.
  */
 import { existsSync } from 'node:fs'
@@ -17,7 +17,12 @@ import type { RunTrainer } from '../sso/trainer-interface.ts'
 
 export const DEMO_MODEL_NAME = 'demo-tiny-sft'
 
-const SFT_HYPERPARAMETERS = { lr: 3e-3, epochs: 4, batch_size: 16, weight_decay: 0, schedule: 'cosine' }
+/**
+ * Few examples seen many times: 16 per family and kind (240 rows) for 12 epochs (180 steps) teach
+ * whole words; 40 for 4 epochs (150 steps) left half of them broken at a similar cost.
+ */
+const SFT_HYPERPARAMETERS = { lr: 6e-3, epochs: 12, batch_size: 16, weight_decay: 0, schedule: 'cosine' }
+const SFT_EXAMPLES_PER_FAMILY = 16
 
 export interface DemoModelOptions {
   /** Sees each SFT step's number and loss. */
@@ -28,17 +33,25 @@ export interface DemoModelOptions {
   signal?: AbortSignal
 }
 
+/** y+, y- and y0 sampled cooler than the default 0.7, so the tiny model's answers stay words. */
+const COOL = { temperature: 0.3 }
+
 /**
- * An `sso` run on the demo model whose reward accuracy and margins visibly rise within about two
- * minutes on two CPU cores (measured: docs/demo.md). The model resource carries it as
- * `recommended_hyperparameters`.
+ * An `sso` run on the demo model whose reward accuracy and margins visibly rise within a minute on
+ * two CPU cores (measured: docs/demo.md). Three epochs per iteration: the later passes over the
+ * iteration's pairs show what the first one learnt; a small lr keeps the answers words. Deterministic,
+ * so a run repeats its curves.
+ * The model resource carries it as `recommended_hyperparameters`.
  */
 export const DEMO_RECOMMENDED_HYPERPARAMETERS = {
-  iterations: 3,
+  iterations: 2,
   queries_per_iteration: 16,
-  max_new_tokens: 24,
+  epochs: 3,
   batch_size: 4,
-  lr: 1e-3,
+  lr: 5e-4,
+  max_new_tokens: 24,
+  sampling: { chosen: COOL, rejected: COOL, raw: COOL },
+  deterministic: true,
 } as const
 
 /** Returns the folder of the demo model below `modelsRoot`, training it first when it is missing. */
@@ -56,7 +69,9 @@ export async function ensureDemoModel(
     const families = Object.values(TASK_FAMILIES)
     await writeFile(
       corpus,
-      toJsonl(syntheticSftCorpus(families, { perFamily: 40, plainGoodRate: 0.3, seed: 5 })),
+      toJsonl(
+        syntheticSftCorpus(families, { perFamily: SFT_EXAMPLES_PER_FAMILY, plainGoodRate: 0.3, seed: 5 }),
+      ),
     )
     await train(
       {

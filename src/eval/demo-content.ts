@@ -9,10 +9,19 @@ import { makeEvalItems } from './run-eval.ts'
 
 const families = Object.values(TASK_FAMILIES)
 
-/** `perFamily` training queries of every family, as a `queries` dataset's JSONL. */
+/**
+ * `perFamily` training queries of every family, as a `queries` dataset's JSONL. Each brings its
+ * family's principle as its feature: the demo model learnt to follow one principle that fits the
+ * query, and a principle that does not fit makes it write noise.
+ */
 export function demoQueriesJsonl(perFamily: number, seed: number): string {
+  const feature = new Map(families.map((f) => [f.name, f.principle.feature]))
   return toJsonl(
-    makeEvalItems(families, perFamily, seed, 'train').map((it) => ({ prompt: it.prompt, task: it.family })),
+    makeEvalItems(families, perFamily, seed, 'train').map((it) => ({
+      prompt: it.prompt,
+      task: it.family,
+      features: [feature.get(it.family)],
+    })),
   )
 }
 

@@ -1,6 +1,6 @@
 import Type, { type Static } from 'typebox'
 import { Nullable, TimestampSchema, UuidSchema } from './common.ts'
-import { HyperparametersSchema } from './hyperparameters.ts'
+import { HyperparametersSchema, withoutDefaults } from './hyperparameters.ts'
 
 export const MODEL_KINDS = ['builtin_tiny', 'local_hf'] as const
 export type ModelKind = (typeof MODEL_KINDS)[number]
@@ -34,11 +34,13 @@ export const ModelSchema = Type.Object({
   path: Type.String(),
   config: Nullable(Type.Record(Type.String(), Type.Unknown())),
   recommended_hyperparameters: Type.Optional(
-    Type.Partial(HyperparametersSchema, {
-      additionalProperties: false,
-      description:
-        "a run's hyperparameters known to train this model visibly within minutes on a CPU (the demo model's); a new-run form starts from them",
-    }),
+    withoutDefaults(
+      Type.Partial(HyperparametersSchema, {
+        additionalProperties: false,
+        description:
+          "a run's hyperparameters known to train this model visibly within minutes on a CPU (the demo model's); a new-run form starts from them",
+      }),
+    ),
   ),
   created_at: TimestampSchema,
 })

@@ -75,18 +75,25 @@ export async function planQueries(
 ): Promise<{ planned: PlannedQuery[]; stats: PlanStats }> {
   if (options.source === 'policy_written') return planWritten(queries, set, options, rng, policy, batchSize)
   const { selection } = options
-  const planned: PlannedQuery[] = []
   let invalidSelections = 0
   if (selection.mode !== 'policy') {
+    const planned: PlannedQuery[] = []
     for (const q of queries) {
       const chosen = q.features ? ownFeatures(selection, q.features) : selection
       planned.push(plan(q.prompt, selectPrinciples(set, chosen, rng)))
     }
     return { planned, stats: { invalidSelections } }
   }
-  for (let start = 0; start < queries.length; start += batchSize) {
-    const batch = queries.slice(start, start + batchSize)
-    const prompts: ChatPrompt[] = batch.map((q) => selectionPrompt(set, q.prompt, selection.featuresPerQuery))
+  // Only queries without their own features ask the policy.
+  const byQuery: Principle[][] = queries.map((q) =>
+    q.features ? selectPrinciples(set, ownFeatures(selection, q.features), rng) : [],
+  )
+  const open = queries.flatMap((q, i) => (q.features ? [] : [i]))
+  for (let start = 0; start < open.length; start += batchSize) {
+    const batch = open.slice(start, start + batchSize)
+    const prompts: ChatPrompt[] = batch.map((i) =>
+      selectionPrompt(set, queries[i].prompt, selection.featuresPerQuery),
+    )
     const answers = await policy.generate(prompts, {
       maxNewTokens: 24,
       temperature: 0,
@@ -94,12 +101,13 @@ export async function planQueries(
       topK: 0,
       seed: 0,
     })
-    batch.forEach((q, i) => {
-      const parsed = parseSelection(set, answers[i], selection, rng)
+    batch.forEach((q, j) => {
+      const parsed = parseSelection(set, answers[j], selection, rng)
       invalidSelections += parsed.invalid
-      planned.push(plan(q.prompt, parsed.principles))
+      byQuery[q] = parsed.principles
     })
   }
+  const planned = queries.map((q, i) => plan(q.prompt, byQuery[i]))
   return { planned, stats: { invalidSelections } }
 }
 

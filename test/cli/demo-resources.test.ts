@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict'
 import { after, before, test } from 'node:test'
 import { DEMO_NAMES, ensureDemoResources } from '../../src/api/demo-resources.ts'
+import { DEMO_RECOMMENDED_HYPERPARAMETERS } from '../../src/cli/demo-model.ts'
 import { createLogger } from '../../src/log.ts'
 import { until } from '../worker/until.ts'
 import { type LiveService, startLiveService } from './live-service.ts'
@@ -41,7 +42,8 @@ test('a first start registers the demo dataset, principle set and model', { time
   assert.equal(model.kind, 'local_hf')
   const one = await service.client.get<Model>(`/v1/models/${model.id}`)
   assert.deepEqual(one.recommended_hyperparameters, model.recommended_hyperparameters)
-  assert.ok(one.recommended_hyperparameters && typeof one.recommended_hyperparameters.lr === 'number')
+  // As set, not filled with every default by the response serializer.
+  assert.deepEqual(one.recommended_hyperparameters, DEMO_RECOMMENDED_HYPERPARAMETERS)
 })
 
 test('a later start adds nothing', { timeout: 60_000 }, async () => {

@@ -171,6 +171,9 @@ test('models: register a succeeded run by id, then train a run on it by name', a
       'create',
       '--dataset',
       resources.datasetId,
+      // The demo queries name their family's principle, which the demo set has and the default lacks.
+      '--principle-set',
+      resources.principleSetId,
       ...model,
       ...small,
       '--json',

@@ -86,15 +86,16 @@ export interface DashboardSession {
 }
 
 /**
- * The real service with the demo's principle set and dataset (unless `demo` is false: an empty
- * service, as a newcomer finds it), and a browser, for one test file: opened in `before` (unless the
- * browser is missing), closed in `after`. The fields are set once `before` has run.
+ * The real service with the demo's principle set and dataset (unless `demo` is false), and a browser,
+ * for one test file: opened in `before` (unless the browser is missing), closed in `after`. The fields
+ * are set once `before` has run. `firstStart`: the service registers its ready demo (model `demo`
+ * made in the background, `demo-queries`, principle set `demo`) as a newcomer's first start does.
  */
-export function dashboardSession({ demo = true } = {}): DashboardSession {
+export function dashboardSession({ demo = true, firstStart = false } = {}): DashboardSession {
   const session = {} as DashboardSession
   before(async () => {
     if (skipReason) return
-    session.service = await startLiveService()
+    session.service = await startLiveService({ demo: firstStart })
     if (demo) session.resources = await createDemoResources(session.service.client)
     session.browser = await openBrowser()
   })

@@ -1,7 +1,7 @@
 /**
  * Query-specific principles written by the policy: the prompt, the parser of its answers, and the
  * fallbacks (bounded retries, then the query dropped and counted) on a real tiny model whose random
- * weights never answer in the format.
+ * weights never answer in the format; and queries that bring their own features under policy selection.
  */
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -97,12 +97,14 @@ test('retries are bounded: a random model never answers in the format, so each q
   assert.deepEqual(stats, { written: 0, malformed: 6, dropped: 3 })
 })
 
-test('planning from written principles drops the queries it failed to write for and keeps queries with own features', async () => {
-  const { planned, stats } = await planQueries(
-    [{ prompt: 'Say hello.' }, { prompt: 'Be brief.', features: ['clarity'] }],
+/** A query without features and one that brings its own, planned with the policy's selection. */
+const MIXED_QUERIES = [{ prompt: 'Say hello.' }, { prompt: 'Be brief.', features: ['clarity'] }]
+const planMixed = (source: 'set' | 'policy_written') =>
+  planQueries(
+    MIXED_QUERIES,
     DEFAULT_PRINCIPLE_SET,
     {
-      source: 'policy_written',
+      source,
       selection: { mode: 'policy', featuresPerQuery: 2, concisionProbability: 0 },
       writing: { attempts: 1, sampling },
     },
@@ -110,9 +112,25 @@ test('planning from written principles drops the queries it failed to write for 
     policy,
     4,
   )
+
+test('planning from written principles drops the queries it failed to write for and keeps queries with own features', async () => {
+  const { planned, stats } = await planMixed('policy_written')
   assert.deepEqual(
     planned.map((p) => [p.instruction, p.principles.map((x) => x.feature), p.written]),
     [['Be brief.', ['clarity'], undefined]],
   )
   assert.deepEqual(stats, { invalidSelections: 0, writing: { written: 0, malformed: 1, dropped: 1 } })
+})
+
+test('policy selection keeps the features a query brings and asks the policy only for the others', async () => {
+  const { planned } = await planMixed('set')
+  assert.deepEqual(
+    planned.map((p) => p.instruction),
+    MIXED_QUERIES.map((q) => q.prompt),
+  )
+  assert.deepEqual(
+    planned[1].principles.map((x) => x.feature),
+    ['clarity'],
+  )
+  assert.equal(planned[0].principles.length, 2, 'the policy’s selection, repaired to two features')
 })

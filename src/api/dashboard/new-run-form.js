@@ -24,8 +24,13 @@ export function newRunForm() {
     DEVICES.map((d) => h('option', { value: d }, d)),
   )
   const seed = h('input', { name: 'seed', type: 'number', value: '1', min: '0' })
-  const hp = h('textarea', { name: 'hyperparameters', rows: 5, spellcheck: 'false' })
-  hp.value = JSON.stringify(QUICK_HYPERPARAMETERS, null, 2)
+  const hp = h('textarea', { name: 'hyperparameters', spellcheck: 'false' })
+  // Tall enough to show the whole setting (the demo's recommendation is about 25 lines).
+  const showHyperparameters = (value) => {
+    hp.value = JSON.stringify(value, null, 2)
+    hp.rows = Math.min(hp.value.split('\n').length, 30)
+  }
+  showHyperparameters(QUICK_HYPERPARAMETERS)
   const start = h('button', { type: 'submit', class: 'primary', 'data-testid': 'start-run' }, 'Start run')
   const form = h(
     'form',
@@ -92,8 +97,7 @@ export function newRunForm() {
       .then((m) => m.recommended_hyperparameters)
       .catch(() => undefined)
     if (hyperparametersEdited || model.value !== modelId) return
-    const chosen = isPlainObject(recommended) ? recommended : QUICK_HYPERPARAMETERS
-    hp.value = JSON.stringify(chosen, null, 2)
+    showHyperparameters(isPlainObject(recommended) ? recommended : QUICK_HYPERPARAMETERS)
   }
   Promise.all([
     fill(model, () => loadModels({ refresh: true }).then((items) => ({ items })), modelLabel, DEMO.model),
