@@ -5,6 +5,7 @@ import {
   buildUpdateStep,
   createStepRunner,
   type HostTensor,
+  type LossScaler,
   type StepInput,
   type StepResult,
   type StepRunner,
@@ -44,6 +45,8 @@ export class DeviceTraining {
     /** The host values of the trainable tensors, as last loaded or read. */
     private readonly hostParams: () => Record<string, HostTensor>,
     private readonly intraOpThreads?: number,
+    /** Float16 compute: scales the loss, and the update skips steps whose gradients overflowed. */
+    private readonly lossScaler?: LossScaler,
   ) {}
 
   /** Whether steps ran since the host values were loaded or last read back. */
@@ -66,7 +69,13 @@ export class DeviceTraining {
     await this.resident.upload()
     await this.resident.state.upload()
     this.hostStale = true
-    return runner.step(microBatches, input)
+    const scaler = this.lossScaler
+    if (!scaler) return runner.step(microBatches, input)
+    const lossScale = scaler.scale
+    // Bias correction counts the updates the moments received: skipped steps are not among them.
+    const r = await runner.step(microBatches, { ...input, step: input.step - scaler.skipped, lossScale })
+    const applied = scaler.update(r.gradNorm)
+    return { ...r, metrics: { ...r.metrics, 'amp/loss_scale': lossScale, 'amp/skipped': applied ? 0 : 1 } }
   }
 
   private runner(loss: string, build: () => BuiltMicroStep): Promise<StepRunner> {
@@ -77,6 +86,7 @@ export class DeviceTraining {
         dtype: 'float32',
         optimizer: adamW(this.adamw),
         clip: true,
+        skipNonFinite: this.lossScaler !== undefined,
       })
       runner = createStepRunner(
         { micro: build(), update },
@@ -107,6 +117,7 @@ export class DeviceTraining {
 
   /** The host values were replaced (restored, merged, re-initialised): the next step starts from them. */
   loaded(slots?: Readonly<Record<string, HostTensor>>): void {
+    this.lossScaler?.restartCount()
     this.initialized = false
     this.hostStale = false
     this.pendingSlots = slots

@@ -18,7 +18,8 @@ import type { ModelContext } from './layers.ts'
 import { llamaModel, lmHead } from './llama.ts'
 import { reduceSequences, type SequenceLogps, tokenLogps } from './logprobs.ts'
 import { type Adapters, type LoraSpec, loraScale } from './lora.ts'
-import { bindWeights, type FloatDType, type FrozenWeights } from './weight-source.ts'
+import { halfDecoderInputs, halfSource, type Precision, toFloat32 } from './precision.ts'
+import { bindWeights, type FloatDType, type FrozenWeights, type WeightSource } from './weight-source.ts'
 import type { StoredWeights } from './weights.ts'
 
 /** A model's tensors: base weights and, with LoRA, the adapters and their spec. */
@@ -42,6 +43,8 @@ export interface BindOptions {
   fusedMatMul?: boolean
   /** Gradient checkpointing: the backward recomputes each decoder layer from its input. */
   checkpoint?: boolean
+  /** float16: the decoder computes in float16 from casts of the weights (precision.ts). */
+  precision?: Precision
 }
 
 /** Binds base weights and adapters into g; returns the model context and the fed tensors by key. */
@@ -56,7 +59,8 @@ export function bindModel(
     trainable: () => opts.trainable === 'all',
     frozen: opts.frozen,
   })
-  const ctx: ModelContext = { g, cfg: model.cfg, w: base.source, checkpoint: opts.checkpoint }
+  const compute = (source: WeightSource) => (opts.precision === 'float16' ? halfSource(g, source) : source)
+  const ctx: ModelContext = { g, cfg: model.cfg, w: compute(base.source), checkpoint: opts.checkpoint }
   const params = new Map(base.inputs)
   if (model.lora) {
     const adapters = bindWeights(g, model.lora.adapters, {
@@ -64,7 +68,7 @@ export function bindModel(
       trainable: () => opts.trainable !== 'none',
       frozen: opts.frozen,
     })
-    ctx.lora = { source: adapters.source, scale: loraScale(model.lora.spec) }
+    ctx.lora = { source: compute(adapters.source), scale: loraScale(model.lora.spec) }
     for (const [k, t] of adapters.inputs) params.set(k, t)
   }
   return { ctx, params }
@@ -86,7 +90,8 @@ export function buildScoringGraph(
   const dtype = opts.dtype ?? 'float32'
   const { ctx, params } = bindModel(g, model, opts)
   const dims = { rows: opts.rows ?? 'batch', seq: 'seq', keys: 'seq' }
-  const inputs = declareDecoderInputs(g, model.cfg, dtype, dims)
+  const declared = declareDecoderInputs(g, model.cfg, dtype, dims)
+  const inputs = opts.precision === 'float16' ? halfDecoderInputs(g, declared) : declared
   const targets = declareTargets(g, dtype, dims)
   const { hidden } = llamaModel(ctx, inputs)
   const logps = reduceSequences(g, tokenLogps(ctx, hidden, targets.ids, opts.vocabChunks), targets.mask)
@@ -94,7 +99,7 @@ export function buildScoringGraph(
     g.output(logps.sum, 'logps.sum')
     g.output(logps.mean, 'logps.mean')
     g.output(logps.count, 'logps.count')
-    if (opts.logits) g.output(lmHead(ctx, hidden), 'logits')
+    if (opts.logits) g.output(toFloat32(g, lmHead(ctx, hidden)), 'logits')
   }
   return { graph: g, ctx, params, logps }
 }
@@ -119,6 +124,7 @@ function policyObjective(model: ModelTensors, opts: StepGraphOptions) {
     vocabChunks: opts.vocabChunks,
     fusedMatMul: opts.fusedMatMul,
     checkpoint: opts.checkpoint,
+    precision: opts.precision,
     rows: opts.loss.rows,
     outputs: false,
     name: `step.${opts.loss.name}`,
@@ -150,5 +156,5 @@ export function buildPolicyStepGraph(model: ModelTensors, opts: StepGraphOptions
  */
 export function buildPolicyMicroStep(model: ModelTensors, opts: StepGraphOptions): BuiltMicroStep {
   const { g, spec } = policyObjective(model, opts)
-  return buildMicroStep(g, spec)
+  return buildMicroStep(g, { ...spec, lossScale: opts.precision === 'float16' })
 }

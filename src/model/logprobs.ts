@@ -7,6 +7,7 @@ import { div, type Graph, max, mul, reduceSum, selectiveLogSoftmax, type Tensor 
 import { chunkedTargetLogps, defaultVocabChunks } from './chunked-logps.ts'
 import type { ModelContext } from './layers.ts'
 import { lmHead, lmHeadWeight } from './llama.ts'
+import { toFloat32 } from './precision.ts'
 
 /** Per-row response log-probs, each (B). */
 export interface SequenceLogps {
@@ -28,14 +29,16 @@ export function tokenLogps(
 ): Tensor {
   const { g } = ctx
   if (vocabChunks > 1) {
+    // Mixed precision: the chunked head runs in float32 (from the float16 weight and hidden states);
+    // a half-stored weight (uint16 bits) is upcast chunk by chunk inside.
     const { weight, half } = lmHeadWeight(ctx)
-    return g.withScopePath(
-      'lm_head',
-      () =>
-        chunkedTargetLogps.applyAll(g, [hidden, weight, targetIds, half?.table], { chunks: vocabChunks })[0],
-    )
+    return g.withScopePath('lm_head', () => {
+      const [h, w] = [toFloat32(g, hidden), toFloat32(g, weight)]
+      return chunkedTargetLogps.applyAll(g, [h, w, targetIds, half?.table], { chunks: vocabChunks })[0]
+    })
   }
-  const logits = lmHead(ctx, hidden) // (B, T, V)
+  // Mixed precision: float16 logits, their log-softmax over the vocabulary in float32.
+  const logits = toFloat32(g, lmHead(ctx, hidden)) // (B, T, V)
   // Graphs built for WebGPU (no FusedMatMul there) also avoid LogSoftmax, which it runs on the CPU:
   // (B, T, V) logits would cross the bus twice per step.
   return g.withScopePath('logps', () =>

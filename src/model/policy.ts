@@ -20,6 +20,8 @@ import {
   HostAdamW,
   type HostAdamWConfig,
   type HostTensor,
+  type LossScaleConfig,
+  LossScaler,
   type Provider,
   STEP_OUTPUTS,
   slotName,
@@ -44,6 +46,7 @@ import {
 import { buildDecodeGraph, deviceCacheOutputs } from './kv-cache.ts'
 import { type LoadedModel, loadModel } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
+import { checkPrecision, type Precision, requireFloat16Compute } from './precision.ts'
 import { ResidentWeights } from './resident-weights.ts'
 import {
   assignValues,
@@ -77,6 +80,10 @@ export interface PolicyOptions {
   checkpoint?: boolean
   /** How frozen weights are stored (the trainable ones are float32). */
   weightsDtype?: WeightsDType
+  /** float16: scoring and training compute in float16 from float32 master weights (WebGPU only). */
+  precision?: Precision
+  /** Loss scaling of float16 training (dynamic from 2^16 by default). */
+  lossScale?: LossScaleConfig
 }
 
 export type WeightsDType = 'float32' | 'float16' | 'bfloat16'
@@ -172,6 +179,7 @@ export class Policy {
     this.config = model.config
     this.weights = model.weights
     this.seed = opts.seed ?? 0
+    checkPrecision(opts.precision, this.provider)
     if (opts.lora) this.lora = { spec: opts.lora, adapters: initAdapters(this.config, opts.lora, this.seed) }
     // Trainable weights are float32; the frozen base is kept as weightsDtype (one tensor converted at a time).
     const storage = this.lora ? this.frozenDtype : 'float32'
@@ -192,6 +200,7 @@ export class Policy {
         opts.adamw,
         () => Object.fromEntries([...this.trainable].map(([k, t]) => [k, weightFeed(t)])),
         opts.intraOpThreads,
+        opts.precision === 'float16' ? new LossScaler(opts.lossScale) : undefined,
       )
     } else this.optimizer = new HostAdamW(params, opts.adamw)
     this.adoptTrainable()
@@ -208,6 +217,7 @@ export class Policy {
   }
 
   static async load(dir: string, opts: PolicyOptions = {}): Promise<Policy> {
+    if (opts.precision === 'float16') await requireFloat16Compute(opts.provider ?? 'cpu')
     return new Policy(await loadModel(dir, opts.lora ? (opts.weightsDtype ?? 'float32') : 'float32'), opts)
   }
 
@@ -253,6 +263,11 @@ export class Policy {
       checkpoint: this.opts.checkpoint,
       fusedMatMul: this.provider !== 'webgpu',
     }
+  }
+
+  /** Graph options of the scoring and training graphs (generation computes in float32). */
+  private get computeBind() {
+    return { ...this.bind, precision: this.opts.precision }
   }
 
   private get modelTensors(): ModelTensors {
@@ -336,11 +351,11 @@ export class Policy {
   private scoringSession(which: 'policy' | 'reference'): Promise<GraphSession> {
     if (which === 'reference' && this.reference) {
       const model = { cfg: this.config, weights: this.reference }
-      const bind = { ...this.bind, trainable: 'none' as const }
+      const bind = { ...this.computeBind, trainable: 'none' as const }
       this.referenceScoring ??= this.openSession(buildScoringGraph(model, bind).graph, 'reference')
       return this.referenceScoring
     }
-    this.scoring ??= this.openSession(buildScoringGraph(this.modelTensors, this.bind).graph, 'scoring')
+    this.scoring ??= this.openSession(buildScoringGraph(this.modelTensors, this.computeBind).graph, 'scoring')
     return this.scoring
   }
 
@@ -365,7 +380,7 @@ export class Policy {
     const r = this.device
       ? await this.device.step(
           opts.loss.name,
-          () => buildPolicyMicroStep(this.modelTensors, { ...this.bind, loss: opts.loss }),
+          () => buildPolicyMicroStep(this.modelTensors, { ...this.computeBind, loss: opts.loss }),
           micro.map(feedsOf),
           // Unclipped: an infinite threshold makes the coefficient 1.
           { step: this.step + 1, lr: opts.lr, maxGradNorm: opts.maxGradNorm || Number.POSITIVE_INFINITY },

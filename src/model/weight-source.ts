@@ -15,7 +15,8 @@ export type FloatDType = 'float32' | 'float64'
 export type FrozenWeights = 'initializers' | 'inputs'
 
 export interface WeightSource {
-  readonly dtype: FloatDType
+  /** The graph's float type, or float16 for the casts of mixed precision (precision.ts). */
+  readonly dtype: FloatDType | 'float16'
   /** The graph tensor of a weight, by HF key (or adapter key). */
   get(key: string): Tensor
   has(key: string): boolean

@@ -105,6 +105,11 @@ export const HyperparametersSchema = Type.Object({
     description:
       "storage of AdamW's two moments: bfloat16 saves 4 bytes per trained parameter (stochastic rounding)",
   }),
+  precision: Type.Union([Type.Literal('float32'), Type.Literal('float16')], {
+    default: 'float32',
+    description:
+      'float16: the policy scores and trains in mixed precision on the webgpu device (float16 copies of the weights, float16 activations; float32 master weights, AdamW moments, log-softmax and loss; dynamic loss scaling, a step whose gradients overflow is skipped). Needs device webgpu and an adapter with shader-f16; not for the rm method',
+  }),
   queries_per_iteration: Type.Integer({ minimum: 0, default: 0, description: '0 = all queries' }),
   max_prompt_tokens: Type.Integer({ minimum: 1, default: 512 }),
   // generation
@@ -172,6 +177,26 @@ export function methodDefaults(
   return method === 'sso_v2'
     ? { loss_type: 'dpo', beta: 0.1, y0_greedy: true }
     : { loss_type: 'ipo', beta: 0.2, y0_greedy: false }
+}
+
+/** Settings that depend on the run's method and device: throws `validation_failed` naming the conflict. */
+export function checkRunSettings(hp: HyperparameterSettings, method: TrainingMethod, device: string): void {
+  if (hp.precision !== 'float16') return
+  if (device !== 'webgpu') {
+    throw new ValidationError(
+      `precision float16 needs device webgpu (got ${device}): only the WebGPU provider runs the float16 graphs`,
+      { precision: hp.precision, device },
+    )
+  }
+  if (method === 'rm') {
+    throw new ValidationError(
+      'precision float16 applies to policy training; the rm method trains in float32',
+      {
+        precision: hp.precision,
+        method,
+      },
+    )
+  }
 }
 
 /** Parses a run's settings and fills the method's defaults for what they leave unset. */

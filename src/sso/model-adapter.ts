@@ -198,6 +198,7 @@ export const openModelPolicy: OpenPolicy = async (o) => {
     intraOpThreads: o.deterministic ? 1 : undefined,
     lora: o.finetuning === 'lora' ? o.lora : undefined,
     checkpoint: o.checkpoint,
+    precision: o.precision,
     adamw: {
       stateDtype: o.optimizerStateDtype,
       beta1: o.optimizer.betas[0],

@@ -133,6 +133,7 @@ const openOptions = (job: TrainerJob, hp: Hyperparameters) => ({
   deterministic: hp.deterministic,
   checkpoint: hp.gradient_checkpointing === true,
   optimizerStateDtype: hp.optimizer_state_dtype,
+  precision: hp.precision,
 })
 
 /** rm: Bradley-Terry reward model on preference pairs; writes the final model (no mid-run resume). */

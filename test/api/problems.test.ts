@@ -128,6 +128,26 @@ for (const target of DATABASE_TARGETS) {
         'validation_failed',
         /fixed_features/,
       )
+      const float16 = { precision: 'float16' }
+      for (const device of [undefined, 'cpu', 'auto']) {
+        assertProblem(
+          await post('/v1/runs', { method: 'sso', model_id: tinyId, device, hyperparameters: float16 }),
+          400,
+          'validation_failed',
+          /precision float16 needs device webgpu/,
+        )
+      }
+      assertProblem(
+        await post('/v1/runs', {
+          method: 'rm',
+          model_id: tinyId,
+          device: 'webgpu',
+          hyperparameters: float16,
+        }),
+        400,
+        'validation_failed',
+        /rm method trains in float32/,
+      )
     })
 
     test('unknown ids are 404 and malformed ids 400', async () => {

@@ -11,6 +11,7 @@ import {
   buildUpdateStep,
   createStepRunner,
   HostAdamW,
+  LossScaler,
   lrAt,
   type Optimizer,
   type StepPlan,
@@ -102,9 +103,18 @@ function fusedPlan(dtype: 'float32' | 'float64', optimizer: Optimizer, rows: num
   }
 }
 
-function accumulationPlan(dtype: 'float32' | 'float64', optimizer: Optimizer, clip = true): StepPlan {
+function accumulationPlan(
+  dtype: 'float32' | 'float64',
+  optimizer: Optimizer,
+  scaling: { lossScale?: boolean; skipNonFinite?: boolean } = {},
+): StepPlan {
   const m = linearModel(dtype, 'rows')
-  const micro = buildMicroStep(m.g, { loss: m.loss, params: m.params, metrics: m.metrics })
+  const micro = buildMicroStep(m.g, {
+    loss: m.loss,
+    params: m.params,
+    metrics: m.metrics,
+    lossScale: scaling.lossScale,
+  })
   const update = buildUpdateStep({
     params: [
       { name: 'W', shape: [IN, OUT] },
@@ -112,7 +122,8 @@ function accumulationPlan(dtype: 'float32' | 'float64', optimizer: Optimizer, cl
     ],
     dtype,
     optimizer,
-    clip,
+    clip: true,
+    skipNonFinite: scaling.skipNonFinite,
   })
   return { micro, update }
 }
@@ -187,13 +198,20 @@ function reference(
   return { p, log }
 }
 
-async function runPlan(plan: StepPlan, dtype: 'float32' | 'float64', microRows: number[], slots = false) {
+async function runPlan(
+  plan: StepPlan,
+  dtype: 'float32' | 'float64',
+  microRows: number[],
+  slots = false,
+  lossScale?: number,
+) {
   const runner = await createStepRunner(plan, { provider: 'cpu', intraOpThreads: 1 })
   runner.init(initialParams(dtype))
   const log: { loss: number; gradNorm: number; predMean: number }[] = []
   for (let t = 0; t < STEPS; t++) {
     const micro = microRows.map((rows, k) => feeds(dtype, batch(100 * t + 10 * k, rows)))
-    const r = await runner.step(micro, { step: t + 1, lr: lrAt(SCHEDULE, t), maxGradNorm: MAX_NORM })
+    const input = { step: t + 1, lr: lrAt(SCHEDULE, t), maxGradNorm: MAX_NORM, lossScale }
+    const r = await runner.step(micro, input)
     log.push({ loss: r.loss, gradNorm: r.gradNorm, predMean: r.metrics['pred/mean'] })
   }
   const state = await runner.read(slots)
@@ -313,6 +331,75 @@ describe('optimizers against the float64 reference', () => {
       single.b.data as Float64Array,
       1e-12,
       'b: 4x1 vs 1x4',
+    )
+  })
+})
+
+describe('loss scaling', () => {
+  const adam = () =>
+    adamW({ beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay })
+
+  it('scales the loss, accumulates scaled gradients and unscales them in the update (1e-12)', async () => {
+    const want = adamReference([1, 1])
+    const plan = accumulationPlan('float64', adam(), { lossScale: true, skipNonFinite: true })
+    const got = await runPlan(plan, 'float64', [1, 1], true, 1024)
+    compareLogs(got.log, want.log, 1e-12)
+    assertClose(got.state.W.data as Float64Array, want.p.W, 1e-12, 'W')
+    assertClose(got.state[slotName('exp_avg_sq', 'b')].data as Float64Array, want.v.b, 1e-12, 'exp_avg_sq b')
+  })
+
+  it('leaves params and moments unchanged when a gradient is not finite, and steps again after', async () => {
+    const plan = accumulationPlan('float64', adam(), { lossScale: true, skipNonFinite: true })
+    const runner = await createStepRunner(plan, { provider: 'cpu', intraOpThreads: 1 })
+    try {
+      runner.init(initialParams('float64'))
+      const input = { step: 1, lr: 0.05, maxGradNorm: MAX_NORM, lossScale: 8 }
+      await runner.step([feeds('float64', batch(1, 2))], input)
+      const before = await runner.read(true)
+      for (const bad of [Number.POSITIVE_INFINITY, Number.NaN]) {
+        const poisoned = batch(2, 2)
+        poisoned.Y[3] = bad
+        const r = await runner.step([feeds('float64', batch(3, 2)), feeds('float64', poisoned)], {
+          ...input,
+          step: 2,
+        })
+        assert.ok(!Number.isFinite(r.gradNorm), `gradient norm ${r.gradNorm}`)
+        assert.deepEqual(await runner.read(true), before, `a ${bad} gradient changed nothing`)
+      }
+      await runner.step([feeds('float64', batch(3, 2))], { ...input, step: 2 })
+      const after = await runner.read(true)
+      assert.notDeepEqual(after.W, before.W)
+      assert.notDeepEqual(after[slotName('exp_avg', 'b')], before[slotName('exp_avg', 'b')])
+      await assert.rejects(runner.step([feeds('float64', batch(3, 2))], { ...input, lossScale: 0 }), {
+        message: /give a finite lossScale > 0, got 0/,
+      })
+    } finally {
+      await runner.release()
+    }
+  })
+
+  it('backs the scale off on an overflow and grows it after an interval of applied steps', () => {
+    const scaler = new LossScaler({ initial: 1024, growthInterval: 3 })
+    const outcomes = [1, Number.NaN, 2, 3, 4, 5, Number.POSITIVE_INFINITY].map((norm) => {
+      const applied = scaler.update(norm)
+      return [applied, scaler.scale]
+    })
+    assert.deepEqual(outcomes, [
+      [true, 1024],
+      [false, 512],
+      [true, 512],
+      [true, 512],
+      [true, 1024],
+      [true, 1024],
+      [false, 512],
+    ])
+    assert.equal(scaler.skipped, 2)
+    scaler.restartCount()
+    assert.equal(scaler.skipped, 0)
+    const fixed = new LossScaler({ initial: 64, dynamic: false, growthInterval: 1 })
+    assert.deepEqual(
+      [fixed.update(Number.NaN), fixed.scale, fixed.update(1), fixed.scale],
+      [false, 64, true, 64],
     )
   })
 })

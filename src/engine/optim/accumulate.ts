@@ -1,5 +1,5 @@
 import { Graph, type Tensor } from '../graph.ts'
-import { add, where } from '../ops/index.ts'
+import { add, mul, where } from '../ops/index.ts'
 import { nextName, type Optimizer, type ParamDType, slotName, type TrainableParam } from './optimizer.ts'
 import { checkParams } from './params.ts'
 import {
@@ -20,6 +20,12 @@ export interface MicroStepSpec {
   loss: Tensor
   params: readonly TrainableParam[]
   metrics?: Readonly<Record<string, Tensor>>
+  /**
+   * Differentiate the loss times the fed `optim.loss_scale` (float16 compute: small gradients stay
+   * above float16's underflow); the accumulators then hold scaled gradients, which the update
+   * step divides out through its `optim.grad_scale`.
+   */
+  lossScale?: boolean
 }
 
 export interface BuiltMicroStep {
@@ -30,6 +36,8 @@ export interface BuiltMicroStep {
   accumulators: { name: string; param: string }[]
   stateOutputs: Record<string, string>
   metricNames: string[]
+  /** Whether the graph takes `optim.loss_scale` (see MicroStepSpec.lossScale). */
+  lossScale: boolean
 }
 
 export const accumulatorName = (param: string): string => slotName('grad_acc', param)
@@ -39,7 +47,10 @@ export const accumulatorName = (param: string): string => slotName('grad_acc', p
  * the accumulators (or replacing them on the first micro-batch, so no reset pass is needed).
  */
 export function buildMicroStep(g: Graph, spec: MicroStepSpec): BuiltMicroStep {
-  const grads = gradsOf(g, spec.loss, spec.params)
+  const objective = spec.lossScale
+    ? mul(g, spec.loss, g.input(STEP_INPUTS.lossScale, spec.loss.dtype, []))
+    : spec.loss
+  const grads = gradsOf(g, objective, spec.params)
   const dtype = checkParams(spec.params, grads)
   const accumulate = g.input(ACCUMULATE_INPUT, 'bool', [])
   g.output(spec.loss, STEP_OUTPUTS.loss)
@@ -52,7 +63,15 @@ export function buildMicroStep(g: Graph, spec: MicroStepSpec): BuiltMicroStep {
     stateOutputs[nextName(name)] = name
     return { name, param: p.name }
   })
-  return { graph: g, dtype, params: paramInfos(spec.params), accumulators, stateOutputs, metricNames }
+  return {
+    graph: g,
+    dtype,
+    params: paramInfos(spec.params),
+    accumulators,
+    stateOutputs,
+    metricNames,
+    lossScale: spec.lossScale ?? false,
+  }
 }
 
 export interface UpdateSpec {
@@ -60,11 +79,13 @@ export interface UpdateSpec {
   dtype: ParamDType
   optimizer: Optimizer
   clip?: boolean
+  /** Leave params and slots unchanged when the gradient norm is not finite (see appendUpdate). */
+  skipNonFinite?: boolean
 }
 
 /**
  * Gradient accumulation, second half: a small graph that averages the accumulated gradients
- * (`optim.grad_scale` = 1 / micro-batches), clips them and applies the optimizer.
+ * (`optim.grad_scale` = 1 / micro-batches, and 1 / loss scale), clips them and applies the optimizer.
  */
 export function buildUpdateStep(spec: UpdateSpec): BuiltStep {
   const g = new Graph({ name: 'optimizer_step' })
@@ -76,7 +97,10 @@ export function buildUpdateStep(spec: UpdateSpec): BuiltStep {
   const grads = spec.params.map((p) => g.input(accumulatorName(p.name), spec.dtype, p.shape))
   const gradScale = g.input(STEP_INPUTS.gradScale, spec.dtype, [])
   const clip = spec.clip ?? false
-  const update = appendUpdate(g, params, grads, gradScale, spec.optimizer, clip)
+  const update = appendUpdate(g, params, grads, gradScale, spec.optimizer, {
+    clip,
+    skipNonFinite: spec.skipNonFinite,
+  })
   return {
     graph: g,
     dtype: spec.dtype,

@@ -23,7 +23,7 @@ export function adamW(config: AdamWConfig = {}): Optimizer {
   const hp = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...config }
   return {
     kind: 'adamw',
-    build(g, params, grads, gradScale) {
+    build(g, params, grads, gradScale, apply) {
       const dtype = checkParams(params, grads)
       const s = scalarInputs(g, dtype, INPUTS)
       const one = g.constant(1, dtype)
@@ -44,10 +44,17 @@ export function adamW(config: AdamWConfig = {}): Optimizer {
         const v2 = add(g, mul(g, s.beta2, v.tensor), mul(g, gradCoef2, mul(g, grad, grad)))
         const update = div(g, mul(g, stepSize, m2), add(g, sqrt(g, v2), epsHat))
         const decayed = p.decay === false ? p.tensor : mul(g, p.tensor, decayFactor)
-        outputNextState(g, out, p, sub(g, decayed, update), [
-          { name: m.name, next: m2 },
-          { name: v.name, next: v2 },
-        ])
+        outputNextState(
+          g,
+          out,
+          p,
+          sub(g, decayed, update),
+          [
+            { ...m, next: m2 },
+            { ...v, next: v2 },
+          ],
+          apply,
+        )
       })
       return out
     },

@@ -10,6 +10,7 @@ export {
 export { type AdamWConfig, adamW } from './adamw.ts'
 export { clipByGlobalNorm, clipCoefficient, globalNorm } from './clip.ts'
 export { HostAdamW, type HostAdamWConfig } from './host-adamw.ts'
+export { type LossScaleConfig, LossScaler } from './loss-scale.ts'
 export {
   nextName,
   type Optimizer,

@@ -33,12 +33,14 @@ export interface Optimizer {
   /**
    * Appends the update of every param to `g`. `grads[i]` is the gradient of `params[i]`;
    * `gradScale` (scalar) multiplies every gradient (clipping and micro-batch averaging folded in).
+   * With `apply` (bool scalar), a false value leaves params and slots unchanged (a skipped step).
    */
   build(
     g: Graph,
     params: readonly TrainableParam[],
     grads: readonly Tensor[],
     gradScale: Tensor,
+    apply?: Tensor,
   ): OptimizerGraph
   /** The scalar feeds of one step, in the params' float dtype. */
   feeds(dtype: ParamDType, scalars: StepScalars): Record<string, HostTensor>

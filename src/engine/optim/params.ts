@@ -1,5 +1,6 @@
 import { ValidationError } from '../../errors.ts'
 import type { Graph, Tensor } from '../graph.ts'
+import { where } from '../ops/index.ts'
 import { type HostTensor, scalarHost } from '../runtime/host-tensor.ts'
 import { nextName, type OptimizerGraph, type ParamDType, slotName, type TrainableParam } from './optimizer.ts'
 
@@ -57,19 +58,22 @@ export function slotInput(
 
 /**
  * Outputs the next value of a param and of each of its slots, and records them in `out` as state
- * that the runner carries into the next step.
+ * that the runner carries into the next step. With `apply` (a bool scalar), a false step keeps
+ * every value as it was (a skipped step).
  */
 export function outputNextState(
   g: Graph,
   out: OptimizerGraph,
   p: TrainableParam,
   next: Tensor,
-  slots: readonly { name: string; next: Tensor }[],
+  slots: readonly { name: string; tensor: Tensor; next: Tensor }[],
+  apply?: Tensor,
 ): void {
-  g.output(next, nextName(p.name))
+  const gated = (value: Tensor, current: Tensor) => (apply ? where(g, apply, value, current) : value)
+  g.output(gated(next, p.tensor), nextName(p.name))
   out.stateOutputs[nextName(p.name)] = p.name
   for (const slot of slots) {
-    g.output(slot.next, nextName(slot.name))
+    g.output(gated(slot.next, slot.tensor), nextName(slot.name))
     out.stateOutputs[nextName(slot.name)] = slot.name
     out.slots.push({ name: slot.name, param: p.name })
   }

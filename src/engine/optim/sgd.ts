@@ -20,7 +20,7 @@ export function sgdMomentum(config: SgdConfig = {}): Optimizer {
   const hp = { momentum: 0.9, weightDecay: 0, nesterov: false, ...config }
   return {
     kind: 'sgd',
-    build(g, params, grads, gradScale) {
+    build(g, params, grads, gradScale, apply) {
       const dtype = checkParams(params, grads)
       const s = scalarInputs(g, dtype, INPUTS)
       const out: OptimizerGraph = { stateOutputs: {}, slots: [] }
@@ -30,9 +30,7 @@ export function sgdMomentum(config: SgdConfig = {}): Optimizer {
         const d = p.decay === false ? scaled : add(g, scaled, mul(g, s.weight_decay, p.tensor))
         const buf2 = add(g, mul(g, s.momentum, buf.tensor), d)
         const direction = hp.nesterov ? add(g, d, mul(g, s.momentum, buf2)) : buf2
-        outputNextState(g, out, p, sub(g, p.tensor, mul(g, s.lr, direction)), [
-          { name: buf.name, next: buf2 },
-        ])
+        outputNextState(g, out, p, sub(g, p.tensor, mul(g, s.lr, direction)), [{ ...buf, next: buf2 }], apply)
       })
       return out
     },

@@ -32,6 +32,8 @@ export interface StepResult {
 export interface StepInput extends StepScalars {
   /** Clip threshold, required when the plan clips. */
   maxGradNorm?: number
+  /** The loss scale, required when the micro-step graph scales its loss (float16 compute). */
+  lossScale?: number
 }
 
 export type StepSessionOptions = Omit<GraphSessionOptions, 'stateOutputs' | 'name'>
@@ -72,6 +74,14 @@ async function openSession(
   stateOutputs: Record<string, string> = {},
 ): Promise<GraphSession> {
   return createGraphSession(graph.serialize(), { ...options, name, stateOutputs })
+}
+
+function checkLossScale(input: StepInput): number {
+  const s = input.lossScale
+  if (!(s !== undefined && Number.isFinite(s) && s > 0)) {
+    throw new ValidationError(`this step scales its loss: give a finite lossScale > 0, got ${s}`)
+  }
+  return s
 }
 
 /** Steps whose optimizer is part of the graphs; state stays in a DeviceState (GPU buffers on WebGPU). */
@@ -127,17 +137,23 @@ class GraphStepRunner implements StepRunner {
         metrics: means([out], this.opt.metricNames),
       }
     }
+    const lossScale = this.micro.lossScale ? checkLossScale(input) : 1
+    const scaled: Record<string, HostTensor> = this.micro.lossScale
+      ? { [STEP_INPUTS.lossScale]: scalarHost(this.micro.dtype, lossScale) }
+      : {}
     const outs: Record<string, HostTensor>[] = []
     for (let i = 0; i < microBatches.length; i++) {
       const accumulate = hostTensor('bool', [], Uint8Array.of(i > 0 ? 1 : 0))
       outs.push(
         await this.sessions.micro!.runWithState(this.state, {
           ...microBatches[i],
+          ...scaled,
           [ACCUMULATE_INPUT]: accumulate,
         }),
       )
     }
-    scalars[STEP_INPUTS.gradScale] = scalarHost(this.opt.dtype, 1 / microBatches.length)
+    // The accumulators hold sums of scaled gradients: the update averages and unscales them at once.
+    scalars[STEP_INPUTS.gradScale] = scalarHost(this.opt.dtype, 1 / (microBatches.length * lossScale))
     const update = await this.sessions.step.runWithState(this.state, scalars)
     return {
       loss: means(outs, [STEP_OUTPUTS.loss])[STEP_OUTPUTS.loss],

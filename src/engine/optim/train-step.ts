@@ -1,7 +1,7 @@
 import { ValidationError } from '../../errors.ts'
 import { grad } from '../autodiff.ts'
 import type { Graph, Tensor } from '../graph.ts'
-import { mul } from '../ops/index.ts'
+import { less, mul } from '../ops/index.ts'
 import { clipByGlobalNorm, globalNorm } from './clip.ts'
 import type { Optimizer, ParamDType, TrainableParam } from './optimizer.ts'
 import { checkParams } from './params.ts'
@@ -9,7 +9,12 @@ import { checkParams } from './params.ts'
 /** Output names every step graph shares. */
 export const STEP_OUTPUTS = { loss: 'loss', gradNorm: 'grad_norm' } as const
 /** Scalar inputs of the step graphs besides the optimizer's own. */
-export const STEP_INPUTS = { maxGradNorm: 'optim.max_grad_norm', gradScale: 'optim.grad_scale' } as const
+export const STEP_INPUTS = {
+  maxGradNorm: 'optim.max_grad_norm',
+  gradScale: 'optim.grad_scale',
+  /** Multiplies the loss before the backward pass (loss scaling of float16 compute). */
+  lossScale: 'optim.loss_scale',
+} as const
 
 export interface StepSpec {
   /** Scalar training loss (mean over the batch). */
@@ -64,7 +69,8 @@ export function outputMetrics(g: Graph, metrics: Readonly<Record<string, Tensor>
 
 /**
  * Gradient norm, clipping coefficient and optimizer update for `grads`, each first multiplied by
- * `gradScale` (1/micro-batches when they are accumulated sums).
+ * `gradScale` (1/micro-batches when they are accumulated sums). With `skipNonFinite`, a step whose
+ * gradient norm is infinite or NaN (a float16 overflow) changes nothing; the norm output tells.
  */
 export function appendUpdate(
   g: Graph,
@@ -72,18 +78,20 @@ export function appendUpdate(
   grads: readonly Tensor[],
   gradScale: Tensor | undefined,
   optimizer: Optimizer,
-  clip: boolean,
+  opts: { clip: boolean; skipNonFinite?: boolean },
 ): { stateOutputs: Record<string, string>; slots: { name: string; param: string }[] } {
   const dtype = checkParams(params, grads)
   let norm = globalNorm(g, grads)
   if (gradScale !== undefined) norm = mul(g, norm, gradScale)
   g.output(norm, STEP_OUTPUTS.gradNorm)
   let scale = gradScale ?? g.constant(1, dtype)
-  if (clip) {
+  if (opts.clip) {
     const coef = clipByGlobalNorm(g, norm, g.input(STEP_INPUTS.maxGradNorm, dtype, []))
     scale = gradScale === undefined ? coef : mul(g, gradScale, coef)
   }
-  return optimizer.build(g, params, grads, scale)
+  // NaN compares false and +inf is not below itself: true exactly for finite norms.
+  const finite = opts.skipNonFinite ? less(g, norm, g.constant(Number.POSITIVE_INFINITY, dtype)) : undefined
+  return optimizer.build(g, params, grads, scale, finite)
 }
 
 /** Name of the graph output carrying a param's gradient (gradient-only step graphs). */
@@ -139,7 +147,7 @@ export function buildTrainStep(g: Graph, spec: StepSpec): BuiltStep {
   const grads = gradsOf(g, spec.loss, spec.params)
   g.output(spec.loss, STEP_OUTPUTS.loss)
   const metricNames = outputMetrics(g, spec.metrics)
-  const update = appendUpdate(g, spec.params, grads, undefined, spec.optimizer, clip)
+  const update = appendUpdate(g, spec.params, grads, undefined, spec.optimizer, { clip })
   return {
     graph: g,
     dtype: checkParams(spec.params, grads),

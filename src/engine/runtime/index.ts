@@ -1,3 +1,4 @@
+export { float16Unsupported } from './float16-support.ts'
 export {
   elementCount,
   type HostDataMap,

@@ -4,7 +4,7 @@ import { AppError, NotFoundError } from '../../../../errors.ts'
 import { createRun } from '../../../../queue/run-lifecycle.ts'
 import { IdParamsSchema, PageSchema } from '../../../../schemas/common.ts'
 import { ACTIVE_STATUSES, RunCreateSchema, RunListQuerySchema, RunSchema } from '../../../../schemas/runs.ts'
-import { parseHyperparameters } from '../../../../sso/hyperparameters.ts'
+import { checkRunSettings, parseHyperparameters } from '../../../../sso/hyperparameters.ts'
 import { targetProject } from '../../../plugins/app/project-scope.ts'
 import { assertFitsMemory } from './memory-budget.ts'
 import { assertTrainingData } from './training-data.ts'
@@ -35,6 +35,7 @@ export const runsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         )
       }
       const hyperparameters = parseHyperparameters(body.hyperparameters ?? {})
+      checkRunSettings(hyperparameters, body.method, body.device ?? 'auto')
       // What the run uses must be in the project it is created in (or shared, the built-in model).
       const projectId = targetProject(request)
       const scope = projectId
