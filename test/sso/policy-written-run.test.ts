@@ -63,9 +63,10 @@ test('sso with policy-written principles: written, kept with the samples, counte
     return { system, prompt: user, response: ANSWER }
   })
   await train('sft', tiny, sft, {
-    epochs: 40,
+    // lr 5e-3 brings the loss under 0.01 by epoch 40 on any rounding; 1e-2 oscillated around 0.5-0.8
+    epochs: 50,
     batch_size: 4,
-    lr: 1e-2,
+    lr: 5e-3,
     weight_decay: 0,
     schedule: 'constant',
   })
@@ -82,8 +83,9 @@ test('sso with policy-written principles: written, kept with the samples, counte
       batch_size: 2,
       lr: 1e-3,
       max_new_tokens: 5,
-      // principles are written with the chosen side's settings: greedy, so the taught format comes out
-      sampling: { chosen: { temperature: 0 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
+      // principles are written with the chosen side's settings: greedy, so the taught format comes out;
+      // the taught model answers everything alike, so the other sides sample hot enough to differ
+      sampling: { chosen: { temperature: 0 }, rejected: { temperature: 3 }, raw: { temperature: 3 } },
     },
   )
   const it = metrics.find((m) => m.values['principles/written'] !== undefined)!.values
@@ -95,7 +97,7 @@ test('sso with policy-written principles: written, kept with the samples, counte
     'sso_records',
     await readFile(join(outputDir, 'samples', 'iteration-1.jsonl'), 'utf8'),
   ).rows
-  assert.ok(records.length > 0)
+  assert.ok(records.length > 0, JSON.stringify(it))
   for (const r of records) {
     assert.deepEqual(r.principles, [WRITTEN_FEATURE])
     const w = r.written_principle!
