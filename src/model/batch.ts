@@ -1,7 +1,8 @@
 /**
  * Host side of a batch: token rows packed into a padded (B, T) layout (left or right padding), and
  * the feeds every decoder graph takes: token ids, RoPE cos/sin of each token's position, the
- * additive attention mask, and for scoring the next-token targets with the response mask.
+ * additive attention mask, and for scoring the next-token targets with the response mask and the
+ * flat positions of the counted targets (the LM head runs at those only).
  */
 import type { Dim, Graph, HostTensor, Tensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
@@ -18,6 +19,7 @@ export const INPUT = {
   slidingBias: 'attention_bias.sliding',
   targetIds: 'target_ids',
   targetMask: 'target_mask',
+  targetPositions: 'target_positions',
 } as const
 
 /** Added to the scores of masked keys: exp() of it is exactly 0, and a fully masked row stays finite. */
@@ -149,7 +151,11 @@ export function attentionMaskFeeds(
   return feeds
 }
 
-/** Feeds of a scoring graph: token t's target is token t + 1, counted when it is a response token. */
+/**
+ * Feeds of a scoring graph: token t's target is token t + 1, counted when it is a response token.
+ * The counted targets' flat positions (b·T + t) go in as well; a batch with none feeds position 0,
+ * whose log-prob the mask then zeroes, so no graph sees an empty axis.
+ */
 export function scoringFeeds(
   cfg: LlamaConfig,
   batch: PackedBatch,
@@ -158,13 +164,16 @@ export function scoringFeeds(
   const { rows, seq } = batch
   const targets = new BigInt64Array(rows * seq)
   const targetMask = new (dtype === 'float32' ? Float32Array : Float64Array)(rows * seq)
+  const positions: bigint[] = []
   for (let b = 0; b < rows; b++) {
     for (let t = 0; t + 1 < seq; t++) {
       const next = b * seq + t + 1
       targets[b * seq + t] = BigInt(batch.ids[next])
       targetMask[b * seq + t] = batch.response[next] & batch.mask[next]
+      if (targetMask[b * seq + t] === 1) positions.push(BigInt(b * seq + t))
     }
   }
+  if (positions.length === 0) positions.push(0n)
   const { cos, sin } = ropeFeeds(cfg, batch.positions, rows, dtype)
   return {
     [INPUT.inputIds]: {
@@ -177,6 +186,11 @@ export function scoringFeeds(
     ...attentionMaskFeeds(cfg, rows, batch, batch, dtype),
     [INPUT.targetIds]: { dtype: 'int64', dims: [rows, seq], data: targets },
     [INPUT.targetMask]: { dtype, dims: [rows, seq], data: targetMask },
+    [INPUT.targetPositions]: {
+      dtype: 'int64',
+      dims: [positions.length],
+      data: BigInt64Array.from(positions),
+    },
   }
 }
 
@@ -200,14 +214,18 @@ export function declareDecoderInputs(
   }
 }
 
-/** Declares the scoring targets: next-token ids and the response mask, both (B, T). */
-export function declareTargets(
-  g: Graph,
-  dtype: FloatDType,
-  dims: { rows: Dim; seq: Dim },
-): { ids: Tensor; mask: Tensor } {
+/** A scoring graph's targets: next-token ids and the response mask, (B, T); counted positions, (N). */
+export interface ScoringTargets {
+  ids: Tensor
+  mask: Tensor
+  positions: Tensor
+}
+
+/** Declares the scoring targets; the number of counted positions is the dimension `targets`. */
+export function declareTargets(g: Graph, dtype: FloatDType, dims: { rows: Dim; seq: Dim }): ScoringTargets {
   return {
     ids: g.input(INPUT.targetIds, 'int64', [dims.rows, dims.seq]),
     mask: g.input(INPUT.targetMask, dtype, [dims.rows, dims.seq]),
+    positions: g.input(INPUT.targetPositions, 'int64', ['targets']),
   }
 }

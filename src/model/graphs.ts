@@ -16,7 +16,7 @@ import { declareDecoderInputs, declareTargets } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
 import type { ModelContext } from './layers.ts'
 import { llamaModel, lmHead } from './llama.ts'
-import { reduceSequences, type SequenceLogps, tokenLogps } from './logprobs.ts'
+import { reduceSequences, type SequenceLogps, targetLogps } from './logprobs.ts'
 import { type Adapters, type LoraSpec, loraScale } from './lora.ts'
 import { halfDecoderInputs, halfSource, type Precision, toFloat32 } from './precision.ts'
 import { bindWeights, type FloatDType, type FrozenWeights, type WeightSource } from './weight-source.ts'
@@ -94,7 +94,7 @@ export function buildScoringGraph(
   const inputs = opts.precision === 'float16' ? halfDecoderInputs(g, declared) : declared
   const targets = declareTargets(g, dtype, dims)
   const { hidden } = llamaModel(ctx, inputs)
-  const logps = reduceSequences(g, tokenLogps(ctx, hidden, targets.ids, opts.vocabChunks), targets.mask)
+  const logps = reduceSequences(g, targetLogps(ctx, hidden, targets, opts.vocabChunks), targets.mask)
   if (opts.outputs !== false) {
     g.output(logps.sum, 'logps.sum')
     g.output(logps.mean, 'logps.mean')

@@ -3,7 +3,23 @@
  * mask, with the token count and the mean. Rows are independent, so chosen and rejected responses
  * (or any roles) share one batch.
  */
-import { div, type Graph, max, mul, reduceSum, selectiveLogSoftmax, type Tensor } from '../engine/index.ts'
+import {
+  div,
+  type Graph,
+  gather,
+  max,
+  mul,
+  reduceSum,
+  reshape,
+  reshapeLike,
+  scatterNDAdd,
+  selectiveLogSoftmax,
+  squeeze,
+  type Tensor,
+  unsqueeze,
+  zerosLike,
+} from '../engine/index.ts'
+import type { ScoringTargets } from './batch.ts'
 import { chunkedTargetLogps, defaultVocabChunks } from './chunked-logps.ts'
 import type { ModelContext } from './layers.ts'
 import { lmHead, lmHeadWeight } from './llama.ts'
@@ -21,7 +37,7 @@ export interface SequenceLogps {
  * targets. With vocabChunks > 1 the head runs in vocabulary chunks and (B, T, V) logits never
  * exist at once (chunked-logps.ts); by default large vocabularies are chunked.
  */
-export function tokenLogps(
+function tokenLogps(
   ctx: ModelContext,
   hidden: Tensor,
   targetIds: Tensor,
@@ -44,6 +60,29 @@ export function tokenLogps(
   return g.withScopePath('logps', () =>
     selectiveLogSoftmax(g, logits, targetIds, { decomposed: !g.fusedMatMul }),
   )
+}
+
+/**
+ * tokenLogps at the counted positions only, placed back into (B, T) with zeros elsewhere: the LM
+ * head (most of a step's compute at 128k–152k vocabularies) skips prompt and padding tokens.
+ */
+export function targetLogps(
+  ctx: ModelContext,
+  hidden: Tensor,
+  targets: ScoringTargets,
+  vocabChunks?: number,
+): Tensor {
+  const { g } = ctx
+  return g.withScopePath('targets', () => {
+    const flatHidden = reshape(g, hidden, { shape: [-1, ctx.cfg.hidden_size] }) // (B·T, H)
+    const flatIds = reshape(g, targets.ids, { shape: [-1] }) // (B·T)
+    const picked = unsqueeze(g, gather(g, flatHidden, targets.positions), { axes: [0] }) // (1, N, H)
+    const ids = unsqueeze(g, gather(g, flatIds, targets.positions), { axes: [0] }) // (1, N)
+    const logps = squeeze(g, tokenLogps(ctx, picked, ids, vocabChunks), { axes: [0] }) // (N)
+    const flatMask = reshape(g, targets.mask, { shape: [-1] })
+    const at = unsqueeze(g, targets.positions, { axes: [-1] }) // (N, 1)
+    return reshapeLike(g, scatterNDAdd(g, zerosLike(g, flatMask), at, logps), targets.mask)
+  })
 }
 
 /** Masked sums over the sequence: sum, count and mean (count clamped at 1 for empty responses). */

@@ -47,7 +47,7 @@ export interface PolicyMemoryShape {
   batchRows: number
   /** Longest token row: prompt plus response. */
   seq: number
-  /** Longest prompt (prefill of generation). */
+  /** Longest prompt (prefill of generation); the rest of `seq` is the longest response. */
   promptTokens: number
   checkpoint: boolean
 }
@@ -98,7 +98,15 @@ export function estimatePolicyMemory(
   const step = buildPolicyStepGraph(model, { ...bind, loss }).graph
   const scoring = buildScoringGraph(model, bind).graph
   const decode = buildDecodeGraph(model, { ...bind, trainable: 'none' })
-  const rows = { batch: shape.batchRows, seq: shape.seq, keys: shape.seq, '?': shape.seq }
+  // the LM head runs at response tokens only: at most seq − promptTokens of each row
+  const responseTokens = Math.max(1, shape.seq - shape.promptTokens)
+  const rows = {
+    batch: shape.batchRows,
+    seq: shape.seq,
+    keys: shape.seq,
+    '?': shape.seq,
+    targets: shape.batchRows * responseTokens,
+  }
   const kvBytes =
     2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * shape.batchRows * shape.seq * F32
   const chunked = (opts.vocabChunks ?? defaultVocabChunks(cfg.vocab_size)) > 1
@@ -111,7 +119,11 @@ export function estimatePolicyMemory(
     // AdamW's two moments and the gradient it reads, in WebAssembly memory; LoRA adds its adapters
     optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
     training_session:
-      step.peakIntermediateBytes({ ...rows, batch: shape.trainRows }) *
+      step.peakIntermediateBytes({
+        ...rows,
+        batch: shape.trainRows,
+        targets: shape.trainRows * responseTokens,
+      }) *
       (shape.checkpoint
         ? CHECKPOINTED_STEP_ARENA_FACTOR
         : chunked

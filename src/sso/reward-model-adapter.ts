@@ -42,7 +42,7 @@ import {
 
 const HEAD = 'score.weight'
 const LAST = 'reward.last_token'
-const TARGET_FEEDS: readonly string[] = [INPUT.targetIds, INPUT.targetMask]
+const TARGET_FEEDS: readonly string[] = [INPUT.targetIds, INPUT.targetMask, INPUT.targetPositions]
 
 /** Rewards (rows) of a decoder graph in g: hidden state at each row's last token, times the head. */
 function rewardsOf(g: Graph, loaded: LoadedModel, rows: Dim) {

@@ -1,5 +1,6 @@
 /** A real worker process (`sso worker`) over a test app's database and data folder, for kill -9 tests. */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { TestApp } from '../helpers/build-app.ts'
 
@@ -11,7 +12,7 @@ export interface WorkerProcess {
   output(): string
   /** Sends `signal` (SIGKILL by default), then waits for the process to be gone. */
   kill(signal?: NodeJS.Signals): Promise<void>
-  /** Its child processes now: the trainer process of the attempt it is training. */
+  /** Its trainer processes now (the attempt it is training); other children, such as esbuild's service, are not counted. */
   trainerPids(): number[]
 }
 
@@ -41,12 +42,21 @@ export function spawnWorker(app: TestApp): WorkerProcess {
     await exited
   }
   app.onClose(() => kill())
+  // tsx starts esbuild's service as another child of the worker when its transform cache is cold
+  const isTrainer = (pid: number) => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('trainer-process-main')
+    } catch {
+      return false // gone meanwhile
+    }
+  }
   const trainerPids = () => {
     try {
       return execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
         .split('\n')
         .filter(Boolean)
         .map(Number)
+        .filter(isTrainer)
     } catch {
       return [] // pgrep exits 1 when there is none
     }
