@@ -3,7 +3,9 @@
  * Qwen2.5-1.5B and Qwen2.5-3B (bench/real-shapes.ts), a DPO training step on 4 × 512 tokens (LoRA
  * r16 on every linear layer, or full fine-tuning) and greedy decoding at batch 1 and 8, one JSON line
  * per shape and mode, each measurement in its own process: step time or tokens/s and peak RSS
- * (VmHWM), next to the service's memory estimate for that shape and mode.
+ * (VmHWM), next to the service's memory estimate for that shape and mode. A training measurement
+ * first does what a DPO iteration does before its steps (generates from the rows' prompts, scores
+ * them under the policy, freezes the reference and scores them under it), so its peak is a run's.
  *
  * A training mode is planned as a run is (src/sso/memory-plan.ts: a DPO run whose micro-batch is the
  * bench's rows, gradient checkpointing only when the estimate needs it to fit); decoding is held to
@@ -21,10 +23,12 @@
  *
  *   node --import tsx bench/scale.ts [--shapes 0.5b,1b,1.5b,3b] [--modes lora,full,decode1,decode8]
  *     [--layers N] [--rows 4] [--seq 512] [--steps 2] [--budget-gb G] [--python PATH]
- *     [--weights-dtype float32|bfloat16|float16] [--threads 2]
+ *     [--weights-dtype float32|bfloat16|float16] [--optimizer-state-dtype float32|bfloat16] [--threads 2]
  *
  * `--layers` builds every shape with N layers instead of its own (the lines say `layers_override`);
- * `--weights-dtype` stores LoRA's frozen base in that type (the estimate assumes float32). PyTorch
+ * `--weights-dtype` stores the frozen weights in that type (LoRA's base, full fine-tuning's reference),
+ * as the run hyperparameter `weights_dtype` does, and the estimate counts them so;
+ * `--optimizer-state-dtype` is `optimizer_state_dtype` (AdamW's moments). PyTorch
  * decodes the plain model, without the (zero) adapters.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -35,21 +39,32 @@ import { defaultWorkerMemoryBytes } from '../src/config.ts'
 import { trainingProcessEnv } from '../src/engine/index.ts'
 import { ValidationError } from '../src/errors.ts'
 import { type LlamaConfig, parameterCount, parseLlamaConfig } from '../src/model/config.ts'
-import { estimatePolicyMemory, type MemoryEstimate } from '../src/model/memory-estimate.ts'
+import {
+  estimatePolicyMemory,
+  type MemoryEstimate,
+  type OptimizerStateDtype,
+} from '../src/model/memory-estimate.ts'
 import { Policy, type WeightsDType } from '../src/model/policy.ts'
 import { Random } from '../src/model/random.ts'
 import { makeTinyModel } from '../src/model/tiny.ts'
 import { resolveHyperparameters } from '../src/sso/hyperparameters.ts'
 import { planRunMemory } from '../src/sso/memory-plan.ts'
 import { type ChildOutcome, findTorchPython, median, peakRssMb, runJsonChild } from './child-process.ts'
-import { type BenchJob, DECODE, DPO, runTorch, timeDpoSteps } from './dpo-step.ts'
+import { type BenchJob, DECODE, DPO, dpoBatch, runTorch, timeDpoSteps } from './dpo-step.ts'
 import { LORA_ALL_LINEAR as LORA, REAL_SHAPES, type RealShape } from './real-shapes.ts'
 
 const GB = 2 ** 30
 const MODES = ['lora', 'full', 'decode1', 'decode8'] as const
 type Mode = (typeof MODES)[number]
 
-type Job = BenchJob & { checkpoint: boolean; weightsDtype: WeightsDType }
+type Job = BenchJob & {
+  checkpoint: boolean
+  weightsDtype: WeightsDType
+  optimizerStateDtype: OptimizerStateDtype
+}
+
+/** New tokens of the generation a training measurement starts with (its prompts are the rows' prompts). */
+const ITERATION_NEW_TOKENS = 16
 
 const round = (x: number, digits = 1) => +x.toFixed(digits)
 const gb = (bytes: number) => round(bytes / GB, 2)
@@ -88,8 +103,22 @@ async function measure(job: Job): Promise<Record<string, number>> {
     lora: job.lora,
     checkpoint: job.checkpoint,
     weightsDtype: job.weightsDtype,
+    adamw: { stateDtype: job.optimizerStateDtype },
     intraOpThreads: job.threads,
   })
+  // what an iteration of a DPO run holds before its steps: generation, policy and reference scoring
+  const prompts = Array.from({ length: job.rows }, (_, i) => promptOf(policy, job.prompt, i))
+  await policy.generate(prompts, {
+    maxNewTokens: ITERATION_NEW_TOKENS,
+    temperature: 0,
+    topP: 1,
+    topK: 0,
+    seed: 0,
+  })
+  const { rows } = dpoBatch(job, policy.config.vocab_size)
+  await policy.logprobs(rows, 'policy')
+  await policy.freezeReference()
+  await policy.logprobs(rows, 'reference')
   const stepMs = await timeDpoSteps(policy, job)
   await policy.dispose()
   return { step_ms: stepMs }
@@ -121,6 +150,9 @@ function trainingVerdict(cfg: LlamaConfig, mode: 'lora' | 'full', job: Job, budg
     gradient_checkpointing: 'auto',
     max_prompt_tokens: job.prompt,
     max_new_tokens: job.seq - job.prompt,
+    generation_batch_size: job.rows,
+    weights_dtype: job.weightsDtype,
+    optimizer_state_dtype: job.optimizerStateDtype,
   })
   const scope = 'dpo run (training, reference and policy scoring, generation)'
   try {
@@ -156,7 +188,7 @@ function decodeVerdict(cfg: LlamaConfig, job: Job, budgetBytes: number): Verdict
       promptTokens: job.prompt,
       checkpoint: false,
     },
-    { lora: job.lora },
+    { lora: job.lora, weightsDtype: job.weightsDtype },
   )
   const parts = {
     runtime: all.runtime,
@@ -192,6 +224,7 @@ function jobFor(dir: string, mode: Mode, args: Record<string, string | undefined
     lora: mode === 'full' ? undefined : LORA,
     checkpoint: false,
     weightsDtype: args['weights-dtype'] as WeightsDType,
+    optimizerStateDtype: args['optimizer-state-dtype'] as OptimizerStateDtype,
   }
 }
 
@@ -218,6 +251,7 @@ const { values: args } = parseArgs({
     'budget-gb': { type: 'string' },
     python: { type: 'string' },
     'weights-dtype': { type: 'string', default: 'float32' },
+    'optimizer-state-dtype': { type: 'string', default: 'float32' },
     threads: { type: 'string', default: '2' },
     job: { type: 'string' },
     make: { type: 'string' },
@@ -274,7 +308,13 @@ if (args.job) {
           ...(layers ? { layers_override: true } : {}),
           ...(decode
             ? { batch: job.batch, prompt: job.prompt, new_tokens: job.new_tokens }
-            : { rows: job.rows, seq: job.seq, checkpoint: job.checkpoint, weights_dtype: job.weightsDtype }),
+            : {
+                rows: job.rows,
+                seq: job.seq,
+                checkpoint: job.checkpoint,
+                weights_dtype: job.weightsDtype,
+                optimizer_state_dtype: job.optimizerStateDtype,
+              }),
           threads: job.threads,
           estimate_gb: gb(verdict.estimate.bytes),
           estimate_scope: verdict.scope,

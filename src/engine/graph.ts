@@ -313,11 +313,13 @@ export class Graph {
   /**
    * Peak bytes of the values nodes produce, walking the nodes that reach an output (those serialize
    * keeps) in order and freeing each value after its last reader (graph outputs live to the end;
-   * inputs and initializers are the caller's). A
-   * sequential executor's activation memory before its own reuse and fusion; `dims` sizes symbolic
-   * dimensions, products such as 'batch*seq' included, and '?' the ones shape inference left unknown.
+   * inputs and initializers are the caller's). A sequential executor's activation memory before its
+   * own reuse and fusion; `dims` sizes symbolic dimensions, products such as 'batch*seq' included,
+   * and '?' the ones shape inference left unknown. `countOutputs: false` leaves graph outputs out,
+   * for a caller that has them written into buffers of its own (with the values an output's
+   * Identity renames: onnxruntime folds such an Identity into the value's producer).
    */
-  peakIntermediateBytes(dims: Readonly<Record<string, number>>): number {
+  peakIntermediateBytes(dims: Readonly<Record<string, number>>, { countOutputs = true } = {}): number {
     const size = (d: Dim): number =>
       typeof d === 'number'
         ? d
@@ -328,12 +330,15 @@ export class Graph {
               throw new GraphError(`peakIntermediateBytes: dimension '${part}' has no size`)
             return n * v
           }, 1)
-    const bytes = (name: string): number => {
-      const t = this.values.get(name)
-      return t ? t.shape.reduce<number>((n, d) => n * size(d), BYTES_PER_ELEMENT[t.dtype]) : 0
-    }
     const kept = new Set(this.outputs.map((o) => o.name))
     const nodes = this.liveNodes()
+    const callers = new Set(kept)
+    for (const n of nodes) if (n.opType === 'Identity' && kept.has(n.outputs[0])) callers.add(n.inputs[0])
+    const bytes = (name: string): number => {
+      const t = this.values.get(name)
+      if (!t || (!countOutputs && callers.has(name))) return 0
+      return t.shape.reduce<number>((n, d) => n * size(d), BYTES_PER_ELEMENT[t.dtype])
+    }
     const lastRead = new Map<string, number>()
     nodes.forEach((n, i) => {
       for (const x of n.inputs) if (this.producerNode.has(x) && !kept.has(x)) lastRead.set(x, i)

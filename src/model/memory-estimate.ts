@@ -13,6 +13,7 @@ import { parameterCount } from './config.ts'
 import { buildPolicyStepGraph, buildScoringGraph, type ModelTensors, type PolicyLoss } from './graphs.ts'
 import { buildDecodeGraph } from './kv-cache.ts'
 import { initAdapters, type LoraSpec } from './lora.ts'
+import type { StorageDType } from './safetensors.ts'
 import type { StoredWeights } from './weights.ts'
 import { expectedWeightShapes } from './weights.ts'
 
@@ -50,11 +51,15 @@ export interface PolicyMemoryShape {
   /** Longest prompt (prefill of generation); the rest of `seq` is the longest response. */
   promptTokens: number
   checkpoint: boolean
+  /** More than one micro-batch per step: the later ones bring their gradients back as host copies. */
+  accumulates?: boolean
 }
 
 export interface PolicyMemoryOptions {
   lora?: LoraSpec
   optimizerStateDtype?: OptimizerStateDtype
+  /** Storage of the frozen weights: LoRA's base, full fine-tuning's reference (float32 by default). */
+  weightsDtype?: StorageDType
   vocabChunks?: number
 }
 
@@ -66,11 +71,16 @@ export interface MemoryEstimate {
 }
 
 const F32 = 4
+const BYTES: Readonly<Record<StorageDType, number>> = { float32: F32, bfloat16: 2, float16: 2 }
 
-/** Shape-only weights: enough to build graphs whose weights are fed as inputs. */
-function shapeOnlyWeights(cfg: LlamaConfig): StoredWeights {
+/** Shape-only weights: enough to build graphs whose weights are fed as inputs (half ones upcast inside). */
+function shapeOnlyWeights(cfg: LlamaConfig, dtype: StorageDType): StoredWeights {
   const weights: StoredWeights = new Map()
-  for (const [key, shape] of expectedWeightShapes(cfg)) weights.set(key, { shape, data: new Float32Array(0) })
+  for (const [key, shape] of expectedWeightShapes(cfg))
+    weights.set(
+      key,
+      dtype === 'float32' ? { shape, data: new Float32Array(0) } : { shape, dtype, data: new Uint16Array(0) },
+    )
   return weights
 }
 
@@ -82,7 +92,9 @@ export function estimatePolicyMemory(
 ): MemoryEstimate {
   const params = parameterCount(cfg)
   const lora = opts.lora ? { spec: opts.lora, adapters: initAdapters(cfg, opts.lora, 0) } : undefined
-  const model: ModelTensors = { cfg, weights: shapeOnlyWeights(cfg), lora }
+  const frozenDtype = opts.weightsDtype ?? 'float32'
+  // LoRA's base is frozen; full fine-tuning trains float32 weights and keeps a frozen reference
+  const model: ModelTensors = { cfg, weights: shapeOnlyWeights(cfg, lora ? frozenDtype : 'float32'), lora }
   const trainable = lora ? [...lora.adapters.values()].reduce((n, t) => n + t.data.length, 0) : params
   const bind = {
     trainable: lora ? ('adapters' as const) : ('all' as const),
@@ -113,17 +125,18 @@ export function estimatePolicyMemory(
   const momentBytes = opts.optimizerStateDtype === 'bfloat16' ? 2 : F32
   const parts: Record<string, number> = {
     runtime: FIXED_BYTES,
-    weights: params * F32,
+    weights: params * (lora ? BYTES[frozenDtype] : F32),
     // full fine-tuning scores the reference from its own copy of the weights
-    reference_weights: lora ? 0 : params * F32,
+    reference_weights: lora ? 0 : params * BYTES[frozenDtype],
     // AdamW's two moments and the gradient it reads, in WebAssembly memory; LoRA adds its adapters
     optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
+    // the first micro-batch's gradients are written into the optimizer's memory (counted above)
+    accumulated_gradients: shape.accumulates ? trainable * F32 : 0,
     training_session:
-      step.peakIntermediateBytes({
-        ...rows,
-        batch: shape.trainRows,
-        targets: shape.trainRows * responseTokens,
-      }) *
+      step.peakIntermediateBytes(
+        { ...rows, batch: shape.trainRows, targets: shape.trainRows * responseTokens },
+        { countOutputs: false },
+      ) *
       (shape.checkpoint
         ? CHECKPOINTED_STEP_ARENA_FACTOR
         : chunked

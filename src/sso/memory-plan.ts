@@ -90,10 +90,12 @@ export function estimateRunMemory(
       seq: hp.max_prompt_tokens + hp.max_new_tokens,
       promptTokens: hp.max_prompt_tokens,
       checkpoint,
+      accumulates: microBatchSize < hp.batch_size || hp.grad_accum > 1,
     },
     {
       lora: hp.finetuning === 'lora' ? hp.lora : undefined,
       optimizerStateDtype: hp.optimizer_state_dtype,
+      weightsDtype: hp.weights_dtype,
     },
   )
   if (method !== 'sso_v2') return estimate

@@ -198,6 +198,7 @@ export const openModelPolicy: OpenPolicy = async (o) => {
     intraOpThreads: o.deterministic ? 1 : undefined,
     lora: o.finetuning === 'lora' ? o.lora : undefined,
     checkpoint: o.checkpoint,
+    weightsDtype: o.weightsDtype,
     precision: o.precision,
     adamw: {
       stateDtype: o.optimizerStateDtype,

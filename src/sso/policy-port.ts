@@ -114,6 +114,8 @@ export interface OpenModelOptions {
   checkpoint?: boolean
   /** Storage of the AdamW moments. */
   optimizerStateDtype?: 'float32' | 'bfloat16'
+  /** Storage of the frozen weights (LoRA's base, full fine-tuning's reference). */
+  weightsDtype?: 'float32' | 'bfloat16' | 'float16'
   /** float16: the policy scores and trains in mixed precision (WebGPU only). */
   precision?: 'float32' | 'float16'
 }

@@ -140,6 +140,19 @@ describe('Graph options', () => {
 })
 
 describe('Graph errors', () => {
+  it('peakIntermediateBytes frees values after their last reader; countOutputs: false leaves outputs to the caller', () => {
+    const g = new Graph({ name: 'peak' })
+    const x = g.input('x', 'float32', ['batch', 8])
+    const a = mul(g, x, g.constant(2, 'float32'))
+    const b = add(g, a, g.constant(1, 'float32'))
+    g.output(b, 'y') // an Identity renames b
+    // batch 4: 128 bytes a value; a and b are alive together, then b and its renamed output
+    assert.equal(g.peakIntermediateBytes({ batch: 4 }), 256)
+    // b is the output's value (onnxruntime writes it where the Identity would have)
+    assert.equal(g.peakIntermediateBytes({ batch: 4 }, { countOutputs: false }), 128)
+    assert.throws(() => g.peakIntermediateBytes({}), /dimension 'batch' has no size/)
+  })
+
   it('rejects a tensor of another graph as an undefined input', () => {
     const other = new Graph({ name: 'other' })
     const stranger = other.input('stranger', 'float32', [2])

@@ -15,6 +15,8 @@ export interface ProbeSpec {
   lora: boolean
   checkpoint: boolean
   optimizerStateDtype: 'float32' | 'bfloat16'
+  /** Storage of the frozen weights (LoRA's base, full fine-tuning's reference). */
+  weightsDtype: 'float32' | 'bfloat16'
   /** Rows of one training micro-batch and of the scoring batch. */
   rows: number
   /** Micro-batches per training step. */
@@ -29,6 +31,7 @@ const policy = await Policy.load(spec.modelDir, {
   lora: spec.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
   checkpoint: spec.checkpoint,
   adamw: { stateDtype: spec.optimizerStateDtype },
+  weightsDtype: spec.weightsDtype,
 })
 const rng = new Random(7)
 const ids = (n: number) => Array.from({ length: n }, () => rng.nextUint32() % spec.vocab)

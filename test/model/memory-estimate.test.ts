@@ -63,7 +63,10 @@ interface Case {
   rows: number
   seq: number
   microBatches?: number
+  /** bfloat16 AdamW moments. */
   bf16?: boolean
+  /** bfloat16 frozen weights. */
+  bf16Weights?: boolean
 }
 
 const CASES: Case[] = [
@@ -84,11 +87,12 @@ const CASES: Case[] = [
     rows: 6,
     seq: 128,
     microBatches: 2,
+    bf16Weights: true,
   },
 ]
 
 for (const c of CASES) {
-  const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}, ${c.rows}x${c.seq}`
+  const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}${c.bf16Weights ? ' bf16-weights' : ''}, ${c.rows}x${c.seq}`
   test(`estimate within ${TOLERANCE * 100}% of the measured peak: ${label}`, {
     timeout: 120_000,
   }, async () => {
@@ -99,6 +103,7 @@ for (const c of CASES) {
       lora: c.lora,
       checkpoint: c.checkpoint,
       optimizerStateDtype: c.bf16 ? 'bfloat16' : 'float32',
+      weightsDtype: c.bf16Weights ? 'bfloat16' : 'float32',
       rows: c.rows,
       microBatches: c.microBatches ?? 1,
       promptTokens,
@@ -115,6 +120,7 @@ for (const c of CASES) {
       {
         lora: c.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
         optimizerStateDtype: spec.optimizerStateDtype,
+        weightsDtype: spec.weightsDtype,
       },
     )
     const error = (estimate.bytes - measured) / measured

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { parseLlamaConfig } from '../../src/model/config.ts'
+import { parameterCount, parseLlamaConfig } from '../../src/model/config.ts'
 import { tinyConfigJson } from '../../src/model/tiny.ts'
 import { resolveHyperparameters } from '../../src/sso/hyperparameters.ts'
 import { ACTIVATION_TARGET_BYTES, estimateRunMemory, planRunMemory } from '../../src/sso/memory-plan.ts'
@@ -68,4 +68,17 @@ test('for larger models the activation target splits micro-batches but does not 
   const planned = planRunMemory(parsed50m.config, 'dpo', hp, 1e12)
   assert.equal(planned.checkpoint, false)
   assert.ok(planned.microBatchSize < 8)
+})
+
+test('weights_dtype: half frozen weights count 2 bytes per parameter (LoRA base, full reference)', () => {
+  const params = parameterCount(cfg)
+  const parts = (finetuning: 'lora' | 'full', weights_dtype: 'float32' | 'bfloat16') =>
+    estimateRunMemory(cfg, 'dpo', { ...hp, finetuning, weights_dtype }, 1, false).parts
+  assert.equal(parts('lora', 'float32').weights, 4 * params)
+  assert.equal(parts('lora', 'bfloat16').weights, 2 * params)
+  assert.equal(parts('full', 'bfloat16').weights, 4 * params) // trained weights stay float32
+  assert.equal(parts('full', 'float32').reference_weights, 4 * params)
+  assert.equal(parts('full', 'bfloat16').reference_weights, 2 * params)
+  // the upcast inside the graphs is counted among the activations, not for free
+  assert.ok(parts('lora', 'bfloat16').scoring_sessions >= parts('lora', 'float32').scoring_sessions)
 })

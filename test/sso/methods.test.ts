@@ -10,9 +10,12 @@ import { after, before, test } from 'node:test'
 import { familyPrincipleSet, TASK_FAMILIES } from '../../src/eval/families.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import { makeTinyModel } from '../../src/model/index.ts'
+import { openModelPolicy } from '../../src/sso/model-adapter.ts'
+import type { OpenModelOptions, OpenPolicy } from '../../src/sso/policy-port.ts'
 import { toJsonl, validateDataset } from '../../src/sso/records.ts'
 import { Rng } from '../../src/sso/rng.ts'
-import type { TrainingMethod } from '../../src/sso/trainer-interface.ts'
+import { createTrainer } from '../../src/sso/trainer.ts'
+import type { RunTrainer, TrainingMethod } from '../../src/sso/trainer-interface.ts'
 import { trainToEnd } from './helpers/train.ts'
 
 let root: string
@@ -28,21 +31,24 @@ after(async () => {
   await rm(root, { recursive: true, force: true })
 })
 
-async function run(method: TrainingMethod, rows: unknown[], hp: Record<string, unknown>) {
+async function run(method: TrainingMethod, rows: unknown[], hp: Record<string, unknown>, train?: RunTrainer) {
   const data = join(root, `${method}.jsonl`)
   await writeFile(data, toJsonl(rows))
   const outputDir = join(root, method)
-  const metrics = await trainToEnd({
-    runId: method,
-    method,
-    modelDir,
-    principleSet: familyPrincipleSet(families),
-    datasetPaths: [data],
-    hyperparameters: { batch_size: 2, lr: 1e-3, weight_decay: 0, max_new_tokens: 5, ...hp },
-    device: 'cpu',
-    seed: 3,
-    outputDir,
-  })
+  const metrics = await trainToEnd(
+    {
+      runId: method,
+      method,
+      modelDir,
+      principleSet: familyPrincipleSet(families),
+      datasetPaths: [data],
+      hyperparameters: { batch_size: 2, lr: 1e-3, weight_decay: 0, max_new_tokens: 5, ...hp },
+      device: 'cpu',
+      seed: 3,
+      outputDir,
+    },
+    train,
+  )
   assert.ok((await readdir(join(outputDir, 'final'))).includes('model.safetensors'))
   const steps = metrics.filter((m) => m.values.loss !== undefined)
   assert.ok(steps.length > 0)
@@ -101,18 +107,33 @@ test('sft lowers the loss on prompt/response pairs', async () => {
   assert.ok(steps.at(-1)!.values.loss < steps[0].values.loss)
 })
 
-test('sso with LoRA over two iterations: adapters merged into the reference between iterations', async () => {
+test('sso with LoRA on a bfloat16 base over two iterations: adapters merged into the reference between iterations', async () => {
   const rng = Rng.fromSeed(9)
   const queries = Array.from({ length: 6 }, (_, i) => {
     const f = families[i % 2]
     return { prompt: f.makePrompt(rng), features: [f.principle.feature] }
   })
-  const { steps } = await run('sso', queries, {
-    iterations: 2,
-    finetuning: 'lora',
-    lora: { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] },
-    sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
-  })
+  const opened: OpenModelOptions[] = []
+  const recordingOpen: OpenPolicy = (o) => {
+    opened.push(o)
+    return openModelPolicy(o)
+  }
+  const { steps } = await run(
+    'sso',
+    queries,
+    {
+      iterations: 2,
+      finetuning: 'lora',
+      lora: { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj'] },
+      weights_dtype: 'bfloat16',
+      sampling: { chosen: { temperature: 1 }, rejected: { temperature: 1 }, raw: { temperature: 1 } },
+    },
+    createTrainer(recordingOpen),
+  )
+  assert.deepEqual(
+    opened.map((o) => o.weightsDtype),
+    ['bfloat16'],
+  )
   const byIteration = (k: number) => steps.filter((s) => s.iteration === k)
   assert.ok(byIteration(1).length > 0 && byIteration(2).length > 0)
   // each iteration starts at its own reference: fresh adapters (B = 0) give zero implicit rewards
