@@ -66,6 +66,8 @@ type Job = BenchJob & {
 /** New tokens of the generation a training measurement starts with (its prompts are the rows' prompts). */
 const ITERATION_NEW_TOKENS = 16
 
+const greedy = (maxNewTokens: number) => ({ maxNewTokens, temperature: 0, topP: 1, topK: 0, seed: 0 })
+
 const round = (x: number, digits = 1) => +x.toFixed(digits)
 const gb = (bytes: number) => round(bytes / GB, 2)
 
@@ -88,7 +90,7 @@ async function measure(job: Job): Promise<Record<string, number>> {
       intraOpThreads: job.threads,
     })
     const prompts = Array.from({ length: job.batch }, (_, i) => promptOf(policy, job.prompt, i))
-    const opts = { maxNewTokens: job.new_tokens, temperature: 0, topP: 1, topK: 0, seed: 0 }
+    const opts = greedy(job.new_tokens)
     const speeds: number[] = []
     for (let i = 0; i < job.warmup + job.steps; i++) {
       const start = performance.now()
@@ -108,13 +110,7 @@ async function measure(job: Job): Promise<Record<string, number>> {
   })
   // what an iteration of a DPO run holds before its steps: generation, policy and reference scoring
   const prompts = Array.from({ length: job.rows }, (_, i) => promptOf(policy, job.prompt, i))
-  await policy.generate(prompts, {
-    maxNewTokens: ITERATION_NEW_TOKENS,
-    temperature: 0,
-    topP: 1,
-    topK: 0,
-    seed: 0,
-  })
+  await policy.generate(prompts, greedy(ITERATION_NEW_TOKENS))
   const { rows } = dpoBatch(job, policy.config.vocab_size)
   await policy.logprobs(rows, 'policy')
   await policy.freezeReference()

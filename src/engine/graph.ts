@@ -332,11 +332,13 @@ export class Graph {
           }, 1)
     const kept = new Set(this.outputs.map((o) => o.name))
     const nodes = this.liveNodes()
-    const callers = new Set(kept)
-    for (const n of nodes) if (n.opType === 'Identity' && kept.has(n.outputs[0])) callers.add(n.inputs[0])
+    // outputs, and the values their renaming Identity nodes read: the caller's buffers when not counted
+    const outputValues = new Set(kept)
+    for (const n of nodes)
+      if (n.opType === 'Identity' && kept.has(n.outputs[0])) outputValues.add(n.inputs[0])
     const bytes = (name: string): number => {
       const t = this.values.get(name)
-      if (!t || (!countOutputs && callers.has(name))) return 0
+      if (!t || (!countOutputs && outputValues.has(name))) return 0
       return t.shape.reduce<number>((n, d) => n * size(d), BYTES_PER_ELEMENT[t.dtype])
     }
     const lastRead = new Map<string, number>()
