@@ -13,11 +13,15 @@ const POLL_MS = 100
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-/** This process's peak resident set (VmHWM), in MB. */
-export function peakRssMb(): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
+function statusMb(field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))
   return m ? Number(m[1]) / 1024 : Number.NaN
 }
+
+/** This process's peak resident set (VmHWM), in MB. */
+export const peakRssMb = () => statusMb('VmHWM')
+/** This process's resident set now (VmRSS), in MB. */
+export const rssMb = () => statusMb('VmRSS')
 
 const PYTHONS = ['python3', '/usr/bin/python3']
 

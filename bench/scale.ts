@@ -22,7 +22,7 @@
  * (target ≥ 2).
  *
  *   node --import tsx bench/scale.ts [--shapes 0.5b,1b,1.5b,3b] [--modes lora,full,decode1,decode8]
- *     [--layers N] [--rows 4] [--seq 512] [--steps 2] [--budget-gb G] [--python PATH]
+ *     [--layers N] [--rows 4] [--seq 512] [--steps 2] [--budget-gb G] [--python PATH | --no-torch]
  *     [--weights-dtype float32|bfloat16|float16] [--optimizer-state-dtype float32|bfloat16] [--threads 2]
  *
  * `--layers` builds every shape with N layers instead of its own (the lines say `layers_override`);
@@ -49,7 +49,14 @@ import { Random } from '../src/model/random.ts'
 import { makeTinyModel } from '../src/model/tiny.ts'
 import { resolveHyperparameters } from '../src/sso/hyperparameters.ts'
 import { planRunMemory } from '../src/sso/memory-plan.ts'
-import { type ChildOutcome, findTorchPython, median, peakRssMb, runJsonChild } from './child-process.ts'
+import {
+  type ChildOutcome,
+  findTorchPython,
+  median,
+  peakRssMb,
+  rssMb,
+  runJsonChild,
+} from './child-process.ts'
 import { type BenchJob, DECODE, DPO, dpoBatch, runTorch, timeDpoSteps } from './dpo-step.ts'
 import { LORA_ALL_LINEAR as LORA, REAL_SHAPES, type RealShape } from './real-shapes.ts'
 
@@ -82,7 +89,7 @@ function promptOf(policy: Policy, tokens: number, seed: number): string {
 }
 
 /** One measurement, in the child process: the step time or decoding speed, and the peak RSS. */
-async function measure(job: Job): Promise<Record<string, number>> {
+async function measure(job: Job): Promise<Record<string, unknown>> {
   if (job.mode === 'decode') {
     const policy = await Policy.load(job.dir, {
       lora: job.lora,
@@ -108,16 +115,22 @@ async function measure(job: Job): Promise<Record<string, number>> {
     adamw: { stateDtype: job.optimizerStateDtype },
     intraOpThreads: job.threads,
   })
+  // resident MB after each phase: where a peak comes from
+  const rss: Record<string, number> = { loaded: Math.round(rssMb()) }
   // what an iteration of a DPO run holds before its steps: generation, policy and reference scoring
   const prompts = Array.from({ length: job.rows }, (_, i) => promptOf(policy, job.prompt, i))
   await policy.generate(prompts, greedy(ITERATION_NEW_TOKENS))
+  rss.generated = Math.round(rssMb())
   const { rows } = dpoBatch(job, policy.config.vocab_size)
   await policy.logprobs(rows, 'policy')
+  rss.policy_scored = Math.round(rssMb())
   await policy.freezeReference()
   await policy.logprobs(rows, 'reference')
+  rss.reference_scored = Math.round(rssMb())
   const stepMs = await timeDpoSteps(policy, job)
+  rss.trained = Math.round(rssMb())
   await policy.dispose()
-  return { step_ms: stepMs }
+  return { step_ms: stepMs, rss_mb: rss }
 }
 
 function shapeConfig(shape: RealShape, layers: number | undefined): LlamaConfig {
@@ -201,7 +214,7 @@ function decodeVerdict(cfg: LlamaConfig, job: Job, budgetBytes: number): Verdict
   }
 }
 
-function jobFor(dir: string, mode: Mode, args: Record<string, string | undefined>): Job {
+function jobFor(dir: string, mode: Mode, args: Record<string, string | boolean | undefined>): Job {
   const decode = mode.startsWith('decode')
   const seq = Number(args.seq)
   return {
@@ -237,6 +250,7 @@ function runSelf(flag: '--job' | '--make', payload: unknown, maxRssBytes?: numbe
 }
 
 const { values: args } = parseArgs({
+  allowNegative: true,
   options: {
     shapes: { type: 'string', default: Object.keys(REAL_SHAPES).join(',') },
     modes: { type: 'string', default: MODES.join(',') },
@@ -246,6 +260,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '2' },
     'budget-gb': { type: 'string' },
     python: { type: 'string' },
+    torch: { type: 'boolean', default: true },
     'weights-dtype': { type: 'string', default: 'float32' },
     'optimizer-state-dtype': { type: 'string', default: 'float32' },
     threads: { type: 'string', default: '2' },
@@ -268,7 +283,9 @@ if (args.job) {
       ? Number(process.env.WORKER_MEMORY_GB) * GB
       : defaultWorkerMemoryBytes()
   const layers = args.layers ? Number(args.layers) : undefined
-  const { python, tried } = findTorchPython(args.python)
+  const { python, tried } = args.torch
+    ? findTorchPython(args.python)
+    : { python: null, tried: ['none (--no-torch)'] }
   console.log(
     JSON.stringify({
       name: 'scale/setup',
@@ -343,13 +360,14 @@ if (args.job) {
           console.log(JSON.stringify({ ...line, killed: ours.killed }))
           continue
         }
-        const r = ours.result as Record<string, number>
+        const r = ours.result as Record<string, number> & { rss_mb?: Record<string, number> }
         Object.assign(
           line,
           decode ? { tokens_per_s: round(r.tokens_per_s, 2) } : { step_ms: Math.round(r.step_ms) },
         )
         if (!decode) line.tokens_per_s = round((job.rows * job.seq) / (r.step_ms / 1000), 1)
         line.peak_rss_mb = Math.round(r.peak_rss_mb)
+        if (r.rss_mb) line.rss_mb_after = r.rss_mb
         line.estimate_over_peak = round(verdict.estimate.bytes / 2 ** 20 / r.peak_rss_mb, 2)
         const torch = python ? await runTorch(job, python, budgetBytes) : null
         if (torch && 'killed' in torch) line.torch = { killed: torch.killed }

@@ -46,6 +46,11 @@ export interface CheckpointSegment {
 export interface SerializedGraph {
   model: Uint8Array
   externalData: { path: string; data: Uint8Array }[]
+  /**
+   * The graph has checkpointed segments, whose backward recomputes forward values: a session must
+   * not merge those recomputations with their forward twins (common subexpression elimination).
+   */
+  recomputes?: boolean
 }
 
 export interface GraphOptions {
@@ -318,8 +323,13 @@ export class Graph {
    * and '?' the ones shape inference left unknown. `countOutputs: false` leaves graph outputs out,
    * for a caller that has them written into buffers of its own (with the values an output's
    * Identity renames: onnxruntime folds such an Identity into the value's producer).
+   * `order: 'onnxruntime'` walks the nodes in the order onnxruntime's sequential executor runs
+   * them (onnxruntimeOrder) rather than in the order they were recorded.
    */
-  peakIntermediateBytes(dims: Readonly<Record<string, number>>, { countOutputs = true } = {}): number {
+  peakIntermediateBytes(
+    dims: Readonly<Record<string, number>>,
+    { countOutputs = true, order = 'tape' }: { countOutputs?: boolean; order?: 'tape' | 'onnxruntime' } = {},
+  ): number {
     const size = (d: Dim): number =>
       typeof d === 'number'
         ? d
@@ -331,7 +341,7 @@ export class Graph {
             return n * v
           }, 1)
     const kept = new Set(this.outputs.map((o) => o.name))
-    const nodes = this.liveNodes()
+    const nodes = order === 'tape' ? this.liveNodes() : onnxruntimeOrder(this.liveNodes())
     // outputs, and the values their renaming Identity nodes read: the caller's buffers when not counted
     const outputValues = new Set(kept)
     for (const n of nodes)
@@ -475,7 +485,7 @@ export class Graph {
       producerName: 'sso-trainer-engine',
       graph: { name: this.name, nodes, initializers, inputs: this.inputs, outputs: this.outputs },
     })
-    return { model, externalData }
+    return { model, externalData, recomputes: this.segments.length > 0 }
   }
 
   /** Nodes that contribute to an output; rules may emit values nobody ends up using. */
@@ -490,6 +500,43 @@ export class Graph {
     }
     return this.nodes.filter((_, i) => keep[i])
   }
+}
+
+/**
+ * The order onnxruntime's default (sequential) executor runs nodes in: a depth-first walk from the
+ * nodes no other node reads, last of them first, each node emitted after its inputs' producers, the
+ * producer recorded last visited first. It can differ from the recording order (a chunked LM head's
+ * chunks, say), and with it which values are alive together.
+ */
+function onnxruntimeOrder(nodes: readonly NodeProto[]): NodeProto[] {
+  const producer = new Map<string, number>()
+  nodes.forEach((n, i) => {
+    for (const o of n.outputs) if (o) producer.set(o, i)
+  })
+  const read = new Array<boolean>(nodes.length).fill(false)
+  const producersOf = nodes.map((n) => {
+    const ids = [...new Set(n.inputs.flatMap((x) => producer.get(x) ?? []))].sort((a, b) => a - b)
+    for (const i of ids) read[i] = true
+    return ids
+  })
+  const order: NodeProto[] = []
+  const visited = new Array<boolean>(nodes.length).fill(false)
+  const stack: [index: number, leaving: boolean][] = []
+  nodes.forEach((_, i) => {
+    if (!read[i]) stack.push([i, false])
+  })
+  while (stack.length > 0) {
+    const [i, leaving] = stack.pop()!
+    if (leaving) {
+      order.push(nodes[i])
+      continue
+    }
+    if (visited[i]) continue
+    visited[i] = true
+    stack.push([i, true])
+    for (const p of producersOf[i]) stack.push([p, false])
+  }
+  return order
 }
 
 const SAME_DTYPE_INPUTS: Readonly<Record<string, 'all' | readonly number[]>> = {

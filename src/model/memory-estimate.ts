@@ -22,22 +22,20 @@ import { expectedWeightShapes } from './weights.ts'
  * LoRA policy loaded at 274 MB peak with 167 MB of weights).
  */
 const FIXED_BYTES = 110 * 2 ** 20
+/** What each onnxruntime session holds besides its values: kernels, plans, the graph itself. */
+const SESSION_BYTES = 40 * 2 ** 20
 /**
- * A training session holds about twice its live-value peak from its second run on: onnxruntime's
- * CPU arena keeps the first run's blocks while the planned memory pattern allocates its own.
- * With gradient checkpointing the ratio is higher (3.2), as the executor's order keeps more of the
- * recomputed values alive than the tape order the peak is computed in.
+ * onnxruntime's CPU arena holds more than the live-value peak (walked in the executor's own order,
+ * Graph.peakIntermediateBytes with order 'onnxruntime'): its blocks are carved and reused by size.
+ * Measured with the memory pattern off (session.ts) on the shapes of
+ * test/model/memory-estimate.test.ts and the Qwen2.5-0.5B shape (bench/scale.ts): scoring 1.2 times
+ * the walked peak, a training step 1.1 times, but a checkpointed step with the chunked LM head
+ * (vocabularies above 32k) 1.6 to 2 times: its recomputed segments and head chunks are carved from
+ * blocks of other sizes than the forward's.
  */
-const STEP_ARENA_FACTOR = 2
-const CHECKPOINTED_STEP_ARENA_FACTOR = 3.2
-/**
- * With the chunked LM head (vocabularies above 32k) the arena holds more again: measured on a
- * hidden-384, 6-layer, 50k-vocabulary shape, a step cost 2.6 times its live peak and a scoring
- * session 4.8 times (where without chunks the factors above and 1 for scoring fit). Checked on a
- * second chunked shape in test/model/memory-estimate.test.ts.
- */
-const CHUNKED_STEP_ARENA_FACTOR = 2.6
-const CHUNKED_SCORING_ARENA_FACTOR = 4.8
+const SCORING_ARENA_FACTOR = 1.2
+const STEP_ARENA_FACTOR = 1.15
+const CHUNKED_CHECKPOINTED_STEP_ARENA_FACTOR = 1.7
 
 export type OptimizerStateDtype = 'float32' | 'bfloat16'
 
@@ -130,30 +128,37 @@ export function estimatePolicyMemory(
     reference_weights: lora ? 0 : params * BYTES[frozenDtype],
     // AdamW's two moments and the gradient it reads, in WebAssembly memory; LoRA adds its adapters
     optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
-    // the first micro-batch's gradients are written into the optimizer's memory (counted above)
+    // later micro-batches bring their gradients back as host copies before adding them in
     accumulated_gradients: shape.accumulates ? trainable * F32 : 0,
+    // the walk counts the gradients onnxruntime allocates as outputs; checkpointed, they cost one
+    // copy's worth more again (measured at 0.5B full fine-tuning: 6.0 GB held by the step for 2.5 GB
+    // walked with 2.0 GB of gradients), which the copy into the optimizer's memory does not explain
     training_session:
+      SESSION_BYTES +
+      (shape.checkpoint ? trainable * F32 : 0) +
       step.peakIntermediateBytes(
         { ...rows, batch: shape.trainRows, targets: shape.trainRows * responseTokens },
-        { countOutputs: false },
+        { order: 'onnxruntime' },
       ) *
-      (shape.checkpoint
-        ? CHECKPOINTED_STEP_ARENA_FACTOR
-        : chunked
-          ? CHUNKED_STEP_ARENA_FACTOR
-          : STEP_ARENA_FACTOR),
+        (shape.checkpoint && chunked ? CHUNKED_CHECKPOINTED_STEP_ARENA_FACTOR : STEP_ARENA_FACTOR),
     // the policy's scoring session, and the reference's (LoRA scores it with the same session)
     scoring_sessions:
-      scoring.peakIntermediateBytes(rows) * (lora ? 1 : 2) * (chunked ? CHUNKED_SCORING_ARENA_FACTOR : 1),
+      (lora ? 1 : 2) *
+      (SESSION_BYTES + scoring.peakIntermediateBytes(rows, { order: 'onnxruntime' }) * SCORING_ARENA_FACTOR),
     generation:
+      SESSION_BYTES +
       kvBytes +
-      decode.peakIntermediateBytes({
-        batch: shape.batchRows,
-        seq: shape.promptTokens,
-        keys: shape.promptTokens,
-        past: 0,
-        '?': shape.promptTokens,
-      }),
+      decode.peakIntermediateBytes(
+        {
+          batch: shape.batchRows,
+          seq: shape.promptTokens,
+          keys: shape.promptTokens,
+          past: 0,
+          '?': shape.promptTokens,
+        },
+        { order: 'onnxruntime' },
+      ) *
+        SCORING_ARENA_FACTOR,
   }
   return { bytes: Object.values(parts).reduce((a, b) => a + b, 0), parts }
 }

@@ -153,6 +153,19 @@ describe('Graph errors', () => {
     assert.throws(() => g.peakIntermediateBytes({}), /dimension 'batch' has no size/)
   })
 
+  it("peakIntermediateBytes walks in onnxruntime's order on request: each output's chain, the last output first", () => {
+    const g = new Graph({ name: 'order' })
+    const x = g.input('x', 'float32', ['batch', 8])
+    const u = mul(g, x, g.constant(2, 'float32'))
+    const v = mul(g, x, g.constant(3, 'float32'))
+    g.output(add(g, u, g.constant(1, 'float32')), 'y1')
+    g.output(add(g, v, g.constant(1, 'float32')), 'y2')
+    // recorded: u and v (128 bytes each) are alive together; onnxruntime runs v's chain, then u's
+    const opts = { countOutputs: false } as const
+    assert.equal(g.peakIntermediateBytes({ batch: 4 }, opts), 256)
+    assert.equal(g.peakIntermediateBytes({ batch: 4 }, { ...opts, order: 'onnxruntime' }), 128)
+  })
+
   it('rejects a tensor of another graph as an undefined input', () => {
     const other = new Graph({ name: 'other' })
     const stranger = other.input('stranger', 'float32', [2])

@@ -272,3 +272,20 @@ describe('training process environment', () => {
     assert.equal(flopsUtilisation(1e9, 0.5, 4e9), 0.5)
   })
 })
+
+describe('outputs written into caller buffers', () => {
+  it("free onnxruntime's copy before the next run: one output's worth above the buffers, not two", () => {
+    const probe = new URL('../helpers/output-reclaim-probe.ts', import.meta.url).pathname
+    const child = spawnSync(process.execPath, ['--import', 'tsx', probe], {
+      env: trainingProcessEnv(process.env),
+      encoding: 'utf8',
+    })
+    assert.equal(child.status, 0, child.stderr)
+    const { outputBytes, rise } = JSON.parse(child.stdout.trim().split('\n').at(-1)!) as {
+      outputBytes: number
+      rise: number
+    }
+    // each run's own buffer (1x) is needed; the previous run's kept alive as well made it 2x
+    assert.ok(rise < 1.5 * outputBytes, `peak rose ${rise} bytes for ${outputBytes}-byte outputs`)
+  })
+})

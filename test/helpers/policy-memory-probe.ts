@@ -27,12 +27,20 @@ export interface ProbeSpec {
 }
 
 const spec = JSON.parse(process.argv[2]) as ProbeSpec
+/** Resident and peak resident bytes after each phase: where the peak comes from when an estimate misses. */
+const phases: Record<string, { rss: number; peak: number }> = {}
+function mark(phase: string): void {
+  const status = readFileSync('/proc/self/status', 'utf8')
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024
+  phases[phase] = { rss: kb('VmRSS'), peak: kb('VmHWM') }
+}
 const policy = await Policy.load(spec.modelDir, {
   lora: spec.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
   checkpoint: spec.checkpoint,
   adamw: { stateDtype: spec.optimizerStateDtype },
   weightsDtype: spec.weightsDtype,
 })
+mark('loaded')
 const rng = new Random(7)
 const ids = (n: number) => Array.from({ length: n }, () => rng.nextUint32() % spec.vocab)
 const rows = Array.from({ length: spec.rows }, () => ({
@@ -41,14 +49,19 @@ const rows = Array.from({ length: spec.rows }, () => ({
 }))
 const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }) }
 await policy.logprobs(rows, 'policy')
+mark('policy_scored')
 await policy.freezeReference()
 await policy.logprobs(rows, 'reference')
+mark('reference_scored')
 const micro = Array.from({ length: spec.microBatches }, () => ({ rows }))
-for (let i = 0; i < 2; i++) await policy.trainStep(micro, { lr: 1e-4, loss: sft })
+for (let i = 1; i <= 2; i++) {
+  await policy.trainStep(micro, { lr: 1e-4, loss: sft })
+  mark(`step${i}`)
+}
 await policy.generate(
   Array.from({ length: spec.rows }, () => 'The quick brown fox jumps over the lazy dog.'),
   { maxNewTokens: 8, seed: 1, temperature: 1, topP: 1, topK: 0 },
 )
-const hwm = /VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))
-process.stdout.write(`${JSON.stringify({ peakBytes: Number(hwm![1]) * 1024 })}\n`)
+mark('generated')
+process.stdout.write(`${JSON.stringify({ peakBytes: phases.generated.peak, phases })}\n`)
 await policy.dispose()

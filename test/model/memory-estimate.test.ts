@@ -113,7 +113,11 @@ for (const c of CASES) {
     const { stdout } = await run(process.execPath, ['--import', 'tsx', PROBE, JSON.stringify(spec)], {
       maxBuffer: 1 << 20,
     })
-    const measured = (JSON.parse(stdout.trim().split('\n').at(-1)!) as { peakBytes: number }).peakBytes
+    const probe = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      peakBytes: number
+      phases: Record<string, { rss: number; peak: number }>
+    }
+    const measured = probe.peakBytes
     const estimate = estimatePolicyMemory(
       info.config,
       { trainRows: c.rows, batchRows: c.rows, seq: c.seq, promptTokens, checkpoint: c.checkpoint },
@@ -128,6 +132,7 @@ for (const c of CASES) {
     console.log(
       `${label}: estimate ${mb(estimate.bytes)} MB, measured ${mb(measured)} MB (${(error * 100).toFixed(1)}%)`,
       JSON.stringify(Object.fromEntries(Object.entries(estimate.parts).map(([k, v]) => [k, mb(v)]))),
+      JSON.stringify(Object.fromEntries(Object.entries(probe.phases).map(([k, v]) => [k, mb(v.rss)]))),
     )
     assert.ok(
       Math.abs(error) <= TOLERANCE,
