@@ -166,6 +166,16 @@ describe('Graph errors', () => {
     assert.equal(g.peakIntermediateBytes({ batch: 4 }, { ...opts, order: 'onnxruntime' }), 128)
   })
 
+  it('says when it recomputes checkpointed segments, so that sessions keep the recomputation', () => {
+    const plain = new Graph({ name: 'plain' })
+    plain.output(mul(plain, plain.input('x', 'float32', [2]), plain.constant(2, 'float32')), 'y')
+    assert.equal(plain.serialize().recomputes, false)
+    const g = new Graph({ name: 'segmented' })
+    const x = g.input('x', 'float32', [2])
+    g.output(g.checkpoint([x], () => mul(g, x, g.constant(2, 'float32'))), 'y')
+    assert.equal(g.serialize().recomputes, true)
+  })
+
   it('rejects a tensor of another graph as an undefined input', () => {
     const other = new Graph({ name: 'other' })
     const stranger = other.input('stranger', 'float32', [2])
