@@ -172,7 +172,10 @@ describe('Graph errors', () => {
     assert.equal(plain.serialize().recomputes, false)
     const g = new Graph({ name: 'segmented' })
     const x = g.input('x', 'float32', [2])
-    g.output(g.checkpoint([x], () => mul(g, x, g.constant(2, 'float32'))), 'y')
+    g.output(
+      g.checkpoint([x], () => mul(g, x, g.constant(2, 'float32'))),
+      'y',
+    )
     assert.equal(g.serialize().recomputes, true)
   })
 
