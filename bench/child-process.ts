@@ -13,15 +13,10 @@ const POLL_MS = 100
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 
-function statusMb(field: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync('/proc/self/status', 'utf8'))
-  return m ? Number(m[1]) / 1024 : Number.NaN
-}
-
 /** This process's peak resident set (VmHWM), in MB. */
-export const peakRssMb = () => statusMb('VmHWM')
+export const peakRssMb = () => procBytes('/proc/self/status', 'VmHWM') / 2 ** 20
 /** This process's resident set now (VmRSS), in MB. */
-export const rssMb = () => statusMb('VmRSS')
+export const rssMb = () => procBytes('/proc/self/status', 'VmRSS') / 2 ** 20
 
 const PYTHONS = ['python3', '/usr/bin/python3']
 

@@ -4,7 +4,6 @@
  * measurement, so no earlier allocation inflates the peak.
  * argv[2]: JSON of ProbeSpec.
  */
-import { readFileSync } from 'node:fs'
 import { neg, reduceMean } from '../../src/engine/index.ts'
 import type { PolicyLoss } from '../../src/model/graphs.ts'
 import { Policy } from '../../src/model/policy.ts'
@@ -30,9 +29,7 @@ const spec = JSON.parse(process.argv[2]) as ProbeSpec
 /** Resident and peak resident bytes after each phase: where the peak comes from when an estimate misses. */
 const phases: Record<string, { rss: number; peak: number }> = {}
 function mark(phase: string): void {
-  const status = readFileSync('/proc/self/status', 'utf8')
-  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)![1]) * 1024
-  phases[phase] = { rss: kb('VmRSS'), peak: kb('VmHWM') }
+  phases[phase] = { rss: process.memoryUsage.rss(), peak: process.resourceUsage().maxRSS * 1024 }
 }
 const policy = await Policy.load(spec.modelDir, {
   lora: spec.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
