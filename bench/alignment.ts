@@ -424,6 +424,12 @@ async function main(): Promise<void> {
     // 2. learning-rate search per variant on the validation split (final iteration, search seed)
     const chosen: Record<string, number> = {}
     for (const variant of VARIANTS) {
+      // one learning rate leaves nothing to choose: no search runs (every variant gets the same one)
+      if (LRS.length === 1) {
+        chosen[variant.name] = LRS[0]
+        emit({ name: 'alignment/chosen', variant: variant.name, lr: LRS[0], searched: false })
+        continue
+      }
       let best = { lr: LRS[0], satisfaction: Number.NEGATIVE_INFINITY }
       for (const lr of LRS) {
         const finals: EvalReport[] = []

@@ -126,6 +126,7 @@ async function measure(job: Job): Promise<Record<string, unknown>> {
   rss.policy_scored = Math.round(rssMb())
   await policy.freezeReference()
   await policy.logprobs(rows, 'reference')
+  await policy.releaseReference() // as a run does once its reference log-probs are scored
   rss.reference_scored = Math.round(rssMb())
   const stepMs = await timeDpoSteps(policy, job)
   rss.trained = Math.round(rssMb())

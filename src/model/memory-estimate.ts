@@ -56,7 +56,7 @@ export interface PolicyMemoryShape {
 export interface PolicyMemoryOptions {
   lora?: LoraSpec
   optimizerStateDtype?: OptimizerStateDtype
-  /** Storage of the frozen weights: LoRA's base, full fine-tuning's reference (float32 by default). */
+  /** Storage of LoRA's frozen base (float32 by default). */
   weightsDtype?: StorageDType
   vocabChunks?: number
 }
@@ -91,7 +91,8 @@ export function estimatePolicyMemory(
   const params = parameterCount(cfg)
   const lora = opts.lora ? { spec: opts.lora, adapters: initAdapters(cfg, opts.lora, 0) } : undefined
   const frozenDtype = opts.weightsDtype ?? 'float32'
-  // LoRA's base is frozen; full fine-tuning trains float32 weights and keeps a frozen reference
+  // LoRA's base is frozen; full fine-tuning trains float32 weights and scores its reference with
+  // them before the first step (scoreReference releases it), so no copy of the weights is held
   const model: ModelTensors = { cfg, weights: shapeOnlyWeights(cfg, lora ? frozenDtype : 'float32'), lora }
   const trainable = lora ? [...lora.adapters.values()].reduce((n, t) => n + t.data.length, 0) : params
   const bind = {
@@ -124,8 +125,6 @@ export function estimatePolicyMemory(
   const parts: Record<string, number> = {
     runtime: FIXED_BYTES,
     weights: params * (lora ? BYTES[frozenDtype] : F32),
-    // full fine-tuning scores the reference from its own copy of the weights
-    reference_weights: lora ? 0 : params * BYTES[frozenDtype],
     // AdamW's two moments and the gradient it reads, in WebAssembly memory; LoRA adds its adapters
     optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
     // later micro-batches bring their gradients back as host copies before adding them in
@@ -141,10 +140,9 @@ export function estimatePolicyMemory(
         { order: 'onnxruntime' },
       ) *
         (shape.checkpoint && chunked ? CHUNKED_CHECKPOINTED_STEP_ARENA_FACTOR : STEP_ARENA_FACTOR),
-    // the policy's scoring session, and the reference's (LoRA scores it with the same session)
-    scoring_sessions:
-      (lora ? 1 : 2) *
-      (SESSION_BYTES + scoring.peakIntermediateBytes(rows, { order: 'onnxruntime' }) * SCORING_ARENA_FACTOR),
+    // one session scores the policy and, before training, the reference
+    scoring_session:
+      SESSION_BYTES + scoring.peakIntermediateBytes(rows, { order: 'onnxruntime' }) * SCORING_ARENA_FACTOR,
     generation:
       SESSION_BYTES +
       kvBytes +

@@ -155,8 +155,16 @@ export class Policy {
   /** WebGPU: the optimizer and the trainable tensors on the device. */
   private readonly device?: DeviceTraining
   private readonly trainable: Map<string, FloatTensor>
-  /** Full fine-tuning: the frozen reference weights (null: the policy itself until frozen). */
+  /**
+   * Full fine-tuning: a snapshot of the frozen reference weights, taken only when the policy is
+   * trained while the reference is still wanted (null: the reference is the policy itself).
+   */
   private reference: StoredWeights | null = null
+  /**
+   * Full fine-tuning: 'frozen' from freezeReference until releaseReference; 'released' after it.
+   * While frozen and not yet trained, the reference is the policy's own weights (no copy).
+   */
+  private referenceState: 'policy' | 'frozen' | 'released' = 'policy'
   private readonly zeroAdapters = new Map<string, HostTensor>()
   private scoring?: Promise<GraphSession>
   /** Full fine-tuning: scores the frozen reference, whose weights may be stored in a half type. */
@@ -341,6 +349,11 @@ export class Policy {
     rows: readonly TokenRow[],
     which: 'policy' | 'reference' = 'policy',
   ): Promise<SequenceScores> {
+    if (which === 'reference' && !this.lora && this.referenceState === 'released') {
+      throw new ValidationError(
+        'the reference was released after its log-probs were scored: freeze a new one with freezeReference()',
+      )
+    }
     const session = await this.scoringSession(which)
     const batch = packRows(rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
     const out = await this.resident(which).run(session, scoringFeeds(this.config, batch, 'float32'))
@@ -370,6 +383,7 @@ export class Policy {
   ): Promise<TrainStepResult> {
     const micro = Array.isArray(batches) ? (batches as readonly TrainBatch[]) : [batches as TrainBatch]
     if (micro.length === 0) throw new ValidationError('a training step needs at least one micro-batch')
+    await this.snapshotReference()
     const before = transferTotals()
     let tokens = 0
     const feedsOf = (b: TrainBatch): Record<string, HostTensor> => {
@@ -485,13 +499,40 @@ export class Policy {
   }
 
   /**
-   * Makes the current model the reference: full fine-tuning copies the weights; LoRA merges the
-   * adapters into the base and starts fresh ones (the reference is then the base alone).
+   * Makes the current model the reference. LoRA merges the adapters into the base and starts fresh
+   * ones (the reference is then the base alone). Full fine-tuning copies nothing yet: the reference
+   * is the policy's own weights until a training step, which first snapshots them, unless
+   * releaseReference() came before (a run scores all its reference log-probs first, then releases).
    */
   async freezeReference(): Promise<void> {
     await this.syncHost()
     if (this.lora) await this.mergeAdapters()
-    else this.reference = new Map([...this.weights].map(([k, t]) => [k, toStorage(t, this.frozenDtype)]))
+    else {
+      this.reference = null
+      this.referenceState = 'frozen'
+    }
+    this.residentReference.changed()
+  }
+
+  /**
+   * The frozen reference is no longer scored: full fine-tuning drops its snapshot, or never takes
+   * one (a weights-sized copy saved). LoRA's reference is its base, which stays.
+   */
+  async releaseReference(): Promise<void> {
+    if (this.lora) return
+    this.reference = null
+    this.referenceState = 'released'
+    this.residentReference.changed()
+    const session = this.referenceScoring
+    this.referenceScoring = undefined
+    if (session) await (await session).release()
+  }
+
+  /** Before full fine-tuning's weights change: a frozen reference still wanted gets its own copy. */
+  private async snapshotReference(): Promise<void> {
+    if (this.lora || this.referenceState !== 'frozen' || this.reference) return
+    await this.syncHost()
+    this.reference = new Map([...this.weights].map(([k, t]) => [k, toStorage(t, this.frozenDtype)]))
     this.residentReference.changed()
   }
 
@@ -564,6 +605,7 @@ export class Policy {
     this.reference = ref.length
       ? new Map(ref.map(([k, t]) => [k.slice('reference.'.length), toStorage(t, this.frozenDtype)]))
       : null
+    this.referenceState = this.reference ? 'frozen' : 'policy'
     this.residentPolicy.changed()
     this.residentReference.changed()
     this.step = state.step

@@ -108,7 +108,7 @@ export const HyperparametersSchema = Type.Object({
   weights_dtype: Type.Union([Type.Literal('float32'), Type.Literal('bfloat16'), Type.Literal('float16')], {
     default: 'float32',
     description:
-      "storage of the frozen weights (LoRA's base model, full fine-tuning's reference copy): bfloat16 or float16 keep 2 bytes per parameter instead of 4, rounded once at load and upcast to float32 inside each graph; trained weights stay float32",
+      "storage of LoRA's frozen base model: bfloat16 or float16 keep 2 bytes per parameter instead of 4, rounded once at load and upcast to float32 inside each graph; trained weights stay float32 (full fine-tuning holds no frozen copy)",
   }),
   precision: Type.Union([Type.Literal('float32'), Type.Literal('float16')], {
     default: 'float32',

@@ -114,6 +114,10 @@ class ModelPolicy implements TrainablePolicy {
     return this.policy.freezeReference()
   }
 
+  releaseReference(): Promise<void> {
+    return this.policy.releaseReference()
+  }
+
   async trainStep(
     objective: ObjectiveName,
     hp: LossHyperparameters,

@@ -70,6 +70,8 @@ export interface TrainablePolicy extends TextGenerator {
   score(rows: ScoredRow[], which: 'policy' | 'reference'): Promise<SequenceScores>
   /** Makes the current weights the reference; with LoRA the adapters are merged into the base first. */
   freezeReference(): Promise<void>
+  /** The reference's log-probs are all scored: full fine-tuning need not keep a copy of its weights. */
+  releaseReference(): Promise<void>
   /** One optimizer step over the micro-batches (gradient accumulation) at learning rate `lr`. */
   trainStep(
     objective: ObjectiveName,

@@ -20,7 +20,11 @@ export function ssoRows(r: SsoRecord): Record<Role, ScoredRow> {
   }
 }
 
-/** Fills `ref[role]` of every example for `roles` with the model's reference log-probs. */
+/**
+ * Fills `ref[role]` of every example for `roles` with the model's reference log-probs, then releases
+ * the reference: a run needs nothing of it but these scores (a resumed phase reads them from its
+ * checkpoint), so full fine-tuning trains without a second copy of the weights.
+ */
 export async function scoreReference(
   model: TrainablePolicy,
   examples: Example[],
@@ -44,4 +48,5 @@ export async function scoreReference(
       onProgress?.(done, total)
     }
   }
+  await model.releaseReference()
 }

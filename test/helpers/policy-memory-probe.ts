@@ -49,6 +49,7 @@ await policy.logprobs(rows, 'policy')
 mark('policy_scored')
 await policy.freezeReference()
 await policy.logprobs(rows, 'reference')
+await policy.releaseReference() // as a run does once its reference log-probs are scored
 mark('reference_scored')
 const micro = Array.from({ length: spec.microBatches }, () => ({ rows }))
 for (let i = 1; i <= 2; i++) {

@@ -137,6 +137,28 @@ test('a short SFT drives the loss down and greedy generation reproduces the memo
   await policy.dispose()
 })
 
+test('full fine-tuning: the frozen reference is the policy itself until a step; released, no copy is taken', async () => {
+  const policy = await Policy.load(modelDir)
+  const row = policy.tokenizeExchange(question, 'Paris.')
+  const bytes = policy.weightBytes()
+  await policy.freezeReference()
+  const ref = await policy.logprobs([row], 'reference')
+  assert.deepEqual(ref.sum, (await policy.logprobs([row])).sum)
+  await policy.releaseReference()
+  await policy.trainStep({ rows: [row] }, { lr: 3e-3, loss: sft })
+  assert.equal(policy.weightBytes(), bytes, 'no snapshot of the weights after the release')
+  await assert.rejects(policy.logprobs([row], 'reference'), /released/)
+  const state = await policy.exportState()
+  assert.ok(![...state.tensors.keys()].some((k) => k.startsWith('reference.')))
+  // A new freeze brings the reference back; trained while frozen, it is snapshotted first.
+  await policy.freezeReference()
+  const frozen = await policy.logprobs([row], 'reference')
+  await policy.trainStep({ rows: [row] }, { lr: 3e-3, loss: sft })
+  assert.equal(policy.weightBytes(), 2 * bytes)
+  assert.deepEqual((await policy.logprobs([row], 'reference')).sum, frozen.sum)
+  await policy.dispose()
+})
+
 test('LoRA: adapters start as a no-op, train, save as PEFT, merge into the base, and restore from state', async () => {
   const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'up_proj'] }
   const policy = await Policy.load(modelDir, { lora, seed: 1 })
