@@ -4,6 +4,8 @@
  * validation and test items (their evaluation splits, plus the held-out families), and the principle set
  * the policy chooses from (the trained families' principles and distractors no checker rewards).
  */
+import { resolveHyperparameters } from '../sso/hyperparameters.ts'
+import { selectionPrompt } from '../sso/principles.ts'
 import type { Query, SftPair } from '../sso/records.ts'
 import { Rng } from '../sso/rng.ts'
 import type { PrincipleSetSpec } from '../sso/trainer-interface.ts'
@@ -40,8 +42,34 @@ export const benchPrincipleSet = (): PrincipleSetSpec => ({
   name: 'benchmark',
 })
 
-export const benchSftCorpus = (o: BenchDataOptions): SftPair[] =>
-  syntheticSftCorpus(BENCH_TRAIN_FAMILIES, { perFamily: o.sftPerFamily, plainGoodRate: 0.3, seed: SFT_SEED })
+/** Qualities the policy names per query: the runs' default `features_per_query`. */
+const FEATURES_PER_QUERY = resolveHyperparameters('sso', {}).features_per_query
+
+export const benchSftCorpus = (o: BenchDataOptions): SftPair[] => [
+  ...syntheticSftCorpus(BENCH_TRAIN_FAMILIES, { perFamily: o.sftPerFamily, plainGoodRate: 0.3, seed: SFT_SEED }),
+  ...selectionDemonstrations(o.sftPerFamily),
+]
+
+/**
+ * Answers to the method's selection prompt on training requests: the request's own quality first, then
+ * others of the set at random. A model this small never saw the prompt otherwise, names no quality, and
+ * every selection falls back to random principles (distractors included): almost no pair then differs
+ * in what a checker measures. The requests come from the training split, like the rest of the corpus.
+ */
+function selectionDemonstrations(perFamily: number): SftPair[] {
+  const rng = Rng.fromSeed(SFT_SEED + 1)
+  const set = benchPrincipleSet()
+  const rows: SftPair[] = []
+  for (const f of BENCH_TRAIN_FAMILIES) {
+    const others = set.principles.filter((p) => p !== f.principle).map((p) => p.feature)
+    for (let i = 0; i < perFamily; i++) {
+      const { system, user } = selectionPrompt(set, f.makePrompt(rng, 'train'), FEATURES_PER_QUERY)
+      const answer = [f.principle.feature, ...rng.sample(others, FEATURES_PER_QUERY - 1)]
+      rows.push({ system, prompt: user, response: answer.join(', ') })
+    }
+  }
+  return rows
+}
 
 /** Plain training queries of one seed (no `features`: the policy picks the principles). */
 export function benchQueries(o: BenchDataOptions, seed: number): Query[] {
