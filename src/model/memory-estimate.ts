@@ -129,9 +129,10 @@ export function estimatePolicyMemory(
     optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
     // later micro-batches bring their gradients back as host copies before adding them in
     accumulated_gradients: shape.accumulates ? trainable * F32 : 0,
-    // the walk counts the gradients onnxruntime allocates as outputs; checkpointed, they cost one
-    // copy's worth more again (measured at 0.5B full fine-tuning: 6.0 GB held by the step for 2.5 GB
-    // walked with 2.0 GB of gradients), which the copy into the optimizer's memory does not explain
+    // the walk counts the gradients onnxruntime allocates as outputs (onnxruntime-node copies them
+    // into the optimizer's memory); checkpointed, they cost one copy's worth more again (measured at
+    // 0.5B full fine-tuning: the step held 6.0 GB for 2.4 GB walked with 2.0 GB of gradients while a
+    // reference copy and its session were resident, 4.7 GB without them: kept, on the safe side)
     training_session:
       SESSION_BYTES +
       (shape.checkpoint ? trainable * F32 : 0) +

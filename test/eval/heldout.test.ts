@@ -20,6 +20,7 @@ import { contentNgrams, findLeaks, sharedPoolEntries } from '../../src/eval/leak
 import { makeEvalItems } from '../../src/eval/run-eval.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import type { EvalSplit, TaskFamily } from '../../src/eval/task-family.ts'
+import { parseSelection } from '../../src/sso/principles.ts'
 import { Rng } from '../../src/sso/rng.ts'
 
 const SEEDS = [1, 2, 3, 4, 5, 6, 7, 8]
@@ -133,4 +134,21 @@ test('the principle set carries distractors that no benchmark checker measures',
 
 test('training queries carry no features: the policy chooses the principles', () => {
   for (const q of benchQueries(BENCH_DATA_DEFAULTS, 1)) assert.equal(q.features, undefined)
+})
+
+test('the SFT corpus answers the selection prompt on training requests: their own quality first, in the format the parser reads', () => {
+  const o = BENCH_DATA_DEFAULTS
+  const set = benchPrincipleSet()
+  const rows = benchSftCorpus(o).filter((r) => r.system?.startsWith('You pick which qualities'))
+  assert.equal(rows.length, o.sftPerFamily * BENCH_TRAIN_FAMILIES.length)
+  const options = { mode: 'policy' as const, featuresPerQuery: 2, concisionProbability: 0 }
+  for (const row of rows) {
+    const request = row.prompt.split('Request: ').at(-1)!.replace(/\nQualities:$/, '')
+    const family = BENCH_TRAIN_FAMILIES.find((f) => f.owns(request))
+    assert.ok(family, `a training request of a trained family: ${request}`)
+    const { principles, invalid } = parseSelection(set, row.response, options, Rng.fromSeed(1))
+    assert.equal(invalid, 0, row.response)
+    assert.equal(principles[0], family.principle)
+    assert.notEqual(principles[1], family.principle)
+  }
 })
