@@ -46,7 +46,11 @@ export const benchPrincipleSet = (): PrincipleSetSpec => ({
 const FEATURES_PER_QUERY = resolveHyperparameters('sso', {}).features_per_query
 
 export const benchSftCorpus = (o: BenchDataOptions): SftPair[] => [
-  ...syntheticSftCorpus(BENCH_TRAIN_FAMILIES, { perFamily: o.sftPerFamily, plainGoodRate: 0.3, seed: SFT_SEED }),
+  ...syntheticSftCorpus(BENCH_TRAIN_FAMILIES, {
+    perFamily: o.sftPerFamily,
+    plainGoodRate: 0.3,
+    seed: SFT_SEED,
+  }),
   ...selectionDemonstrations(o.sftPerFamily),
 ]
 

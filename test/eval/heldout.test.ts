@@ -143,7 +143,10 @@ test('the SFT corpus answers the selection prompt on training requests: their ow
   assert.equal(rows.length, o.sftPerFamily * BENCH_TRAIN_FAMILIES.length)
   const options = { mode: 'policy' as const, featuresPerQuery: 2, concisionProbability: 0 }
   for (const row of rows) {
-    const request = row.prompt.split('Request: ').at(-1)!.replace(/\nQualities:$/, '')
+    const request = row.prompt
+      .split('Request: ')
+      .at(-1)!
+      .replace(/\nQualities:$/, '')
     const family = BENCH_TRAIN_FAMILIES.find((f) => f.owns(request))
     assert.ok(family, `a training request of a trained family: ${request}`)
     const { principles, invalid } = parseSelection(set, row.response, options, Rng.fromSeed(1))
