@@ -5,7 +5,8 @@
  *                 transformer block (hidden 512, 8 heads, seq 256, batch 8) and an MLP: ms, GFLOP/s,
  *                 ratio to the peak: the best of the 512³, 1024³ and 2048³ MatMuls, timed in rounds
  *                 that alternate with the phase (the CPU may be shared)
- *   optimizer     ns per trainable parameter of the AdamW update (graph vs host kernel)
+ *   optimizer     ns per trainable parameter of the AdamW update (graph vs host kernel, the host one for
+ *                 float32 or bfloat16 moments and float32 or float16 gradients)
  *   event_loop    longest main-thread timer delay while steps run on the main thread vs a ThreadRunner
  * Usage: node --import tsx bench/engine.ts [--threads N] [--rounds R]
  * Restarts itself with the training malloc settings when they are missing (see runtime/process-env.ts).
@@ -33,6 +34,7 @@ import {
   trainingProcessEnv,
   zerosHost,
 } from '../src/engine/index.ts'
+import { encodeHalf, HALF_GRADIENT_PEAK } from '../src/engine/optim/half-gradients.ts'
 import type { handlers } from './engine-thread.ts'
 import { BENCH_MLP, BENCH_TRANSFORMER, type BenchModel, mlp, transformerBlock } from './models.ts'
 
@@ -258,31 +260,45 @@ async function benchOptimizer(model: BenchModel): Promise<void> {
   })
   await Promise.all([session.release(), state.release()])
 
-  const host = new HostAdamW(params, { weightDecay: 0.01 })
-  for (const p of params) {
-    host.load(p.name, model.init[p.name])
-    host.setGrad(p.name, grads[p.name], false)
+  // every storage of the moments and of the gradients the update reads
+  const halfGrads = Object.fromEntries(
+    Object.entries(grads).map(([name, t]) => {
+      const bits = Uint16Array.from(t.data as Float32Array, (x) => encodeHalf(x * HALF_GRADIENT_PEAK))
+      return [name, hostTensor('float16', t.dims, bits)]
+    }),
+  )
+  for (const stateDtype of ['float32', 'bfloat16'] as const) {
+    for (const gradDtype of ['float32', 'float16'] as const) {
+      const host = new HostAdamW(params, { weightDecay: 0.01, stateDtype, gradDtype })
+      const given = gradDtype === 'float16' ? halfGrads : grads
+      const copyIn = () => {
+        for (const p of params)
+          host.setGrad(p.name, given[p.name], false, gradDtype === 'float16' ? HALF_GRADIENT_PEAK : 1)
+      }
+      for (const p of params) host.load(p.name, model.init[p.name])
+      copyIn()
+      let hostStep = 0
+      const kernelMs = await timeIt(() => host.step({ step: ++hostStep, lr: 1e-4 }, 1))
+      const normMs = await timeIt(() => host.gradNorm())
+      const copyMs = await timeIt(copyIn)
+      const total = kernelMs + normMs + copyMs
+      emit({
+        bench: 'optimizer',
+        impl: 'adamw_host_wasm_simd',
+        state_dtype: stateDtype,
+        grad_dtype: gradDtype,
+        params: n,
+        threads: 1,
+        ms: +total.toFixed(2),
+        ns_per_param: +((total * 1e6) / n).toFixed(2),
+        parts_ns_per_param: {
+          update: +((kernelMs * 1e6) / n).toFixed(2),
+          grad_norm: +((normMs * 1e6) / n).toFixed(2),
+          grad_copy_in: +((copyMs * 1e6) / n).toFixed(2),
+        },
+      })
+    }
   }
-  let hostStep = 0
-  const kernelMs = await timeIt(() => host.step({ step: ++hostStep, lr: 1e-4 }, 1))
-  const normMs = await timeIt(() => host.gradNorm())
-  const copyMs = await timeIt(() => {
-    for (const p of params) host.setGrad(p.name, grads[p.name], false)
-  })
-  const total = kernelMs + normMs + copyMs
-  emit({
-    bench: 'optimizer',
-    impl: 'adamw_host_wasm_simd',
-    params: n,
-    threads: 1,
-    ms: +total.toFixed(2),
-    ns_per_param: +((total * 1e6) / n).toFixed(2),
-    parts_ns_per_param: {
-      update: +((kernelMs * 1e6) / n).toFixed(2),
-      grad_norm: +((normMs * 1e6) / n).toFixed(2),
-      grad_copy_in: +((copyMs * 1e6) / n).toFixed(2),
-    },
-  })
 }
 
 /** Longest gap between 5 ms timer ticks on this thread while `work` runs. */

@@ -23,12 +23,13 @@
  *
  *   node --import tsx bench/scale.ts [--shapes 0.5b,1b,1.5b,3b] [--modes lora,full,decode1,decode8]
  *     [--layers N] [--rows 4] [--seq 512] [--steps 2] [--budget-gb G] [--python PATH | --no-torch]
- *     [--weights-dtype float32|bfloat16|float16] [--optimizer-state-dtype float32|bfloat16] [--threads 2]
+ *     [--weights-dtype float32|bfloat16|float16] [--optimizer-state-dtype float32|bfloat16]
+ *     [--gradient-dtype float32|float16] [--threads 2]
  *
  * `--layers` builds every shape with N layers instead of its own (the lines say `layers_override`);
- * `--weights-dtype` stores the frozen weights in that type (LoRA's base, full fine-tuning's reference),
- * as the run hyperparameter `weights_dtype` does, and the estimate counts them so;
- * `--optimizer-state-dtype` is `optimizer_state_dtype` (AdamW's moments). PyTorch
+ * `--weights-dtype` stores LoRA's frozen base in that type, as the run hyperparameter
+ * `weights_dtype` does, and the estimate counts it so; `--optimizer-state-dtype` is
+ * `optimizer_state_dtype` (AdamW's moments), `--gradient-dtype` is `gradient_dtype`. PyTorch
  * decodes the plain model, without the (zero) adapters.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -36,7 +37,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { defaultWorkerMemoryBytes } from '../src/config.ts'
-import { trainingProcessEnv } from '../src/engine/index.ts'
+import { type GradientDType, trainingProcessEnv } from '../src/engine/index.ts'
 import { ValidationError } from '../src/errors.ts'
 import { type LlamaConfig, parameterCount, parseLlamaConfig } from '../src/model/config.ts'
 import {
@@ -68,6 +69,7 @@ type Job = BenchJob & {
   checkpoint: boolean
   weightsDtype: WeightsDType
   optimizerStateDtype: OptimizerStateDtype
+  gradientDtype: GradientDType
 }
 
 /** New tokens of the generation a training measurement starts with (its prompts are the rows' prompts). */
@@ -112,7 +114,7 @@ async function measure(job: Job): Promise<Record<string, unknown>> {
     lora: job.lora,
     checkpoint: job.checkpoint,
     weightsDtype: job.weightsDtype,
-    adamw: { stateDtype: job.optimizerStateDtype },
+    adamw: { stateDtype: job.optimizerStateDtype, gradDtype: job.gradientDtype },
     intraOpThreads: job.threads,
   })
   // resident MB after each phase: where a peak comes from
@@ -163,6 +165,7 @@ function trainingVerdict(cfg: LlamaConfig, mode: 'lora' | 'full', job: Job, budg
     generation_batch_size: job.rows,
     weights_dtype: job.weightsDtype,
     optimizer_state_dtype: job.optimizerStateDtype,
+    gradient_dtype: job.gradientDtype,
   })
   const scope = 'dpo run (training, reference and policy scoring, generation)'
   try {
@@ -235,6 +238,7 @@ function jobFor(dir: string, mode: Mode, args: Record<string, string | boolean |
     checkpoint: false,
     weightsDtype: args['weights-dtype'] as WeightsDType,
     optimizerStateDtype: args['optimizer-state-dtype'] as OptimizerStateDtype,
+    gradientDtype: args['gradient-dtype'] as GradientDType,
   }
 }
 
@@ -264,6 +268,7 @@ const { values: args } = parseArgs({
     torch: { type: 'boolean', default: true },
     'weights-dtype': { type: 'string', default: 'float32' },
     'optimizer-state-dtype': { type: 'string', default: 'float32' },
+    'gradient-dtype': { type: 'string', default: 'float32' },
     threads: { type: 'string', default: '2' },
     job: { type: 'string' },
     make: { type: 'string' },
@@ -328,6 +333,7 @@ if (args.job) {
                 checkpoint: job.checkpoint,
                 weights_dtype: job.weightsDtype,
                 optimizer_state_dtype: job.optimizerStateDtype,
+                gradient_dtype: job.gradientDtype,
               }),
           threads: job.threads,
           estimate_gb: gb(verdict.estimate.bytes),

@@ -9,6 +9,7 @@ import {
   buildGradStep,
   buildMicroStep,
   type Dim,
+  type GradientDType,
   Graph,
   type Tensor,
 } from '../engine/index.ts'
@@ -142,11 +143,15 @@ function policyObjective(model: ModelTensors, opts: StepGraphOptions) {
 /**
  * Forward, loss and backward of one training step (full fine-tuning: every weight is an input; LoRA:
  * the frozen base is initializers, the adapters inputs). Outputs loss, metrics and `grad.<key>`
- * for every trainable tensor; the optimizer update runs on the host (HostAdamW).
+ * for every trainable tensor (float16 ones with their `grad_scale.<key>`); the optimizer update runs
+ * on the host (HostAdamW).
  */
-export function buildPolicyStepGraph(model: ModelTensors, opts: StepGraphOptions): BuiltGradStep {
+export function buildPolicyStepGraph(
+  model: ModelTensors,
+  opts: StepGraphOptions & { gradientDtype?: GradientDType },
+): BuiltGradStep {
   const { g, spec } = policyObjective(model, opts)
-  return buildGradStep(g, spec)
+  return buildGradStep(g, { ...spec, gradientDtype: opts.gradientDtype })
 }
 
 /**

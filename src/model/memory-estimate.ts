@@ -6,7 +6,7 @@
  * than that peak, by the factors below, measured on this engine (test/model/memory-estimate.test.ts
  * checks the estimate against measured peak RSS).
  */
-import { neg, reduceMean } from '../engine/index.ts'
+import { type GradientDType, neg, reduceMean } from '../engine/index.ts'
 import { defaultVocabChunks } from './chunked-logps.ts'
 import type { LlamaConfig } from './config.ts'
 import { parameterCount } from './config.ts'
@@ -56,6 +56,8 @@ export interface PolicyMemoryShape {
 export interface PolicyMemoryOptions {
   lora?: LoraSpec
   optimizerStateDtype?: OptimizerStateDtype
+  /** Storage of the gradients the host optimizer reads, and of the step graph's gradient outputs. */
+  gradientDtype?: GradientDType
   /** Storage of LoRA's frozen base (float32 by default). */
   weightsDtype?: StorageDType
   vocabChunks?: number
@@ -106,7 +108,8 @@ export function estimatePolicyMemory(
     rows: shape.trainRows,
     build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }),
   }
-  const step = buildPolicyStepGraph(model, { ...bind, loss }).graph
+  const gradientDtype = opts.gradientDtype ?? 'float32'
+  const step = buildPolicyStepGraph(model, { ...bind, loss, gradientDtype }).graph
   const scoring = buildScoringGraph(model, bind).graph
   const decode = buildDecodeGraph(model, { ...bind, trainable: 'none' })
   // the LM head runs at response tokens only: at most seq − promptTokens of each row
@@ -122,20 +125,21 @@ export function estimatePolicyMemory(
     2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * shape.batchRows * shape.seq * F32
   const chunked = (opts.vocabChunks ?? defaultVocabChunks(cfg.vocab_size)) > 1
   const momentBytes = opts.optimizerStateDtype === 'bfloat16' ? 2 : F32
+  const gradBytes = gradientDtype === 'float16' ? 2 : F32
   const parts: Record<string, number> = {
     runtime: FIXED_BYTES,
     weights: params * (lora ? BYTES[frozenDtype] : F32),
     // AdamW's two moments and the gradient it reads, in WebAssembly memory; LoRA adds its adapters
-    optimizer: trainable * (2 * momentBytes + F32) + (lora ? trainable * F32 : 0),
+    optimizer: trainable * (2 * momentBytes + gradBytes) + (lora ? trainable * F32 : 0),
     // later micro-batches bring their gradients back as host copies before adding them in
-    accumulated_gradients: shape.accumulates ? trainable * F32 : 0,
+    accumulated_gradients: shape.accumulates ? trainable * gradBytes : 0,
     // the walk counts the gradients onnxruntime allocates as outputs (onnxruntime-node copies them
     // into the optimizer's memory); checkpointed, they cost one copy's worth more again (measured at
     // 0.5B full fine-tuning: the step held 6.0 GB for 2.4 GB walked with 2.0 GB of gradients while a
     // reference copy and its session were resident, 4.7 GB without them: kept, on the safe side)
     training_session:
       SESSION_BYTES +
-      (shape.checkpoint ? trainable * F32 : 0) +
+      (shape.checkpoint ? trainable * gradBytes : 0) +
       step.peakIntermediateBytes(
         { ...rows, batch: shape.trainRows, targets: shape.trainRows * responseTokens },
         { order: 'onnxruntime' },

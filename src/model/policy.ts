@@ -17,9 +17,11 @@ import {
   createGraphSession,
   type GraphSession,
   gradName,
+  gradScaleOf,
   HostAdamW,
   type HostAdamWConfig,
   type HostTensor,
+  isGradientOutput,
   type LossScaleConfig,
   LossScaler,
   type Provider,
@@ -413,14 +415,18 @@ export class Policy {
     const optimizer = this.optimizer!
     let pending = this.stepSessions.get(opts.loss.name)
     if (!pending) {
-      const built = buildPolicyStepGraph(this.modelTensors, { ...this.bind, loss: opts.loss })
+      const built = buildPolicyStepGraph(this.modelTensors, {
+        ...this.bind,
+        loss: opts.loss,
+        gradientDtype: optimizer.gradDtype,
+      })
       pending = this.openSession(built.graph, `step.${opts.loss.name}`)
       this.stepSessions.set(opts.loss.name, pending)
     }
     const session = await pending
     const metricNames = session.outputs
       .map((o) => o.name)
-      .filter((n) => n !== STEP_OUTPUTS.loss && !n.startsWith('grad.'))
+      .filter((n) => n !== STEP_OUTPUTS.loss && !isGradientOutput(n))
     let loss = 0
     const metrics: Record<string, number> = Object.fromEntries(metricNames.map((n) => [n, 0]))
     // On the CPU the first micro-batch writes its gradients straight into the optimizer's memory.
@@ -430,8 +436,11 @@ export class Policy {
     for (const [i, b] of micro.entries()) {
       const first = direct && i === 0
       const out = await this.residentPolicy.run(session, feedsOf(b), undefined, first ? into() : undefined)
-      if (!first)
-        for (const name of this.trainable.keys()) optimizer.setGrad(name, out[gradName(name)], i > 0)
+      for (const name of this.trainable.keys()) {
+        const scale = gradScaleOf(out, name)
+        if (first) optimizer.setGradScale(name, scale)
+        else optimizer.setGrad(name, out[gradName(name)], i > 0, scale)
+      }
       loss += Number(out[STEP_OUTPUTS.loss].data[0]) / micro.length
       for (const n of metricNames) metrics[n] += Number(out[n].data[0]) / micro.length
     }

@@ -105,6 +105,11 @@ export const HyperparametersSchema = Type.Object({
     description:
       "storage of AdamW's two moments: bfloat16 saves 4 bytes per trained parameter (stochastic rounding)",
   }),
+  gradient_dtype: Type.Union([Type.Literal('float32'), Type.Literal('float16')], {
+    default: 'float32',
+    description:
+      "storage of the gradients the CPU optimizer reads, which all exist at once at the end of a backward pass, twice (onnxruntime's output and the optimizer's copy): float16, each tensor scaled so its largest element sits at 2^15, saves 4 bytes per trained parameter for a relative rounding of at most 2^-11 per element; on webgpu the gradients stay on the device and this does not apply",
+  }),
   weights_dtype: Type.Union([Type.Literal('float32'), Type.Literal('bfloat16'), Type.Literal('float16')], {
     default: 'float32',
     description:

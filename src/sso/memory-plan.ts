@@ -95,6 +95,7 @@ export function estimateRunMemory(
     {
       lora: hp.finetuning === 'lora' ? hp.lora : undefined,
       optimizerStateDtype: hp.optimizer_state_dtype,
+      gradientDtype: hp.gradient_dtype,
       weightsDtype: hp.weights_dtype,
     },
   )
@@ -136,7 +137,7 @@ export function planRunMemory(
   throw new ValidationError(
     `the run needs an estimated ${gb(s.estimate.bytes)} of memory even with micro-batches of ${s.microBatchSize}` +
       `${s.checkpoint ? ' and gradient checkpointing' : ''}, above the worker's budget of ${gb(budgetBytes)} per run ` +
-      '(WORKER_MEMORY_GB / WORKER_CONCURRENCY): use LoRA, bfloat16 optimizer state, shorter max_prompt_tokens or ' +
+      '(WORKER_MEMORY_GB / WORKER_CONCURRENCY): use LoRA, bfloat16 optimizer state, float16 gradients, shorter max_prompt_tokens or ' +
       'max_new_tokens, a smaller generation_batch_size, or a worker with more memory',
     {
       estimate_bytes: s.estimate.bytes,

@@ -206,6 +206,7 @@ export const openModelPolicy: OpenPolicy = async (o) => {
     precision: o.precision,
     adamw: {
       stateDtype: o.optimizerStateDtype,
+      gradDtype: o.gradientDtype,
       beta1: o.optimizer.betas[0],
       beta2: o.optimizer.betas[1],
       eps: o.optimizer.eps,

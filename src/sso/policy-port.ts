@@ -116,7 +116,9 @@ export interface OpenModelOptions {
   checkpoint?: boolean
   /** Storage of the AdamW moments. */
   optimizerStateDtype?: 'float32' | 'bfloat16'
-  /** Storage of the frozen weights (LoRA's base, full fine-tuning's reference). */
+  /** Storage of the gradients the host optimizer reads (float16: with a scale per tensor). */
+  gradientDtype?: 'float32' | 'float16'
+  /** Storage of LoRA's frozen base. */
   weightsDtype?: 'float32' | 'bfloat16' | 'float16'
   /** float16: the policy scores and trains in mixed precision (WebGPU only). */
   precision?: 'float32' | 'float16'

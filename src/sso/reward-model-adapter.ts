@@ -11,8 +11,10 @@ import {
   Graph,
   type GraphSession,
   gradName,
+  gradScaleOf,
   HostAdamW,
   type HostTensor,
+  isGradientOutput,
   matMul,
   mul,
   type Provider,
@@ -149,7 +151,15 @@ class ModelRewardModel implements RewardModelPort {
       const { metrics } = bradleyTerryLoss(g, chosen, rejected)
       const { loss, ...rest } = metrics
       const spec = [...params].map(([name, tensor]) => ({ name, tensor, decay: tensor.shape.length > 1 }))
-      pending = this.open(buildGradStep(g, { loss, params: spec, metrics: rest }).graph, `reward.step.${n}`)
+      pending = this.open(
+        buildGradStep(g, {
+          loss,
+          params: spec,
+          metrics: rest,
+          gradientDtype: this.optimizer.gradDtype,
+        }).graph,
+        `reward.step.${n}`,
+      )
       this.steps.set(n, pending)
     }
     const session = await pending
@@ -160,14 +170,14 @@ class ModelRewardModel implements RewardModelPort {
     const { feeds, tokens } = this.feeds(rows)
     const out = await session.run(feeds)
     for (const name of [...this.loaded.weights.keys(), HEAD])
-      this.optimizer.setGrad(name, out[gradName(name)], false)
+      this.optimizer.setGrad(name, out[gradName(name)], false, gradScaleOf(out, name))
     const gradNorm = this.optimizer.gradNorm()
     const clip = this.maxGradNorm > 0 ? Math.min(1, this.maxGradNorm / (gradNorm + 1e-6)) : 1
     this.step += 1
     this.optimizer.step({ step: this.step, lr }, clip)
     const metrics: Record<string, number> = {}
     for (const [name, t] of Object.entries(out)) {
-      if (!name.startsWith('grad.') && t.data.length === 1) metrics[name] = Number(t.data[0])
+      if (!isGradientOutput(name) && t.data.length === 1) metrics[name] = Number(t.data[0])
     }
     return { metrics, gradNorm, tokens }
   }
@@ -202,5 +212,6 @@ export const openModelRewardModel: OpenRewardModel = async (o) => {
     eps: o.optimizer.eps,
     weightDecay: o.optimizer.weightDecay,
     stateDtype: o.optimizerStateDtype,
+    gradDtype: o.gradientDtype,
   })
 }

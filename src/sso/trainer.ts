@@ -133,6 +133,7 @@ const openOptions = (job: TrainerJob, hp: Hyperparameters) => ({
   deterministic: hp.deterministic,
   checkpoint: hp.gradient_checkpointing === true,
   optimizerStateDtype: hp.optimizer_state_dtype,
+  gradientDtype: hp.gradient_dtype,
   weightsDtype: hp.weights_dtype,
   precision: hp.precision,
 })

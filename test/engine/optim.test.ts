@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { maxRelDiff } from '../../bench/compare.ts'
 import { Graph, type Tensor } from '../../src/engine/graph.ts'
 import { add, matMul, mul, reduceMean, sub } from '../../src/engine/ops/index.ts'
+import { encodeHalf, HALF_GRADIENT_PEAK } from '../../src/engine/optim/half-gradients.ts'
 import {
   adamW,
   buildGradStep,
@@ -21,6 +22,7 @@ import {
 } from '../../src/engine/optim/index.ts'
 import { type HostTensor, hostTensor } from '../../src/engine/runtime/index.ts'
 import { AppError } from '../../src/errors.ts'
+import { float16ToNumber } from '../../src/model/safetensors.ts'
 import {
   type AdamWHyper,
   adamWRef,
@@ -452,6 +454,21 @@ describe('host AdamW (CPU fast path)', () => {
     assertClose(opt.gradNorm(), Math.sqrt(want), 1e-12, 'grad norm')
   })
 
+  /**
+   * A gradient as the host optimizer takes it: float32, or float16 bits of gradient × a per-tensor
+   * scale as the gradient graph makes them (half-gradients.ts); `value` is the gradient it stands for.
+   */
+  function stored(g: Float64Array, shape: number[], dtype: 'float32' | 'float16') {
+    const g32 = Float32Array.from(g)
+    if (dtype === 'float32')
+      return { tensor: hostTensor('float32', shape, g32), scale: 1, value: Float64Array.from(g32) }
+    const peak = g32.reduce((m, x) => Math.max(m, Math.abs(x)), 0)
+    const scale = Math.fround(HALF_GRADIENT_PEAK / peak)
+    const bits = Uint16Array.from(g32, (x) => encodeHalf(Math.fround(x * scale)))
+    const value = Float64Array.from(bits, (h) => float16ToNumber(h) / scale)
+    return { tensor: hostTensor('float16', shape, bits), scale, value }
+  }
+
   /** Steps a HostAdamW and the float64 reference on the same gradients; returns both states. */
   function hostVsReference(
     opt: HostAdamW,
@@ -470,13 +487,12 @@ describe('host AdamW (CPU fast path)', () => {
     for (let t = 1; t <= steps; t++) {
       let sumsq = 0
       ref.forEach((r, i) => {
-        const g = grad(t, i, r.p.length)
-        opt.setGrad(`p${i}`, hostTensor('float32', shapes[i], Float32Array.from(g)), false)
-        const g32 = Float64Array.from(Float32Array.from(g))
-        for (const x of g32) sumsq += x * x
+        const g = stored(grad(t, i, r.p.length), shapes[i], opt.gradDtype)
+        opt.setGrad(`p${i}`, g.tensor, false, g.scale)
+        for (const x of g.value) sumsq += x * x
         adamWRef(
           r.p,
-          g32.map((x) => 0.5 * x),
+          g.value.map((x) => 0.5 * x),
           r.m,
           r.v,
           t,
@@ -556,6 +572,67 @@ describe('host AdamW (CPU fast path)', () => {
     )
   })
 
+  // gradients over 12 orders of magnitude: float16 normals and subnormals after scaling
+  const wideGradient = (t: number, i: number, n: number) =>
+    rand(1000 * t + i, n).map((x, k) => x * 10 ** -((k * 7 + t) % 12))
+
+  for (const stateDtype of ['float32', 'bfloat16'] as const) {
+    it(`reads float16 gradients as the values they stand for (${stateDtype} moments)`, () => {
+      const opt = new HostAdamW(
+        SHAPES.map((shape, i) => ({ name: `p${i}`, shape, decay: decayed(i) })),
+        { ...hostHp, shardFloats: 48, stateDtype, gradDtype: 'float16' },
+      )
+      assert.equal(opt.gradBuffer('p1').dtype, 'float16')
+      const { got, ref } = hostVsReference(opt, SHAPES, 5, wideGradient)
+      const tol = stateDtype === 'float32' ? 1e-5 : 2e-2
+      ref.forEach((r, i) => {
+        const delta = (got[`p${i}`].data as Float32Array).map((x, k) => x - r.p0[k])
+        assertClose(
+          delta,
+          r.p.map((x, k) => x - r.p0[k]),
+          tol,
+          `update of p${i}`,
+        )
+        assertClose(got[slotName('exp_avg', `p${i}`)].data as Float32Array, r.m, tol, `exp_avg p${i}`)
+      })
+    })
+  }
+
+  it('decodes every finite float16 exactly, sign included', () => {
+    const bits = Uint16Array.from({ length: 2 ** 16 }, (_, h) => h).filter((h) => (h & 0x7c00) !== 0x7c00)
+    const n = bits.length
+    const opt = new HostAdamW([{ name: 'p', shape: [n] }], { beta1: 0.5, gradDtype: 'float16' })
+    opt.load('p', hostTensor('float32', [n], new Float32Array(n)))
+    opt.setGrad('p', hostTensor('float16', [n], bits), false, 2 ** -20)
+    const values = Float64Array.from(bits, (h) => float16ToNumber(h) * 2 ** 20)
+    assertClose(opt.gradNorm(), Math.sqrt(values.reduce((a, x) => a + x * x, 0)), 1e-12, 'grad norm')
+    opt.step({ step: 1, lr: 0 }, 1)
+    // m = (1 − β1)·g = g / 2: exact in float32 for every decoded value
+    const m = opt.read(true)[slotName('exp_avg', 'p')].data as Float32Array
+    // (=== : the update adds β1·0, which makes −0 a +0)
+    for (let k = 0; k < n; k++) assert.ok(m[k] === values[k] / 2, `bits 0x${bits[k].toString(16)}: ${m[k]}`)
+  })
+
+  it('adds float16 micro-batches of different scales within float16 rounding of their sum', () => {
+    const n = 1000
+    const opt = new HostAdamW([{ name: 'p', shape: [n] }], { beta1: 0, gradDtype: 'float16' })
+    opt.load('p', hostTensor('float32', [n], new Float32Array(n)))
+    const a = stored(rand(31, n), [n], 'float16')
+    const b = stored(
+      rand(32, n).map((x) => x * 1e-3),
+      [n],
+      'float16',
+    )
+    opt.setGrad('p', a.tensor, false, a.scale)
+    opt.setGrad('p', b.tensor, true, b.scale)
+    const sum = a.value.map((x, k) => x + b.value[k])
+    opt.step({ step: 1, lr: 0 }, 1)
+    const m = opt.read(true)[slotName('exp_avg', 'p')].data as Float32Array
+    const peak = sum.reduce((p, x) => Math.max(p, Math.abs(x)), 0)
+    for (let k = 0; k < n; k++) assert.ok(Math.abs(m[k] - sum[k]) <= peak * 2 ** -10, `element ${k}`)
+    assertClose(opt.gradNorm(), globalNormRef([sum]), 2e-3, 'grad norm')
+  })
+
   it('trains like the in-graph AdamW (float32), with accumulation and clipping', async () => {
     const hp = { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay }
     const graph = await runPlan(accumulationPlan('float32', adamW(hp)), 'float32', [2, 2], true)
@@ -565,6 +642,24 @@ describe('host AdamW (CPU fast path)', () => {
     compareLogs(host.log, graph.log, 1e-5)
     for (const name of ['W', 'b', slotName('exp_avg', 'W'), slotName('exp_avg_sq', 'b')]) {
       assertClose(host.state[name].data as Float32Array, graph.state[name].data as Float32Array, 1e-5, name)
+    }
+  })
+
+  it('trains within float16 rounding of float32 gradients when the graph outputs float16 ones', async () => {
+    const hp = { beta1: ADAM.beta1, beta2: ADAM.beta2, eps: ADAM.eps, weightDecay: ADAM.weightDecay }
+    const planOf = (gradientDtype: 'float32' | 'float16'): StepPlan => {
+      const m = linearModel('float32', 'rows')
+      const grads = buildGradStep(m.g, { loss: m.loss, params: m.params, metrics: m.metrics, gradientDtype })
+      return { grads, hostAdamW: hp, clip: true }
+    }
+    const half = planOf('float16')
+    // the runner's optimizer takes float16 gradients only (setGrad checks the dtype of every output)
+    assert.equal('grads' in half && half.grads.gradientDtype, 'float16')
+    const full = await runPlan(planOf('float32'), 'float32', [2, 2], true)
+    const host = await runPlan(half, 'float32', [2, 2], true)
+    compareLogs(host.log, full.log, 2e-3)
+    for (const name of ['W', 'b', slotName('exp_avg', 'W')]) {
+      assertClose(host.state[name].data as Float32Array, full.state[name].data as Float32Array, 2e-3, name)
     }
   })
 })

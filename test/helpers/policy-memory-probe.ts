@@ -14,7 +14,8 @@ export interface ProbeSpec {
   lora: boolean
   checkpoint: boolean
   optimizerStateDtype: 'float32' | 'bfloat16'
-  /** Storage of the frozen weights (LoRA's base, full fine-tuning's reference). */
+  gradientDtype: 'float32' | 'float16'
+  /** Storage of LoRA's frozen base. */
   weightsDtype: 'float32' | 'bfloat16'
   /** Rows of one training micro-batch and of the scoring batch. */
   rows: number
@@ -34,7 +35,7 @@ function mark(phase: string): void {
 const policy = await Policy.load(spec.modelDir, {
   lora: spec.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
   checkpoint: spec.checkpoint,
-  adamw: { stateDtype: spec.optimizerStateDtype },
+  adamw: { stateDtype: spec.optimizerStateDtype, gradDtype: spec.gradientDtype },
   weightsDtype: spec.weightsDtype,
 })
 mark('loaded')

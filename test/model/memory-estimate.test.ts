@@ -67,6 +67,8 @@ interface Case {
   bf16?: boolean
   /** bfloat16 frozen weights. */
   bf16Weights?: boolean
+  /** float16 gradients. */
+  f16Grads?: boolean
 }
 
 const CASES: Case[] = [
@@ -81,6 +83,16 @@ const CASES: Case[] = [
     bf16: true,
   },
   {
+    shape: 'narrow',
+    lora: false,
+    checkpoint: true,
+    rows: 4,
+    seq: 192,
+    microBatches: 2,
+    bf16: true,
+    f16Grads: true,
+  },
+  {
     shape: 'wide_vocab',
     lora: true,
     checkpoint: false,
@@ -92,7 +104,7 @@ const CASES: Case[] = [
 ]
 
 for (const c of CASES) {
-  const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}${c.bf16Weights ? ' bf16-weights' : ''}, ${c.rows}x${c.seq}`
+  const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}${c.bf16Weights ? ' bf16-weights' : ''}${c.f16Grads ? ' f16-gradients' : ''}, ${c.rows}x${c.seq}`
   test(`estimate within ${TOLERANCE * 100}% of the measured peak: ${label}`, {
     timeout: 120_000,
   }, async () => {
@@ -104,6 +116,7 @@ for (const c of CASES) {
       checkpoint: c.checkpoint,
       optimizerStateDtype: c.bf16 ? 'bfloat16' : 'float32',
       weightsDtype: c.bf16Weights ? 'bfloat16' : 'float32',
+      gradientDtype: c.f16Grads ? 'float16' : 'float32',
       rows: c.rows,
       microBatches: c.microBatches ?? 1,
       promptTokens,
@@ -120,11 +133,19 @@ for (const c of CASES) {
     const measured = probe.peakBytes
     const estimate = estimatePolicyMemory(
       info.config,
-      { trainRows: c.rows, batchRows: c.rows, seq: c.seq, promptTokens, checkpoint: c.checkpoint },
+      {
+        trainRows: c.rows,
+        batchRows: c.rows,
+        seq: c.seq,
+        promptTokens,
+        checkpoint: c.checkpoint,
+        accumulates: (c.microBatches ?? 1) > 1,
+      },
       {
         lora: c.lora ? { rank: 16, alpha: 32, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj'] } : undefined,
         optimizerStateDtype: spec.optimizerStateDtype,
         weightsDtype: spec.weightsDtype,
+        gradientDtype: spec.gradientDtype,
       },
     )
     const error = (estimate.bytes - measured) / measured

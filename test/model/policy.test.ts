@@ -159,6 +159,40 @@ test('full fine-tuning: the frozen reference is the policy itself until a step; 
   await policy.dispose()
 })
 
+test('full fine-tuning on float16 gradients follows float32 gradients within their rounding, micro-batches included', async () => {
+  const policies = await Promise.all(
+    (['float32', 'float16'] as const).map((gradDtype) => Policy.load(modelDir, { adamw: { gradDtype } })),
+  )
+  const rows = ['Paris.', 'It is Paris.', 'Lyon.', 'Paris, of course.'].map((a) =>
+    policies[0].tokenizeExchange(question, a),
+  )
+  const micro = [{ rows: rows.slice(0, 2) }, { rows: rows.slice(2) }]
+  for (let step = 0; step < 3; step++) {
+    const [full, half] = await Promise.all(
+      policies.map((p) =>
+        p.trainStep(step === 1 ? { rows } : micro, { lr: 1e-3, loss: sft, maxGradNorm: 1 }),
+      ),
+    )
+    assert.ok(Math.abs(half.loss - full.loss) <= 1e-3 * Math.abs(full.loss), `step ${step} loss`)
+    assert.ok(Math.abs(half.gradNorm - full.gradNorm) <= 2e-3 * full.gradNorm, `step ${step} gradient norm`)
+  }
+  const [full, half] = await Promise.all(policies.map((p) => p.logprobs(rows)))
+  const moved = (
+    await Policy.load(modelDir).then(async (p) => {
+      const before = await p.logprobs(rows)
+      await p.dispose()
+      return before
+    })
+  ).sum.map((x, i) => Math.abs(full.sum[i] - x))
+  half.sum.forEach((x, i) => {
+    assert.ok(
+      Math.abs(x - full.sum[i]) <= 0.01 * moved[i],
+      `row ${i}: ${x} vs ${full.sum[i]}, moved ${moved[i]}`,
+    )
+  })
+  await Promise.all(policies.map((p) => p.dispose()))
+})
+
 test('LoRA: adapters start as a no-op, train, save as PEFT, merge into the base, and restore from state', async () => {
   const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'up_proj'] }
   const policy = await Policy.load(modelDir, { lora, seed: 1 })

@@ -81,3 +81,18 @@ test('weights_dtype: half frozen weights count 2 bytes per parameter (LoRA base)
   // the upcast inside the graphs is counted among the activations, not for free
   assert.ok(parts('lora', 'bfloat16').scoring_session >= parts('lora', 'float32').scoring_session)
 })
+
+test('gradient_dtype: float16 gradients save 2 bytes per trained parameter in the optimizer and in the step', () => {
+  const params = parameterCount(cfg)
+  const parts = (gradient_dtype: 'float32' | 'float16', micro: number) =>
+    estimateRunMemory(cfg, 'dpo', { ...hp, finetuning: 'full', gradient_dtype }, micro, true).parts
+  assert.equal(parts('float32', 8).optimizer - parts('float16', 8).optimizer, 2 * params)
+  // later micro-batches' host copies of their gradients
+  assert.equal(
+    parts('float32', 1).accumulated_gradients - parts('float16', 1).accumulated_gradients,
+    2 * params,
+  )
+  // recomputing, the step peaks at the end of its backward pass, all gradient outputs allocated (the
+  // float32 values they are made from are transient, one tensor at a time)
+  assert.ok(parts('float32', 1).training_session - parts('float16', 1).training_session > 2 * params)
+})

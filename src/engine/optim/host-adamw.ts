@@ -1,12 +1,8 @@
 import { ValidationError } from '../../errors.ts'
 import { elementCount, type HostTensor, hostTensor } from '../runtime/host-tensor.ts'
 import type { AdamWConfig } from './adamw.ts'
-import {
-  type AdamWKernel,
-  type AdamWMemories,
-  adamWKernels,
-  type SumOfSquaresKernel,
-} from './adamw-kernel.ts'
+import { type AdamWKernels, type AdamWMemories, adamWKernels } from './adamw-kernel.ts'
+import { encodeHalf, halfValues } from './half-gradients.ts'
 import { type StepScalars, slotName } from './optimizer.ts'
 
 const PAGE = 65536
@@ -21,14 +17,19 @@ export interface HostAdamWConfig extends AdamWConfig {
    * bfloat16: 12 bytes per param, the moments rounded stochastically after every update.
    */
   stateDtype?: 'float32' | 'bfloat16'
+  /**
+   * Storage of the gradients the update reads. float16: 2 bytes per param instead of 4, each
+   * tensor's gradient scaled by its own factor (setGradScale) so that its largest magnitude sits
+   * near float16's top: a relative rounding of at most 2^-11 per element, no overflow, and an
+   * underflow only below 2^-39 of the tensor's largest element.
+   */
+  gradDtype?: 'float32' | 'float16'
   /** Floats per shard (at most 2^30, the default): the params are packed, in order, into shards this big. */
   shardFloats?: number
 }
 
-interface Shard {
+interface Shard extends AdamWKernels {
   memories: AdamWMemories
-  adamw: AdamWKernel
-  sumsq: SumOfSquaresKernel
 }
 
 interface Slot {
@@ -39,6 +40,8 @@ interface Slot {
   /** Index of the first element inside its shard's arrays, a multiple of ALIGN. */
   offset: number
   length: number
+  /** What one unit of the stored gradient is worth: 1 / its scale (float16), or 1. */
+  gradUnit: number
 }
 
 const padded = (n: number) => Math.ceil(n / ALIGN) * ALIGN
@@ -58,21 +61,23 @@ export class HostAdamW {
   private readonly slots = new Map<string, Slot>()
   private readonly hp: Required<AdamWConfig>
   private readonly bf16: boolean
+  readonly gradDtype: 'float32' | 'float16'
 
   constructor(
     params: readonly { name: string; shape: readonly number[]; decay?: boolean }[],
     config: HostAdamWConfig = {},
   ) {
-    const { stateDtype = 'float32', shardFloats = MAX_SHARD_FLOATS, ...hp } = config
+    const { stateDtype = 'float32', gradDtype = 'float32', shardFloats = MAX_SHARD_FLOATS, ...hp } = config
     this.hp = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, ...hp }
     this.bf16 = stateDtype === 'bfloat16'
+    this.gradDtype = gradDtype
     if (!Number.isInteger(shardFloats) || shardFloats < ALIGN || shardFloats > MAX_SHARD_FLOATS) {
       throw new ValidationError(
         `shardFloats must be an integer in [${ALIGN}, ${MAX_SHARD_FLOATS}], got ${shardFloats}`,
       )
     }
     // Pack the params in order; each shard's memories are sized once its contents are known.
-    const groups: { floats: number; members: Omit<Slot, 'shard'>[] }[] = []
+    const groups: { floats: number; members: Omit<Slot, 'shard' | 'gradUnit'>[] }[] = []
     for (const p of params) {
       const length = elementCount(p.shape)
       if (padded(length) > shardFloats) {
@@ -98,13 +103,13 @@ export class HostAdamW {
     for (const { floats, members } of groups) {
       const memories = {
         p: memory(4 * floats),
-        g: memory(4 * floats),
+        g: memory(this.gradBytes * floats),
         m: memory(momentBytes * floats),
         v: memory(momentBytes * floats),
       }
-      const kernels = adamWKernels(memories)
-      const shard = { memories, adamw: this.bf16 ? kernels.adamwBf16 : kernels.adamw, sumsq: kernels.sumsq }
-      for (const s of members) this.slots.set(s.name, { ...s, shard })
+      const kernels = adamWKernels(memories, { moments: stateDtype, gradients: gradDtype })
+      const shard = { memories, ...kernels }
+      for (const s of members) this.slots.set(s.name, { ...s, shard, gradUnit: 1 })
     }
   }
 
@@ -113,8 +118,20 @@ export class HostAdamW {
     return [...this.slots.keys()]
   }
 
+  private get gradBytes(): number {
+    return this.gradDtype === 'float16' ? 2 : 4
+  }
+
   private view(array: 'p' | 'g', s: Slot): Float32Array {
     return new Float32Array(s.shard.memories[array].buffer, 4 * s.offset, s.length)
+  }
+
+  /** A gradient's storage: float32, or float16 bits. */
+  private gradView(s: Slot): Float32Array | Uint16Array {
+    const buffer = s.shard.memories.g.buffer
+    return this.gradDtype === 'float16'
+      ? new Uint16Array(buffer, 2 * s.offset, s.length)
+      : new Float32Array(buffer, 4 * s.offset, s.length)
   }
 
   /** A moment's storage: float32, or bfloat16 bits. */
@@ -137,10 +154,24 @@ export class HostAdamW {
     return hostTensor('float32', s.dims, this.view('p', s))
   }
 
-  /** A param's gradient storage, for a session to write the gradient into (instead of setGrad). */
-  gradBuffer(name: string): HostTensor<'float32'> {
+  /**
+   * A param's gradient storage, for a session to write the gradient into (instead of setGrad); a
+   * float16 one then needs its scale (setGradScale).
+   */
+  gradBuffer(name: string): HostTensor<'float32' | 'float16'> {
     const s = this.slot(name)
-    return hostTensor('float32', s.dims, this.view('g', s))
+    const data = this.gradView(s)
+    return data instanceof Uint16Array
+      ? hostTensor('float16', s.dims, data)
+      : hostTensor('float32', s.dims, data)
+  }
+
+  /**
+   * The gradient buffer of `name` holds the gradient times `scale`. A non-finite gradient comes
+   * with a scale of 0 or NaN, which makes the norm non-finite, as float32 gradients would.
+   */
+  setGradScale(name: string, scale: number): void {
+    this.slot(name).gradUnit = 1 / scale
   }
 
   /** Copies a param's value in; its moments restart at zero unless given (a checkpoint's exp_avg/exp_avg_sq). */
@@ -166,24 +197,46 @@ export class HostAdamW {
     }
   }
 
-  /** Stores (or, with `accumulate`, adds) a gradient. */
-  setGrad(name: string, grad: HostTensor, accumulate: boolean): void {
+  /**
+   * Stores (or, with `accumulate`, adds) a gradient in the optimizer's gradient dtype, given as
+   * its values times `scale` (float16 gradients; float32 ones are unscaled).
+   */
+  setGrad(name: string, grad: HostTensor, accumulate: boolean, scale = 1): void {
     const s = this.slot(name)
-    if (grad.dtype !== 'float32' || grad.data.length !== s.length) {
+    if (grad.dtype !== this.gradDtype || grad.data.length !== s.length) {
       throw new ValidationError(
-        `gradient of '${name}' expects float32 [${s.dims.join(', ')}], got ${grad.dtype} [${grad.dims.join(', ')}]`,
+        `gradient of '${name}' expects ${this.gradDtype} [${s.dims.join(', ')}], got ${grad.dtype} [${grad.dims.join(', ')}]`,
       )
     }
-    const dst = this.view('g', s)
-    const src = grad.data as Float32Array
-    if (!accumulate) dst.set(src)
-    else for (let i = 0; i < src.length; i++) dst[i] += src[i]
+    const dst = this.gradView(s)
+    if (dst instanceof Float32Array) {
+      const src = grad.data as Float32Array
+      if (!accumulate) dst.set(src)
+      else for (let i = 0; i < src.length; i++) dst[i] += src[i]
+      return
+    }
+    const src = grad.data as Uint16Array
+    if (!accumulate) {
+      dst.set(src)
+      this.setGradScale(name, scale)
+      return
+    }
+    // Each stored magnitude is at most HALF_GRADIENT_PEAK of its own units: their sum is at most
+    // that many of the sum of the units, which becomes its unit (no overflow, one pass).
+    const unitA = s.gradUnit
+    const unitB = 1 / scale
+    const unit = unitA + unitB
+    const a = halfValues()
+    for (let i = 0; i < src.length; i++) dst[i] = encodeHalf((a[dst[i]] * unitA + a[src[i]] * unitB) / unit)
+    s.gradUnit = unit
   }
 
   /** L2 norm of all stored gradients, accumulated in float64 (padding lanes hold zeros). */
   gradNorm(): number {
     let sum = 0
-    for (const s of this.slots.values()) sum += s.shard.sumsq(4 * s.offset, 4 * padded(s.length))
+    const bytes = this.gradBytes
+    for (const s of this.slots.values())
+      sum += s.shard.sumsq(bytes * s.offset, bytes * padded(s.length)) * s.gradUnit * s.gradUnit
     return Math.sqrt(sum)
   }
 
@@ -194,10 +247,11 @@ export class HostAdamW {
     const sqrtBc2 = Math.sqrt(1 - beta2 ** step)
     const stepSize = (lr * sqrtBc2) / bc1
     const epsHat = eps * sqrtBc2
-    const c1 = (1 - beta1) * gradScale
-    const c2 = (1 - beta2) * gradScale * gradScale
     let k = 0
     for (const s of this.slots.values()) {
+      const scale = gradScale * s.gradUnit
+      const c1 = (1 - beta1) * scale
+      const c2 = (1 - beta2) * scale * scale
       const decay = s.decay ? 1 - lr * weightDecay : 1
       // A distinct odd seed per step and slot: reproducible stochastic rounding of bfloat16 moments.
       const seed = (Math.imul(step, 0x9e3779b1) ^ Math.imul(++k, 0x85ebca77)) | 1

@@ -9,7 +9,14 @@ import type { AdamWConfig } from './adamw.ts'
 import { clipCoefficient } from './clip.ts'
 import { HostAdamW } from './host-adamw.ts'
 import { type StepScalars, slotName } from './optimizer.ts'
-import { type BuiltGradStep, type BuiltStep, gradName, STEP_INPUTS, STEP_OUTPUTS } from './train-step.ts'
+import {
+  type BuiltGradStep,
+  type BuiltStep,
+  gradName,
+  gradScaleOf,
+  STEP_INPUTS,
+  STEP_OUTPUTS,
+} from './train-step.ts'
 
 /**
  * How a step runs: one fused graph; a micro-batch graph plus an optimizer graph (gradient
@@ -192,7 +199,7 @@ class HostAdamWStepRunner implements StepRunner {
     config: AdamWConfig,
     private readonly clip: boolean,
   ) {
-    this.optimizer = new HostAdamW(built.params, config)
+    this.optimizer = new HostAdamW(built.params, { ...config, gradDtype: built.gradientDtype })
   }
 
   init(params: Readonly<Record<string, HostTensor>>, slots: Readonly<Record<string, HostTensor>> = {}): void {
@@ -215,7 +222,8 @@ class HostAdamWStepRunner implements StepRunner {
     const outs: Record<string, HostTensor>[] = []
     for (let i = 0; i < microBatches.length; i++) {
       const out = await this.session.run({ ...microBatches[i], ...params })
-      for (const p of this.built.params) this.optimizer.setGrad(p.name, out[gradName(p.name)], i > 0)
+      for (const p of this.built.params)
+        this.optimizer.setGrad(p.name, out[gradName(p.name)], i > 0, gradScaleOf(out, p.name))
       outs.push(out)
     }
     const average = 1 / microBatches.length

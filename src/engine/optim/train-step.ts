@@ -2,7 +2,9 @@ import { ValidationError } from '../../errors.ts'
 import { grad } from '../autodiff.ts'
 import type { Graph, Tensor } from '../graph.ts'
 import { less, mul } from '../ops/index.ts'
+import type { HostTensor } from '../runtime/host-tensor.ts'
 import { clipByGlobalNorm, globalNorm } from './clip.ts'
+import { toHalfGradient } from './half-gradients.ts'
 import type { Optimizer, ParamDType, TrainableParam } from './optimizer.ts'
 import { checkParams } from './params.ts'
 
@@ -99,10 +101,24 @@ export function gradName(param: string): string {
   return `grad.${param}`
 }
 
+/** Name of the output carrying the scale of a param's float16 gradient (see half-gradients.ts). */
+export function gradScaleName(param: string): string {
+  return `grad_scale.${param}`
+}
+
+/** True for the outputs that carry gradients and their scales (not the loss or a metric). */
+export function isGradientOutput(name: string): boolean {
+  return name.startsWith('grad.') || name.startsWith('grad_scale.')
+}
+
+export type GradientDType = 'float32' | 'float16'
+
 export interface GradStepSpec {
   loss: Tensor
   params: readonly TrainableParam[]
   metrics?: Readonly<Record<string, Tensor>>
+  /** float16: each gradient output as float16 bits of gradient × its own scale, output beside it. */
+  gradientDtype?: GradientDType
 }
 
 /** A forward+backward graph returning loss, metrics and every param's gradient (for a host optimizer). */
@@ -111,6 +127,7 @@ export interface BuiltGradStep {
   dtype: ParamDType
   params: (ParamInfo & { decay: boolean })[]
   metricNames: string[]
+  gradientDtype: GradientDType
 }
 
 /** Gradients of `loss` for every param; a param the loss does not reach is an error. */
@@ -130,11 +147,26 @@ export function buildGradStep(g: Graph, spec: GradStepSpec): BuiltGradStep {
   const dtype = checkParams(spec.params, grads)
   g.output(spec.loss, STEP_OUTPUTS.loss)
   const metricNames = outputMetrics(g, spec.metrics)
+  const gradientDtype = spec.gradientDtype ?? 'float32'
+  if (gradientDtype === 'float16' && dtype !== 'float32') {
+    throw new ValidationError(`float16 gradients are made from float32 params, got ${dtype}`)
+  }
   spec.params.forEach((p, i) => {
-    g.output(grads[i], gradName(p.name))
+    if (gradientDtype === 'float32') g.output(grads[i], gradName(p.name))
+    else {
+      const { bits, scale } = toHalfGradient(g, grads[i])
+      g.output(bits, gradName(p.name))
+      g.output(scale, gradScaleName(p.name))
+    }
   })
   const params = paramInfos(spec.params).map((p, i) => ({ ...p, decay: spec.params[i].decay !== false }))
-  return { graph: g, dtype, params, metricNames }
+  return { graph: g, dtype, params, metricNames, gradientDtype }
+}
+
+/** The scale a gradient output was multiplied by: its float16 scale output, or 1. */
+export function gradScaleOf(out: Readonly<Record<string, HostTensor>>, param: string): number {
+  const scale = out[gradScaleName(param)]
+  return scale === undefined ? 1 : Number(scale.data[0])
 }
 
 /**

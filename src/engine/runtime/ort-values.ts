@@ -12,7 +12,20 @@ const HOST_DTYPES = new Set<string>(['float32', 'float64', 'float16', 'int64', '
 
 /** Wraps a host tensor without copying: onnxruntime reads CPU inputs in place. */
 export function toDeviceValue(t: HostTensor): DeviceValue {
+  if (t.dtype === 'float16') return float16Value(t.data as Uint16Array, t.dims)
   return new ort.Tensor(t.dtype, t.data as never, t.dims as number[])
+}
+
+/**
+ * A float16 tensor over raw bits. Where the runtime has Float16Array (Node 24), onnxruntime-common
+ * wraps the bits in one, which onnxruntime-node's binding (1.30) reads as empty ("not enough space:
+ * expected N, got 0"), as an input and as a preallocated output; a uint16 tensor over the same bits,
+ * retyped float16, is read in place.
+ */
+function float16Value(bits: Uint16Array, dims: readonly number[]): DeviceValue {
+  const t = new ort.Tensor('uint16', bits, dims as number[])
+  Object.defineProperty(t, 'type', { value: 'float16' })
+  return t
 }
 
 export function isOnDevice(v: DeviceValue): boolean {
