@@ -7,7 +7,7 @@ import path from 'node:path'
 import { ModelLoadError } from '../errors.ts'
 import { ChatTemplate } from './chat-template.ts'
 import { type LlamaConfig, parseLlamaConfig } from './config.ts'
-import type { StorageDType } from './safetensors.ts'
+import type { StorageDType, WeightDestination } from './safetensors.ts'
 import { readJson, TextTokenizer, TOKENIZER_FILE } from './tokenizer.ts'
 import { exists, inspectWeights, loadWeights, type StoredWeights, type Weights } from './weights.ts'
 
@@ -61,12 +61,20 @@ export async function readModelConfig(dir: string): Promise<LlamaConfig> {
   return config
 }
 
-/** Opens a model folder; its weights as float32, or stored as `storage` when given. */
+/**
+ * Opens a model folder; its weights as float32, or stored as `storage` when given; float32 ones
+ * read straight `into` the memory it gives for them.
+ */
 export async function loadModel(dir: string): Promise<LoadedModel>
-export async function loadModel(dir: string, storage: StorageDType): Promise<LoadedModel<StoredWeights>>
+export async function loadModel(
+  dir: string,
+  storage: StorageDType,
+  into?: WeightDestination,
+): Promise<LoadedModel<StoredWeights>>
 export async function loadModel(
   dir: string,
   storage: StorageDType = 'float32',
+  into?: WeightDestination,
 ): Promise<LoadedModel<StoredWeights>> {
   const { config, problems } = await inspect(dir)
   let tokenizer: TextTokenizer | undefined
@@ -85,7 +93,7 @@ export async function loadModel(
       problems,
     })
   }
-  const weights = await loadWeights(dir, config, storage)
+  const weights = await loadWeights(dir, config, storage, into)
   const stop = new Set(config.eos_token_id)
   if (await exists(path.join(dir, GENERATION_CONFIG_FILE))) {
     const gen = await readJson(path.join(dir, GENERATION_CONFIG_FILE))

@@ -46,7 +46,7 @@ import {
   type PolicyLoss,
 } from './graphs.ts'
 import { buildDecodeGraph, deviceCacheOutputs } from './kv-cache.ts'
-import { type LoadedModel, loadModel } from './load.ts'
+import { type LoadedModel, loadModel, readModelConfig } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
 import { checkPrecision, type Precision, requireFloat16Compute } from './precision.ts'
 import { ResidentWeights } from './resident-weights.ts'
@@ -62,7 +62,7 @@ import {
 } from './safetensors.ts'
 import { saveAdapters, saveFullModel } from './save.ts'
 import { HALF_INPUT_DTYPE } from './weight-source.ts'
-import type { StoredWeights } from './weights.ts'
+import { expectedWeightShapes, type StoredWeights } from './weights.ts'
 
 export interface PolicyOptions {
   /** Train LoRA adapters on a frozen base; full fine-tuning when absent. */
@@ -146,6 +146,12 @@ export const STATE_FILE = 'policy_state.json'
 export const STATE_TENSORS_FILE = 'policy_state.safetensors'
 
 const floatCopy = (t: StoredTensor): FloatTensor => toStorage(t, 'float32') as FloatTensor
+/** A trained tensor as the optimizer sees it: weight decay for matrices only. */
+const trainableParam = (name: string, shape: readonly number[]) => ({
+  name,
+  shape: [...shape],
+  decay: shape.length > 1,
+})
 
 export class Policy {
   readonly config: LlamaConfig
@@ -181,9 +187,11 @@ export class Policy {
   /** Bytes moved by the last generate() call. */
   lastGeneration?: GenerationTransfers
 
+  /** `optimizer`: a host AdamW whose param memory the full model's weights were read into (load). */
   constructor(
     model: LoadedModel<StoredWeights>,
     private readonly opts: PolicyOptions = {},
+    optimizer?: HostAdamW,
   ) {
     this.model = model
     this.config = model.config
@@ -196,11 +204,7 @@ export class Policy {
     for (const [k, t] of this.weights)
       if (storageOf(t) !== storage) this.weights.set(k, toStorage(t, storage))
     this.trainable = this.lora ? this.lora.adapters : (this.weights as Map<string, FloatTensor>)
-    const params = [...this.trainable].map(([name, t]) => ({
-      name,
-      shape: [...t.shape],
-      decay: t.shape.length > 1,
-    }))
+    const params = [...this.trainable].map(([name, t]) => trainableParam(name, t.shape))
     this.residentPolicy = new ResidentWeights(this.provider, () => this.paramFeeds('policy'))
     this.residentReference = new ResidentWeights(this.provider, () => this.paramFeeds('reference'))
     if (this.provider === 'webgpu') {
@@ -212,7 +216,12 @@ export class Policy {
         opts.intraOpThreads,
         opts.precision === 'float16' ? new LossScaler(opts.lossScale) : undefined,
       )
-    } else this.optimizer = new HostAdamW(params, opts.adamw)
+    } else {
+      if (optimizer && optimizer.names().join() !== params.map((p) => p.name).join()) {
+        throw new ValidationError("the given optimizer's params are not this policy's trainable tensors")
+      }
+      this.optimizer = optimizer ?? new HostAdamW(params, opts.adamw)
+    }
     this.adoptTrainable()
     if (this.lora) {
       for (const m of loraModules(this.config, this.lora.spec)) {
@@ -228,7 +237,18 @@ export class Policy {
 
   static async load(dir: string, opts: PolicyOptions = {}): Promise<Policy> {
     if (opts.precision === 'float16') await requireFloat16Compute(opts.provider ?? 'cpu')
-    return new Policy(await loadModel(dir, opts.lora ? (opts.weightsDtype ?? 'float32') : 'float32'), opts)
+    if (opts.lora) return new Policy(await loadModel(dir, opts.weightsDtype ?? 'float32'), opts)
+    if (opts.provider === 'webgpu') return new Policy(await loadModel(dir, 'float32'), opts)
+    // Full fine-tuning on the host: every weight is read straight into the optimizer's param memory,
+    // so the checkpoint is never held twice
+    const config = await readModelConfig(dir)
+    const shapes = [...expectedWeightShapes(config)]
+    const optimizer = new HostAdamW(
+      shapes.map(([name, shape]) => trainableParam(name, shape)),
+      opts.adamw,
+    )
+    const model = await loadModel(dir, 'float32', (name) => optimizer.param(name).data)
+    return new Policy(model, opts, optimizer)
   }
 
   /** How frozen weights are stored. */

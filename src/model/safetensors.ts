@@ -145,6 +145,12 @@ async function readHeader(fh: FileHandle, file: string): Promise<SafetensorsHead
  * `storage`. Reads tensor by tensor, each straight into its final array when the file holds it in
  * that dtype already (otherwise through one temporary buffer of that tensor alone).
  */
+/**
+ * Where a float32 tensor is read to instead of a new array: memory that already holds its final
+ * home (a host optimizer's), so a checkpoint is never held twice while it loads; undefined: a new array.
+ */
+export type WeightDestination = (name: string) => Float32Array | undefined
+
 export async function readSafetensors(
   file: string,
   names?: Iterable<string>,
@@ -153,11 +159,13 @@ export async function readSafetensors(
   file: string,
   names: Iterable<string> | undefined,
   storage: StorageDType,
+  into?: WeightDestination,
 ): Promise<Map<string, StoredTensor>>
 export async function readSafetensors(
   file: string,
   names?: Iterable<string>,
   storage: StorageDType = 'float32',
+  into?: WeightDestination,
 ): Promise<Map<string, StoredTensor>> {
   const fh = await open(file, 'r')
   try {
@@ -176,10 +184,16 @@ export async function readSafetensors(
       const shape = [...info.shape]
       const n = (end - begin) / BYTES[dtype]
       const position = header.dataStart + begin
+      const target = storage === 'float32' ? into?.(name) : undefined
+      if (target && target.length !== n) {
+        throw new ModelLoadError(
+          `${file}: tensor '${name}' has ${n} elements, its destination ${target.length}`,
+        )
+      }
       if (dtype === FILE_DTYPE[storage]) {
         // Already in the wanted dtype: read into the final (aligned) array, no other copy.
-        const data = storage === 'float32' ? new Float32Array(n) : new Uint16Array(n)
-        await readFully(fh, new Uint8Array(data.buffer), position, file)
+        const data = target ?? (storage === 'float32' ? new Float32Array(n) : new Uint16Array(n))
+        await readFully(fh, new Uint8Array(data.buffer, data.byteOffset, data.byteLength), position, file)
         out.set(
           name,
           storage === 'float32'
@@ -190,7 +204,7 @@ export async function readSafetensors(
       }
       const raw = new Uint8Array(end - begin)
       await readFully(fh, raw, position, file)
-      const values = toFloat32(raw.buffer, dtype)
+      const values = toFloat32(raw.buffer, dtype, target)
       out.set(
         name,
         storage === 'float32'
@@ -215,18 +229,24 @@ async function readFully(fh: FileHandle, into: Uint8Array, position: number, fil
   }
 }
 
-/** Decodes a tensor's bytes (in aligned memory of their own) to float32. */
-function toFloat32(aligned: ArrayBuffer, dtype: SafetensorsDType): Float32Array {
+/** Decodes a tensor's bytes (in aligned memory of their own) to float32, into `out` when given. */
+function toFloat32(aligned: ArrayBuffer, dtype: SafetensorsDType, out?: Float32Array): Float32Array {
   const n = aligned.byteLength / BYTES[dtype]
   switch (dtype) {
-    case 'F32':
-      return new Float32Array(aligned)
-    case 'F64':
-      return Float32Array.from(new Float64Array(aligned))
+    case 'F32': {
+      const values = new Float32Array(aligned)
+      out?.set(values)
+      return out ?? values
+    }
+    case 'F64': {
+      const values = out ?? new Float32Array(n)
+      values.set(new Float64Array(aligned))
+      return values
+    }
     case 'BF16':
-      return decodeHalf('bfloat16', new Uint16Array(aligned), new Float32Array(n))
+      return decodeHalf('bfloat16', new Uint16Array(aligned), out ?? new Float32Array(n))
     case 'F16':
-      return decodeHalf('float16', new Uint16Array(aligned), new Float32Array(n))
+      return decodeHalf('float16', new Uint16Array(aligned), out ?? new Float32Array(n))
   }
 }
 

@@ -13,6 +13,7 @@ import {
   readSafetensorsHeader,
   type StorageDType,
   type StoredTensor,
+  type WeightDestination,
 } from './safetensors.ts'
 
 export type { FloatTensor } from './safetensors.ts'
@@ -160,11 +161,13 @@ export async function loadWeights(
   dir: string,
   cfg: LlamaConfig,
   storage: StorageDType,
+  into?: WeightDestination,
 ): Promise<StoredWeights>
 export async function loadWeights(
   dir: string,
   cfg: LlamaConfig,
   storage: StorageDType = 'float32',
+  into?: WeightDestination,
 ): Promise<StoredWeights> {
   const problems = await inspectWeights(dir, cfg)
   if (problems.length) {
@@ -179,7 +182,7 @@ export async function loadWeights(
   }
   const weights: StoredWeights = new Map()
   for (const [file, keys] of byFile) {
-    for (const [k, t] of await readSafetensors(file, keys, storage)) weights.set(k, t)
+    for (const [k, t] of await readSafetensors(file, keys, storage, into)) weights.set(k, t)
   }
   // Deterministic key order: the config's order.
   return new Map([...expected.keys()].map((k) => [k, weights.get(k)!]))

@@ -54,6 +54,26 @@ test('BF16 and F16 round trips are within their precision', async () => {
   }
 })
 
+test('float32 tensors are read straight into the memory a destination gives, at an offset, from any file dtype', async () => {
+  for (const dtype of ['F32', 'BF16'] as const) {
+    const file = path.join(dir, `into-${dtype}.safetensors`)
+    await writeSafetensors(file, tensors, { dtype })
+    const memory = new Float32Array(32).fill(-1)
+    const home = memory.subarray(8, 18)
+    const back = await readSafetensors(file, undefined, 'float32', (name) =>
+      name === 'b.weight' ? home : undefined,
+    )
+    assert.equal(back.get('b.weight')!.data, home, `${dtype}: the destination itself is the tensor's data`)
+    assert.deepEqual([...home], [...(await readSafetensors(file)).get('b.weight')!.data])
+    assert.ok(memory.subarray(0, 8).every((x) => x === -1) && memory.subarray(18).every((x) => x === -1))
+    assert.notEqual(back.get('a.bias')!.data.buffer, memory.buffer)
+    await assert.rejects(
+      readSafetensors(file, undefined, 'float32', () => new Float32Array(4)),
+      /tensor 'a.bias' has 3 elements, its destination 4/,
+    )
+  }
+})
+
 test('half-precision conversions round to nearest even and keep specials', () => {
   assert.equal(numberToFloat16(1), 0x3c00)
   assert.equal(numberToFloat16(65504), 0x7bff)

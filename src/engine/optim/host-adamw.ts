@@ -174,7 +174,10 @@ export class HostAdamW {
     this.slot(name).gradUnit = 1 / scale
   }
 
-  /** Copies a param's value in; its moments restart at zero unless given (a checkpoint's exp_avg/exp_avg_sq). */
+  /**
+   * Copies a param's value in (unless it is param()'s own memory, written in place); its moments
+   * restart at zero unless given (a checkpoint's exp_avg/exp_avg_sq).
+   */
   load(name: string, value: HostTensor, moments?: { m: HostTensor; v: HostTensor }): void {
     const s = this.slot(name)
     const check = (t: HostTensor, what: string): Float32Array => {
@@ -185,7 +188,9 @@ export class HostAdamW {
       }
       return t.data as Float32Array
     }
-    this.view('p', s).set(check(value, 'value'))
+    const p = this.view('p', s)
+    const data = check(value, 'value')
+    if (data.buffer !== p.buffer || data.byteOffset !== p.byteOffset) p.set(data)
     for (const [array, t, what] of [
       ['m', moments?.m, 'exp_avg'],
       ['v', moments?.v, 'exp_avg_sq'],
