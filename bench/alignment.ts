@@ -42,7 +42,7 @@ import type { MetricsBatch, TrainerJob, TrainingMethod } from '../src/sso/traine
 
 const { values: args } = parseArgs({
   options: {
-    // '10m' is ~19x slower per query on 2 cores (about 7.5 h at these defaults): docs/benchmark.md
+    // '10m' is ~5x slower per query on 2 cores (about 3.5 h at these defaults): docs/benchmark.md
     preset: { type: 'string', default: 'tiny' },
     seeds: { type: 'string', default: '5' },
     'search-seeds': { type: 'string', default: '2' },
