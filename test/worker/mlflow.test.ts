@@ -56,7 +56,15 @@ const createTrackedRun = async (app: TestApp, hyperparameters: Record<string, un
     await createTinyRun(app, {
       device: 'cpu',
       metadata: { mlflow_experiment: 'sso-tests' },
-      hyperparameters: { batch_size: 2, max_new_tokens: 3, generation_batch_size: 2, ...hyperparameters },
+      // deterministic: the same samples under any load (a multi-threaded run could sample responses
+      // that cleaning drops, leaving no step and no loss to track)
+      hyperparameters: {
+        batch_size: 2,
+        max_new_tokens: 3,
+        generation_batch_size: 2,
+        deterministic: true,
+        ...hyperparameters,
+      },
     })
   ).json() as { id: string }
 

@@ -162,7 +162,7 @@ const gradientLanes = (half: boolean, high: boolean) => [
 const adamwBody = (half: boolean) =>
   updateLoop(half ? 32 : 16, [
     ...(half ? [...HALF_INDEX, ...LOAD_HALF_GRADIENTS] : []),
-    ...[false, true].slice(0, half ? 2 : 1).flatMap((high) => {
+    ...(half ? [false, true] : [false]).flatMap((high) => {
       const offset = high ? 16 : 0
       return [
         ...gradientLanes(half, high),
