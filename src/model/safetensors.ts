@@ -141,16 +141,17 @@ async function readHeader(fh: FileHandle, file: string): Promise<SafetensorsHead
 }
 
 /**
- * Reads the named tensors (all when `names` is omitted) of a safetensors file, as float32 or in
- * `storage`. Reads tensor by tensor, each straight into its final array when the file holds it in
- * that dtype already (otherwise through one temporary buffer of that tensor alone).
- */
-/**
  * Where a float32 tensor is read to instead of a new array: memory that already holds its final
  * home (a host optimizer's), so a checkpoint is never held twice while it loads; undefined: a new array.
  */
 export type WeightDestination = (name: string) => Float32Array | undefined
 
+/**
+ * Reads the named tensors (all when `names` is omitted) of a safetensors file, as float32 or in
+ * `storage`. Reads tensor by tensor, each straight into its final array when the file holds it in
+ * that dtype already (otherwise through one temporary buffer of that tensor alone); float32 ones
+ * into the memory `into` gives for them.
+ */
 export async function readSafetensors(
   file: string,
   names?: Iterable<string>,
