@@ -134,10 +134,16 @@ export function planRunMemory(
   const fitting = plans.filter((p) => p.estimate.bytes <= budgetBytes)
   if (fitting.length > 0) return withinActivationTarget(fitting, activationTargetBytes) ?? fitting[0]
   const s = plans.reduce((a, b) => (b.estimate.bytes < a.estimate.bytes ? b : a))
+  const compact = compactStorageEstimate(cfg, method, hp, plans)
   throw new ValidationError(
     `the run needs an estimated ${gb(s.estimate.bytes)} of memory even with micro-batches of ${s.microBatchSize}` +
       `${s.checkpoint ? ' and gradient checkpointing' : ''}, above the worker's budget of ${gb(budgetBytes)} per run ` +
-      '(WORKER_MEMORY_GB / WORKER_CONCURRENCY): use LoRA, bfloat16 optimizer state, float16 gradients, shorter max_prompt_tokens or ' +
+      '(WORKER_MEMORY_GB / WORKER_CONCURRENCY)' +
+      (compact
+        ? `; with ${compact.settings} it would need ${gb(compact.bytes)}` +
+          (compact.bytes <= budgetBytes ? ', which fits' : '')
+        : '') +
+      ': use LoRA, bfloat16 optimizer state, float16 gradients, shorter max_prompt_tokens or ' +
       'max_new_tokens, a smaller generation_batch_size, or a worker with more memory',
     {
       estimate_bytes: s.estimate.bytes,
@@ -145,6 +151,31 @@ export function planRunMemory(
       micro_batch_size: s.microBatchSize,
       gradient_checkpointing: s.checkpoint,
       parts: s.estimate.parts,
+      ...(compact ? { compact_storage: { settings: compact.settings, estimate_bytes: compact.bytes } } : {}),
     },
   )
+}
+
+/**
+ * The smallest estimate over the same plans with the storage settings the run does not use yet
+ * (bfloat16 moments, float16 gradients): what a refused run could change first without touching its
+ * data, lengths or fixed settings. Undefined when it uses them all already.
+ */
+function compactStorageEstimate(
+  cfg: LlamaConfig,
+  method: Exclude<TrainingMethod, 'rm'>,
+  hp: Hyperparameters,
+  plans: readonly MemoryPlan[],
+): { settings: string; bytes: number } | undefined {
+  const changes: Partial<Hyperparameters> = {}
+  if (hp.optimizer_state_dtype !== 'bfloat16') changes.optimizer_state_dtype = 'bfloat16'
+  if (hp.gradient_dtype !== 'float16') changes.gradient_dtype = 'float16'
+  const settings = Object.entries(changes).map(([k, v]) => `${k}: ${v}`)
+  if (settings.length === 0) return undefined
+  const bytes = Math.min(
+    ...plans.map(
+      (p) => estimateRunMemory(cfg, method, { ...hp, ...changes }, p.microBatchSize, p.checkpoint).bytes,
+    ),
+  )
+  return { settings: settings.join(' and '), bytes }
 }

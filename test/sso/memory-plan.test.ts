@@ -96,3 +96,37 @@ test('gradient_dtype: float16 gradients save 2 bytes per trained parameter in th
   // float32 values they are made from are transient, one tensor at a time)
   assert.ok(parts('float32', 1).training_session - parts('float16', 1).training_session > 2 * params)
 })
+
+test('a refused run is told what the storage settings it does not use would need, and whether that fits', () => {
+  const full = { ...hp, finetuning: 'full' as const }
+  const compact = estimateRunMemory(
+    cfg,
+    'dpo',
+    { ...full, optimizer_state_dtype: 'bfloat16', gradient_dtype: 'float16' },
+    1,
+    true,
+  ).bytes
+  const smallest = estimateRunMemory(cfg, 'dpo', full, 1, true).bytes
+  assert.ok(compact < smallest)
+  const refusal = (h: typeof full, budget: number) => {
+    try {
+      planRunMemory(cfg, 'dpo', h, budget)
+    } catch (e) {
+      return e as Error & { details: Record<string, unknown> }
+    }
+    throw new Error('the run was not refused')
+  }
+  const fits = refusal(full, compact + 1)
+  assert.match(
+    fits.message,
+    /with optimizer_state_dtype: bfloat16 and gradient_dtype: float16 it would need \d+\.\d\d GB, which fits/,
+  )
+  assert.deepEqual(fits.details.compact_storage, {
+    settings: 'optimizer_state_dtype: bfloat16 and gradient_dtype: float16',
+    estimate_bytes: compact,
+  })
+  assert.doesNotMatch(refusal(full, compact - 1).message, /which fits/)
+  // a run that uses them already is not told about them
+  const already = refusal({ ...full, optimizer_state_dtype: 'bfloat16', gradient_dtype: 'float16' }, 2 ** 20)
+  assert.equal(already.details.compact_storage, undefined)
+})
