@@ -175,6 +175,8 @@ test('full fine-tuning on float16 gradients follows float32 gradients within the
     )
     assert.ok(Math.abs(half.loss - full.loss) <= 1e-3 * Math.abs(full.loss), `step ${step} loss`)
     assert.ok(Math.abs(half.gradNorm - full.gradNorm) <= 2e-3 * full.gradNorm, `step ${step} gradient norm`)
+    // the float16 policy really read rounded gradients: its norm is not the float32 one
+    assert.notEqual(half.gradNorm, full.gradNorm, `step ${step}: the same norm, float16 gradients unused?`)
   }
   const [full, half] = await Promise.all(policies.map((p) => p.logprobs(rows)))
   const moved = (

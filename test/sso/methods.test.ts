@@ -90,12 +90,21 @@ for (const [method, gradient_dtype] of [
   ['ipo', 'float16'],
 ] as const) {
   test(`${method} on imported pairs raises the chosen-over-rejected margin (${gradient_dtype} gradients)`, async () => {
-    const { steps } = await run(method, pairs(), {
-      epochs: 4,
-      schedule: 'constant',
-      warmup_ratio: 0,
-      gradient_dtype,
-    })
+    const opened: OpenModelOptions[] = []
+    const recordingOpen: OpenPolicy = (o) => {
+      opened.push(o)
+      return openModelPolicy(o)
+    }
+    const { steps } = await run(
+      method,
+      pairs(),
+      { epochs: 4, schedule: 'constant', warmup_ratio: 0, gradient_dtype },
+      createTrainer(recordingOpen),
+    )
+    assert.deepEqual(
+      opened.map((o) => o.gradientDtype),
+      [gradient_dtype],
+    )
     const first = steps[0].values['rewards/margins']
     const last = steps.at(-1)!.values['rewards/margins']
     // step 1 runs on the reference weights: the margin is zero up to float32 rounding between graphs
