@@ -134,12 +134,11 @@ export function estimatePolicyMemory(
     // later micro-batches bring their gradients back as host copies before adding them in
     accumulated_gradients: shape.accumulates ? trainable * gradBytes : 0,
     // the walk counts the gradients onnxruntime allocates as outputs (onnxruntime-node copies them
-    // into the optimizer's memory); checkpointed, they cost one copy's worth more again (measured at
-    // 0.5B full fine-tuning: the step held 6.0 GB for 2.4 GB walked with 2.0 GB of gradients while a
-    // reference copy and its session were resident, 4.7 GB without them: kept, on the safe side)
+    // into the optimizer's memory). A further gradient copy for checkpointed steps, fitted while a
+    // reference copy was resident, overestimated once it was gone (1B: +19%) and since full
+    // fine-tuning loads without a transient copy (small models: up to +29%); it was dropped
     training_session:
       SESSION_BYTES +
-      (shape.checkpoint ? trainable * gradBytes : 0) +
       step.peakIntermediateBytes(
         { ...rows, batch: shape.trainRows, targets: shape.trainRows * responseTokens },
         { order: 'onnxruntime' },
