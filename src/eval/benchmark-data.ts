@@ -50,6 +50,9 @@ export const benchSftCorpus = (o: BenchDataOptions): SftPair[] => [
     perFamily: o.sftPerFamily,
     plainGoodRate: 0.3,
     seed: SFT_SEED,
+    // a run's system messages list `features_per_query` principles; a model trained on one-line
+    // messages only did not follow its family's line among others
+    companions: { principles: benchPrincipleSet().principles, perMessage: FEATURES_PER_QUERY },
   }),
   ...selectionDemonstrations(o.sftPerFamily),
 ]

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import {
   ALL_FAMILIES,
+  DISTRACTOR_PRINCIPLES,
   familyOf,
   familyPrincipleSet,
   HELD_OUT_FAMILIES,
@@ -104,4 +105,31 @@ test('the synthetic corpus: principled prompts follow their principle, plain one
     }
   }
   assert.ok(plainGood / plain > 0.2 && plainGood / plain < 0.4, `${plainGood}/${plain}`)
+})
+
+test('the synthetic corpus with companions: each system message lists k principles, its family among them', () => {
+  const set = familyPrincipleSet(families, DISTRACTOR_PRINCIPLES)
+  const rows = syntheticSftCorpus(families, {
+    perFamily: 30,
+    plainGoodRate: 0.3,
+    seed: 3,
+    companions: { principles: set.principles, perMessage: 3 },
+  })
+  const firstLine = new Map<string, number>()
+  for (const r of rows.filter((x) => x.system !== undefined)) {
+    const f = familyOf(r.prompt)!
+    const lines = r.system!.split('\n').filter((l) => l.startsWith('- '))
+    assert.equal(lines.length, 3, r.system)
+    const good = lines.includes(`- ${f.principle.good}`)
+    assert.ok(good || lines.includes(`- ${f.principle.bad}`), r.system)
+    assert.equal(f.check(r.prompt, r.response), good ? 1 : 0, r.system)
+    const position = lines.indexOf(`- ${good ? f.principle.good : f.principle.bad}`)
+    firstLine.set(String(position), (firstLine.get(String(position)) ?? 0) + 1)
+    // the companions are other principles of the set, on the same side
+    for (const l of lines) {
+      const p = set.principles.find((q) => l === `- ${good ? q.good : q.bad}`)
+      assert.ok(p, `${l} is not a ${good ? 'good' : 'bad'} text of the set`)
+    }
+  }
+  assert.deepEqual([...firstLine.keys()].sort(), ['0', '1', '2'], 'the family line moves between places')
 })
