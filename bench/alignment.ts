@@ -32,6 +32,7 @@ import {
 import { type ExternalFamily, loadExternalFamilies } from '../src/eval/external-families.ts'
 import { findLeaks } from '../src/eval/leakage.ts'
 import { type EvalItem, type EvalReport, evaluate } from '../src/eval/run-eval.ts'
+import { type OutcomeCounts, pairOutcomes } from '../src/eval/signal-accuracy.ts'
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
 import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
 import { makeTinyModel, TextTokenizer, type TinyPreset } from '../src/model/index.ts'
@@ -124,6 +125,8 @@ interface IterationResult {
   steps: number
   tokensGenerated: number
   signalAccuracy?: number
+  /** Per family, how the iteration's pairs compare under the checker (online variants). */
+  pairOutcomes?: Record<string, OutcomeCounts>
 }
 
 interface Context {
@@ -166,15 +169,20 @@ async function iterationCheckpoint(runDir: string, k: number): Promise<string> {
   return join(dir, name, 'policy')
 }
 
-/** Tokens the policy generated in iteration k (y+, y- and y0 of every kept record). */
-async function generatedTokens(ctx: Context, runDir: string, k: number): Promise<number> {
+/** The records iteration k kept: their generated tokens (y+, y- and y0) and their pairs' outcomes. */
+async function iterationSamples(ctx: Context, runDir: string, k: number) {
   const text = await readFile(join(runDir, 'samples', `iteration-${k}.jsonl`), 'utf8')
   const records = text
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as SsoRecord)
   const count = (s: string) => ctx.tokenizer.encode(s).length
-  return records.reduce((n, r) => n + count(r.chosen) + count(r.rejected) + count(r.raw), 0)
+  return {
+    tokensGenerated: records.reduce((n, r) => n + count(r.chosen) + count(r.rejected) + count(r.raw), 0),
+    pairOutcomes: pairOutcomes(
+      records.map((r) => ({ prompt: r.instruction, chosen: r.chosen, rejected: r.rejected })),
+    ),
+  }
 }
 
 /** An online variant (SSO, PBAA, ablations): one trainer run of all iterations. */
@@ -218,7 +226,7 @@ async function runOnline(
       iteration: k,
       report: await evaluateModel(ctx, ctx.start, split, seed, await iterationCheckpoint(runDir, k)),
       steps: steps[k] ?? 0,
-      tokensGenerated: await generatedTokens(ctx, runDir, k),
+      ...(await iterationSamples(ctx, runDir, k)),
       signalAccuracy: signal[k],
     })
   }
@@ -487,6 +495,7 @@ async function main(): Promise<void> {
             signal_accuracy: r.signalAccuracy,
             steps: r.steps,
             tokens_generated: r.tokensGenerated,
+            ...(r.pairOutcomes && { pair_outcomes: r.pairOutcomes }),
           })
         runs[variant.name] ??= []
         runs[variant.name].push(results)

@@ -11,17 +11,55 @@ export interface ScoredPairInput {
   rejected: string
 }
 
+/**
+ * How a pair's two sides compare under its family's checker. Signal accuracy counts only `separating`;
+ * the rest says why a pair is not signal: a `reversed` pair teaches the wrong way, a tied one nothing.
+ */
+export type PairOutcome = 'separating' | 'reversed' | 'both_satisfy' | 'neither_satisfies'
+
+export type OutcomeCounts = Record<PairOutcome, number>
+
+const noOutcomes = (): OutcomeCounts => ({
+  separating: 0,
+  reversed: 0,
+  both_satisfy: 0,
+  neither_satisfies: 0,
+})
+
+/** Outcome counts per family, for the pairs some family owns. */
+export function pairOutcomes(
+  pairs: readonly ScoredPairInput[],
+  families?: readonly TaskFamily[],
+): Record<string, OutcomeCounts> {
+  const byFamily: Record<string, OutcomeCounts> = {}
+  for (const p of pairs) {
+    const family = familyOf(p.prompt, families)
+    if (!family) continue
+    const chosen = family.check(p.prompt, p.chosen)
+    const rejected = family.check(p.prompt, p.rejected)
+    const outcome: PairOutcome =
+      chosen > rejected
+        ? 'separating'
+        : chosen < rejected
+          ? 'reversed'
+          : chosen >= 0.5
+            ? 'both_satisfy'
+            : 'neither_satisfies'
+    byFamily[family.name] ??= noOutcomes()
+    byFamily[family.name][outcome]++
+  }
+  return byFamily
+}
+
 export function signalAccuracy(
   pairs: readonly ScoredPairInput[],
   families?: readonly TaskFamily[],
 ): { accuracy: number; checked: number } {
   let correct = 0
   let checked = 0
-  for (const p of pairs) {
-    const family = familyOf(p.prompt, families)
-    if (!family) continue
-    checked++
-    if (family.check(p.prompt, p.chosen) > family.check(p.prompt, p.rejected)) correct++
+  for (const counts of Object.values(pairOutcomes(pairs, families))) {
+    correct += counts.separating
+    checked += counts.separating + counts.reversed + counts.both_satisfy + counts.neither_satisfies
   }
   return { accuracy: checked === 0 ? Number.NaN : correct / checked, checked }
 }

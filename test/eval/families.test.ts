@@ -9,7 +9,7 @@ import {
   TASK_FAMILIES,
 } from '../../src/eval/families.ts'
 import { evaluate, makeEvalItems } from '../../src/eval/run-eval.ts'
-import { signalAccuracy } from '../../src/eval/signal-accuracy.ts'
+import { pairOutcomes, signalAccuracy } from '../../src/eval/signal-accuracy.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import { matchTemplate, SPLITS } from '../../src/eval/task-family.ts'
 import type { ChatPrompt, TextGenerator } from '../../src/sso/policy-port.ts'
@@ -66,6 +66,22 @@ test('signal accuracy counts pairs whose chosen satisfies better; unknown prompt
     { prompt: 'Tell me a joke.', chosen: 'a', rejected: 'b' },
   ])
   assert.deepEqual(r, { accuracy: 1 / 3, checked: 3 })
+})
+
+test('pair outcomes say why a pair is not signal: reversed, or tied on either side', () => {
+  const sum = 'What is 1 + 1?'
+  const polite = 'Where is the bank?'
+  const r = pairOutcomes([
+    { prompt: sum, chosen: '2', rejected: '3' },
+    { prompt: sum, chosen: '3', rejected: '2' },
+    { prompt: sum, chosen: '2', rejected: '2.' },
+    { prompt: polite, chosen: 'Ugh, obviously.', rejected: 'It is close. So annoying.' },
+    { prompt: 'Tell me a joke.', chosen: 'a', rejected: 'b' },
+  ])
+  assert.deepEqual(r, {
+    arithmetic: { separating: 1, reversed: 1, both_satisfy: 1, neither_satisfies: 0 },
+    politeness: { separating: 0, reversed: 0, both_satisfy: 0, neither_satisfies: 1 },
+  })
 })
 
 /** A generator that answers from a fixed table, standing in for a policy's outputs. */
