@@ -69,6 +69,8 @@ const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i + 1)
 const SEARCH_SEEDS = Array.from({ length: Number(args['search-seeds']) }, (_, i) => 1001 + i)
 const ITERATIONS = Number(args.iterations)
 const LRS = args.lrs.split(',').map(Number)
+const edgeOf = (lr: number) =>
+  lr === Math.min(...LRS) ? 'lowest' : lr === Math.max(...LRS) ? 'highest' : undefined
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'])
 const DATA: BenchDataOptions = {
   queries: Number(args.queries),
@@ -472,6 +474,9 @@ async function main(): Promise<void> {
         variant: variant.name,
         lr: best.lr,
         validation_satisfaction: best.satisfaction,
+        // a choice at the grid's edge says the grid, not the method, may have set it
+        ...(LRS.length > 1 && edgeOf(best.lr) && { at_grid_edge: edgeOf(best.lr) }),
+        above_start: best.satisfaction > startReports.validation.satisfaction,
       })
     }
 
