@@ -51,15 +51,19 @@ export function pairOutcomes(
   return byFamily
 }
 
+/** Fractions of the checkable pairs that separate (signal accuracy) and that are reversed. */
 export function signalAccuracy(
   pairs: readonly ScoredPairInput[],
   families?: readonly TaskFamily[],
-): { accuracy: number; checked: number } {
+): { accuracy: number; reversed: number; checked: number } {
   let correct = 0
+  let reversed = 0
   let checked = 0
   for (const counts of Object.values(pairOutcomes(pairs, families))) {
     correct += counts.separating
+    reversed += counts.reversed
     checked += counts.separating + counts.reversed + counts.both_satisfy + counts.neither_satisfies
   }
-  return { accuracy: checked === 0 ? Number.NaN : correct / checked, checked }
+  const share = (n: number) => (checked === 0 ? Number.NaN : n / checked)
+  return { accuracy: share(correct), reversed: share(reversed), checked }
 }

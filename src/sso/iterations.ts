@@ -146,6 +146,7 @@ function recordMetrics(records: readonly SsoRecord[]): Record<string, number> {
   )
   if (signal.checked > 0) {
     values.signal_accuracy = signal.accuracy
+    values.signal_reversed = signal.reversed
     values.signal_checked = signal.checked
   }
   return values

@@ -65,7 +65,7 @@ test('signal accuracy counts pairs whose chosen satisfies better; unknown prompt
     { prompt: 'What is 1 + 1?', chosen: '2', rejected: '2.' },
     { prompt: 'Tell me a joke.', chosen: 'a', rejected: 'b' },
   ])
-  assert.deepEqual(r, { accuracy: 1 / 3, checked: 3 })
+  assert.deepEqual(r, { accuracy: 1 / 3, reversed: 1 / 3, checked: 3 })
 })
 
 test('pair outcomes say why a pair is not signal: reversed, or tied on either side', () => {

@@ -129,6 +129,7 @@ test('one SSO iteration on a tiny model: metrics, samples, checkpoints, final mo
     'iteration/examples',
     'lengths/chosen_chars',
     'signal_accuracy',
+    'signal_reversed',
   ]) {
     assert.ok(Number.isFinite(it[name]), `${name} = ${it[name]}`)
   }

@@ -86,8 +86,8 @@ export const CHART_GROUPS = [
     id: 'signal',
     title: 'Signal accuracy (checkers)',
     yLabel: 'fraction',
-    note: 'Share of pairs whose y+ a checker prefers to y-; above 0.5 means the principles give a useful signal.',
-    match: (k) => k.startsWith('signal_accuracy'),
+    note: 'Share of pairs whose y+ a checker prefers to y- (accuracy) and whose y- it prefers (reversed: pairs that teach the wrong way); accuracy above 0.5 means the principles give a useful signal.',
+    match: (k) => k.startsWith('signal_accuracy') || k === 'signal_reversed',
   },
   {
     id: 'grad-norm',
