@@ -469,13 +469,14 @@ async function main(): Promise<void> {
         if (satisfaction > best.satisfaction) best = { lr, satisfaction }
       }
       chosen[variant.name] = best.lr
+      const edge = edgeOf(best.lr)
       emit({
         name: 'alignment/chosen',
         variant: variant.name,
         lr: best.lr,
         validation_satisfaction: best.satisfaction,
         // a choice at the grid's edge says the grid, not the method, may have set it
-        ...(LRS.length > 1 && edgeOf(best.lr) && { at_grid_edge: edgeOf(best.lr) }),
+        ...(edge && { at_grid_edge: edge }),
         above_start: best.satisfaction > startReports.validation.satisfaction,
       })
     }
