@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import os from 'node:os'
+import path from 'node:path'
 import { before, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { maxRelDiff } from '../../bench/compare.ts'
+import { summarizeProfiles } from '../../bench/gpu/profile.ts'
 import {
   BENCH_TRANSFORMER,
   type BenchModel,
@@ -11,16 +15,21 @@ import {
 } from '../../bench/models.ts'
 import {
   adamW,
+  add,
   buildMicroStep,
   buildTrainStep,
   buildUpdateStep,
+  createGraphSession,
   createStepRunner,
   DeviceState,
+  Graph,
   hostTensor,
+  matMul,
   misplacedNodes,
   nodePlacement,
   type Provider,
   type StepPlan,
+  setSessionDefaults,
 } from '../../src/engine/index.ts'
 import { itPassesUnderSoftwareVulkan, webgpuTestMode } from '../helpers/providers.ts'
 
@@ -104,5 +113,32 @@ describe('WebGPU provider', { skip }, () => {
     const placement = await nodePlacement(step.graph.serialize(), 'webgpu')
     assert.deepEqual(misplacedNodes(placement, 'webgpu'), [])
     assert.ok(placement.WebGpuExecutionProvider.count > 50)
+  })
+
+  it("summarizes onnxruntime's profile of a session: GPU time and host dispatch per op", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'webgpu-profile-'))
+    const g = new Graph({ name: 'profiled' })
+    const x = g.input('x', 'float32', [64, 64])
+    g.output(add(g, matMul(g, x, x), x), 'y')
+    setSessionDefaults({ profilePrefix: `${dir}/` })
+    try {
+      const session = await createGraphSession(g.serialize(), { provider: 'webgpu', name: 'profiled' })
+      const feeds = { x: hostTensor('float32', [64, 64], new Float32Array(64 * 64).fill(0.5)) }
+      for (let i = 0; i < 3; i++) await session.run(feeds)
+      await session.release()
+      const { profiled } = summarizeProfiles(dir, 3)
+      assert.equal(profiled.runs, 2)
+      assert.ok(profiled.kernels_per_run >= 1) // onnxruntime may fuse the two nodes into a Gemm
+      assert.ok(Object.keys(profiled.by_op).some((op) => op === 'MatMul' || op === 'Gemm'))
+      assert.ok(profiled.host_dispatch_ms_per_run > 0)
+      // lavapipe offers timestamp queries; a driver without them leaves the GPU time out
+      if (profiled.gpu_ms_per_run !== undefined) {
+        const byOp = Object.values(profiled.by_op).reduce((a, b) => a + b, 0)
+        assert.ok(profiled.gpu_ms_per_run > 0 && Math.abs(byOp - profiled.gpu_ms_per_run) < 0.05)
+      }
+    } finally {
+      setSessionDefaults({ profilePrefix: undefined })
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })

@@ -289,7 +289,7 @@ export class GraphSession {
   }
 }
 
-const sessionDefaults = { allowSpinning: true }
+const sessionDefaults: { allowSpinning: boolean; profilePrefix?: string } = { allowSpinning: true }
 
 /** Defaults for the sessions this thread creates from now on (each worker_thread has its own). */
 export function setSessionDefaults(defaults: Partial<typeof sessionDefaults>): void {
@@ -330,6 +330,11 @@ export async function createGraphSession(
     }
   }
   if (options.intraOpThreads !== undefined) sessionOptions.intraOpNumThreads = options.intraOpThreads
+  if (sessionDefaults.profilePrefix) {
+    // onnxruntime writes <prefix>_<time>.json (per-node times; GPU kernel times on WebGPU) when released.
+    sessionOptions.enableProfiling = true
+    sessionOptions.profileFilePrefix = `${sessionDefaults.profilePrefix}${name}`
+  }
   if (options.provider === 'webgpu' && Object.keys(stateOutputs).length > 0) {
     sessionOptions.preferredOutputLocation = Object.fromEntries(
       Object.keys(stateOutputs).map((out) => [out, 'gpu-buffer' as const]),
