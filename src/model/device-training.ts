@@ -10,6 +10,7 @@ import {
   type StepResult,
   type StepRunner,
   slotName,
+  WEBGPU_STACK,
   zerosHost,
 } from '../engine/index.ts'
 import type { ResidentWeights } from './resident-weights.ts'
@@ -87,6 +88,7 @@ export class DeviceTraining {
         optimizer: adamW(this.adamw),
         clip: true,
         skipNonFinite: this.lossScaler !== undefined,
+        stackParams: this.resident.state.provider === 'webgpu' ? WEBGPU_STACK : undefined,
       })
       runner = createStepRunner(
         { micro: build(), update },

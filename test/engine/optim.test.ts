@@ -5,6 +5,7 @@ import { Graph, type Tensor } from '../../src/engine/graph.ts'
 import { add, matMul, mul, reduceMean, sub } from '../../src/engine/ops/index.ts'
 import { encodeHalf, HALF_GRADIENT_PEAK } from '../../src/engine/optim/half-gradients.ts'
 import {
+  accumulatorName,
   adamW,
   buildGradStep,
   buildMicroStep,
@@ -15,12 +16,13 @@ import {
   LossScaler,
   lrAt,
   type Optimizer,
+  STEP_INPUTS,
   type StepPlan,
   sgdMomentum,
   slotName,
   validateSchedule,
 } from '../../src/engine/optim/index.ts'
-import { type HostTensor, hostTensor } from '../../src/engine/runtime/index.ts'
+import { createGraphSession, type HostTensor, hostTensor } from '../../src/engine/runtime/index.ts'
 import { AppError } from '../../src/errors.ts'
 import { float16ToNumber } from '../../src/model/safetensors.ts'
 import {
@@ -696,4 +698,75 @@ describe('step errors', () => {
       /float32 params on the cpu provider, got float64/,
     )
   })
+})
+
+describe('stacked updates', () => {
+  // Three decayed [3, 4] params (a stack of 2 and one left alone), an undecayed [3, 4] and a [4].
+  const PARAMS = [
+    { name: 'a', shape: [3, 4] },
+    { name: 'b', shape: [4], decay: false },
+    { name: 'c', shape: [3, 4] },
+    { name: 'd', shape: [3, 4], decay: false },
+    { name: 'e', shape: [3, 4] },
+  ]
+
+  async function runUpdate(stack: number | undefined, optimizer: Optimizer, gradScale: number) {
+    const step = buildUpdateStep({
+      params: PARAMS,
+      dtype: 'float64',
+      optimizer,
+      clip: true,
+      skipNonFinite: true,
+      stackParams: stack,
+    })
+    let seed = 1
+    const values = (shape: number[]) =>
+      Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => {
+        seed = (seed * 48271) % 2147483647
+        return seed / 2147483647 - 0.5
+      })
+    const feeds: Record<string, HostTensor> = {
+      ...optimizer.feeds('float64', { step: 3, lr: 0.01 }),
+      [STEP_INPUTS.gradScale]: hostTensor('float64', [], Float64Array.of(gradScale)),
+      [STEP_INPUTS.maxGradNorm]: hostTensor('float64', [], Float64Array.of(1)),
+    }
+    for (const p of PARAMS) {
+      feeds[p.name] = hostTensor('float64', p.shape, values(p.shape))
+      feeds[accumulatorName(p.name)] = hostTensor('float64', p.shape, values(p.shape))
+    }
+    for (const slot of step.slots.toSorted((x, y) => x.name.localeCompare(y.name))) {
+      const shape = PARAMS.find((p) => p.name === slot.param)!.shape
+      feeds[slot.name] = hostTensor('float64', shape, values(shape).map(Math.abs))
+    }
+    const session = await createGraphSession(step.graph.serialize(), { provider: 'cpu', name: 'update' })
+    const out = await session.run(feeds)
+    await session.release()
+    return { out, feeds, step }
+  }
+
+  for (const [name, optimizer] of [
+    ['AdamW', () => adamW({ weightDecay: 0.1 })],
+    ['SGD', () => sgdMomentum({ momentum: 0.9, weightDecay: 0.1 })],
+  ] as const) {
+    it(`${name}: same-shaped params updated in stacks give the per-param update and state names`, async () => {
+      const alone = await runUpdate(undefined, optimizer(), 0.5)
+      const stacked = await runUpdate(2, optimizer(), 0.5)
+      assert.deepEqual(stacked.step.stateOutputs, alone.step.stateOutputs)
+      const byName = (a: { name: string }, b: { name: string }) => a.name.localeCompare(b.name)
+      assert.deepEqual(stacked.step.slots.toSorted(byName), alone.step.slots.toSorted(byName))
+      assert.ok(
+        stacked.step.graph.serialize().model.length !== alone.step.graph.serialize().model.length,
+        'the graph is stacked',
+      )
+      for (const [output, value] of Object.entries(alone.out)) {
+        const got = stacked.out[output].data as Float64Array
+        assert.ok(maxRelDiff(got, value.data as Float64Array) < 1e-12, output)
+      }
+      // a non-finite gradient norm leaves every param and slot of a stack as it was
+      const skipped = await runUpdate(2, optimizer(), Number.POSITIVE_INFINITY)
+      for (const [output, state] of Object.entries(skipped.step.stateOutputs)) {
+        assert.deepEqual(skipped.out[output].data, skipped.feeds[state].data, output)
+      }
+    })
+  }
 })

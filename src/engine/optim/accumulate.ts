@@ -81,6 +81,8 @@ export interface UpdateSpec {
   clip?: boolean
   /** Leave params and slots unchanged when the gradient norm is not finite (see appendUpdate). */
   skipNonFinite?: boolean
+  /** Update same-shaped params in stacks of this many (stacks.ts; WEBGPU_STACK on WebGPU). */
+  stackParams?: number
 }
 
 /**
@@ -100,6 +102,7 @@ export function buildUpdateStep(spec: UpdateSpec): BuiltStep {
   const update = appendUpdate(g, params, grads, gradScale, spec.optimizer, {
     clip,
     skipNonFinite: spec.skipNonFinite,
+    stackParams: spec.stackParams,
   })
   return {
     graph: g,

@@ -1,16 +1,22 @@
 import { ValidationError } from '../../errors.ts'
 import type { Graph, Tensor } from '../graph.ts'
-import { add, div, min, mul, reduceSum, sqrt } from '../ops/index.ts'
+import { add, concat, div, min, mul, reduceSum, reshape, sqrt } from '../ops/index.ts'
 
-/** √(Σ_i Σ g_i²): the L2 norm of all gradients taken as one vector. */
+/**
+ * √(Σ_i Σ g_i²): the L2 norm of all gradients taken as one vector. Each squared gradient is summed over
+ * its last axis first and the partial sums of all gradients once at the end: onnxruntime's WebGPU
+ * ReduceSum of a whole tensor to a scalar runs in one workgroup (56 ms for Qwen2.5-0.5B's 136M-element
+ * embedding on an H200), while a reduction over the last axis spreads the rows over the GPU.
+ */
 export function globalNorm(g: Graph, grads: readonly Tensor[]): Tensor {
-  let total: Tensor | undefined
-  for (const grad of grads) {
-    const sq = reduceSum(g, mul(g, grad, grad))
-    total = total === undefined ? sq : add(g, total, sq)
-  }
-  if (total === undefined) throw new ValidationError('globalNorm needs at least one gradient')
-  return sqrt(g, total)
+  if (grads.length === 0) throw new ValidationError('globalNorm needs at least one gradient')
+  const partials = grads.map((grad) => {
+    const sq = mul(g, grad, grad)
+    const rows = grad.shape.length >= 2 ? reduceSum(g, sq, { axes: [-1] }) : sq
+    return reshape(g, rows, { shape: [-1] })
+  })
+  const all = partials.length === 1 ? partials[0] : concat(g, ...partials, { axis: 0 })
+  return sqrt(g, reduceSum(g, all))
 }
 
 /**

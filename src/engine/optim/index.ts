@@ -22,6 +22,7 @@ export {
 } from './optimizer.ts'
 export { type LrSchedule, lrAt, validateSchedule, type WarmUp } from './schedule.ts'
 export { type SgdConfig, sgdMomentum } from './sgd.ts'
+export { WEBGPU_STACK } from './stacks.ts'
 export {
   createStepRunner,
   type StepInput,

@@ -8,6 +8,11 @@ export interface TrainableParam {
   tensor: Tensor
   /** Whether weight decay applies (biases and norm weights usually opt out). Default true. */
   decay?: boolean
+  /**
+   * A stack of same-shaped params updated as one tensor (stacks.ts): `tensor` is their [k, ...shape]
+   * stack, and slots and next values are read and written per member.
+   */
+  members?: readonly TrainableParam[]
 }
 
 /** What an optimizer appended to a graph. */

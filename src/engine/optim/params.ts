@@ -3,6 +3,7 @@ import type { Graph, Tensor } from '../graph.ts'
 import { where } from '../ops/index.ts'
 import { type HostTensor, scalarHost } from '../runtime/host-tensor.ts'
 import { nextName, type OptimizerGraph, type ParamDType, slotName, type TrainableParam } from './optimizer.ts'
+import { stack, unstack } from './stacks.ts'
 
 /** Checks that params and grads pair up and share one float dtype; returns it. */
 export function checkParams(params: readonly TrainableParam[], grads: readonly Tensor[]): ParamDType {
@@ -45,36 +46,51 @@ export function scalarFeeds<K extends string>(
   return Object.fromEntries(keys.map((k) => [`optim.${k}`, scalarHost(dtype, values[k])]))
 }
 
-/** Declares one optimizer slot of a param: an input shaped like it, under `slotName(slot, param)`. */
+/**
+ * Declares one optimizer slot of a param: an input shaped like it, under `slotName(slot, param)`;
+ * for a stack, one input per member, stacked.
+ */
 export function slotInput(
   g: Graph,
   dtype: ParamDType,
   slot: string,
   p: TrainableParam,
-): { name: string; tensor: Tensor } {
-  const name = slotName(slot, p.name)
-  return { name, tensor: g.input(name, dtype, [...p.tensor.shape]) }
+): { name: string; slot: string; tensor: Tensor } {
+  const input = (q: TrainableParam) => g.input(slotName(slot, q.name), dtype, [...q.tensor.shape])
+  const tensor = p.members ? stack(g, p.members.map(input)) : input(p)
+  return { name: slotName(slot, p.name), slot, tensor }
 }
 
 /**
- * Outputs the next value of a param and of each of its slots, and records them in `out` as state
- * that the runner carries into the next step. With `apply` (a bool scalar), a false step keeps
- * every value as it was (a skipped step).
+ * Outputs the next value of a param and of each of its slots (per member for a stack), and records
+ * them in `out` as state that the runner carries into the next step. With `apply` (a bool scalar),
+ * a false step keeps every value as it was (a skipped step).
  */
 export function outputNextState(
   g: Graph,
   out: OptimizerGraph,
   p: TrainableParam,
   next: Tensor,
-  slots: readonly { name: string; tensor: Tensor; next: Tensor }[],
+  slots: readonly { slot: string; tensor: Tensor; next: Tensor }[],
   apply?: Tensor,
 ): void {
   const gated = (value: Tensor, current: Tensor) => (apply ? where(g, apply, value, current) : value)
-  g.output(gated(next, p.tensor), nextName(p.name))
-  out.stateOutputs[nextName(p.name)] = p.name
+  const members = p.members ?? [p]
+  const perMember = (value: Tensor) => (p.members ? unstack(g, value) : [value])
+  const output = (state: string, value: Tensor) => {
+    g.output(value, nextName(state))
+    out.stateOutputs[nextName(state)] = state
+  }
+  const params = perMember(gated(next, p.tensor))
+  members.forEach((m, i) => {
+    output(m.name, params[i])
+  })
   for (const slot of slots) {
-    g.output(gated(slot.next, slot.tensor), nextName(slot.name))
-    out.stateOutputs[nextName(slot.name)] = slot.name
-    out.slots.push({ name: slot.name, param: p.name })
+    const values = perMember(gated(slot.next, slot.tensor))
+    members.forEach((m, i) => {
+      const name = slotName(slot.slot, m.name)
+      output(name, values[i])
+      out.slots.push({ name, param: m.name })
+    })
   }
 }

@@ -7,6 +7,7 @@ import { clipByGlobalNorm, globalNorm } from './clip.ts'
 import { toHalfGradient } from './half-gradients.ts'
 import type { Optimizer, ParamDType, TrainableParam } from './optimizer.ts'
 import { checkParams } from './params.ts'
+import { stackParams } from './stacks.ts'
 
 /** Output names every step graph shares. */
 export const STEP_OUTPUTS = { loss: 'loss', gradNorm: 'grad_norm' } as const
@@ -72,7 +73,8 @@ export function outputMetrics(g: Graph, metrics: Readonly<Record<string, Tensor>
 /**
  * Gradient norm, clipping coefficient and optimizer update for `grads`, each first multiplied by
  * `gradScale` (1/micro-batches when they are accumulated sums). With `skipNonFinite`, a step whose
- * gradient norm is infinite or NaN (a float16 overflow) changes nothing; the norm output tells.
+ * gradient norm is infinite or NaN (a float16 overflow) changes nothing; the norm output tells. With
+ * `stackParams`, same-shaped params are updated in stacks of that many (stacks.ts).
  */
 export function appendUpdate(
   g: Graph,
@@ -80,10 +82,12 @@ export function appendUpdate(
   grads: readonly Tensor[],
   gradScale: Tensor | undefined,
   optimizer: Optimizer,
-  opts: { clip: boolean; skipNonFinite?: boolean },
+  opts: { clip: boolean; skipNonFinite?: boolean; stackParams?: number },
 ): { stateOutputs: Record<string, string>; slots: { name: string; param: string }[] } {
   const dtype = checkParams(params, grads)
-  let norm = globalNorm(g, grads)
+  const stacked =
+    (opts.stackParams ?? 1) > 1 ? stackParams(g, params, grads, opts.stackParams!) : { params, grads }
+  let norm = globalNorm(g, stacked.grads)
   if (gradScale !== undefined) norm = mul(g, norm, gradScale)
   g.output(norm, STEP_OUTPUTS.gradNorm)
   let scale = gradScale ?? g.constant(1, dtype)
@@ -93,7 +97,7 @@ export function appendUpdate(
   }
   // NaN compares false and +inf is not below itself: true exactly for finite norms.
   const finite = opts.skipNonFinite ? less(g, norm, g.constant(Number.POSITIVE_INFINITY, dtype)) : undefined
-  return optimizer.build(g, params, grads, scale, finite)
+  return optimizer.build(g, stacked.params, stacked.grads, scale, finite)
 }
 
 /** Name of the graph output carrying a param's gradient (gradient-only step graphs). */
