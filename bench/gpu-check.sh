@@ -7,14 +7,15 @@
 #   bash bench/gpu-check.sh             # there, from the repo root with bench/gpu/.build carried along
 #   bash bench/gpu-check.sh --small     # smoke test at test sizes (e.g. here, under the software Vulkan
 #                                       # driver: set -a; . .cache/vulkan/vulkan.env; set +a)
-#   extra arguments go to bench/gpu/check.ts (--shapes, --modes, --python, --budget-s)
+#   extra arguments go to bench/gpu/check.ts (--shapes, --modes, --equality, --python, --budget-s)
 #
 # Prints one JSON object (also written to $OUT/gpu-check.json when OUT is set): the GPU, float32 matmul
 # throughput (WebGPU, and cuBLAS through PyTorch when a Python with torch+CUDA is found), node placement
-# of the policy's graphs on WebGPU, CPU vs WebGPU equality of DPO steps (full, LoRA) and greedy decoding,
-# then per shape (10m, 50m, Qwen2.5-0.5B) the policy's training step and batched decoding on each GPU
-# provider (WebGPU; CUDA when its libraries load) with step time, tokens/s, bytes moved per step and per
-# token, next to PyTorch eager CUDA on the same folder. The check stops measuring after --budget-s (420 s
+# of the policy's graphs on WebGPU, CPU vs WebGPU equality of DPO steps (full, LoRA), greedy decoding and
+# a scatter-add with repeated rows, then per shape (10m, 50m, Qwen2.5-0.5B) the policy's training step and
+# batched decoding on each GPU provider (WebGPU; CUDA when its libraries load) with step time, tokens/s,
+# bytes moved per step and per token, next to PyTorch eager CUDA on the same folder, and onnxruntime's
+# profile of the WebGPU step (GPU and host-dispatch time per op type). The check stops measuring after --budget-s (420 s
 # by default) and reports the rest as skipped: one run fits in ~8 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
