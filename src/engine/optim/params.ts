@@ -48,17 +48,16 @@ export function scalarFeeds<K extends string>(
 
 /**
  * Declares one optimizer slot of a param: an input shaped like it, under `slotName(slot, param)`;
- * for a stack, one input per member, stacked.
+ * for a stack, one input per member, stacked. outputNextState names the next values after `slot`.
  */
 export function slotInput(
   g: Graph,
   dtype: ParamDType,
   slot: string,
   p: TrainableParam,
-): { name: string; slot: string; tensor: Tensor } {
+): { slot: string; tensor: Tensor } {
   const input = (q: TrainableParam) => g.input(slotName(slot, q.name), dtype, [...q.tensor.shape])
-  const tensor = p.members ? stack(g, p.members.map(input)) : input(p)
-  return { name: slotName(slot, p.name), slot, tensor }
+  return { slot, tensor: p.members ? stack(g, p.members.map(input)) : input(p) }
 }
 
 /**
