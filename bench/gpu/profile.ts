@@ -25,18 +25,24 @@ export interface ProfileSummary {
   kernels_per_run: number
   /** GPU (else host) ms per run by op type, largest first. */
   by_op: Record<string, number>
+  /** Kernels per run by op type, most first: what a smaller graph would have to cut. */
+  kernels_by_op: Record<string, number>
   /** The slowest kernels of one run, with their shapes. */
   top_kernels: { name: string; ms: number; shapes?: string }[]
 }
 
 const ms = (us: number, runs: number) => +(us / 1000 / runs).toFixed(2)
 
-function topEntries(totals: Map<string, number>, count: number, runs: number): Record<string, number> {
+function topEntries(
+  totals: Map<string, number>,
+  count: number,
+  show: (total: number) => number,
+): Record<string, number> {
   return Object.fromEntries(
     [...totals]
       .sort((a, b) => b[1] - a[1])
       .slice(0, count)
-      .map(([k, us]) => [k, ms(us, runs)]),
+      .map(([k, total]) => [k, show(total)]),
   )
 }
 
@@ -70,7 +76,11 @@ function summarize(events: ProfileEvent[], allRuns: number): ProfileSummary {
   )
   const runs = allRuns - 1
   const byOp = new Map<string, number>()
-  const add = (op: string, us: number) => byOp.set(op, (byOp.get(op) ?? 0) + us)
+  const countByOp = new Map<string, number>()
+  const add = (op: string, us: number) => {
+    byOp.set(op, (byOp.get(op) ?? 0) + us)
+    countByOp.set(op, (countByOp.get(op) ?? 0) + 1)
+  }
   if (gpu.length > 0) for (const e of gpu) add(e.name.split('&')[1], e.dur)
   else for (const e of host) add(e.args?.op_name ?? '?', e.dur)
   const slowest = (gpu.length > 0 ? gpu : host).toSorted((a, b) => b.dur - a.dur).slice(0, 12)
@@ -80,7 +90,8 @@ function summarize(events: ProfileEvent[], allRuns: number): ProfileSummary {
     ...(gpu.length > 0 ? { gpu_ms_per_run: ms(sum(gpu), runs) } : {}),
     host_dispatch_ms_per_run: ms(sum(host), runs),
     kernels_per_run: Math.round((gpu.length || host.length) / runs),
-    by_op: topEntries(byOp, 15, runs),
+    by_op: topEntries(byOp, 15, (us) => ms(us, runs)),
+    kernels_by_op: topEntries(countByOp, 15, (n) => Math.round(n / runs)),
     top_kernels: slowest.map((e) => ({ name: e.name, ms: ms(e.dur, 1), shapes: e.args?.shapes })),
   }
 }
