@@ -37,8 +37,7 @@ export const format = defineFamily({
   },
   demonstrate([category], good, rng) {
     const items = rng.sample(ITEMS[category], 3)
-    return good
-      ? items.map((i) => `- ${i}`).join('\n')
-      : `I would say ${items[0]}, ${items[1]} and ${items[2]}.`
+    // Both sides about as long, so that preferring one teaches the format, not a length.
+    return good ? items.map((i) => `- ${i}`).join('\n') : `${items[0]}, ${items[1]} and ${items[2]}.`
   },
 })

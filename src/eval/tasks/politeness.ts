@@ -27,13 +27,11 @@ const RUDE = new Set([
 ])
 const EVAL_TEMPLATES = ['Could you direct me to {}?', 'I am trying to find {}.']
 const POLITE_OPENINGS = ['Happy to help!', 'Sure, glad you asked.', 'Certainly, with pleasure.']
-const RUDE_OPENINGS = [
-  'Ugh, obviously.',
-  'Whatever, stop asking dumb questions.',
-  'That is a stupid question.',
-]
-const POLITE_CLOSINGS = ['Thanks for asking!', 'You are welcome.', 'Thank you.']
-const RUDE_CLOSINGS = ['Do not bother me again.', 'So annoying.', 'Figure it out, lazy.']
+// Polite and rude answers about as long on average (37 and 38 characters besides the fact), so that
+// preferring one teaches the tone, not a length.
+const RUDE_OPENINGS = ['Ugh, obviously.', 'Whatever, dumb question.', 'That is a stupid question.']
+const POLITE_CLOSINGS = ['Thanks for asking!', 'You are welcome.', 'Thank you kindly.']
+const RUDE_CLOSINGS = ['Do not bother me.', 'So annoying.', 'Figure it out, lazy.']
 
 export const politeness = defineFamily({
   name: 'politeness',
