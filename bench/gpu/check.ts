@@ -47,6 +47,7 @@ import {
   slice,
   transfersBetween,
   transferTotals,
+  WEBGPU_STACK,
 } from '../../src/engine/index.ts'
 import { parameterCount } from '../../src/model/config.ts'
 import { buildPolicyMicroStep, type ModelTensors } from '../../src/model/graphs.ts'
@@ -214,7 +215,13 @@ async function placement(dir: string) {
   const full: ModelTensors = { cfg: model.config, weights: model.weights }
   const lora: ModelTensors = { ...full, lora: { spec: LORA, adapters: initAdapters(model.config, LORA, 0) } }
   const micro = buildPolicyMicroStep(full, { ...bind, trainable: 'all', loss })
-  const update = buildUpdateStep({ params: micro.params, dtype: 'float32', optimizer: adamW(), clip: true })
+  const update = buildUpdateStep({
+    params: micro.params,
+    dtype: 'float32',
+    optimizer: adamW(),
+    clip: true,
+    stackParams: WEBGPU_STACK, // as the policy builds it on WebGPU
+  })
   return {
     train_micro_step_full: await placed(micro.graph.serialize()),
     train_micro_step_lora: await placed(
