@@ -7,8 +7,8 @@ import type { TrainableParam } from './optimizer.ts'
  * element-wise kernels run once per stack instead of once per param. On a GPU every kernel costs a
  * dispatch from the host (Qwen2.5-0.5B's update on an H200 under its sandboxed driver: 4,249 kernels
  * and 492 ms of host time per step one param at a time, 924 and 291 ms in stacks); the stacks are
- * transient copies of params, gradients and moments, while the state stays one tensor per param. WebGPU guarantees 8 storage buffers per
- * shader, so a stack of 7 splits back into its params in one kernel.
+ * transient copies of params, gradients and moments, while the state stays one tensor per param.
+ * WebGPU guarantees 8 storage buffers per shader, so a stack of 7 splits back in one kernel.
  */
 export const WEBGPU_STACK = 7
 
@@ -22,27 +22,25 @@ export function stackParams(
   const groups = new Map<string, number[]>()
   params.forEach((p, i) => {
     const key = `${p.tensor.shape.join('x')}|${p.decay !== false}`
-    groups.set(key, [...(groups.get(key) ?? []), i])
+    const group = groups.get(key)
+    if (group) group.push(i)
+    else groups.set(key, [i])
   })
   const out = { params: [] as TrainableParam[], grads: [] as Tensor[] }
   for (const indices of groups.values()) {
     for (let at = 0; at < indices.length; at += maxMembers) {
       const chunk = indices.slice(at, at + maxMembers)
+      const members = chunk.map((i) => params[i])
       if (chunk.length === 1) {
-        out.params.push(params[chunk[0]])
+        out.params.push(members[0])
         out.grads.push(grads[chunk[0]])
         continue
       }
-      const members = chunk.map((i) => params[i])
-      out.params.push({
-        name: `stack.${members[0].name}`,
-        tensor: stack(
-          g,
-          members.map((p) => p.tensor),
-        ),
-        decay: members[0].decay,
-        members,
-      })
+      const tensor = stack(
+        g,
+        members.map((p) => p.tensor),
+      )
+      out.params.push({ name: `stack.${members[0].name}`, tensor, decay: members[0].decay, members })
       out.grads.push(
         stack(
           g,

@@ -85,8 +85,7 @@ export function appendUpdate(
   opts: { clip: boolean; skipNonFinite?: boolean; stackParams?: number },
 ): { stateOutputs: Record<string, string>; slots: { name: string; param: string }[] } {
   const dtype = checkParams(params, grads)
-  const stacked =
-    (opts.stackParams ?? 1) > 1 ? stackParams(g, params, grads, opts.stackParams!) : { params, grads }
+  const stacked = opts.stackParams ? stackParams(g, params, grads, opts.stackParams) : { params, grads }
   let norm = globalNorm(g, stacked.grads)
   if (gradScale !== undefined) norm = mul(g, norm, gradScale)
   g.output(norm, STEP_OUTPUTS.gradNorm)
