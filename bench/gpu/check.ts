@@ -29,6 +29,7 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import {
   adamW,
+  buildTrainStep,
   buildUpdateStep,
   createGraphSession,
   DeviceState,
@@ -50,7 +51,7 @@ import {
   WEBGPU_STACK,
 } from '../../src/engine/index.ts'
 import { parameterCount } from '../../src/model/config.ts'
-import { buildPolicyMicroStep, type ModelTensors } from '../../src/model/graphs.ts'
+import { buildPolicyMicroStep, buildPolicyObjective, type ModelTensors } from '../../src/model/graphs.ts'
 import { buildDecodeGraph } from '../../src/model/kv-cache.ts'
 import { loadModel } from '../../src/model/load.ts'
 import { initAdapters } from '../../src/model/lora.ts'
@@ -215,14 +216,13 @@ async function placement(dir: string) {
   const full: ModelTensors = { cfg: model.config, weights: model.weights }
   const lora: ModelTensors = { ...full, lora: { spec: LORA, adapters: initAdapters(model.config, LORA, 0) } }
   const micro = buildPolicyMicroStep(full, { ...bind, trainable: 'all', loss })
-  const update = buildUpdateStep({
-    params: micro.params,
-    dtype: 'float32',
-    optimizer: adamW(),
-    clip: true,
-    stackParams: WEBGPU_STACK, // as the policy builds it on WebGPU
-  })
+  // As the policy builds them on WebGPU: one batch runs as one fused graph, several accumulate.
+  const update = { optimizer: adamW(), clip: true, stackParams: WEBGPU_STACK }
+  const fused = buildPolicyObjective(full, { ...bind, trainable: 'all', loss })
   return {
+    train_step_full_fused: await placed(
+      buildTrainStep(fused.g, { ...fused.spec, ...update }).graph.serialize(),
+    ),
     train_micro_step_full: await placed(micro.graph.serialize()),
     train_micro_step_lora: await placed(
       buildPolicyMicroStep(lora, { ...bind, trainable: 'adapters', loss }).graph.serialize(),
@@ -231,7 +231,9 @@ async function placement(dir: string) {
     train_micro_step_full_vocab_chunks: await placed(
       buildPolicyMicroStep(full, { ...bind, trainable: 'all', loss, vocabChunks: 4 }).graph.serialize(),
     ),
-    adamw_update_full: await placed(update.graph.serialize()),
+    adamw_update_full: await placed(
+      buildUpdateStep({ ...update, params: micro.params, dtype: 'float32' }).graph.serialize(),
+    ),
     decode_cache_on_device: await placed(
       buildDecodeGraph(full, { ...bind, trainable: 'all', cacheOnDevice: true }).serialize(),
     ),

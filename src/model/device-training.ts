@@ -1,18 +1,21 @@
 import {
   type AdamWConfig,
   adamW,
-  type BuiltMicroStep,
+  buildMicroStep,
+  buildTrainStep,
   buildUpdateStep,
   createStepRunner,
   type HostTensor,
   type LossScaler,
   type StepInput,
+  type StepPlan,
   type StepResult,
   type StepRunner,
   slotName,
   WEBGPU_STACK,
   zerosHost,
 } from '../engine/index.ts'
+import type { PolicyObjective } from './graphs.ts'
 import type { ResidentWeights } from './resident-weights.ts'
 
 export interface TrainableInfo {
@@ -24,15 +27,14 @@ export interface TrainableInfo {
 const MOMENTS = ['exp_avg', 'exp_avg_sq'] as const
 
 /**
- * A policy's optimizer on WebGPU: the trainable tensors, their gradient accumulators and AdamW
- * moments stay in the policy's device state between steps (the scoring and decode sessions read the
- * same buffers), each step runs forward+backward per micro-batch into the accumulators and then the
- * in-graph AdamW, and only the batch goes up and loss, gradient norm and metrics come back. The host
- * copies of the trainable tensors go stale after a step: `read` brings the state back, explicitly,
- * for checkpoints, exports and reference snapshots.
+ * A policy's optimizer on WebGPU: the trainable tensors and AdamW moments (and, when steps
+ * accumulate micro-batches, the gradient accumulators) stay in the policy's device state between
+ * steps (the scoring and decode sessions read the same buffers); only the batch goes up and loss,
+ * gradient norm and metrics come back. The host copies of the trainable tensors go stale after a
+ * step: `read` brings the state back, explicitly, for checkpoints, exports and reference snapshots.
  */
 export class DeviceTraining {
-  /** One runner per loss (its micro-step graph), all over the same device state. */
+  /** One runner per loss and plan (fused or accumulating), all over the same device state. */
   private readonly runners = new Map<string, Promise<StepRunner>>()
   /** The state holds this object's params and slots (after the first step since a load). */
   private initialized = false
@@ -53,14 +55,18 @@ export class DeviceTraining {
   /** Whether steps ran since the host values were loaded or last read back. */
   hostStale = false
 
-  /** One AdamW step over the micro-batches' feeds; `build` makes the micro-step graph of this loss. */
+  /**
+   * One AdamW step over the micro-batches' feeds; `objective` builds this loss's forward graph. One
+   * micro-batch runs as one fused graph (forward, backward and update: no accumulators), several
+   * through the micro-step graph and then the update graph.
+   */
   async step(
     loss: string,
-    build: () => BuiltMicroStep,
+    objective: () => PolicyObjective,
     microBatches: readonly Readonly<Record<string, HostTensor>>[],
     input: StepInput,
   ): Promise<StepResult> {
-    const runner = await this.runner(loss, build)
+    const runner = await this.runner(loss, objective, microBatches.length > 1)
     if (!this.initialized) {
       runner.init(this.hostParams(), this.pendingSlots)
       this.initialized = true
@@ -79,23 +85,30 @@ export class DeviceTraining {
     return { ...r, metrics: { ...r.metrics, 'amp/loss_scale': lossScale, 'amp/skipped': applied ? 0 : 1 } }
   }
 
-  private runner(loss: string, build: () => BuiltMicroStep): Promise<StepRunner> {
-    let runner = this.runners.get(loss)
+  private runner(loss: string, objective: () => PolicyObjective, accumulate: boolean): Promise<StepRunner> {
+    const key = `${loss}${accumulate ? '/accumulate' : '/fused'}`
+    let runner = this.runners.get(key)
     if (runner === undefined) {
-      const update = buildUpdateStep({
-        params: this.params,
-        dtype: 'float32',
+      const { g, spec } = objective()
+      const update = {
         optimizer: adamW(this.adamw),
         clip: true,
         skipNonFinite: this.lossScaler !== undefined,
         stackParams: this.resident.state.provider === 'webgpu' ? WEBGPU_STACK : undefined,
-      })
+      }
+      const lossScale = this.lossScaler !== undefined
+      const plan: StepPlan = accumulate
+        ? {
+            micro: buildMicroStep(g, { ...spec, lossScale }),
+            update: buildUpdateStep({ ...update, params: this.params, dtype: 'float32' }),
+          }
+        : { fused: buildTrainStep(g, { ...spec, ...update, lossScale }) }
       runner = createStepRunner(
-        { micro: build(), update },
+        plan,
         { provider: this.resident.state.provider, intraOpThreads: this.intraOpThreads },
         this.resident.state,
       )
-      this.runners.set(loss, runner)
+      this.runners.set(key, runner)
     }
     return runner
   }

@@ -12,6 +12,7 @@ import {
   type GradientDType,
   Graph,
   type Tensor,
+  type TrainableParam,
 } from '../engine/index.ts'
 import { declareDecoderInputs, declareTargets } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
@@ -114,10 +115,16 @@ export interface PolicyLoss {
   build(g: Graph, logps: SequenceLogps): { loss: Tensor; metrics?: Record<string, Tensor> }
 }
 
-type StepGraphOptions = BindOptions & { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss }
+export type StepGraphOptions = BindOptions & { trainable: Exclude<Trainable, 'none'>; loss: PolicyLoss }
+
+/** A graph holding forward pass and loss, and what a step differentiates in it. */
+export interface PolicyObjective {
+  g: Graph
+  spec: { loss: Tensor; params: TrainableParam[]; metrics?: Record<string, Tensor> }
+}
 
 /** The scoring graph with the loss on top, and the trainable tensors it differentiates. */
-function policyObjective(model: ModelTensors, opts: StepGraphOptions) {
+export function buildPolicyObjective(model: ModelTensors, opts: StepGraphOptions): PolicyObjective {
   const scoring = buildScoringGraph(model, {
     trainable: opts.trainable,
     frozen: opts.frozen,
@@ -150,7 +157,7 @@ export function buildPolicyStepGraph(
   model: ModelTensors,
   opts: StepGraphOptions & { gradientDtype?: GradientDType },
 ): BuiltGradStep {
-  const { g, spec } = policyObjective(model, opts)
+  const { g, spec } = buildPolicyObjective(model, opts)
   return buildGradStep(g, { ...spec, gradientDtype: opts.gradientDtype })
 }
 
@@ -160,6 +167,6 @@ export function buildPolicyStepGraph(
  * where the in-graph AdamW (buildUpdateStep) then applies them.
  */
 export function buildPolicyMicroStep(model: ModelTensors, opts: StepGraphOptions): BuiltMicroStep {
-  const { g, spec } = policyObjective(model, opts)
+  const { g, spec } = buildPolicyObjective(model, opts)
   return buildMicroStep(g, { ...spec, lossScale: opts.precision === 'float16' })
 }

@@ -39,7 +39,7 @@ import type { LlamaConfig } from './config.ts'
 import { DeviceTraining } from './device-training.ts'
 import { type Decoder, type GenerateOptions, type Generation, generate } from './generate.ts'
 import {
-  buildPolicyMicroStep,
+  buildPolicyObjective,
   buildPolicyStepGraph,
   buildScoringGraph,
   type ModelTensors,
@@ -416,7 +416,7 @@ export class Policy {
     const r = this.device
       ? await this.device.step(
           opts.loss.name,
-          () => buildPolicyMicroStep(this.modelTensors, { ...this.computeBind, loss: opts.loss }),
+          () => buildPolicyObjective(this.modelTensors, { ...this.computeBind, loss: opts.loss }),
           micro.map(feedsOf),
           // Unclipped: an infinite threshold makes the coefficient 1.
           { step: this.step + 1, lr: opts.lr, maxGradNorm: opts.maxGradNorm || Number.POSITIVE_INFINITY },

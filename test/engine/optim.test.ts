@@ -100,10 +100,23 @@ const SCHEDULE = { kind: 'cosine', lr: 0.05, totalSteps: 6, warmupSteps: 2, minL
 const STEPS = 6
 const MAX_NORM = 1.5
 
-function fusedPlan(dtype: 'float32' | 'float64', optimizer: Optimizer, rows: number, clip = true): StepPlan {
+function fusedPlan(
+  dtype: 'float32' | 'float64',
+  optimizer: Optimizer,
+  rows: number,
+  clip = true,
+  scaling: { lossScale?: boolean; skipNonFinite?: boolean } = {},
+): StepPlan {
   const m = linearModel(dtype, rows)
   return {
-    fused: buildTrainStep(m.g, { loss: m.loss, params: m.params, optimizer, clip, metrics: m.metrics }),
+    fused: buildTrainStep(m.g, {
+      loss: m.loss,
+      params: m.params,
+      optimizer,
+      clip,
+      metrics: m.metrics,
+      ...scaling,
+    }),
   }
 }
 
@@ -350,6 +363,36 @@ describe('loss scaling', () => {
     compareLogs(got.log, want.log, 1e-12)
     assertClose(got.state.W.data as Float64Array, want.p.W, 1e-12, 'W')
     assertClose(got.state[slotName('exp_avg_sq', 'b')].data as Float64Array, want.v.b, 1e-12, 'exp_avg_sq b')
+  })
+
+  it('scales the loss and unscales the gradients in one fused step, which skips a non-finite one', async () => {
+    const scaling = { lossScale: true, skipNonFinite: true }
+    const want = adamReference([4])
+    const got = await runPlan(fusedPlan('float64', adam(), 4, true, scaling), 'float64', [4], true, 1024)
+    compareLogs(got.log, want.log, 1e-12)
+    assertClose(got.state.W.data as Float64Array, want.p.W, 1e-12, 'W')
+    assertClose(got.state[slotName('exp_avg_sq', 'b')].data as Float64Array, want.v.b, 1e-12, 'exp_avg_sq b')
+
+    const runner = await createStepRunner(fusedPlan('float64', adam(), 4, true, scaling), {
+      provider: 'cpu',
+      intraOpThreads: 1,
+    })
+    try {
+      runner.init(initialParams('float64'))
+      const before = await runner.read(true)
+      const poisoned = batch(2, 4)
+      poisoned.Y[3] = Number.POSITIVE_INFINITY
+      const r = await runner.step([feeds('float64', poisoned)], {
+        step: 1,
+        lr: 0.05,
+        maxGradNorm: 1,
+        lossScale: 8,
+      })
+      assert.ok(!Number.isFinite(r.gradNorm), `gradient norm ${r.gradNorm}`)
+      assert.deepEqual(await runner.read(true), before, 'an infinite gradient changed nothing')
+    } finally {
+      await runner.release()
+    }
   })
 
   it('leaves params and moments unchanged when a gradient is not finite, and steps again after', async () => {

@@ -28,8 +28,8 @@ const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, redu
 const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] }
 
 /**
- * Three SFT steps, the reference frozen (and scored) before the second and the third as between SSO
- * iterations, then the response log-probs, a greedy continuation and the exported state (weights or
+ * Three SFT steps (the second in two micro-batches), the reference frozen (and scored) before the
+ * second and the third as between SSO iterations, then the response log-probs, a greedy continuation and the exported state (weights or
  * adapters with their AdamW moments, read back from the device on WebGPU), on one provider. Weights
  * change between runs that read them: a device copy left stale would show.
  */
@@ -43,7 +43,9 @@ async function trainAndScore(modelDir: string, provider: Provider, withLora: boo
       await policy.freezeReference()
       logp.push(...(await policy.logprobs([row], 'reference')).sum)
     }
-    const r = await policy.trainStep({ rows: [row, row] }, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
+    // One batch runs as one fused graph on WebGPU, two micro-batches through the accumulators.
+    const batches = i === 1 ? [{ rows: [row] }, { rows: [row] }] : { rows: [row, row] }
+    const r = await policy.trainStep(batches, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
     losses.push(r.loss, r.gradNorm)
   }
   logp.push(...(await policy.logprobs([row])).sum)

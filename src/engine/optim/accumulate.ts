@@ -1,5 +1,5 @@
 import { Graph, type Tensor } from '../graph.ts'
-import { add, mul, where } from '../ops/index.ts'
+import { add, where } from '../ops/index.ts'
 import { nextName, type Optimizer, type ParamDType, slotName, type TrainableParam } from './optimizer.ts'
 import { checkParams } from './params.ts'
 import {
@@ -11,6 +11,7 @@ import {
   paramInfos,
   STEP_INPUTS,
   STEP_OUTPUTS,
+  scaledObjective,
 } from './train-step.ts'
 
 /** Bool scalar input: false on a step's first micro-batch (accumulators restart), true after. */
@@ -47,10 +48,7 @@ export const accumulatorName = (param: string): string => slotName('grad_acc', p
  * the accumulators (or replacing them on the first micro-batch, so no reset pass is needed).
  */
 export function buildMicroStep(g: Graph, spec: MicroStepSpec): BuiltMicroStep {
-  const objective = spec.lossScale
-    ? mul(g, spec.loss, g.input(STEP_INPUTS.lossScale, spec.loss.dtype, []))
-    : spec.loss
-  const grads = gradsOf(g, objective, spec.params)
+  const grads = gradsOf(g, scaledObjective(g, spec.loss, spec.lossScale), spec.params)
   const dtype = checkParams(spec.params, grads)
   const accumulate = g.input(ACCUMULATE_INPUT, 'bool', [])
   g.output(spec.loss, STEP_OUTPUTS.loss)

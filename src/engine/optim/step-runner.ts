@@ -137,12 +137,23 @@ class GraphStepRunner implements StepRunner {
           `a fused step takes one batch, got ${microBatches.length}; plan gradient accumulation`,
         )
       }
+      if (this.opt.lossScale) {
+        const lossScale = checkLossScale(input)
+        scalars[STEP_INPUTS.lossScale] = scalarHost(this.opt.dtype, lossScale)
+        scalars[STEP_INPUTS.gradScale] = scalarHost(this.opt.dtype, 1 / lossScale)
+      }
       const out = await this.sessions.step.runWithState(this.state, { ...microBatches[0], ...scalars })
       return {
         loss: scalarOf(out.loss),
         gradNorm: scalarOf(out[STEP_OUTPUTS.gradNorm]),
         metrics: means([out], this.opt.metricNames),
       }
+    }
+    // A shared state another runner initialised (a fused step's) has no accumulators yet; the first
+    // micro-batch overwrites them, so zeros of the right shape do.
+    for (const a of this.micro.accumulators) {
+      if (!this.state.has(a.name))
+        this.state.set(a.name, zerosHost(this.micro.dtype, this.paramShape(a.param)))
     }
     const lossScale = this.micro.lossScale ? checkLossScale(input) : 1
     const scaled: Record<string, HostTensor> = this.micro.lossScale
@@ -167,6 +178,10 @@ class GraphStepRunner implements StepRunner {
       gradNorm: scalarOf(update[STEP_OUTPUTS.gradNorm]),
       metrics: means(outs, this.micro.metricNames),
     }
+  }
+
+  private paramShape(param: string): number[] {
+    return this.opt.params.find((p) => p.name === param)!.shape
   }
 
   read(withSlots = false): Promise<Record<string, HostTensor>> {

@@ -28,6 +28,15 @@ export interface StepSpec {
   clip?: boolean
   /** Auxiliary scalar metrics the loss declares, output under their own names (e.g. `rewards/margins`). */
   metrics?: Readonly<Record<string, Tensor>>
+  /**
+   * Differentiate the loss times the fed `optim.loss_scale` (float16 compute) and multiply the
+   * gradients by the fed `optim.grad_scale` (its inverse) before the update.
+   */
+  lossScale?: boolean
+  /** Leave params and slots unchanged when the gradient norm is not finite (see appendUpdate). */
+  skipNonFinite?: boolean
+  /** Update same-shaped params in stacks of this many (stacks.ts). */
+  stackParams?: number
 }
 
 /** A trainable parameter as runners see it: its state name and static shape (slots are zeros of it). */
@@ -47,6 +56,8 @@ export interface BuiltStep {
   metricNames: string[]
   optimizer: Optimizer
   clip: boolean
+  /** Whether the graph takes `optim.loss_scale` and `optim.grad_scale` (a fused step; see StepSpec). */
+  lossScale?: boolean
 }
 
 export function paramInfos(params: readonly TrainableParam[]): ParamInfo[] {
@@ -133,6 +144,11 @@ export interface BuiltGradStep {
   gradientDtype: GradientDType
 }
 
+/** The loss to differentiate: times the fed `optim.loss_scale` when the gradients are loss-scaled. */
+export function scaledObjective(g: Graph, loss: Tensor, lossScale: boolean | undefined): Tensor {
+  return lossScale ? mul(g, loss, g.input(STEP_INPUTS.lossScale, loss.dtype, [])) : loss
+}
+
 /** Gradients of `loss` for every param; a param the loss does not reach is an error. */
 export function gradsOf(g: Graph, loss: Tensor, params: readonly TrainableParam[]): Tensor[] {
   return grad(
@@ -179,18 +195,25 @@ export function gradScaleOf(out: Readonly<Record<string, HostTensor>>, param: st
 export function buildTrainStep(g: Graph, spec: StepSpec): BuiltStep {
   const clip = spec.clip ?? false
   const params = paramInfos(spec.params)
-  const grads = gradsOf(g, spec.loss, spec.params)
+  const grads = gradsOf(g, scaledObjective(g, spec.loss, spec.lossScale), spec.params)
+  const dtype = checkParams(spec.params, grads)
   g.output(spec.loss, STEP_OUTPUTS.loss)
   const metricNames = outputMetrics(g, spec.metrics)
-  const update = appendUpdate(g, spec.params, grads, undefined, spec.optimizer, { clip })
+  const gradScale = spec.lossScale ? g.input(STEP_INPUTS.gradScale, dtype, []) : undefined
+  const update = appendUpdate(g, spec.params, grads, gradScale, spec.optimizer, {
+    clip,
+    skipNonFinite: spec.skipNonFinite,
+    stackParams: spec.stackParams,
+  })
   return {
     graph: g,
-    dtype: checkParams(spec.params, grads),
+    dtype,
     params,
     slots: update.slots,
     stateOutputs: update.stateOutputs,
     metricNames,
     optimizer: spec.optimizer,
     clip,
+    lossScale: spec.lossScale ?? false,
   }
 }
