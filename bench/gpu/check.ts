@@ -5,10 +5,11 @@
  *   - `matmul`: float32 matrix throughput measured here, through onnxruntime's WebGPU provider (inputs
  *     resident on the device) and, when a Python with torch and CUDA exists, through cuBLAS;
  *   - `placement`: where onnxruntime puts each node of the policy's graphs on WebGPU (training
- *     micro-step full and LoRA, the AdamW update, decoding with the KV cache on the device);
+ *     step fused and micro-step, full and LoRA, the AdamW update, decoding with the KV cache on the device);
  *   - `equality`: CPU vs WebGPU over a few DPO steps (full and LoRA: losses, gradient norms, weights
  *     and moments after the first and the third step, the tensors that differ most) and greedy
  *     generation; `scatter_add_repeats`: the embedding gradient's scatter-add with repeated rows;
+ *     `weight_gradient_product`: dYᵀ·X (Gemm, transA) at the 10m LM head's shape against float64;
  *   - `shapes`: per model shape (the 10m and 50m presets, Qwen2.5-0.5B's shape with random weights)
  *     the policy's DPO step (forward, backward, AdamW) and batched greedy decoding on each GPU
  *     provider: step time, tokens/s, bytes moved per step and per token, the step's model FLOP/s
@@ -35,6 +36,8 @@ import {
   DeviceState,
   decoderTrainFlopsPerToken,
   Graph,
+  gemm,
+  type HostTensor,
   hostTensor,
   matMul,
   misplacedNodes,
@@ -186,14 +189,46 @@ async function scatterAddRepeats() {
     indices: hostTensor('int64', [updates, 1], BigInt64Array.from(index, BigInt)),
     updates: hostTensor('float32', [updates, width], values),
   }
+  const out = await againstFloat64(g, feeds, exact)
+  return { rows, updates, width, ...out }
+}
+
+/** One output `y` of g on the CPU and on WebGPU, each against the exact float64 result. */
+async function againstFloat64(g: Graph, feeds: Record<string, HostTensor>, exact: Float64Array) {
   const out: Record<string, number> = {}
   for (const provider of ['cpu', 'webgpu'] as const) {
-    const session = await createGraphSession(g.serialize(), { provider, name: 'scatter_add' })
-    const { y: got } = await session.run(feeds)
+    const session = await createGraphSession(g.serialize(), { provider, name: g.name })
+    const { y } = await session.run(feeds)
     await session.release()
-    out[`max_rel_diff_${provider}`] = maxRelDiff(got.data as Float32Array, exact)
+    out[`max_rel_diff_${provider}`] = maxRelDiff(y.data as Float32Array, exact)
   }
-  return { rows, updates, width, ...out, equal: out.max_rel_diff_webgpu < 1e-5 }
+  return { ...out, equal: out.max_rel_diff_webgpu < 1e-5 }
+}
+
+/**
+ * The weight-gradient product dW = dYᵀ·X (Gemm with transA) at the 10m preset's LM head (2,048 token
+ * rows, 4,096 vocabulary rows, 256 wide): the tied embedding's gradient differed on a real GPU.
+ */
+async function weightGradientProduct() {
+  const [n, v, h] = SMALL ? [64, 128, 32] : [2048, 4096, 256]
+  const g = new Graph({ name: 'weight_gradient' })
+  g.output(
+    gemm(g, g.input('dy', 'float32', [n, v]), g.input('x', 'float32', [n, h]), undefined, { transA: true }),
+    'y',
+  )
+  const rng = new Random(6)
+  const uniform = (count: number) =>
+    Float32Array.from({ length: count }, () => rng.nextUint32() / 2 ** 32 - 0.5)
+  const [dy, x] = [uniform(n * v), uniform(n * h)]
+  const exact = new Float64Array(v * h)
+  for (let r = 0; r < n; r++) {
+    for (let i = 0; i < v; i++) {
+      const d = dy[r * v + i]
+      for (let j = 0; j < h; j++) exact[i * h + j] += d * x[r * h + j]
+    }
+  }
+  const feeds = { dy: hostTensor('float32', [n, v], dy), x: hostTensor('float32', [n, h], x) }
+  return { n, v, h, ...(await againstFloat64(g, feeds, exact)) }
 }
 
 /** Where each node of a graph lands on WebGPU, and the nodes that did not land there. */
@@ -487,6 +522,7 @@ try {
     result.placement = await guarded(() => placement(equalityDir))
     result.equality = await guarded(() => equality(equalityDir))
     result.scatter_add_repeats = await guarded(scatterAddRepeats)
+    result.weight_gradient_product = await guarded(weightGradientProduct)
   }
   const shapes: Record<string, unknown> = {}
   result.shapes = shapes
