@@ -26,6 +26,7 @@ import {
 } from '../../src/engine/index.ts'
 import { assertAllClose } from '../helpers/all-close.ts'
 import { checkVjps, rng } from '../helpers/finite-diff.ts'
+import { readOnnxNodes } from '../helpers/onnx-nodes.ts'
 import { type Feed, runGraph } from '../helpers/run-graph.ts'
 
 const [B, T, DM, H, HKV, D, FF] = [2, 5, 8, 4, 2, 4, 12]
@@ -199,6 +200,80 @@ describe('composites', () => {
     })
     // float16 keeps ~3 significant digits
     assertAllClose(out.y.data as Float32Array, expected, { rtol: 4e-3, atol: 2e-3, what: 'rmsNorm fp16' })
+  })
+
+  it('rmsNorm passes the float64 VJP check, checkpointed too', async () => {
+    const norm = (g: Graph, [x, w]: Tensor[]) => rmsNorm(g, x, w, 1e-6)
+    const results = await checkVjps([
+      { name: 'rows', inputs: [{ shape: [2, 3, 8] }, { shape: [8] }], build: norm },
+      { name: 'leading 1', inputs: [{ shape: [1, 5, 6] }, { shape: [6] }], build: norm },
+      { name: 'per head', inputs: [{ shape: [2, 3, 2, 4] }, { shape: [4] }], build: norm },
+      {
+        name: 'checkpointed',
+        inputs: [{ shape: [2, 4, 6] }, { shape: [6] }],
+        build: (g, [x, w]) => g.checkpoint([x], () => mul(g, norm(g, [x, w]), x)),
+      },
+    ])
+    for (const r of results) assert.ok(r.relErr < 1e-6, `${r.name}: relative error ${r.relErr}`)
+  })
+
+  it('applyRotary passes the float64 VJP check in x, cos and sin, and through its backward', async () => {
+    const random = rng(5)
+    const fixed = (g: Graph, shape: number[]) =>
+      g.constant(
+        Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random() * 2 - 1),
+        'float64',
+        shape,
+      )
+    const [X, CS] = [
+      [2, 3, 4, 8],
+      [2, 1, 4, 8],
+    ]
+    const all = [{ shape: X }, { shape: CS }, { shape: CS }]
+    const results = await checkVjps([
+      { name: 'x, cos, sin', inputs: all, build: (g, [x, c, s]) => applyRotary(g, x, c, s) },
+      { name: 'x', inputs: [{ shape: X }], build: (g, [x]) => applyRotary(g, x, fixed(g, CS), fixed(g, CS)) },
+      {
+        name: 'cos',
+        inputs: [{ shape: CS }],
+        build: (g, [c]) => applyRotary(g, fixed(g, X), c, fixed(g, CS)),
+      },
+      {
+        name: 'sin',
+        inputs: [{ shape: CS }],
+        build: (g, [s]) => applyRotary(g, fixed(g, X), fixed(g, CS), s),
+      },
+      {
+        // the x-cotangent, a function of the upstream cotangent u, cos and sin (the transposed form)
+        name: 'backward',
+        inputs: all,
+        build: (g, [u, c, s]) => {
+          const x = fixed(g, X)
+          return grad(g, applyRotary(g, x, c, s), [x], u)[0]!
+        },
+      },
+      {
+        name: 'checkpointed',
+        inputs: all,
+        build: (g, [x, c, s]) => g.checkpoint([x], () => applyRotary(g, applyRotary(g, x, c, s), c, s)),
+      },
+    ])
+    for (const r of results) assert.ok(r.relErr < 1e-6, `${r.name}: relative error ${r.relErr}`)
+  })
+
+  it('rotary emits one signed sin per table, recomputes included; rmsNorm leaves no zero fill', () => {
+    const g = new Graph()
+    const x = g.input('x', 'float32', [1, 2, 3, 8])
+    const [c, s] = [g.input('cos', 'float32', [1, 1, 3, 8]), g.input('sin', 'float32', [1, 1, 3, 8])]
+    const w = g.input('w', 'float32', [8])
+    const y = g.checkpoint([x], () => applyRotary(g, rmsNorm(g, applyRotary(g, x, c, s), w, 1e-6), c, s))
+    for (const [i, t] of grad(g, reduceSum(g, mul(g, y, y)), [x, w]).entries()) g.output(t!, `d${i}`)
+    const nodes = readOnnxNodes(g.serialize().model)
+    assert.equal(nodes.filter((n) => n.name.startsWith('rotary_sin/')).length, 1)
+    assert.deepEqual(
+      nodes.filter((n) => n.opType === 'Expand' && n.name.includes('rms_norm')).map((n) => n.name),
+      [],
+    )
   })
 })
 

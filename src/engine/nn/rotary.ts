@@ -1,10 +1,74 @@
 import type { Graph } from '../graph.ts'
-import { add, cast, concat, cos, mul, rotateHalf, sin, unsqueeze } from '../ops/index.ts'
-import type { FloatDType, Tensor } from '../tensor.ts'
+import { type Cotangents, defineOp } from '../op.ts'
+import { cast, concat, cos, mul, rotateHalf, sin, unsqueeze } from '../ops/index.ts'
+import { attr, broadcastShapes, int64s, requireSameDType, shapeError } from '../ops/util.ts'
+import { type FloatDType, formatShape, type Tensor } from '../tensor.ts'
+
+const signedSins = new WeakMap<Graph, Map<string, Tensor>>()
+
+/**
+ * s̃ = sin · (−1 on the first half, +1 on the second), so that rotate_half(x) · sin = swap(x) · s̃.
+ * One raw node per graph and table, shared by all layers and checkpoint recomputes; it needs no
+ * tape entry, as rotary's VJP gives the sin cotangent itself.
+ */
+function signedSin(g: Graph, sinT: Tensor, d: number): Tensor {
+  const cache = signedSins.get(g) ?? new Map<string, Tensor>()
+  signedSins.set(g, cache)
+  let signed = cache.get(sinT.name)
+  if (!signed) {
+    const sign = g.constant(
+      Array.from({ length: d }, (_, i) => (i < d / 2 ? -1 : 1)),
+      sinT.dtype,
+      [d],
+    )
+    signed = g.withScopePath('rotary_sin', () =>
+      g.emit('Mul', [sinT, sign], {}, [{ dtype: sinT.dtype, shape: sinT.shape }]),
+    )[0]
+    cache.set(sinT.name, signed)
+  }
+  return signed
+}
+
+/**
+ * y = x · cos + rotate_half(x) · sin = x · cos + swap(x) · s̃, swap(x1, x2) = (x2, x1) being one
+ * Gather (Slices, Neg and Concat before). swap is its own transpose, so the `transpose` form
+ * y = x · cos + swap(x · s̃) is the x-VJP of the plain one and vice versa: 4 kernels each way.
+ * dcos = dy · x; dsin = dy · rotate_half(x), or x · rotate_half(dy) when transposed.
+ */
+const rotary = defineOp<[x: Tensor, cos: Tensor, sin: Tensor], { transpose?: boolean }>({
+  type: 'Rotary',
+  forward: (g, [x, cosT, sinT], { transpose = false }) => {
+    const dtype = requireSameDType(g, 'Rotary', [x, cosT, sinT])
+    const d = x.shape[x.shape.length - 1]
+    if (typeof d !== 'number' || d % 2 !== 0 || cosT.shape.at(-1) !== d || sinT.shape.at(-1) !== d) {
+      shapeError(
+        g,
+        'Rotary',
+        `last dims must be the same static even size: ${[x, cosT, sinT].map((t) => formatShape(t.shape)).join(', ')}`,
+      )
+    }
+    const emit = (type: string, a: Tensor, b: Tensor) =>
+      g.emit(type, [a, b], {}, [{ dtype, shape: broadcastShapes(g, 'Rotary', [a.shape, b.shape]) }])[0]
+    const halves = int64s(
+      g,
+      Array.from({ length: d }, (_, i) => (i + d / 2) % d),
+    )
+    const swap = (t: Tensor) =>
+      g.emit('Gather', [t, halves], { axis: attr.int(t.shape.length - 1) }, [{ dtype, shape: t.shape }])[0]
+    const signed = signedSin(g, sinT, d)
+    const rotated = transpose ? swap(emit('Mul', x, signed)) : emit('Mul', swap(x), signed)
+    return [emit('Add', emit('Mul', x, cosT), rotated)]
+  },
+  vjp: (g, { inputs: [x, cosT, sinT] }, [dy], { transpose = false }): Cotangents => [
+    () => rotary(g, dy, cosT, sinT, { transpose: !transpose }),
+    () => mul(g, dy, x),
+    () => (transpose ? mul(g, x, rotateHalf(g, dy)) : mul(g, dy, rotateHalf(g, x))),
+  ],
+})
 
 /** Rotary position embedding, rotate-half convention: x · cos + rotate_half(x) · sin (cos/sin broadcast to x). */
 export function applyRotary(g: Graph, x: Tensor, cosT: Tensor, sinT: Tensor): Tensor {
-  return g.scope('rotary', () => add(g, mul(g, x, cosT), mul(g, rotateHalf(g, x), sinT)))
+  return g.scope('rotary', () => rotary(g, x, cosT, sinT))
 }
 
 export interface RotaryOptions {

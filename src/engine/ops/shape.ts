@@ -377,15 +377,12 @@ export const rotateHalf = defineOp<[x: Tensor], { inverse?: boolean }>({
     if (typeof d !== 'number' || d % 2 !== 0)
       shapeError(g, 'RotateHalf', `last dim must be static and even: ${formatShape(x.shape)}`)
     const halfShape = { dtype: x.dtype, shape: [...x.shape.slice(0, -1), d / 2] }
-    const half = (start: number) =>
-      g.emit('Slice', [x, int64s(g, [start]), int64s(g, [start + d / 2]), int64s(g, [-1])], {}, [
-        halfShape,
-      ])[0]
-    const [x1, x2] = [half(0), half(d / 2)]
+    const axis = attr.int(x.shape.length - 1)
+    const [x1, x2] = g.emit('Split', [x, int64s(g, [d / 2, d / 2])], { axis }, [halfShape, halfShape])
     const parts = inverse
       ? [x2, g.emit('Neg', [x1], {}, [halfShape])[0]]
       : [g.emit('Neg', [x2], {}, [halfShape])[0], x1]
-    return g.emit('Concat', parts, { axis: attr.int(-1) }, [{ dtype: x.dtype, shape: x.shape }])
+    return g.emit('Concat', parts, { axis }, [{ dtype: x.dtype, shape: x.shape }])
   },
   vjp: (g, _ctx, [dy], { inverse = false }): Cotangents => [rotateHalf(g, dy, { inverse: !inverse })],
 })

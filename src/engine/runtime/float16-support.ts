@@ -8,6 +8,7 @@
  */
 import { grad } from '../autodiff.ts'
 import { Graph, type SerializedGraph } from '../graph.ts'
+import { applyRotary } from '../nn/rotary.ts'
 import {
   add,
   cast,
@@ -34,7 +35,7 @@ function probe(compute: 'float16' | 'float32'): SerializedGraph {
   const rows = unsqueeze(g, gather(g, w, g.input('ids', 'int64', [2])), { axes: [1] }) // (2, 1, 4)
   let y = add(g, matMul(g, x, w), rows)
   y = mul(g, y, sigmoid(g, y))
-  y = sub(g, y, rotateHalf(g, y))
+  y = sub(g, applyRotary(g, y, rows, rows), rotateHalf(g, y))
   y = softmax(g, transpose(g, y, { perm: [0, 2, 1] }), { axis: -1 })
   const loss = reduceSum(g, cast(g, reshape(g, mul(g, y, y), { shape: [2, 12] }), { to: 'float32' }))
   g.output(loss, 'loss')
