@@ -25,7 +25,7 @@ import {
   transpose,
 } from '../../src/engine/index.ts'
 import { assertAllClose } from '../helpers/all-close.ts'
-import { checkVjps, rng } from '../helpers/finite-diff.ts'
+import { checkVjps, rng, type VjpCase } from '../helpers/finite-diff.ts'
 import { readOnnxNodes } from '../helpers/onnx-nodes.ts'
 import { type Feed, runGraph } from '../helpers/run-graph.ts'
 
@@ -217,7 +217,7 @@ describe('composites', () => {
     for (const r of results) assert.ok(r.relErr < 1e-6, `${r.name}: relative error ${r.relErr}`)
   })
 
-  it('applyRotary passes the float64 VJP check in x, cos and sin, and through its backward', async () => {
+  it('applyRotary passes the float64 VJP check in x, cos and sin, and through its backward, both swaps', async () => {
     const random = rng(5)
     const fixed = (g: Graph, shape: number[]) =>
       g.constant(
@@ -230,7 +230,7 @@ describe('composites', () => {
       [2, 1, 4, 8],
     ]
     const all = [{ shape: X }, { shape: CS }, { shape: CS }]
-    const results = await checkVjps([
+    const cases: VjpCase[] = [
       { name: 'x, cos, sin', inputs: all, build: (g, [x, c, s]) => applyRotary(g, x, c, s) },
       { name: 'x', inputs: [{ shape: X }], build: (g, [x]) => applyRotary(g, x, fixed(g, CS), fixed(g, CS)) },
       {
@@ -257,7 +257,9 @@ describe('composites', () => {
         inputs: all,
         build: (g, [x, c, s]) => g.checkpoint([x], () => applyRotary(g, applyRotary(g, x, c, s), c, s)),
       },
-    ])
+    ]
+    // WebGPU graphs (no FusedMatMul) swap halves with one Gather, CPU graphs with Split and Concat.
+    const results = [...(await checkVjps(cases)), ...(await checkVjps(cases, 1234, { fusedMatMul: false }))]
     for (const r of results) assert.ok(r.relErr < 1e-6, `${r.name}: relative error ${r.relErr}`)
   })
 

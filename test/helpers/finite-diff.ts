@@ -63,9 +63,13 @@ function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
  * JAX's check_vjp identity for many cases at once, all in one graph and one session (three runs):
  * ⟨t, vjp(c)⟩ ≈ ⟨(f(x+εt) − f(x−εt)) / 2ε, c⟩ for random x, tangent t and cotangent c.
  */
-export async function checkVjps(cases: readonly VjpCase[], seed = 1234): Promise<VjpResult[]> {
+export async function checkVjps(
+  cases: readonly VjpCase[],
+  seed = 1234,
+  graph: { fusedMatMul?: boolean } = {},
+): Promise<VjpResult[]> {
   const random = rng(seed)
-  const g = new Graph({ name: 'vjp_check' })
+  const g = new Graph({ name: 'vjp_check', ...graph })
   const plans = cases.map((c, k) => {
     const dtype = c.dtype ?? 'float64'
     const xs = c.inputs.map((spec, j) => {
