@@ -13,7 +13,9 @@ import {
   applyRotary,
   concat,
   fusedMatMul,
+  type Graph,
   matMul,
+  mul,
   reshape,
   softmax,
   type Tensor,
@@ -34,6 +36,22 @@ export interface AttentionInputs {
   /** (B, 1, T, S): 0 where a query may attend a key, a large negative number elsewhere. */
   bias: Tensor
   past?: KeyValue
+  /**
+   * cos and sin times the score scale 1/√D, for the queries: the rotation then scales them, and
+   * the scores and their gradients need no multiplication of their own (see queryRotation).
+   */
+  query?: { cos: Tensor; sin: Tensor }
+}
+
+/**
+ * The query tables of AttentionInputs.query, for graphs without FusedMatMul (WebGPU), where the
+ * score scale would be a kernel of its own in the forward pass and two in the backward, per layer;
+ * two per graph here. FusedMatMul (CPU) scales inside the product.
+ */
+export function queryRotation(g: Graph, headDim: number, cos: Tensor, sin: Tensor): AttentionInputs['query'] {
+  if (g.fusedMatMul) return undefined
+  const scale = g.constant(1 / Math.sqrt(headDim), cos.dtype)
+  return { cos: mul(g, cos, scale), sin: mul(g, sin, scale) }
 }
 
 /** Projects x to heads: (B, T, n·D) -> (B, n, T, D), with the per-head norm when the model has one. */
@@ -59,14 +77,15 @@ export function attention(
   const k0 = heads(ctx, x, `${path}.k_proj`, nkv, qkNorm('k_norm')) // (B, KV, T, D)
   const v0 = heads(ctx, x, `${path}.v_proj`, nkv) // (B, KV, T, D)
   return g.withScopePath(path, () => {
-    const q = applyRotary(g, q0, inputs.cos, inputs.sin)
+    const q = applyRotary(g, q0, inputs.query?.cos ?? inputs.cos, inputs.query?.sin ?? inputs.sin)
     const kNew = applyRotary(g, k0, inputs.cos, inputs.sin)
     const key = inputs.past ? concat(g, inputs.past.key, kNew, { axis: 2 }) : kNew // (B, KV, S, D)
     const value = inputs.past ? concat(g, inputs.past.value, v0, { axis: 2 }) : v0 // (B, KV, S, D)
     // Grouped-query attention without repeating K/V: the G query heads of one KV head are stacked
     // along the query axis (HF's repeat_kv maps query head h to KV head h // G).
     const grouped = reshape(g, q, { shape: [0, nkv, -1, d] }) // (B, KV, G·T, D)
-    const scores = fusedMatMul(g, grouped, key, { transB: true, alpha: 1 / Math.sqrt(d) }) // (B, KV, G·T, S)
+    const alpha = inputs.query ? 1 : 1 / Math.sqrt(d)
+    const scores = fusedMatMul(g, grouped, key, { transB: true, alpha }) // (B, KV, G·T, S)
     const masked = add(g, reshape(g, scores, { shape: [0, nh, -1, 0] }), inputs.bias) // (B, H, T, S)
     const probs = reshape(g, softmax(g, masked, { axis: -1 }), { shape: [0, nkv, -1, 0] }) // (B, KV, G·T, S)
     const context = reshape(g, matMul(g, probs, value), { shape: [0, nh, -1, d] }) // (B, H, T, D)

@@ -4,7 +4,7 @@
  * and decode graphs; the KV cache is explicit I/O.
  */
 import { add, concat, fusedMatMul, slice, type Tensor, unsqueeze } from '../engine/index.ts'
-import { attention, type KeyValue } from './attention.ts'
+import { type AttentionInputs, attention, type KeyValue, queryRotation } from './attention.ts'
 import { chunkRanges, defaultVocabChunks } from './chunked-logps.ts'
 import type { AttentionKind } from './config.ts'
 import { type ModelContext, rmsNorm } from './layers.ts'
@@ -29,7 +29,7 @@ function decoderLayer(
   ctx: ModelContext,
   x: Tensor,
   i: number,
-  inputs: { cos: Tensor; sin: Tensor; bias: Tensor; past?: KeyValue },
+  inputs: AttentionInputs,
 ): { x: Tensor; present: KeyValue; cache: KeyValue } {
   const p = layerPrefix(i)
   const attn = attention(ctx, rmsNorm(ctx, x, `${p}.input_layernorm`), `${p}.self_attn`, inputs)
@@ -54,12 +54,13 @@ export function llamaModel(
     unsqueeze(g, inputs.cos, { axes: [1] }), // (B, 1, T, D)
     unsqueeze(g, inputs.sin, { axes: [1] }),
   ])
+  const query = g.withScopePath('model.rotary_emb', () => queryRotation(g, cfg.head_dim, cos, sin))
   const present: KeyValue[] = []
   const caches: KeyValue[] = []
   for (let i = 0; i < cfg.num_hidden_layers; i++) {
     const layerInput = x
     const bias = inputs.masks[cfg.layer_types[i]]!
-    const run = () => decoderLayer(ctx, layerInput, i, { cos, sin, bias, past: inputs.past?.[i] })
+    const run = () => decoderLayer(ctx, layerInput, i, { cos, sin, query, bias, past: inputs.past?.[i] })
     // Checkpointed, the backward keeps only each layer's input (B, T, H) and recomputes the rest.
     const layer = ctx.checkpoint ? g.checkpoint([layerInput], run) : run()
     x = layer.x
