@@ -21,7 +21,7 @@ import {
   type Tensor,
   transpose,
 } from '../engine/index.ts'
-import { linear, type ModelContext, rmsNorm } from './layers.ts'
+import { linear, linears, type ModelContext, rmsNorm } from './layers.ts'
 
 export interface KeyValue {
   /** (B, KV, S, D) */
@@ -54,10 +54,10 @@ export function queryRotation(g: Graph, headDim: number, cos: Tensor, sin: Tenso
   return { cos: mul(g, cos, scale), sin: mul(g, sin, scale) }
 }
 
-/** Projects x to heads: (B, T, n·D) -> (B, n, T, D), with the per-head norm when the model has one. */
-function heads(ctx: ModelContext, x: Tensor, path: string, n: number, norm?: string): Tensor {
+/** A projection to heads: (B, T, n·D) -> (B, n, T, D), with the per-head norm when the model has one. */
+function heads(ctx: ModelContext, projected: Tensor, n: number, norm?: string): Tensor {
   const { g, cfg } = ctx
-  let h = reshape(g, linear(ctx, x, path), { shape: [0, 0, n, cfg.head_dim] }) // (B, T, n, D)
+  let h = reshape(g, projected, { shape: [0, 0, n, cfg.head_dim] }) // (B, T, n, D)
   if (norm) h = rmsNorm(ctx, h, norm)
   return transpose(g, h, { perm: [0, 2, 1, 3] }) // (B, n, T, D)
 }
@@ -73,9 +73,11 @@ export function attention(
   const nkv = cfg.num_key_value_heads
   const d = cfg.head_dim
   const qkNorm = (name: string) => (cfg.qk_norm ? `${path}.${name}` : undefined)
-  const q0 = heads(ctx, x, `${path}.q_proj`, nh, qkNorm('q_norm')) // (B, H, T, D)
-  const k0 = heads(ctx, x, `${path}.k_proj`, nkv, qkNorm('k_norm')) // (B, KV, T, D)
-  const v0 = heads(ctx, x, `${path}.v_proj`, nkv) // (B, KV, T, D)
+  const projections = ['q_proj', 'k_proj', 'v_proj'].map((p) => `${path}.${p}`)
+  const [qx, kx, vx] = linears(ctx, x, projections, `${path}.qkv_proj`)
+  const q0 = heads(ctx, qx, nh, qkNorm('q_norm')) // (B, H, T, D)
+  const k0 = heads(ctx, kx, nkv, qkNorm('k_norm')) // (B, KV, T, D)
+  const v0 = heads(ctx, vx, nkv) // (B, KV, T, D)
   return g.withScopePath(path, () => {
     const q = applyRotary(g, q0, inputs.query?.cos ?? inputs.cos, inputs.query?.sin ?? inputs.sin)
     const kNew = applyRotary(g, k0, inputs.cos, inputs.sin)
