@@ -488,8 +488,8 @@ export class Graph {
     return { model, externalData, recomputes: this.segments.length > 0 }
   }
 
-  /** Nodes that contribute to an output; rules may emit values nobody ends up using. */
-  private liveNodes(): NodeProto[] {
+  /** Nodes that contribute to an output (what serialize writes); rules may emit values nobody uses. */
+  liveNodes(): NodeProto[] {
     const live = new Set<string>(this.outputs.map((o) => o.name))
     const keep: boolean[] = new Array(this.nodes.length).fill(false)
     for (let i = this.nodes.length - 1; i >= 0; i--) {
