@@ -217,6 +217,28 @@ describe('composites', () => {
     for (const r of results) assert.ok(r.relErr < 1e-6, `${r.name}: relative error ${r.relErr}`)
   })
 
+  it('silu passes the float64 VJP check, checkpointed too, and its float32 form is x · σ(x)', async () => {
+    const results = await checkVjps([
+      {
+        name: 'wide range',
+        inputs: [{ shape: [3, 7] }],
+        build: (g, [x]) => silu(g, mul(g, x, g.constant(6, 'float64'))),
+      },
+      {
+        name: 'checkpointed',
+        inputs: [{ shape: [2, 5] }],
+        build: (g, [x]) => g.checkpoint([x], () => mul(g, silu(g, x), x)),
+      },
+    ])
+    for (const r of results) assert.ok(r.relErr < 1e-6, `${r.name}: relative error ${r.relErr}`)
+    const g = new Graph()
+    g.output(silu(g, g.input('x', 'float32', [9])), 'y')
+    const xs = Float32Array.from([-30, -6, -1.5, -0.1, 0, 0.1, 1.5, 6, 30])
+    const out = await runGraph(g, { x: { data: xs, dims: [9] } })
+    const expected = Array.from(xs, (v) => v / (1 + Math.exp(-v)))
+    assertAllClose(out.y.data as Float32Array, expected, { rtol: 1e-6, atol: 1e-7, what: 'silu float32' })
+  })
+
   it('applyRotary passes the float64 VJP check in x, cos and sin, and through its backward, both swaps', async () => {
     const random = rng(5)
     const fixed = (g: Graph, shape: number[]) =>

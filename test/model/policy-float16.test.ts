@@ -77,7 +77,7 @@ describe('float16 graphs', () => {
           .filter((e) => e.op.type === type && e.outputs[0].dtype !== 'int64')
           .map((e) => e.outputs[0].dtype),
       )
-    for (const type of ['MatMul', 'Softmax', 'Sigmoid', 'Gather']) {
+    for (const type of ['MatMul', 'Softmax', 'Silu', 'Gather']) {
       assert.deepEqual(outputDtypes(type), new Set(['float16']), `${type} outputs`)
     }
     // Every weight is a float32 input read through one Cast to float16 in the forward pass.
