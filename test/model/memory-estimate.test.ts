@@ -16,8 +16,12 @@ import type { ProbeSpec } from '../helpers/policy-memory-probe.ts'
 
 const run = promisify(execFile)
 const PROBE = path.join(import.meta.dirname, '../helpers/policy-memory-probe.ts')
-/** How far the estimate may be from the measured peak, as a fraction of the measured peak. */
-const TOLERANCE = 0.25
+/**
+ * How far the estimate may be from the measured peak, as a fraction of the measured peak. Below it
+ * is the dangerous side (a run admitted that then does not fit), above it only refuses runs that
+ * would have fitted: the bounds differ.
+ */
+const TOLERANCE = { under: 0.15, over: 0.3 }
 
 const SHAPES = {
   // a small vocabulary: activations and weights dominate
@@ -105,7 +109,7 @@ const CASES: Case[] = [
 
 for (const c of CASES) {
   const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}${c.bf16Weights ? ' bf16-weights' : ''}${c.f16Grads ? ' f16-gradients' : ''}, ${c.rows}x${c.seq}`
-  test(`estimate within ${TOLERANCE * 100}% of the measured peak: ${label}`, {
+  test(`estimate within -${TOLERANCE.under * 100}% and +${TOLERANCE.over * 100}% of the measured peak: ${label}`, {
     timeout: 120_000,
   }, async () => {
     const info = models.get(c.shape)!
@@ -156,7 +160,7 @@ for (const c of CASES) {
       JSON.stringify(Object.fromEntries(Object.entries(probe.phases).map(([k, v]) => [k, mb(v.rss)]))),
     )
     assert.ok(
-      Math.abs(error) <= TOLERANCE,
+      error >= -TOLERANCE.under && error <= TOLERANCE.over,
       `${label}: estimate ${mb(estimate.bytes)} MB vs measured ${mb(measured)} MB`,
     )
   })
