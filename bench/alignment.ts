@@ -4,12 +4,14 @@
  * From that same start, five variants get the same budget (the same queries per seed, the same optimizer
  * steps, the same generation cap): SSO, PBAA, SSO without W, SSO without G, and plain SFT continuation on
  * the SFT corpus. The policy picks its principles from a set with distractors (`principle_selection:
- * policy`); θG and every other hyperparameter keep the method's defaults except the learning rate, which
- * is searched per variant on the validation split. The chosen setting then runs over several seeds and is
- * evaluated after every iteration on the test split, whose templates and vocabulary share nothing with
- * training (test/eval/heldout.test.ts) and which includes a family whose principle no training data holds.
+ * policy`); θG and every other hyperparameter keep the method's defaults except the learning rate and
+ * the number of iterations (early stopping), which are searched per variant on the validation split. The
+ * chosen setting then runs over several seeds and is evaluated after every iteration on the test split,
+ * whose templates and vocabulary share nothing with training (test/eval/heldout.test.ts) and which
+ * includes a family whose principle no training data holds.
  *
- * Prints one JSON line per search point, per variant/seed/iteration, and summaries with 95% intervals.
+ * Prints one JSON line per search point, per variant/seed/iteration, and summaries with 95% intervals
+ * at each variant's chosen iteration and at the last.
  * docs/benchmark.md describes the output and the `--families-dir` interface.
  *
  *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 5] [--search-seeds 2] [--iterations 3] [--queries 48]
@@ -328,13 +330,20 @@ function curves(runs: Record<string, IterationResult[][]>): void {
     }
 }
 
-function summarise(startTest: EvalReport, finals: Record<string, IterationResult[]>): void {
+/** Per variant, over seeds, at `iterations` ('chosen': each variant's searched count; 'final': the last). */
+function summarise(
+  startTest: EvalReport,
+  finals: Record<string, IterationResult[]>,
+  iterations: 'chosen' | 'final',
+): void {
   const families = Object.keys(startTest.byFamily)
   for (const [variant, runs] of Object.entries(finals)) {
     const satisfaction = meanCi(runs.map((r) => r.report.satisfaction))
     const length = meanCi(runs.map((r) => r.report.meanLength))
     emit({
       name: 'alignment/summary',
+      iterations,
+      iteration: runs[0]?.iteration,
       variant,
       seeds: runs.length,
       satisfaction: interval(satisfaction),
@@ -347,7 +356,7 @@ function summarise(startTest: EvalReport, finals: Record<string, IterationResult
       mean_length: interval(length),
       length_ratio_vs_start: length.mean / startTest.meanLength,
       steps_per_iteration: runs[0]?.steps,
-      tokens_generated_final_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
+      tokens_generated_at_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
     })
   }
   const sso = finals.sso?.map((r) => r.report)
@@ -355,6 +364,7 @@ function summarise(startTest: EvalReport, finals: Record<string, IterationResult
   if (sso && pbaa)
     emit({
       name: 'alignment/difference',
+      iterations,
       a: 'sso',
       b: 'pbaa',
       satisfaction_points: interval(
@@ -436,44 +446,54 @@ async function main(): Promise<void> {
       seconds: (performance.now() - started) / 1000,
     })
 
-    // 2. learning-rate search per variant on the validation split (final iteration, search seed)
-    const chosen: Record<string, number> = {}
+    // 2. learning rate and iteration count per variant, searched on the validation split (search seeds)
+    const chosen: Record<string, { lr: number; iteration: number }> = {}
     for (const variant of VARIANTS) {
       // one learning rate leaves nothing to choose: no search runs (every variant gets the same one)
       if (LRS.length === 1) {
-        chosen[variant.name] = LRS[0]
-        emit({ name: 'alignment/chosen', variant: variant.name, lr: LRS[0], searched: false })
+        chosen[variant.name] = { lr: LRS[0], iteration: ITERATIONS }
+        emit({
+          name: 'alignment/chosen',
+          variant: variant.name,
+          lr: LRS[0],
+          iteration: ITERATIONS,
+          searched: false,
+        })
         continue
       }
-      let best = { lr: LRS[0], satisfaction: Number.NEGATIVE_INFINITY }
+      let best = { lr: LRS[0], iteration: ITERATIONS, satisfaction: Number.NEGATIVE_INFINITY }
       for (const lr of LRS) {
-        const finals: EvalReport[] = []
-        for (const seed of SEARCH_SEEDS) {
-          const results = await runVariant(ctx, variant, lr, seed, (k) =>
-            k === ITERATIONS ? 'validation' : undefined,
-          )
-          finals.push(results[results.length - 1].report)
-        }
-        const satisfaction = meanCi(finals.map((r) => r.satisfaction)).mean
+        const perSeed: IterationResult[][] = []
+        for (const seed of SEARCH_SEEDS)
+          perSeed.push(await runVariant(ctx, variant, lr, seed, () => 'validation'))
+        const perIteration = Array.from(
+          { length: ITERATIONS },
+          (_, k) => meanCi(perSeed.map((results) => results[k].report.satisfaction)).mean,
+        )
+        const finals = perSeed.map((results) => results[ITERATIONS - 1].report)
         emit({
           name: 'alignment/search',
           variant: variant.name,
           lr,
           split: 'validation',
           seeds: SEARCH_SEEDS,
-          satisfaction,
+          satisfaction: perIteration[ITERATIONS - 1],
           satisfaction_per_seed: finals.map((r) => r.satisfaction),
+          satisfaction_per_iteration: perIteration,
           mean_length: meanCi(finals.map((r) => r.meanLength)).mean,
           seconds: (performance.now() - started) / 1000,
         })
-        if (satisfaction > best.satisfaction) best = { lr, satisfaction }
+        perIteration.forEach((satisfaction, k) => {
+          if (satisfaction > best.satisfaction) best = { lr, iteration: k + 1, satisfaction }
+        })
       }
-      chosen[variant.name] = best.lr
+      chosen[variant.name] = { lr: best.lr, iteration: best.iteration }
       const edge = edgeOf(best.lr)
       emit({
         name: 'alignment/chosen',
         variant: variant.name,
         lr: best.lr,
+        iteration: best.iteration,
         validation_satisfaction: best.satisfaction,
         // a choice at the grid's edge says the grid, not the method, may have set it
         ...(edge && { at_grid_edge: edge }),
@@ -485,12 +505,12 @@ async function main(): Promise<void> {
     const runs: Record<string, IterationResult[][]> = {}
     for (const variant of VARIANTS) {
       for (const seed of SEEDS) {
-        const results = await runVariant(ctx, variant, chosen[variant.name], seed, () => 'test')
+        const results = await runVariant(ctx, variant, chosen[variant.name].lr, seed, () => 'test')
         for (const r of results)
           emit({
             name: 'alignment/iteration',
             variant: variant.name,
-            lr: chosen[variant.name],
+            lr: chosen[variant.name].lr,
             seed,
             iteration: r.iteration,
             split: 'test',
@@ -508,9 +528,18 @@ async function main(): Promise<void> {
       }
     }
     curves(runs)
+    // at the iteration each variant's search chose (early stopping on validation), then at the last
+    const at = (pick: (variant: string) => number) =>
+      Object.fromEntries(Object.entries(runs).map(([v, seeds]) => [v, seeds.map((r) => r[pick(v) - 1])]))
     summarise(
       startReports.test,
-      Object.fromEntries(Object.entries(runs).map(([v, seeds]) => [v, seeds.map((r) => r[r.length - 1])])),
+      at((v) => chosen[v].iteration),
+      'chosen',
+    )
+    summarise(
+      startReports.test,
+      at(() => ITERATIONS),
+      'final',
     )
     emit({ name: 'alignment/total', seconds: (performance.now() - started) / 1000 })
   } finally {
