@@ -2,7 +2,8 @@
  * Kernels per training step of the policy's WebGPU graphs, counted without a GPU: the live nodes
  * of each graph less the reshapes onnxruntime runs as views (on WebGPU a step is bound by
  * dispatching kernels, so this count is what the graph builders can change). One JSON line per
- * shape: the fused step (one micro-batch), and the micro-step and update graphs (accumulation).
+ * shape: the fused step (one micro-batch), the micro-step and update graphs (accumulation), and the
+ * decode graph (one token per row, the KV cache on the device).
  * Widths are narrowed, keeping which weights share a shape (the update stacks same-shaped params):
  * head_dim 8, intermediate 24; layers, heads and vocabulary are the shape's.
  *
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util'
 import { adamW, buildTrainStep, buildUpdateStep, type Graph, WEBGPU_STACK } from '../../src/engine/index.ts'
 import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildPolicyMicroStep, buildPolicyObjective } from '../../src/model/graphs.ts'
+import { buildDecodeGraph } from '../../src/model/kv-cache.ts'
 import { randomWeights, TINY_PRESETS, type TinyPreset } from '../../src/model/tiny.ts'
 import { DPO, dpoLoss } from '../dpo-step.ts'
 import { QWEN2_05B } from '../real-shapes.ts'
@@ -54,6 +56,7 @@ for (const shape of args.shapes.split(',').filter(Boolean)) {
     fused_step: kernels(buildTrainStep(objective.g, { ...objective.spec, ...update }).graph),
     micro_step: kernels(micro.graph),
     update_step: kernels(buildUpdateStep({ ...update, params: micro.params, dtype: 'float32' }).graph),
+    decode_token: kernels(buildDecodeGraph(model, { ...bind, cacheOnDevice: true })),
   }
   console.log(JSON.stringify(line))
 }
