@@ -32,7 +32,7 @@ function signedSin(g: Graph, sinT: Tensor, d: number): Tensor {
 /**
  * (x1, x2) → (x2, x1) over the last axis (size d). Graphs for WebGPU (built without FusedMatMul)
  * are bound by kernel dispatch: one Gather. onnxruntime's CPU Gather copies element by element
- * (5x the time of Split and Concat on the 10m model's step): two memcpy kernels there.
+ * (114 ms of the 10m model's DPO step against 14 ms for Split and Concat): two copies there.
  */
 function swapHalves(g: Graph, t: Tensor, d: number): Tensor {
   const axis = attr.int(t.shape.length - 1)
