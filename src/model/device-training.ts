@@ -90,13 +90,14 @@ export class DeviceTraining {
     let runner = this.runners.get(key)
     if (runner === undefined) {
       const { g, spec } = objective()
+      // float16 compute: the loss is scaled and a step whose gradients overflowed is skipped
+      const lossScale = this.lossScaler !== undefined
       const update = {
         optimizer: adamW(this.adamw),
         clip: true,
-        skipNonFinite: this.lossScaler !== undefined,
+        skipNonFinite: lossScale,
         stackParams: this.resident.state.provider === 'webgpu' ? WEBGPU_STACK : undefined,
       }
-      const lossScale = this.lossScaler !== undefined
       const plan: StepPlan = accumulate
         ? {
             micro: buildMicroStep(g, { ...spec, lossScale }),

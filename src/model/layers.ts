@@ -48,7 +48,7 @@ export function linear(ctx: ModelContext, x: Tensor, path: string): Tensor {
 export function linears(ctx: ModelContext, x: Tensor, paths: readonly string[], scope: string): Tensor[] {
   const { g, w } = ctx
   const biased = paths.map((p) => w.has(`${p}.bias`))
-  if (ctx.g.fusedMatMul || biased.some((b) => b !== biased[0])) return paths.map((p) => linear(ctx, x, p))
+  if (g.fusedMatMul || biased.some((b) => b !== biased[0])) return paths.map((p) => linear(ctx, x, p))
   return g.withScopePath(scope, () => {
     const weights = paths.map((p) => w.get(`${p}.weight`))
     let y = fusedMatMul(g, x, concat(g, ...weights, { axis: 0 }), { transB: true })
