@@ -33,6 +33,11 @@ export interface BenchJob {
   device?: 'cpu' | 'cuda'
   /** matmul only: the square size. */
   n?: number
+  /**
+   * float16: mixed precision, as the policy's `precision: 'float16'` (PyTorch: autocast to float16
+   * with a gradient scaler; matmul: float16 operands). Default float32.
+   */
+  precision?: 'float32' | 'float16'
 }
 
 /** DPO (Rafailov et al. 2023, eq. 7) on rows [chosen; rejected], reference log-probs fed as inputs. */

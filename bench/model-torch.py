@@ -10,6 +10,7 @@ x Aᵀ Bᵀ · alpha/r to each target linear's output, as PEFT does.
 Usage: /usr/bin/python3 bench/model-torch.py '<json job>'   (job fields: see bench/model.ts)
 """
 
+import contextlib
 import importlib.util
 import json
 import re
@@ -138,18 +139,24 @@ def train(job, c, w, hf=None):
     if hf is None:
         forward = lambda: ref.forward(c, w, ids, mask)  # noqa: E731
     opt = torch.optim.AdamW(params, lr=1e-5, weight_decay=0.0)
+    # float16: torch's own mixed precision (autocast, float32 master weights, dynamic loss scale)
+    half = job.get('precision') == 'float16'
+    scaler = torch.cuda.amp.GradScaler(enabled=half)  # the spelling torch 1.13 (Debian) has too
+    autocast = (lambda: torch.autocast('cuda', dtype=torch.float16)) if half else contextlib.nullcontext
     times = []
     for step in range(job['warmup'] + job['steps']):
         sync()
         start = time.perf_counter()
-        logits = forward()
-        total, _mean, _count = ref.sequence_logps(logits, ids, response)
+        with autocast():
+            logits = forward()
+        total, _mean, _count = ref.sequence_logps(logits.float(), ids, response)
         chosen, rejected = total[:pairs], total[pairs:]
         margin = (chosen - ref_chosen) - (rejected - ref_rejected)
         loss = torch.nn.functional.softplus(-job['beta'] * margin).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
         sync()
         if step >= job['warmup']:
             times.append(time.perf_counter() - start)
@@ -229,10 +236,11 @@ def decode(job, c, w):
 
 
 def matmul(job):
-    """float32 (B, n) x (n, n) throughput: the GPU's matrix peak as cuBLAS reaches it (TF32 off)."""
+    """(n, n) x (n, n) throughput in float32 (TF32 off) or float16: the matrix peak as cuBLAS reaches it."""
     torch.backends.cuda.matmul.allow_tf32 = False
     n = job['n']
-    a, b = torch.randn(n, n, device=DEVICE), torch.randn(n, n, device=DEVICE)
+    dtype = torch.float16 if job.get('precision') == 'float16' else torch.float32
+    a, b = (torch.randn(n, n, device=DEVICE, dtype=dtype) for _ in range(2))
     times = []
     for run in range(job['warmup'] + job['steps']):
         sync()

@@ -3,7 +3,8 @@
  * machine with a GPU). Prints one JSON object:
  *   - the providers found and the GPU;
  *   - `matmul`: float32 matrix throughput measured here, through onnxruntime's WebGPU provider (inputs
- *     resident on the device) and, when a Python with torch and CUDA exists, through cuBLAS;
+ *     resident on the device) and, when a Python with torch and CUDA exists, through cuBLAS; and the
+ *     same in float16 (`matmul_float16`) when the `train-fp16` mode runs;
  *   - `placement`: where onnxruntime puts each node of the policy's graphs on WebGPU (training
  *     step fused and micro-step, full and LoRA, the AdamW update, decoding with the KV cache on the device);
  *   - `equality`: CPU vs WebGPU over a few DPO steps (full and LoRA: losses, gradient norms, weights
@@ -14,12 +15,14 @@
  *     the policy's DPO step (forward, backward, AdamW) and batched greedy decoding on each GPU
  *     provider: step time, tokens/s, bytes moved per step and per token, the step's model FLOP/s
  *     against the measured matmul peak, and PyTorch eager CUDA on the same folder and shapes;
+ *     `train-fp16`: the same step in mixed precision (the policy's `precision: 'float16'`, WebGPU
+ *     only) against PyTorch's autocast float16 with a gradient scaler, read against the float16 peak;
  *     `profile`: onnxruntime's profile of WebGPU steps, GPU and host-dispatch time per op type.
  * Work stops at `--budget-s` (what is left is reported as skipped), so one run fits the machine time;
  * the 0.5B shape, which the targets are about, goes first. With GPU_CHECK_OUT set, the results so far
  * are rewritten there after every measurement, so a run killed midway still leaves them.
  *
- *   node bench/gpu/check.ts [--small] [--shapes qwen2.5-0.5b,50m,10m] [--modes train-full,profile,train-lora,decode]
+ *   node bench/gpu/check.ts [--small] [--shapes qwen2.5-0.5b,50m,10m] [--modes train-full,profile,train-fp16,train-lora,decode]
  *     [--equality 10m] [--python python3] [--budget-s 420]
  */
 import { execFileSync } from 'node:child_process'
@@ -53,12 +56,14 @@ import {
   transferTotals,
   WEBGPU_STACK,
 } from '../../src/engine/index.ts'
+import { toFloat16Bits } from '../../src/engine/onnx/float16.ts'
 import { parameterCount } from '../../src/model/config.ts'
 import { buildPolicyMicroStep, buildPolicyObjective, type ModelTensors } from '../../src/model/graphs.ts'
 import { buildDecodeGraph } from '../../src/model/kv-cache.ts'
 import { loadModel } from '../../src/model/load.ts'
 import { initAdapters } from '../../src/model/lora.ts'
 import { Policy } from '../../src/model/policy.ts'
+import type { Precision } from '../../src/model/precision.ts'
 import { Random } from '../../src/model/random.ts'
 import { makeTinyModel, type TinyPreset } from '../../src/model/tiny.ts'
 import { maxRelDiff } from '../compare.ts'
@@ -72,7 +77,7 @@ const { values: args } = parseArgs({
     small: { type: 'boolean', default: false },
     shapes: { type: 'string', default: 'qwen2.5-0.5b,50m,10m' },
     /** 'profile': WebGPU steps under onnxruntime's profiler, GPU time per op type. */
-    modes: { type: 'string', default: 'train-full,profile,train-lora,decode' },
+    modes: { type: 'string', default: 'train-full,profile,train-fp16,train-lora,decode' },
     python: { type: 'string', default: 'python3' },
     /** The preset CPU and WebGPU are compared on (default: 10m, tiny with --small). */
     equality: { type: 'string' },
@@ -131,12 +136,12 @@ function gpuName(): string | undefined {
 }
 
 /**
- * float32 (n, n) x (n, n) on WebGPU with both operands resident on the device and the product kept
- * there; one element comes back per run, which also waits for the GPU to finish it.
+ * (n, n) x (n, n) on WebGPU in float32 or float16 with both operands resident on the device and the
+ * product kept there; one element comes back per run, which also waits for the GPU to finish it.
  */
-async function webgpuMatmul(n: number) {
+async function webgpuMatmul(n: number, dtype: Precision) {
   const g = new Graph({ name: 'matmul' })
-  const y = matMul(g, g.input('a', 'float32', [n, n]), g.input('b', 'float32', [n, n]))
+  const y = matMul(g, g.input('a', dtype, [n, n]), g.input('b', dtype, [n, n]))
   g.output(y, 'y')
   g.output(slice(g, y, { starts: [0, 0], ends: [1, 1], axes: [0, 1] }), 'corner')
   const session = await createGraphSession(g.serialize(), {
@@ -148,7 +153,12 @@ async function webgpuMatmul(n: number) {
   const rng = new Random(0)
   for (const name of ['a', 'b']) {
     const data = Float32Array.from({ length: n * n }, () => rng.nextUint32() / 2 ** 32 - 0.5)
-    state.set(name, { dtype: 'float32', dims: [n, n], data })
+    state.set(
+      name,
+      dtype === 'float16'
+        ? { dtype, dims: [n, n], data: Uint16Array.from(data, toFloat16Bits) }
+        : { dtype, dims: [n, n], data },
+    )
   }
   await state.upload()
   const times: number[] = []
@@ -159,7 +169,7 @@ async function webgpuMatmul(n: number) {
   }
   await session.release()
   await state.release()
-  return { n, gflops: Math.round((2 * n ** 3) / (median(times) / 1000) / 1e9) }
+  return { n, dtype, gflops: Math.round((2 * n ** 3) / (median(times) / 1000) / 1e9) }
 }
 
 /**
@@ -362,7 +372,11 @@ function stepFlops(policy: Policy, tokens: number): number {
 
 /** Our DPO step on one provider: median step time, tokens/s, bytes per step (median of the timed steps). */
 async function ourStep(dir: string, provider: Provider, mode: string, peakGflops: number | undefined) {
-  const policy = await Policy.load(dir, { provider, lora: mode === 'train-lora' ? LORA : undefined })
+  const policy = await Policy.load(dir, {
+    provider,
+    lora: mode === 'train-lora' ? LORA : undefined,
+    precision: precisionOf(mode),
+  })
   try {
     const batch = dpoBatch(SIZE.train, policy.config.vocab_size)
     const loss = dpoLoss(SIZE.train.rows / 2, DPO.beta)
@@ -386,7 +400,7 @@ async function ourStep(dir: string, provider: Provider, mode: string, peakGflops
       bytes_per_step: { host_to_device: median(up), device_to_host: median(down) },
       weight_bytes: policy.weightBytes(),
     }
-    if (mode === 'train-full') {
+    if (mode !== 'train-lora') {
       const gflops = stepFlops(policy, tokens) / (stepMs / 1000) / 1e9
       result.model_gflops = Math.round(gflops)
       if (peakGflops) result.fraction_of_matmul_peak = +(gflops / peakGflops).toFixed(3)
@@ -446,11 +460,15 @@ async function ourProfile(dir: string) {
   }
 }
 
+/** `train-fp16` is `train-full` in mixed precision. */
+const precisionOf = (mode: string): Precision => (mode === 'train-fp16' ? 'float16' : 'float32')
+
 function torchJob(dir: string, mode: string): BenchJob {
   const decode = mode === 'decode'
   return {
     dir,
-    mode: mode as BenchJob['mode'],
+    mode: (mode === 'train-fp16' ? 'train-full' : mode) as BenchJob['mode'],
+    precision: precisionOf(mode),
     device: 'cuda',
     threads: os.cpus().length,
     warmup: SIZE.warmup,
@@ -501,21 +519,37 @@ const result: Record<string, unknown> = {
 function flush(): void {
   if (process.env.GPU_CHECK_OUT) writeFileSync(process.env.GPU_CHECK_OUT, JSON.stringify(result, null, 1))
 }
-const root = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-'))
-try {
-  const torchMatmul = await torchCuda({ ...torchJob('', 'matmul'), n: SIZE.matmul })
-  result.torch = 'torch' in torchMatmul ? { version: torchMatmul.torch, cuda: torchMatmul.cuda } : torchMatmul
-  const webgpu = gpuProviders.includes('webgpu')
+const webgpu = gpuProviders.includes('webgpu')
+
+/**
+ * The matrix throughput of one precision, on WebGPU and through cuBLAS, and the peak a step's FLOP/s
+ * is read against: cuBLAS's where measured, else WebGPU's own.
+ */
+async function matrixPeak(precision: Precision) {
+  const torchMatmul = await torchCuda({ ...torchJob('', 'matmul'), n: SIZE.matmul, precision })
   const matmul: Record<string, unknown> = {
-    webgpu: webgpu ? await guarded(() => webgpuMatmul(SIZE.matmul)) : { skipped: 'no WebGPU' },
+    webgpu: webgpu ? await guarded(() => webgpuMatmul(SIZE.matmul, precision)) : { skipped: 'no WebGPU' },
     torch_cuda:
       'gflops' in torchMatmul ? { n: SIZE.matmul, gflops: Math.round(torchMatmul.gflops) } : torchMatmul,
   }
-  result.matmul = matmul
-  // The peak the step's FLOP/s is read against: cuBLAS where measured, else WebGPU's own matmul.
   const peak = [matmul.torch_cuda, matmul.webgpu]
     .map((m) => (m as { gflops?: number }).gflops)
     .find((x) => x !== undefined)
+  return { torchMatmul, matmul, peak }
+}
+
+const root = await mkdtemp(path.join(os.tmpdir(), 'gpu-check-'))
+try {
+  const float32 = await matrixPeak('float32')
+  const { torchMatmul } = float32
+  result.torch = 'torch' in torchMatmul ? { version: torchMatmul.torch, cuda: torchMatmul.cuda } : torchMatmul
+  result.matmul = float32.matmul
+  const peaks: Record<Precision, number | undefined> = { float32: float32.peak, float16: undefined }
+  if (MODES.includes('train-fp16')) {
+    const float16 = await matrixPeak('float16')
+    result.matmul_float16 = float16.matmul
+    peaks.float16 = float16.peak
+  }
 
   const equalityDir = (await modelFolder(root, SIZE.equality)).dir
   if (webgpu) {
@@ -541,9 +575,14 @@ try {
       const row: Record<string, unknown> = {}
       entry[mode] = row
       for (const provider of gpuProviders) {
-        row[provider] = await guarded(() =>
-          mode === 'decode' ? ourDecode(dir, provider) : ourStep(dir, provider, mode, peak),
-        )
+        row[provider] =
+          mode === 'train-fp16' && provider !== 'webgpu'
+            ? { skipped: 'float16 training runs on WebGPU only' }
+            : await guarded(() =>
+                mode === 'decode'
+                  ? ourDecode(dir, provider)
+                  : ourStep(dir, provider, mode, peaks[precisionOf(mode)]),
+              )
       }
       const torch = budgetLeft() > 0 ? await torchCuda(torchJob(dir, mode)) : { skipped: 'time budget spent' }
       row.torch_cuda = torch
