@@ -49,7 +49,7 @@ const { values: args } = parseArgs({
     preset: { type: 'string', default: 'tiny' },
     seeds: { type: 'string', default: '5' },
     'search-seeds': { type: 'string', default: '2' },
-    iterations: { type: 'string', default: '3' },
+    iterations: { type: 'string', default: String(BENCH_DATA_DEFAULTS.iterations) },
     queries: { type: 'string', default: String(BENCH_DATA_DEFAULTS.queries) },
     lrs: { type: 'string', default: '1e-4,3e-4,1e-3' },
     variants: { type: 'string', default: 'sso,pbaa,sso_no_w,sso_no_g,sft_continue' },
@@ -76,6 +76,7 @@ const edgeOf = (lr: number) =>
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'])
 const DATA: BenchDataOptions = {
   queries: Number(args.queries),
+  iterations: ITERATIONS,
   sftPerFamily: Number(args['sft-per-family']),
   evalPerFamily: Number(args['eval-per-family']),
 }
@@ -105,6 +106,8 @@ const ONLINE_HP = {
   epochs: 1,
   max_new_tokens: MAX_NEW_TOKENS,
   generation_batch_size: 16,
+  // every iteration its own queries, as in the method (and as sft_continue draws new rows)
+  queries_per_iteration: DATA.queries,
   checkpoint_every: 0,
   iterations: ITERATIONS,
 }

@@ -27,12 +27,14 @@ export const BENCH_EVAL_FAMILIES: readonly TaskFamily[] = [
 ]
 
 export interface BenchDataOptions {
+  /** Training queries per iteration; each iteration gets its own. */
   queries: number
+  iterations: number
   sftPerFamily: number
   evalPerFamily: number
 }
 
-export const BENCH_DATA_DEFAULTS: BenchDataOptions = { queries: 48, sftPerFamily: 60, evalPerFamily: 20 }
+export const BENCH_DATA_DEFAULTS: BenchDataOptions = { queries: 48, iterations: 3, sftPerFamily: 60, evalPerFamily: 20 }
 
 const SFT_SEED = 5
 const EVAL_SEEDS: Record<EvalSplit, number> = { validation: 77_777, test: 99_999 }
@@ -78,10 +80,13 @@ function selectionDemonstrations(perFamily: number): SftPair[] {
   return rows
 }
 
-/** Plain training queries of one seed (no `features`: the policy picks the principles). */
+/**
+ * Plain training queries of one seed (no `features`: the policy picks the principles): `queries` for
+ * each iteration, which a run takes in turn (`queries_per_iteration`), new ones every iteration.
+ */
 export function benchQueries(o: BenchDataOptions, seed: number): Query[] {
   const rng = Rng.fromSeed(1000 + seed)
-  return Array.from({ length: o.queries }, (_, i) => ({
+  return Array.from({ length: o.queries * o.iterations }, (_, i) => ({
     prompt: BENCH_TRAIN_FAMILIES[i % BENCH_TRAIN_FAMILIES.length].makePrompt(rng, 'train'),
   }))
 }

@@ -120,7 +120,12 @@ export const HyperparametersSchema = Type.Object({
     description:
       'float16: the policy scores and trains in mixed precision on the webgpu device (float16 copies of the weights, float16 activations; float32 master weights, AdamW moments, log-softmax and loss; dynamic loss scaling, a step whose gradients overflow is skipped). Needs device webgpu and an adapter with shader-f16; not for the rm method',
   }),
-  queries_per_iteration: Type.Integer({ minimum: 0, default: 0, description: '0 = all queries' }),
+  queries_per_iteration: Type.Integer({
+    minimum: 0,
+    default: 0,
+    description:
+      'queries each iteration samples from: 0 = all of them; n = the next n of one shuffle of the dataset (fixed by the seed), so iterations see new queries until the dataset runs out, then wrap around',
+  }),
   max_prompt_tokens: Type.Integer({ minimum: 1, default: 512 }),
   // generation
   max_new_tokens: Type.Integer({ minimum: 1, maximum: 32768, default: 256 }),

@@ -15,7 +15,7 @@ import { generateTriples, type PlanStats, planQueries, type RoleSampling, regene
 import type { GenerationTransfers, TrainablePolicy } from './policy-port.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
 import { type Query, type SsoRecord, writeJsonl } from './records.ts'
-import type { RngState } from './rng.ts'
+import { Rng, type RngState } from './rng.ts'
 import type { RunContext } from './run-context.ts'
 import { scoreReference, ssoRows } from './scoring.ts'
 import type { ControlSignal } from './trainer-interface.ts'
@@ -35,10 +35,19 @@ const roleSampling = (hp: Hyperparameters): RoleSampling => ({
 
 const meanLength = (xs: string[]): number => xs.reduce((a, s) => a + s.length, 0) / Math.max(1, xs.length)
 
-/** The iteration's queries: all of them, or a fresh random subset of `queries_per_iteration`. */
-function iterationQueries(ctx: RunContext, queries: readonly Query[]): Query[] {
-  const n = ctx.hp.queries_per_iteration
-  return n > 0 && n < queries.length ? ctx.rng.sample(queries, n) : [...queries]
+const QUERY_ORDER_SALT = 0x5eed_0a0e
+
+/**
+ * Iteration k's queries: all of them, or the k-th run of `queries_per_iteration` through one shuffle
+ * of the pool (fixed by the job's seed), so that iterations see new queries until the pool runs out,
+ * as the method's iterations each take their own slice of the prompts. Depends on k alone: a resumed
+ * run picks the same queries.
+ */
+export function iterationQueries(queries: readonly Query[], n: number, seed: number, k: number): Query[] {
+  if (n <= 0 || n >= queries.length) return [...queries]
+  // a stream of its own, so that the order is not correlated with the run's other draws
+  const order = Rng.fromSeed(seed ^ QUERY_ORDER_SALT).shuffle(queries)
+  return Array.from({ length: n }, (_, i) => order[((k - 1) * n + i) % order.length])
 }
 
 /** Plans and samples the iteration's triples, then cleans them; `stopped` holds the signal that stopped it. */
@@ -71,12 +80,12 @@ function perToken(
   }
 }
 
-async function sampleRecords(ctx: RunContext, queries: readonly Query[]): Promise<Sampled> {
+async function sampleRecords(ctx: RunContext, k: number, queries: readonly Query[]): Promise<Sampled> {
   const hp = ctx.hp
   const set = validatePrincipleSet(ctx.job.principleSet ?? DEFAULT_PRINCIPLE_SET)
   ctx.phase('generating', 'sampling y+, y- and y0')
   const { planned, stats: plan } = await planQueries(
-    iterationQueries(ctx, queries),
+    iterationQueries(queries, hp.queries_per_iteration, ctx.job.seed, k),
     set,
     {
       source: hp.principle_source,
@@ -248,7 +257,7 @@ async function ssoIteration(
   let stepsDone = data ? (resume?.state.phase?.stepsDone ?? 0) : 0
   if (!data) {
     const startRng: RngState = ctx.rng.state()
-    const sampled = await sampleRecords(ctx, queries)
+    const sampled = await sampleRecords(ctx, k, queries)
     if (sampled.stopped) {
       await ctx.checkpoint(k, 'generate', startRng)
       return sampled.stopped
@@ -282,7 +291,7 @@ async function ssoV2Iteration(
     const startRng: RngState = ctx.rng.state()
     if (!genData) {
       stepsDone = 0
-      const sampled = await sampleRecords(ctx, queries)
+      const sampled = await sampleRecords(ctx, k, queries)
       if (sampled.stopped) {
         await ctx.checkpoint(k, 'generate', startRng)
         return sampled.stopped

@@ -7,6 +7,10 @@ const ITEMS: Record<string, string[]> = {
   colors: ['red', 'blue', 'green', 'yellow', 'black', 'white'],
   animals: ['cat', 'dog', 'horse', 'mouse', 'bird', 'fish'],
   tools: ['hammer', 'saw', 'drill', 'wrench', 'spade', 'knife'],
+  drinks: ['tea', 'coffee', 'milk', 'juice', 'water', 'cocoa'],
+  shapes: ['circle', 'square', 'triangle', 'oval', 'star', 'cube'],
+  clothes: ['shirt', 'coat', 'hat', 'glove', 'sock', 'boot'],
+  sports: ['tennis', 'golf', 'rugby', 'hockey', 'boxing', 'rowing'],
   // validation
   vegetables: ['carrot', 'onion', 'leek', 'pea', 'bean', 'kale'],
   metals: ['iron', 'copper', 'zinc', 'tin', 'gold', 'silver'],
@@ -24,7 +28,10 @@ export const format = defineFamily({
     bad: 'Answer in a single sentence, never as a list.',
   },
   pools: {
-    train: { templates: ['Name three {}.'], vocab: ['fruits', 'colors', 'animals', 'tools'] },
+    train: {
+      templates: ['Name three {}.', 'Give me some {}.', 'What are some {}?'],
+      vocab: ['fruits', 'colors', 'animals', 'tools', 'drinks', 'shapes', 'clothes', 'sports'],
+    },
     validation: { templates: EVAL_TEMPLATES, vocab: ['vegetables', 'metals'] },
     test: { templates: EVAL_TEMPLATES, vocab: ['instruments', 'trees'] },
   },

@@ -42,7 +42,7 @@ export const politeness = defineFamily({
   },
   pools: {
     train: {
-      templates: ['Where is {}?', 'How do I get to {}?'],
+      templates: ['Where is {}?', 'How do I get to {}?', 'Which way to {}?', 'Is {} far from here?'],
       vocab: [
         'the station',
         'the library',
@@ -52,6 +52,14 @@ export const politeness = defineFamily({
         'the museum',
         'the school',
         'the bakery',
+        'the hospital',
+        'the church',
+        'the hotel',
+        'the airport',
+        'the castle',
+        'the garden',
+        'the theatre',
+        'the beach',
       ],
     },
     validation: {
