@@ -34,7 +34,12 @@ export interface BenchDataOptions {
   evalPerFamily: number
 }
 
-export const BENCH_DATA_DEFAULTS: BenchDataOptions = { queries: 48, iterations: 3, sftPerFamily: 60, evalPerFamily: 20 }
+export const BENCH_DATA_DEFAULTS: BenchDataOptions = {
+  queries: 48,
+  iterations: 3,
+  sftPerFamily: 60,
+  evalPerFamily: 20,
+}
 
 const SFT_SEED = 5
 const EVAL_SEEDS: Record<EvalSplit, number> = { validation: 77_777, test: 99_999 }
