@@ -1,6 +1,7 @@
 """PyTorch side of bench/model.ts: the same training step (DPO, full fine-tuning or LoRA) and greedy
 decoding with a KV cache, on the same model folder, in float32, on the CPU or (job field
-`device`: 'cuda', also used by bench/gpu-check.sh) on a CUDA GPU. Prints one JSON line, which names
+`device`: 'cuda', also used by bench/gpu-check.sh) on a CUDA GPU, where job field `precision`:
+'float16' trains in mixed precision (autocast, gradient scaler). Prints one JSON line, which names
 the implementation that ran, torch's version and the BLAS it calls.
 
 When `transformers` is importable the model is its own class (AutoModelForCausalLM, default
