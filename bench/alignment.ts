@@ -5,7 +5,8 @@
  * steps, the same generation cap): SSO, PBAA, SSO without W, SSO without G, and plain SFT continuation on
  * the SFT corpus. The policy picks its principles from a set with distractors (`principle_selection:
  * policy`); θG and every other hyperparameter keep the method's defaults except the learning rate and
- * the number of iterations (early stopping), which are searched per variant on the validation split. The
+ * the number of iterations (early stopping), which are searched per variant on the validation split
+ * (optionally with one setting of each variant's own, `--knob`, grids of equal size for all). The
  * chosen setting then runs over several seeds and is evaluated after every iteration on the test split,
  * whose templates and vocabulary share nothing with training (test/eval/heldout.test.ts) and which
  * includes a family whose principle no training data holds.
@@ -15,7 +16,7 @@
  * docs/benchmark.md describes the output and the `--families-dir` interface.
  *
  *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 5] [--search-seeds 2] [--iterations 3] [--queries 48]
- *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5] [--sft-lr 3e-3 (10m: 1e-3)]
+ *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--knob sso=theta_g:0.1,0.5 ...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5] [--sft-lr 3e-3 (10m: 1e-3)]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -34,6 +35,7 @@ import {
 import { type ExternalFamily, loadExternalFamilies } from '../src/eval/external-families.ts'
 import { findLeaks } from '../src/eval/leakage.ts'
 import { type EvalItem, type EvalReport, evaluate } from '../src/eval/run-eval.ts'
+import { parseKnobs, pointLabel, type SearchPoint, searchGrids } from '../src/eval/search-grid.ts'
 import { type OutcomeCounts, pairOutcomes } from '../src/eval/signal-accuracy.ts'
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
 import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
@@ -53,6 +55,9 @@ const { values: args } = parseArgs({
     queries: { type: 'string', default: String(BENCH_DATA_DEFAULTS.queries) },
     lrs: { type: 'string', default: '1e-4,3e-4,1e-3' },
     variants: { type: 'string', default: 'sso,pbaa,sso_no_w,sso_no_g,sft_continue' },
+    // one more setting searched per variant, VARIANT=KEY:V1,V2 (repeatable; every variant needs one of
+    // the same size, so no method gets more tuning than another)
+    knob: { type: 'string', multiple: true, default: [] },
     'families-dir': { type: 'string' },
     'eval-per-family': { type: 'string', default: String(BENCH_DATA_DEFAULTS.evalPerFamily) },
     'sft-per-family': { type: 'string', default: String(BENCH_DATA_DEFAULTS.sftPerFamily) },
@@ -71,8 +76,12 @@ const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i + 1)
 const SEARCH_SEEDS = Array.from({ length: Number(args['search-seeds']) }, (_, i) => 1001 + i)
 const ITERATIONS = Number(args.iterations)
 const LRS = args.lrs.split(',').map(Number)
-const edgeOf = (lr: number) =>
-  lr === Math.min(...LRS) ? 'lowest' : lr === Math.max(...LRS) ? 'highest' : undefined
+/** Whether a learning rate is the grid's lowest or highest (nothing to say of a one-rate grid). */
+function edgeOf(lr: number): 'lowest' | 'highest' | undefined {
+  if (LRS.length < 2) return undefined
+  if (lr === Math.min(...LRS)) return 'lowest'
+  return lr === Math.max(...LRS) ? 'highest' : undefined
+}
 const MAX_NEW_TOKENS = Number(args['max-new-tokens'])
 const DATA: BenchDataOptions = {
   queries: Number(args.queries),
@@ -124,6 +133,16 @@ const VARIANTS = args.variants.split(',').map((name) => {
     throw new Error(`unknown variant '${name}'; variants: ${ALL_VARIANTS.map((x) => x.name).join(', ')}`)
   return v
 })
+const GRIDS = searchGrids(
+  LRS,
+  VARIANTS.map((v) => v.name),
+  parseKnobs(
+    args.knob,
+    VARIANTS.map((v) => v.name),
+  ),
+)
+/** The knob's value, for the output lines of a point that has one. */
+const knobField = (point: SearchPoint) => (Object.keys(point.knob).length > 0 ? { knob: point.knob } : {})
 
 /** What one iteration of a run cost and produced. */
 interface IterationResult {
@@ -196,7 +215,7 @@ async function iterationSamples(ctx: Context, runDir: string, k: number) {
 async function runOnline(
   ctx: Context,
   variant: Variant,
-  lr: number,
+  point: SearchPoint,
   seed: number,
   runDir: string,
   evaluateAt: (k: number) => EvalSplit | undefined,
@@ -211,7 +230,7 @@ async function runOnline(
     modelDir: ctx.start,
     principleSet: benchPrincipleSet(),
     datasetPaths: [queries],
-    hyperparameters: { ...variant.hp, lr },
+    hyperparameters: { ...variant.hp, ...point.knob, lr: point.lr },
     device: 'cpu',
     seed,
     outputDir: runDir,
@@ -244,7 +263,7 @@ async function runOnline(
 async function runSftContinue(
   ctx: Context,
   variant: Variant,
-  lr: number,
+  point: SearchPoint,
   seed: number,
   runDir: string,
   evaluateAt: (k: number) => EvalSplit | undefined,
@@ -263,7 +282,7 @@ async function runSftContinue(
         method: 'sft',
         modelDir: model,
         datasetPaths: [data],
-        hyperparameters: { ...variant.hp, lr },
+        hyperparameters: { ...variant.hp, ...point.knob, lr: point.lr },
         device: 'cpu',
         seed: seed * 100 + k,
         outputDir,
@@ -288,15 +307,15 @@ async function runSftContinue(
 async function runVariant(
   ctx: Context,
   variant: Variant,
-  lr: number,
+  point: SearchPoint,
   seed: number,
   evaluateAt: (k: number) => EvalSplit | undefined,
 ): Promise<IterationResult[]> {
-  const runDir = join(ctx.root, `${variant.name}-lr${lr}-seed${seed}`)
+  const runDir = join(ctx.root, `${variant.name}-${pointLabel(point)}-seed${seed}`)
   await mkdir(runDir, { recursive: true })
   try {
     const run = variant.method === 'sft' ? runSftContinue : runOnline
-    return await run(ctx, variant, lr, seed, runDir, evaluateAt)
+    return await run(ctx, variant, point, seed, runDir, evaluateAt)
   } finally {
     if (!args.keep) await rm(runDir, { recursive: true, force: true })
   }
@@ -449,26 +468,28 @@ async function main(): Promise<void> {
       seconds: (performance.now() - started) / 1000,
     })
 
-    // 2. learning rate and iteration count per variant, searched on the validation split (search seeds)
-    const chosen: Record<string, { lr: number; iteration: number }> = {}
+    // 2. learning rate (and knob) and iteration count per variant, searched on the validation split
+    // (search seeds)
+    const chosen: Record<string, { point: SearchPoint; iteration: number }> = {}
     for (const variant of VARIANTS) {
-      // one learning rate leaves nothing to choose: no search runs (every variant gets the same one)
-      if (LRS.length === 1) {
-        chosen[variant.name] = { lr: LRS[0], iteration: ITERATIONS }
+      const grid = GRIDS[variant.name]
+      // one point leaves nothing to choose: no search runs (every variant gets the same learning rate)
+      if (grid.length === 1) {
+        chosen[variant.name] = { point: grid[0], iteration: ITERATIONS }
         emit({
           name: 'alignment/chosen',
           variant: variant.name,
-          lr: LRS[0],
+          lr: grid[0].lr,
           iteration: ITERATIONS,
           searched: false,
         })
         continue
       }
-      let best = { lr: LRS[0], iteration: ITERATIONS, satisfaction: Number.NEGATIVE_INFINITY }
-      for (const lr of LRS) {
+      let best = { point: grid[0], iteration: ITERATIONS, satisfaction: Number.NEGATIVE_INFINITY }
+      for (const point of grid) {
         const perSeed: IterationResult[][] = []
         for (const seed of SEARCH_SEEDS)
-          perSeed.push(await runVariant(ctx, variant, lr, seed, () => 'validation'))
+          perSeed.push(await runVariant(ctx, variant, point, seed, () => 'validation'))
         const perIteration = Array.from(
           { length: ITERATIONS },
           (_, k) => meanCi(perSeed.map((results) => results[k].report.satisfaction)).mean,
@@ -477,7 +498,8 @@ async function main(): Promise<void> {
         emit({
           name: 'alignment/search',
           variant: variant.name,
-          lr,
+          lr: point.lr,
+          ...knobField(point),
           split: 'validation',
           seeds: SEARCH_SEEDS,
           satisfaction: perIteration[ITERATIONS - 1],
@@ -487,15 +509,16 @@ async function main(): Promise<void> {
           seconds: (performance.now() - started) / 1000,
         })
         perIteration.forEach((satisfaction, k) => {
-          if (satisfaction > best.satisfaction) best = { lr, iteration: k + 1, satisfaction }
+          if (satisfaction > best.satisfaction) best = { point, iteration: k + 1, satisfaction }
         })
       }
-      chosen[variant.name] = { lr: best.lr, iteration: best.iteration }
-      const edge = edgeOf(best.lr)
+      chosen[variant.name] = { point: best.point, iteration: best.iteration }
+      const edge = edgeOf(best.point.lr)
       emit({
         name: 'alignment/chosen',
         variant: variant.name,
-        lr: best.lr,
+        lr: best.point.lr,
+        ...knobField(best.point),
         iteration: best.iteration,
         validation_satisfaction: best.satisfaction,
         // a choice at the grid's edge says the grid, not the method, may have set it
@@ -508,12 +531,14 @@ async function main(): Promise<void> {
     const runs: Record<string, IterationResult[][]> = {}
     for (const variant of VARIANTS) {
       for (const seed of SEEDS) {
-        const results = await runVariant(ctx, variant, chosen[variant.name].lr, seed, () => 'test')
+        const { point } = chosen[variant.name]
+        const results = await runVariant(ctx, variant, point, seed, () => 'test')
         for (const r of results)
           emit({
             name: 'alignment/iteration',
             variant: variant.name,
-            lr: chosen[variant.name].lr,
+            lr: point.lr,
+            ...knobField(point),
             seed,
             iteration: r.iteration,
             split: 'test',
