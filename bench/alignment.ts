@@ -135,14 +135,8 @@ const VARIANTS = args.variants.split(',').map((name) => {
     throw new Error(`unknown variant '${name}'; variants: ${ALL_VARIANTS.map((x) => x.name).join(', ')}`)
   return v
 })
-const GRIDS = searchGrids(
-  LRS,
-  VARIANTS.map((v) => v.name),
-  parseKnobs(
-    args.knob,
-    VARIANTS.map((v) => v.name),
-  ),
-)
+const VARIANT_NAMES = VARIANTS.map((v) => v.name)
+const GRIDS = searchGrids(LRS, VARIANT_NAMES, parseKnobs(args.knob, VARIANT_NAMES))
 /** The knob's value, for the output lines of a point that has one. */
 const knobField = (point: SearchPoint) => (Object.keys(point.knob).length > 0 ? { knob: point.knob } : {})
 
