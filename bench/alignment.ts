@@ -476,6 +476,7 @@ async function main(): Promise<void> {
           name: 'alignment/chosen',
           variant: variant.name,
           lr: grid[0].lr,
+          ...knobField(grid[0]),
           iteration: ITERATIONS,
           searched: false,
         })
