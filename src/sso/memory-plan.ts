@@ -9,7 +9,7 @@
  */
 import { ValidationError } from '../errors.ts'
 import type { LlamaConfig } from '../model/config.ts'
-import { estimatePolicyMemory, type MemoryEstimate } from '../model/memory-estimate.ts'
+import { estimatePolicyMemory, type MemoryEstimate, peakOf } from '../model/memory-estimate.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
 import { OBJECTIVE_ROLES, type ObjectiveName } from './loss-types.ts'
 import type { TrainingMethod } from './trainer-interface.ts'
@@ -100,10 +100,11 @@ export function estimateRunMemory(
     },
   )
   if (method !== 'sso_v2') return estimate
-  // the generator is a fork of the policy: its own weights and optimizer, sessions of the same sizes
-  const { weights, optimizer } = estimate.parts
-  const generator = weights + optimizer
-  return { bytes: estimate.bytes + generator, parts: { ...estimate.parts, generator } }
+  // the generator is a fork of the policy: its own weights and optimizer, sessions of the same sizes;
+  // while it trains, the policy keeps the generation sessions it sampled with
+  const { weights, optimizer, generation } = estimate.parts
+  const parts = { ...estimate.parts, generator: weights + optimizer + generation }
+  return { bytes: peakOf(parts), parts }
 }
 
 /**

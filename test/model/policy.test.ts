@@ -137,6 +137,30 @@ test('a short SFT drives the loss down and greedy generation reproduces the memo
   await policy.dispose()
 })
 
+test("on the CPU a policy gives its training sessions' memory back when it moves on to scoring", async () => {
+  const policy = await Policy.load(modelDir)
+  // long rows: the step's activations (attention over hundreds of tokens) are most of the process
+  const text = (i: number) => `${i} ${'every word counts '.repeat(16)}`
+  const rows = Array.from({ length: 8 }, (_, i) =>
+    policy.tokenizeExchange([{ role: 'user', content: text(i) }], text(i)),
+  )
+  const mb = (b: number) => `${(b / 2 ** 20).toFixed(0)} MB`
+  const before = process.memoryUsage.rss()
+  await policy.trainStep({ rows }, { lr: 1e-4, loss: sft })
+  const trained = process.memoryUsage.rss() - before
+  await policy.logprobs(rows.slice(0, 1))
+  const scored = process.memoryUsage.rss() - before
+  await policy.dispose()
+  console.log(
+    `rows of ${rows[0].prompt.length + rows[0].response.length} tokens: step +${mb(trained)}, then scoring +${mb(scored)}`,
+  )
+  assert.ok(trained > 100 * 2 ** 20, `the step should hold its activations' arena: +${mb(trained)}`)
+  assert.ok(
+    scored < trained / 2,
+    `after moving on to scoring +${mb(scored)} remain of the step's +${mb(trained)}`,
+  )
+})
+
 test('full fine-tuning: the frozen reference is the policy itself until a step; released, no copy is taken', async () => {
   const policy = await Policy.load(modelDir)
   const row = policy.tokenizeExchange(question, 'Paris.')
