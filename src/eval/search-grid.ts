@@ -9,13 +9,19 @@ import { parseHyperparameters } from '../sso/hyperparameters.ts'
 /** One point of a variant's search: a learning rate and the knob's value, if it has one. */
 export interface SearchPoint {
   lr: number
-  knob: Record<string, number>
+  knob: Record<string, KnobValue>
 }
+
+/** A number (θG, β) or a switch (the log-prob filter: `filter:false,true`). */
+export type KnobValue = number | boolean
 
 export interface Knob {
   key: string
-  values: number[]
+  values: KnobValue[]
 }
+
+const parseKnobValue = (text: string): KnobValue =>
+  text === 'true' ? true : text === 'false' ? false : Number(text)
 
 /** Parses `variant=key:v1,v2` specs; each names a known variant, a known hyperparameter and valid values. */
 export function parseKnobs(specs: readonly string[], variants: readonly string[]): Record<string, Knob> {
@@ -28,8 +34,9 @@ export function parseKnobs(specs: readonly string[], variants: readonly string[]
       throw new Error(`--knob '${spec}': '${variant}' is not a variant of this run (${variants.join(', ')})`)
     if (knobs[variant]) throw new Error(`--knob '${spec}': ${variant} already searches ${knobs[variant].key}`)
     if (key === 'lr') throw new Error(`--knob '${spec}': the learning rate is searched by --lrs`)
-    const values = list.split(',').map(Number)
-    if (values.some((v) => !Number.isFinite(v))) throw new Error(`--knob '${spec}': values must be numbers`)
+    const values = list.split(',').map(parseKnobValue)
+    if (values.some((v) => typeof v === 'number' && !Number.isFinite(v)))
+      throw new Error(`--knob '${spec}': values must be numbers or true/false`)
     if (new Set(values).size !== values.length) throw new Error(`--knob '${spec}': values repeat`)
     // the trainer's own validation, so a bad key or value stops the benchmark before its SFT start
     for (const value of values) parseHyperparameters({ [key]: value })

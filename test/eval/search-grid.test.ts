@@ -41,11 +41,22 @@ test('a search larger for one variant than for another is refused', () => {
   assert.equal(searchGrids([3e-4], VARIANTS, fair).pbaa.length, 3)
 })
 
+test('a switch is a knob too, searched on and off', () => {
+  const knobs = parseKnobs(['sso=filter:false,true', 'pbaa=filter:false,true'], VARIANTS)
+  assert.deepEqual(knobs.pbaa, { key: 'filter', values: [false, true] })
+  assert.deepEqual(
+    searchGrids([1e-4], VARIANTS, knobs).sso.map((p) => p.knob),
+    [{ filter: false }, { filter: true }],
+  )
+  // the trainer's validation still applies: a switch where a number belongs is refused
+  assert.throws(() => parseKnobs(['sso=theta_g:true,false'], VARIANTS), /theta_g/)
+})
+
 test('knob specs are checked before anything runs', () => {
   assert.throws(() => parseKnobs(['sso:theta_g=0.1'], VARIANTS), /expected VARIANT=KEY:V1,V2/)
   assert.throws(() => parseKnobs(['sso_no_g=beta:0.1,0.2'], VARIANTS), /not a variant of this run/)
   assert.throws(() => parseKnobs(['sso=lr:1e-4,3e-4'], VARIANTS), /searched by --lrs/)
-  assert.throws(() => parseKnobs(['sso=theta_g:0.1,x'], VARIANTS), /values must be numbers/)
+  assert.throws(() => parseKnobs(['sso=theta_g:0.1,x'], VARIANTS), /values must be numbers or true\/false/)
   assert.throws(() => parseKnobs(['sso=theta_g:0.1,0.1'], VARIANTS), /values repeat/)
   assert.throws(() => parseKnobs(['sso=theta_g:0.1', 'sso=beta:0.1'], VARIANTS), /already searches theta_g/)
   // the trainer's own validation: an unknown hyperparameter, a value out of its range
