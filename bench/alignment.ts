@@ -34,7 +34,7 @@ import {
 } from '../src/eval/benchmark-data.ts'
 import { type ExternalFamily, loadExternalFamilies } from '../src/eval/external-families.ts'
 import { findLeaks } from '../src/eval/leakage.ts'
-import { type EvalItem, type EvalReport, evaluate } from '../src/eval/run-eval.ts'
+import { type EvalItem, type EvalReport, evaluate, meanReport } from '../src/eval/run-eval.ts'
 import { parseKnobs, pointLabel, type SearchPoint, searchGrids } from '../src/eval/search-grid.ts'
 import { type OutcomeCounts, pairOutcomes } from '../src/eval/signal-accuracy.ts'
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
@@ -76,6 +76,10 @@ const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i + 1)
 // the search runs on its own seeds, so no test-split seed doubles as a tuning seed; one search seed
 // proved too noisy (a learning rate that won on it collapsed on most test seeds)
 const SEARCH_SEEDS = Array.from({ length: Number(args['search-seeds']) }, (_, i) => 1001 + i)
+if (SEEDS.length === 0 || SEARCH_SEEDS.length === 0)
+  throw new Error(
+    `--seeds and --search-seeds must be whole numbers of at least 1 (got ${args.seeds} and ${args['search-seeds']})`,
+  )
 const ITERATIONS = Number(args.iterations ?? (PRESET === '10m' ? 5 : BENCH_DATA_DEFAULTS.iterations))
 const LRS = args.lrs.split(',').map(Number)
 /** Whether a learning rate is the grid's lowest or highest (nothing to say of a one-rate grid). */
@@ -142,6 +146,7 @@ const knobField = (point: SearchPoint) => (Object.keys(point.knob).length > 0 ? 
 
 /** What one iteration of a run cost and produced. */
 interface IterationResult {
+  seed: number
   iteration: number
   report: EvalReport
   steps: number
@@ -180,6 +185,33 @@ async function evaluateModel(ctx: Context, modelDir: string, split: EvalSplit, s
     await policy.dispose()
   }
 }
+
+/**
+ * The SFT start scored with the evaluation sampling of each seed's runs, one evaluation per seed: a gain
+ * is then a difference paired by seed, and its interval carries the start's sampling noise too (an
+ * 80-item evaluation at temperature 1 has a standard deviation of about 5 points).
+ */
+interface StartScores {
+  perSeed: Map<number, EvalReport>
+  mean: EvalReport
+}
+
+async function scoreStart(ctx: Context, split: EvalSplit, seeds: readonly number[]): Promise<StartScores> {
+  const perSeed = new Map<number, EvalReport>()
+  for (const seed of seeds) perSeed.set(seed, await evaluateModel(ctx, ctx.start, split, seed))
+  return { perSeed, mean: meanReport([...perSeed.values()]) }
+}
+
+function startAt(start: StartScores, seed: number): EvalReport {
+  const report = start.perSeed.get(seed)
+  if (!report) throw new Error(`the start was not scored with seed ${seed}`)
+  return report
+}
+
+const startLine = (start: StartScores) => ({
+  ...start.mean,
+  satisfaction_per_seed: Object.fromEntries([...start.perSeed].map(([seed, r]) => [seed, r.satisfaction])),
+})
 
 /** The checkpoint written at the end of iteration k (it opens iteration k + 1). */
 async function iterationCheckpoint(runDir: string, k: number): Promise<string> {
@@ -245,6 +277,7 @@ async function runOnline(
     const split = evaluateAt(k)
     if (!split) continue
     results.push({
+      seed,
       iteration: k,
       report: await evaluateModel(ctx, ctx.start, split, seed, await iterationCheckpoint(runDir, k)),
       steps: steps[k] ?? 0,
@@ -291,6 +324,7 @@ async function runSftContinue(
     const split = evaluateAt(k)
     if (split)
       results.push({
+        seed,
         iteration: k,
         report: await evaluateModel(ctx, model, split, seed),
         steps,
@@ -350,11 +384,11 @@ function curves(runs: Record<string, IterationResult[][]>): void {
 
 /** Per variant, over seeds, at `iterations` ('chosen': each variant's searched count; 'final': the last). */
 function summarise(
-  startTest: EvalReport,
+  startTest: StartScores,
   finals: Record<string, IterationResult[]>,
   iterations: 'chosen' | 'final',
 ): void {
-  const families = Object.keys(startTest.byFamily)
+  const families = Object.keys(startTest.mean.byFamily)
   for (const [variant, runs] of Object.entries(finals)) {
     const satisfaction = meanCi(runs.map((r) => r.report.satisfaction))
     const length = meanCi(runs.map((r) => r.report.meanLength))
@@ -366,13 +400,16 @@ function summarise(
       seeds: runs.length,
       satisfaction: interval(satisfaction),
       gain_points_vs_start: interval(
-        meanCi(runs.map((r) => 100 * (r.report.satisfaction - startTest.satisfaction))),
+        pairedDifferenceCi(
+          runs.map((r) => 100 * r.report.satisfaction),
+          runs.map((r) => 100 * startAt(startTest, r.seed).satisfaction),
+        ),
       ),
       by_family: Object.fromEntries(
         families.map((f) => [f, interval(meanCi(runs.map((r) => r.report.byFamily[f])))]),
       ),
       mean_length: interval(length),
-      length_ratio_vs_start: length.mean / startTest.meanLength,
+      length_ratio_vs_start: length.mean / startTest.mean.meanLength,
       steps_per_iteration: runs[0]?.steps,
       tokens_generated_at_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
     })
@@ -447,9 +484,9 @@ async function main(): Promise<void> {
       checkers: [...BENCH_EVAL_FAMILIES, ...external],
       items,
     }
-    const startReports = {
-      validation: await evaluateModel(ctx, ctx.start, 'validation', 0),
-      test: await evaluateModel(ctx, ctx.start, 'test', 0),
+    const startScores = {
+      validation: await scoreStart(ctx, 'validation', SEARCH_SEEDS),
+      test: await scoreStart(ctx, 'test', SEEDS),
     }
     emit({
       name: 'alignment/start',
@@ -459,8 +496,8 @@ async function main(): Promise<void> {
       sft_epochs: Number(args['sft-epochs']),
       items: { validation: items.validation.length, test: items.test.length },
       external_families: external.map((f) => f.name),
-      validation: startReports.validation,
-      test: startReports.test,
+      validation: startLine(startScores.validation),
+      test: startLine(startScores.test),
       seconds: (performance.now() - started) / 1000,
     })
 
@@ -520,7 +557,7 @@ async function main(): Promise<void> {
         validation_satisfaction: best.satisfaction,
         // a choice at the grid's edge says the grid, not the method, may have set it
         ...(edge && { at_grid_edge: edge }),
-        above_start: best.satisfaction > startReports.validation.satisfaction,
+        above_start: best.satisfaction > startScores.validation.mean.satisfaction,
       })
     }
 
@@ -540,7 +577,7 @@ async function main(): Promise<void> {
             iteration: r.iteration,
             split: 'test',
             satisfaction: r.report.satisfaction,
-            delta_vs_start: r.report.satisfaction - startReports.test.satisfaction,
+            delta_vs_start: r.report.satisfaction - startAt(startScores.test, seed).satisfaction,
             by_family: r.report.byFamily,
             mean_length: r.report.meanLength,
             signal_accuracy: r.signalAccuracy,
@@ -557,12 +594,12 @@ async function main(): Promise<void> {
     const at = (pick: (variant: string) => number) =>
       Object.fromEntries(Object.entries(runs).map(([v, seeds]) => [v, seeds.map((r) => r[pick(v) - 1])]))
     summarise(
-      startReports.test,
+      startScores.test,
       at((v) => chosen[v].iteration),
       'chosen',
     )
     summarise(
-      startReports.test,
+      startScores.test,
       at(() => ITERATIONS),
       'final',
     )

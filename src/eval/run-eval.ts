@@ -69,3 +69,21 @@ export async function evaluate(
   const byFamily = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v.score / v.n]))
   return { satisfaction: total / items.length, byFamily, meanLength: length / items.length, n: items.length }
 }
+
+/**
+ * One model's evaluations under several sampling seeds, averaged: satisfaction, each family and length
+ * are means over the reports; `n` counts every sample scored.
+ */
+export function meanReport(reports: readonly EvalReport[]): EvalReport {
+  if (reports.length === 0) throw new RangeError('no evaluation reports to average')
+  const mean = (value: (r: EvalReport) => number) =>
+    reports.reduce((a, r) => a + value(r), 0) / reports.length
+  return {
+    satisfaction: mean((r) => r.satisfaction),
+    byFamily: Object.fromEntries(
+      Object.keys(reports[0].byFamily).map((f) => [f, mean((r) => r.byFamily[f])]),
+    ),
+    meanLength: mean((r) => r.meanLength),
+    n: reports.reduce((a, r) => a + r.n, 0),
+  }
+}

@@ -8,7 +8,7 @@ import {
   HELD_OUT_FAMILIES,
   TASK_FAMILIES,
 } from '../../src/eval/families.ts'
-import { evaluate, makeEvalItems } from '../../src/eval/run-eval.ts'
+import { evaluate, makeEvalItems, meanReport } from '../../src/eval/run-eval.ts'
 import { pairOutcomes, signalAccuracy } from '../../src/eval/signal-accuracy.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import { matchTemplate, SPLITS } from '../../src/eval/task-family.ts'
@@ -102,6 +102,18 @@ test('evaluate reports satisfaction per family and mean length with no principle
   assert.equal(report.satisfaction, 0.5)
   assert.equal(report.meanLength, (7 * 4 + 4 * 4) / 8)
   assert.ok(seen.every((p) => p.system === undefined))
+})
+
+test('a model scored under several sampling seeds: the mean of its reports, every sample counted', () => {
+  const a = { satisfaction: 0.5, byFamily: { format: 1, politeness: 0 }, meanLength: 10, n: 8 }
+  const b = { satisfaction: 0.25, byFamily: { format: 0.5, politeness: 0 }, meanLength: 20, n: 8 }
+  assert.deepEqual(meanReport([a, b]), {
+    satisfaction: 0.375,
+    byFamily: { format: 0.75, politeness: 0 },
+    meanLength: 15,
+    n: 16,
+  })
+  assert.throws(() => meanReport([]), RangeError)
 })
 
 test('the synthetic corpus: principled prompts follow their principle, plain ones mix', () => {
