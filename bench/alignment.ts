@@ -15,11 +15,11 @@
  * at each variant's chosen iteration and at the last.
  * docs/benchmark.md describes the output and the `--families-dir` interface.
  *
- *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 5] [--search-seeds 2] [--iterations 3 (10m: 5)] [--queries 48]
- *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--knob sso=theta_g:0.1,0.5 ...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5] [--sft-lr 3e-3 (10m: 1e-3)]
+ *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 10] [--search-seeds 2] [--iterations 3 (10m: 5)] [--queries 48]
+ *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--knob sso=theta_g:0.1,0.5 ...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5] [--sft-lr 3e-3 (10m: 1e-3)] [--jobs min(cores, 4)]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
@@ -39,17 +39,20 @@ import { parseKnobs, pointLabel, type SearchPoint, searchGrids } from '../src/ev
 import { type OutcomeCounts, pairOutcomes } from '../src/eval/signal-accuracy.ts'
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
 import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
+import { mapPooled } from '../src/eval/task-pool.ts'
 import { makeTinyModel, TextTokenizer, type TinyPreset } from '../src/model/index.ts'
-import { openModelPolicy, runTrainer } from '../src/sso/index.ts'
+import { openModelPolicy } from '../src/sso/index.ts'
 import { type SftPair, type SsoRecord, toJsonl } from '../src/sso/records.ts'
 import { Rng } from '../src/sso/rng.ts'
-import type { MetricsBatch, TrainerJob, TrainingMethod } from '../src/sso/trainer-interface.ts'
+import type { MetricsBatch, TrainerEvent, TrainerJob, TrainingMethod } from '../src/sso/trainer-interface.ts'
+import { trainerInProcess } from '../src/worker/trainer-process.ts'
 
 const { values: args } = parseArgs({
   options: {
     // '10m' is ~5x slower per query on 2 cores (about 3.5 h at these defaults): docs/benchmark.md
     preset: { type: 'string', default: 'tiny' },
-    seeds: { type: 'string', default: '5' },
+    // 10 test seeds: at 5 the interval of a paired difference was as wide as the effects (t 2.78, not 2.26)
+    seeds: { type: 'string', default: '10' },
     'search-seeds': { type: 'string', default: '2' },
     // default per preset: the 10m model's validation scores still moved after the third iteration
     // (SSO held, PBAA fell), the tiny one's peak by the second
@@ -67,6 +70,8 @@ const { values: args } = parseArgs({
     // default per preset: the 10m model learned the SFT corpus at 1e-3 (loss 0.20), not at 3e-3 (0.40)
     'sft-lr': { type: 'string' },
     'max-new-tokens': { type: 'string', default: '40' },
+    // trainer runs at once, each in a process of its own on one thread (the numbers do not depend on it)
+    jobs: { type: 'string', default: String(Math.min(availableParallelism(), 4)) },
     keep: { type: 'boolean', default: false },
   },
 })
@@ -76,9 +81,10 @@ const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i + 1)
 // the search runs on its own seeds, so no test-split seed doubles as a tuning seed; one search seed
 // proved too noisy (a learning rate that won on it collapsed on most test seeds)
 const SEARCH_SEEDS = Array.from({ length: Number(args['search-seeds']) }, (_, i) => 1001 + i)
-if (SEEDS.length === 0 || SEARCH_SEEDS.length === 0)
+const JOBS = Number(args.jobs)
+if (SEEDS.length === 0 || SEARCH_SEEDS.length === 0 || !Number.isInteger(JOBS) || JOBS < 1)
   throw new Error(
-    `--seeds and --search-seeds must be whole numbers of at least 1 (got ${args.seeds} and ${args['search-seeds']})`,
+    `--seeds, --search-seeds and --jobs must be whole numbers of at least 1 (got ${args.seeds}, ${args['search-seeds']} and ${args.jobs})`,
   )
 const ITERATIONS = Number(args.iterations ?? (PRESET === '10m' ? 5 : BENCH_DATA_DEFAULTS.iterations))
 const LRS = args.lrs.split(',').map(Number)
@@ -98,12 +104,28 @@ const DATA: BenchDataOptions = {
 const EVAL_SAMPLING = { maxNewTokens: MAX_NEW_TOKENS, temperature: 1, topP: 1, topK: 0, seed: 1234 }
 // one optimizer step per batch of 8 examples, one epoch per iteration: the same for every variant
 const BATCH_SIZE = 8
+// one thread per run and per evaluation: runs side by side share the cores, and a run's numbers are
+// the same whatever --jobs or the machine's core count (multi-threaded reductions could change the
+// summation order with the thread count)
+const DETERMINISTIC = true
 
 const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line))
 
+/**
+ * Every training run, the SFT start's included, in a process of its own that exits with it (as the
+ * service's workers train): runs can go side by side (`--jobs`), and each one's native memory goes
+ * back to the system when it ends.
+ */
+const train = trainerInProcess({ nice: 0 })
+/** The largest peak resident set of any trainer process so far, in bytes. */
+let trainerPeakRss = 0
+
 const quiet = (onMetrics: (b: MetricsBatch) => void) => ({
   onMetrics,
-  onEvent: () => {},
+  onEvent: (event: TrainerEvent) => {
+    const peak = event.data?.peak_rss_bytes
+    if (typeof peak === 'number') trainerPeakRss = Math.max(trainerPeakRss, peak)
+  },
   onCheckpoint: () => {},
   control: () => 'continue' as const,
 })
@@ -125,13 +147,18 @@ const ONLINE_HP = {
   queries_per_iteration: DATA.queries,
   checkpoint_every: 0,
   iterations: ITERATIONS,
+  deterministic: DETERMINISTIC,
 }
 const ALL_VARIANTS: Variant[] = [
   { name: 'sso', method: 'sso', hp: ONLINE_HP },
   { name: 'pbaa', method: 'pbaa', hp: ONLINE_HP },
   { name: 'sso_no_w', method: 'sso', hp: { ...ONLINE_HP, use_w: false } },
   { name: 'sso_no_g', method: 'sso', hp: { ...ONLINE_HP, use_g: false } },
-  { name: 'sft_continue', method: 'sft', hp: { batch_size: BATCH_SIZE, epochs: 1 } },
+  {
+    name: 'sft_continue',
+    method: 'sft',
+    hp: { batch_size: BATCH_SIZE, epochs: 1, deterministic: DETERMINISTIC },
+  },
 ]
 const VARIANTS = args.variants.split(',').map((name) => {
   const v = ALL_VARIANTS.find((x) => x.name === name)
@@ -174,6 +201,7 @@ async function evaluateModel(ctx: Context, modelDir: string, split: EvalSplit, s
     optimizer: { lr: 0, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0, maxGradNorm: 0 },
     maxPromptTokens: 256,
     seed,
+    deterministic: DETERMINISTIC,
   })
   try {
     if (state) await policy.load(state)
@@ -263,7 +291,7 @@ async function runOnline(
     seed,
     outputDir: runDir,
   }
-  await runTrainer(
+  await train(
     job,
     quiet((b) => {
       if (b.iteration === undefined) return
@@ -305,7 +333,7 @@ async function runSftContinue(
     await writeFile(data, toJsonl(rng.sample(ctx.sft, DATA.queries)))
     const outputDir = join(runDir, `iter-${k}`)
     let steps = 0
-    await runTrainer(
+    await train(
       {
         runId: `${variant.name}-${seed}-${k}`,
         method: 'sft',
@@ -463,7 +491,9 @@ async function main(): Promise<void> {
     await writeFile(corpus, toJsonl(sft))
     const sftDir = join(root, 'sft')
     let sftLoss = Number.NaN
-    await runTrainer(
+    // all the machine's threads: nothing runs beside the start, and its bits were the same in repeated
+    // runs (tiny, 2 threads)
+    await train(
       {
         runId: 'sft',
         method: 'sft',
@@ -502,7 +532,14 @@ async function main(): Promise<void> {
     })
 
     // 2. learning rate (and knob) and iteration count per variant, searched on the validation split
-    // (search seeds)
+    // (search seeds); every search run of every variant goes into one pool
+    const searched = VARIANTS.filter((v) => GRIDS[v.name].length > 1)
+    const searchTasks = searched.flatMap((variant) =>
+      GRIDS[variant.name].flatMap((point) => SEARCH_SEEDS.map((seed) => ({ variant, point, seed }))),
+    )
+    const searchResults = await mapPooled(searchTasks, JOBS, (t) =>
+      runVariant(ctx, t.variant, t.point, t.seed, () => 'validation'),
+    )
     const chosen: Record<string, { point: SearchPoint; iteration: number }> = {}
     for (const variant of VARIANTS) {
       const grid = GRIDS[variant.name]
@@ -521,9 +558,10 @@ async function main(): Promise<void> {
       }
       let best = { point: grid[0], iteration: ITERATIONS, satisfaction: Number.NEGATIVE_INFINITY }
       for (const point of grid) {
-        const perSeed: IterationResult[][] = []
-        for (const seed of SEARCH_SEEDS)
-          perSeed.push(await runVariant(ctx, variant, point, seed, () => 'validation'))
+        const perSeed = searchResults.filter((_, i) => {
+          const t = searchTasks[i]
+          return t.variant === variant && t.point === point
+        })
         const perIteration = Array.from(
           { length: ITERATIONS },
           (_, k) => meanCi(perSeed.map((results) => results[k].report.satisfaction)).mean,
@@ -540,7 +578,6 @@ async function main(): Promise<void> {
           satisfaction_per_seed: finals.map((r) => r.satisfaction),
           satisfaction_per_iteration: perIteration,
           mean_length: meanCi(finals.map((r) => r.meanLength)).mean,
-          seconds: (performance.now() - started) / 1000,
         })
         perIteration.forEach((satisfaction, k) => {
           if (satisfaction > best.satisfaction) best = { point, iteration: k + 1, satisfaction }
@@ -560,35 +597,46 @@ async function main(): Promise<void> {
         above_start: best.satisfaction > startScores.validation.mean.satisfaction,
       })
     }
+    if (searchTasks.length > 0)
+      emit({
+        name: 'alignment/search_done',
+        runs: searchTasks.length,
+        seconds: (performance.now() - started) / 1000,
+      })
 
-    // 3. the chosen setting over the seeds, evaluated on the test split after every iteration
-    const runs: Record<string, IterationResult[][]> = {}
-    for (const variant of VARIANTS) {
-      for (const seed of SEEDS) {
-        const { point } = chosen[variant.name]
-        const results = await runVariant(ctx, variant, point, seed, () => 'test')
-        for (const r of results)
-          emit({
-            name: 'alignment/iteration',
-            variant: variant.name,
-            lr: point.lr,
-            ...knobField(point),
-            seed,
-            iteration: r.iteration,
-            split: 'test',
-            satisfaction: r.report.satisfaction,
-            delta_vs_start: r.report.satisfaction - startAt(startScores.test, seed).satisfaction,
-            by_family: r.report.byFamily,
-            mean_length: r.report.meanLength,
-            signal_accuracy: r.signalAccuracy,
-            steps: r.steps,
-            tokens_generated: r.tokensGenerated,
-            ...(r.pairOutcomes && { pair_outcomes: r.pairOutcomes }),
-          })
-        runs[variant.name] ??= []
-        runs[variant.name].push(results)
-      }
-    }
+    // 3. the chosen setting over the seeds, evaluated on the test split after every iteration; each
+    // run's lines are printed as it ends, so they arrive in no fixed order
+    const testTasks = VARIANTS.flatMap((variant) => SEEDS.map((seed) => ({ variant, seed })))
+    const testResults = await mapPooled(testTasks, JOBS, async ({ variant, seed }) => {
+      const { point } = chosen[variant.name]
+      const results = await runVariant(ctx, variant, point, seed, () => 'test')
+      for (const r of results)
+        emit({
+          name: 'alignment/iteration',
+          variant: variant.name,
+          lr: point.lr,
+          ...knobField(point),
+          seed,
+          iteration: r.iteration,
+          split: 'test',
+          satisfaction: r.report.satisfaction,
+          delta_vs_start: r.report.satisfaction - startAt(startScores.test, seed).satisfaction,
+          by_family: r.report.byFamily,
+          mean_length: r.report.meanLength,
+          signal_accuracy: r.signalAccuracy,
+          steps: r.steps,
+          tokens_generated: r.tokensGenerated,
+          ...(r.pairOutcomes && { pair_outcomes: r.pairOutcomes }),
+        })
+      return results
+    })
+    // per variant, its runs in seed order: the differences below pair them by seed
+    const runs: Record<string, IterationResult[][]> = Object.fromEntries(
+      VARIANTS.map((variant) => [
+        variant.name,
+        testResults.filter((_, i) => testTasks[i].variant === variant),
+      ]),
+    )
     curves(runs)
     // at the iteration each variant's search chose (early stopping on validation), then at the last
     const at = (pick: (variant: string) => number) =>
@@ -603,7 +651,12 @@ async function main(): Promise<void> {
       at(() => ITERATIONS),
       'final',
     )
-    emit({ name: 'alignment/total', seconds: (performance.now() - started) / 1000 })
+    emit({
+      name: 'alignment/total',
+      seconds: (performance.now() - started) / 1000,
+      jobs: JOBS,
+      trainer_peak_rss_mb: Math.round(trainerPeakRss / 2 ** 20),
+    })
   } finally {
     if (!args.keep) await rm(root, { recursive: true, force: true })
   }
