@@ -104,9 +104,9 @@ const DATA: BenchDataOptions = {
 const EVAL_SAMPLING = { maxNewTokens: MAX_NEW_TOKENS, temperature: 1, topP: 1, topK: 0, seed: 1234 }
 // one optimizer step per batch of 8 examples, one epoch per iteration: the same for every variant
 const BATCH_SIZE = 8
-// one thread per run and per evaluation: runs side by side share the cores, and a run's numbers are
-// the same whatever --jobs or the machine's core count (multi-threaded reductions could change the
-// summation order with the thread count)
+// one thread per run (the SFT start's too) and per evaluation: runs side by side share the cores, and
+// the numbers are the same whatever --jobs or the machine's core count (multi-threaded reductions
+// could change the summation order with the thread count)
 const DETERMINISTIC = true
 
 const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line))
@@ -491,15 +491,19 @@ async function main(): Promise<void> {
     await writeFile(corpus, toJsonl(sft))
     const sftDir = join(root, 'sft')
     let sftLoss = Number.NaN
-    // all the machine's threads: nothing runs beside the start, and its bits were the same in repeated
-    // runs (tiny, 2 threads)
     await train(
       {
         runId: 'sft',
         method: 'sft',
         modelDir: base,
         datasetPaths: [corpus],
-        hyperparameters: { lr: SFT_LR, epochs: Number(args['sft-epochs']), batch_size: 16, weight_decay: 0 },
+        hyperparameters: {
+          lr: SFT_LR,
+          epochs: Number(args['sft-epochs']),
+          batch_size: 16,
+          weight_decay: 0,
+          deterministic: DETERMINISTIC,
+        },
         device: 'cpu',
         seed: 1,
         outputDir: sftDir,
