@@ -36,7 +36,12 @@ import { type ExternalFamily, loadExternalFamilies } from '../src/eval/external-
 import { findLeaks } from '../src/eval/leakage.ts'
 import { type EvalItem, type EvalReport, evaluate, meanReport } from '../src/eval/run-eval.ts'
 import { parseKnobs, pointLabel, type SearchPoint, searchGrids } from '../src/eval/search-grid.ts'
-import { type OutcomeCounts, pairOutcomes } from '../src/eval/signal-accuracy.ts'
+import {
+  type OutcomeCounts,
+  ownPrincipleCounts,
+  pairOutcomes,
+  type SelectionCounts,
+} from '../src/eval/signal-accuracy.ts'
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
 import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
 import { mapPooled } from '../src/eval/task-pool.ts'
@@ -181,6 +186,10 @@ interface IterationResult {
   signalAccuracy?: number
   /** Per family, how the iteration's pairs compare under the checker (online variants). */
   pairOutcomes?: Record<string, OutcomeCounts>
+  /** Per family, how many kept pairs were written under the family's own principle (online variants). */
+  ownPrinciple?: Record<string, SelectionCounts>
+  /** Selection answers the policy got wrong, repaired with random principles (online variants). */
+  invalidSelections?: number
 }
 
 interface Context {
@@ -251,7 +260,7 @@ async function iterationCheckpoint(runDir: string, k: number): Promise<string> {
   return join(dir, name, 'policy')
 }
 
-/** The records iteration k kept: their generated tokens (y+, y- and y0) and their pairs' outcomes. */
+/** The records iteration k kept: their generated tokens (y+, y- and y0), their pairs' outcomes and principles. */
 async function iterationSamples(ctx: Context, runDir: string, k: number) {
   const text = await readFile(join(runDir, 'samples', `iteration-${k}.jsonl`), 'utf8')
   const records = text
@@ -263,6 +272,9 @@ async function iterationSamples(ctx: Context, runDir: string, k: number) {
     tokensGenerated: records.reduce((n, r) => n + count(r.chosen) + count(r.rejected) + count(r.raw), 0),
     pairOutcomes: pairOutcomes(
       records.map((r) => ({ prompt: r.instruction, chosen: r.chosen, rejected: r.rejected })),
+    ),
+    ownPrinciple: ownPrincipleCounts(
+      records.map((r) => ({ prompt: r.instruction, principles: r.principles ?? [] })),
     ),
   }
 }
@@ -279,6 +291,7 @@ async function runOnline(
   const queries = join(runDir, 'queries.jsonl')
   await writeFile(queries, toJsonl(benchQueries(DATA, seed)))
   const signal: Record<number, number> = {}
+  const invalidSelections: Record<number, number> = {}
   const steps: Record<number, number> = {}
   const job: TrainerJob = {
     runId: `${variant.name}-${seed}`,
@@ -297,6 +310,8 @@ async function runOnline(
       if (b.iteration === undefined) return
       if ('iteration/examples' in b.values) {
         if (b.values.signal_accuracy !== undefined) signal[b.iteration] = b.values.signal_accuracy
+        const invalid = b.values['iteration/invalid_selections']
+        if (invalid !== undefined) invalidSelections[b.iteration] = invalid
       } else steps[b.iteration] = (steps[b.iteration] ?? 0) + 1
     }),
   )
@@ -311,6 +326,7 @@ async function runOnline(
       steps: steps[k] ?? 0,
       ...(await iterationSamples(ctx, runDir, k)),
       signalAccuracy: signal[k],
+      invalidSelections: invalidSelections[k],
     })
   }
   return results
@@ -631,6 +647,8 @@ async function main(): Promise<void> {
           steps: r.steps,
           tokens_generated: r.tokensGenerated,
           ...(r.pairOutcomes && { pair_outcomes: r.pairOutcomes }),
+          ...(r.ownPrinciple && { own_principle: r.ownPrinciple }),
+          ...(r.invalidSelections !== undefined && { invalid_selections: r.invalidSelections }),
         })
       return results
     })

@@ -51,6 +51,28 @@ export function pairOutcomes(
   return byFamily
 }
 
+/** Per family, how many pairs were written under its own principle and how many under others only. */
+export type SelectionCounts = { own: number; other: number }
+
+/**
+ * Whether the principles a sample was written under include its family's own, per family: a pair
+ * whose principles miss it can separate only by chance, so this tells a selection that went wrong
+ * from a policy that no longer follows the principle it was given.
+ */
+export function ownPrincipleCounts(
+  samples: readonly { prompt: string; principles: readonly string[] }[],
+  families?: readonly TaskFamily[],
+): Record<string, SelectionCounts> {
+  const byFamily: Record<string, SelectionCounts> = {}
+  for (const s of samples) {
+    const family = familyOf(s.prompt, families)
+    if (!family) continue
+    byFamily[family.name] ??= { own: 0, other: 0 }
+    byFamily[family.name][s.principles.includes(family.principle.feature) ? 'own' : 'other']++
+  }
+  return byFamily
+}
+
 /** Fractions of the checkable pairs that separate (signal accuracy) and that are reversed. */
 export function signalAccuracy(
   pairs: readonly ScoredPairInput[],

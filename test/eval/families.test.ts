@@ -9,7 +9,7 @@ import {
   TASK_FAMILIES,
 } from '../../src/eval/families.ts'
 import { evaluate, makeEvalItems, meanReport } from '../../src/eval/run-eval.ts'
-import { pairOutcomes, signalAccuracy } from '../../src/eval/signal-accuracy.ts'
+import { ownPrincipleCounts, pairOutcomes, signalAccuracy } from '../../src/eval/signal-accuracy.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import { matchTemplate, SPLITS } from '../../src/eval/task-family.ts'
 import type { ChatPrompt, TextGenerator } from '../../src/sso/policy-port.ts'
@@ -82,6 +82,18 @@ test('pair outcomes say why a pair is not signal: reversed, or tied on either si
     arithmetic: { separating: 1, reversed: 1, both_satisfy: 1, neither_satisfies: 0 },
     politeness: { separating: 0, reversed: 0, both_satisfy: 0, neither_satisfies: 1 },
   })
+})
+
+test('own-principle counts say per family whether the selection named the family principle', () => {
+  const sum = TASK_FAMILIES.arithmetic.principle.feature
+  const polite = TASK_FAMILIES.politeness.principle.feature
+  const r = ownPrincipleCounts([
+    { prompt: 'What is 1 + 1?', principles: [polite, sum] },
+    { prompt: 'What is 1 + 1?', principles: [polite] },
+    { prompt: 'Where is the bank?', principles: [polite, sum] },
+    { prompt: 'Tell me a joke.', principles: [polite] },
+  ])
+  assert.deepEqual(r, { arithmetic: { own: 1, other: 1 }, politeness: { own: 1, other: 0 } })
 })
 
 /** A generator that answers from a fixed table, standing in for a policy's outputs. */
