@@ -26,29 +26,38 @@ const noOutcomes = (): OutcomeCounts => ({
   neither_satisfies: 0,
 })
 
+/**
+ * Per family, how many of the items it owns fall in each class; items no family owns are skipped.
+ * `empty` gives a family's zero counts, so every class appears in its record.
+ */
+function tallyByFamily<T extends { prompt: string }, K extends string>(
+  items: readonly T[],
+  families: readonly TaskFamily[] | undefined,
+  empty: () => Record<K, number>,
+  classify: (item: T, family: TaskFamily) => K,
+): Record<string, Record<K, number>> {
+  const byFamily: Record<string, Record<K, number>> = {}
+  for (const item of items) {
+    const family = familyOf(item.prompt, families)
+    if (!family) continue
+    byFamily[family.name] ??= empty()
+    byFamily[family.name][classify(item, family)]++
+  }
+  return byFamily
+}
+
 /** Outcome counts per family, for the pairs some family owns. */
 export function pairOutcomes(
   pairs: readonly ScoredPairInput[],
   families?: readonly TaskFamily[],
 ): Record<string, OutcomeCounts> {
-  const byFamily: Record<string, OutcomeCounts> = {}
-  for (const p of pairs) {
-    const family = familyOf(p.prompt, families)
-    if (!family) continue
+  return tallyByFamily(pairs, families, noOutcomes, (p, family): PairOutcome => {
     const chosen = family.check(p.prompt, p.chosen)
     const rejected = family.check(p.prompt, p.rejected)
-    const outcome: PairOutcome =
-      chosen > rejected
-        ? 'separating'
-        : chosen < rejected
-          ? 'reversed'
-          : chosen >= 0.5
-            ? 'both_satisfy'
-            : 'neither_satisfies'
-    byFamily[family.name] ??= noOutcomes()
-    byFamily[family.name][outcome]++
-  }
-  return byFamily
+    if (chosen > rejected) return 'separating'
+    if (chosen < rejected) return 'reversed'
+    return chosen >= 0.5 ? 'both_satisfy' : 'neither_satisfies'
+  })
 }
 
 /** Per family, how many pairs were written under its own principle and how many under others only. */
@@ -63,14 +72,12 @@ export function ownPrincipleCounts(
   samples: readonly { prompt: string; principles: readonly string[] }[],
   families?: readonly TaskFamily[],
 ): Record<string, SelectionCounts> {
-  const byFamily: Record<string, SelectionCounts> = {}
-  for (const s of samples) {
-    const family = familyOf(s.prompt, families)
-    if (!family) continue
-    byFamily[family.name] ??= { own: 0, other: 0 }
-    byFamily[family.name][s.principles.includes(family.principle.feature) ? 'own' : 'other']++
-  }
-  return byFamily
+  return tallyByFamily(
+    samples,
+    families,
+    () => ({ own: 0, other: 0 }),
+    (s, family) => (s.principles.includes(family.principle.feature) ? 'own' : 'other'),
+  )
 }
 
 /** Fractions of the checkable pairs that separate (signal accuracy) and that are reversed. */
