@@ -229,6 +229,17 @@ export function resolveHyperparameters(
   }
 }
 
+/** The run's hyperparameters with the method's defaults, and the settings a method fixes. */
+export function effectiveHyperparameters(
+  method: TrainingMethod,
+  raw: Record<string, unknown>,
+): Hyperparameters {
+  const hp = resolveHyperparameters(method, raw)
+  if (method === 'pbaa') return { ...hp, use_w: false, use_g: false }
+  if (method === 'dpo' || method === 'ipo') return { ...hp, loss_type: method }
+  return hp
+}
+
 /**
  * Fills defaults (nested ones included) and validates; throws `validation_failed` listing every problem,
  * including the cross-field rules a schema cannot state.

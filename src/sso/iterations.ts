@@ -10,7 +10,7 @@ import type { TrainerState } from './checkpoint.ts'
 import { cleanTriples } from './cleaning.ts'
 import { filterByLogprobs } from './filter.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
-import { OBJECTIVE_ROLES, type Role } from './loss-types.ts'
+import { OBJECTIVE_ROLES, objectiveRoles, ROLES, type Role } from './loss-types.ts'
 import { generateTriples, type PlanStats, planQueries, type RoleSampling, regeneratePairs } from './pairs.ts'
 import type { GenerationTransfers, TrainablePolicy } from './policy-port.ts'
 import { DEFAULT_PRINCIPLE_SET, validatePrincipleSet } from './principles.ts'
@@ -177,7 +177,10 @@ async function startReference(ctx: RunContext, model: TrainablePolicy): Promise<
   if (!ctx.hp.keep_optimizer_state) await model.resetOptimizer()
 }
 
-/** Reference scores for the policy phase of SSO v1 (all seven roles: the filter needs six of them). */
+/**
+ * Reference scores for the policy phase: the roles the step reads (SSO v1 without G: the plain pair
+ * only), all seven when the log-prob filter runs (it reads six, the step the seventh).
+ */
 async function scoredPolicyPhase(
   ctx: RunContext,
   iteration: number,
@@ -188,12 +191,13 @@ async function scoredPolicyPhase(
   ctx.phase('scoring', 'reference log-probs')
   await startReference(ctx, ctx.policy)
   let examples: Example[] = records.map((r) => ({ rows: ssoRows(r), ref: {} }))
-  const { roles } = OBJECTIVE_ROLES[objective]
+  const filtering = hp.filter && objective === 'sso'
+  const roles = filtering ? ROLES : objectiveRoles(objective, hp).refRoles
   await scoreReference(ctx.policy, examples, roles, hp.generation_batch_size, (d, t) =>
     ctx.progress('scoring', d, t),
   )
   const metrics: Record<string, number> = {}
-  if (hp.filter && objective === 'sso') {
+  if (filtering) {
     const mean = (e: Example, r: Role) => e.ref[r]!.mean
     const { keep, stats } = filterByLogprobs(
       examples.map((e) => ({

@@ -63,3 +63,23 @@ export const OBJECTIVE_ROLES: {
   },
   sft: { roles: ['plain_chosen'], refRoles: [] },
 }
+
+/** Whether an SSO v1 loss has a G term: off for PBAA, `use_g: false` and θG 0. */
+export const steers = (hp: Pick<LossHyperparameters, 'use_g' | 'theta_g'>): boolean =>
+  hp.use_g && hp.theta_g > 0
+
+/** The plain pair alone: what SSO v1 scores when its loss has no G term. */
+const PLAIN_PAIR = ['plain_chosen', 'plain_rejected'] as const
+
+/**
+ * The roles a step of `objective` scores under these settings. Without G, SSO v1's loss reads only
+ * l(y+|x) and l(y-|x) (W included), so the five principled rows (long system messages: most of a
+ * step's tokens) are left out, and with them the metrics read off them (`sso/g`, `sso/gap`).
+ */
+export function objectiveRoles(
+  objective: ObjectiveName,
+  hp: Pick<LossHyperparameters, 'use_g' | 'theta_g'>,
+): { roles: readonly Role[]; refRoles: readonly Role[] } {
+  if (objective === 'sso' && !steers(hp)) return { roles: PLAIN_PAIR, refRoles: PLAIN_PAIR }
+  return OBJECTIVE_ROLES[objective]
+}

@@ -17,7 +17,13 @@ import {
   sub,
   type Tensor,
 } from '../engine/index.ts'
-import type { BaseLossType, LossHyperparameters, ObjectiveName, Role } from './loss-types.ts'
+import {
+  type BaseLossType,
+  type LossHyperparameters,
+  type ObjectiveName,
+  type Role,
+  steers,
+} from './loss-types.ts'
 
 export type { LossHyperparameters, ObjectiveName }
 
@@ -102,6 +108,13 @@ function preferenceMetrics(g: Graph, m: ObjectiveInputs, pair: PairRoles, type: 
   }
 }
 
+/** G = Lbase(x+; y+ > y-) + Lbase(x-; y0 > y+), and the gap l(y+|x+) - l(y-|x-), both (N). */
+function steeringTerms(g: Graph, m: ObjectiveInputs, type: BaseLossType, beta: number) {
+  const gLoss = add(g, LOSSES[type](g, m, GOOD, beta), LOSSES[type](g, m, BAD, beta))
+  const gap = sub(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_rejected').mean)
+  return { gLoss, gap }
+}
+
 export interface Objective {
   build(g: Graph, m: ObjectiveInputs, hp: LossHyperparameters): ObjectiveOutput
 }
@@ -125,9 +138,9 @@ const preference: Objective = {
 const sso: Objective = {
   build(g, m, hp) {
     const base = LOSSES[hp.loss_type]
-    const thetaG = hp.use_g ? hp.theta_g : 0
+    // without G the principled rows are not scored at all (objectiveRoles)
+    const thetaG = steers(hp) ? hp.theta_g : 0
     const lMain = base(g, m, MAIN, hp.beta)
-    const gLoss = add(g, base(g, m, GOOD, hp.beta), base(g, m, BAD, hp.beta))
     const onChosen = logps(m.policy, 'plain_chosen').mean
     const onRejected = logps(m.policy, 'plain_rejected').mean
     // W = sigmoid(-(alpha l(y+|x) + (1-alpha) l(y-|x)))
@@ -135,19 +148,20 @@ const sso: Objective = {
       ? sigmoid(g, neg(g, add(g, scale(g, onChosen, hp.alpha), scale(g, onRejected, 1 - hp.alpha))))
       : c(g, 1, lMain)
     let main = lMain
+    const steering = thetaG > 0 ? steeringTerms(g, m, hp.loss_type, hp.beta) : undefined
     if (hp.sft_gamma > 0) {
       // gamma * -(l(y+|x) + thetaG l(y+|x+) + thetaG l(y0|x-))
-      const nll = add(
-        g,
-        onChosen,
-        scale(g, add(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_raw').mean), thetaG),
-      )
+      const principled = add(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_raw').mean)
+      const nll = steering ? add(g, onChosen, scale(g, principled, thetaG)) : onChosen
       main = add(g, main, scale(g, nll, -hp.sft_gamma))
     }
-    const steer = scale(g, gLoss, thetaG)
+    const steer = steering && scale(g, steering.gLoss, thetaG)
     const perExample =
-      hp.combination === 'paper' ? mul(g, w, add(g, main, steer)) : add(g, main, mul(g, w, steer))
-    const gap = sub(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_rejected').mean)
+      hp.combination === 'paper'
+        ? mul(g, w, steer ? add(g, main, steer) : main)
+        : steer
+          ? add(g, main, mul(g, w, steer))
+          : main
     return {
       perExample,
       metrics: {
@@ -155,11 +169,10 @@ const sso: Objective = {
         ...preferenceMetrics(g, m, MAIN, hp.loss_type, hp.beta),
         // Without W the weight in use is 1; kept per example so the output stays a batch mean.
         'sso/w_mean': meanOf(g, hp.use_w ? w : add(g, scale(g, onChosen, 0), w)),
-        'sso/g': meanOf(g, gLoss),
         'sso/l_main': meanOf(g, lMain),
         'sso/on_policy_chosen': meanOf(g, onChosen),
         'sso/on_policy_rejected': meanOf(g, onRejected),
-        'sso/gap': meanOf(g, gap),
+        ...(steering && { 'sso/g': meanOf(g, steering.gLoss), 'sso/gap': meanOf(g, steering.gap) }),
       },
     }
   },

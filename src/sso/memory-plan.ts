@@ -11,7 +11,7 @@ import { ValidationError } from '../errors.ts'
 import type { LlamaConfig } from '../model/config.ts'
 import { estimatePolicyMemory, type MemoryEstimate, peakOf } from '../model/memory-estimate.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
-import { OBJECTIVE_ROLES, type ObjectiveName } from './loss-types.ts'
+import { type ObjectiveName, objectiveRoles } from './loss-types.ts'
 import type { TrainingMethod } from './trainer-interface.ts'
 
 /**
@@ -81,7 +81,7 @@ export function estimateRunMemory(
   microBatchSize: number,
   checkpoint: boolean,
 ): MemoryEstimate {
-  const roles = Math.max(...METHOD_OBJECTIVES[method].map((o) => OBJECTIVE_ROLES[o].roles.length))
+  const roles = Math.max(...METHOD_OBJECTIVES[method].map((o) => objectiveRoles(o, hp).roles.length))
   const estimate = estimatePolicyMemory(
     cfg,
     {

@@ -8,7 +8,7 @@ import { ValidationError } from '../errors.ts'
 import type { PolicyLoss } from '../model/graphs.ts'
 import { chatMessages, Policy } from '../model/index.ts'
 import type { PolicyOptions, TrainBatch } from '../model/policy.ts'
-import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName, type Role } from './loss-types.ts'
+import { type LossHyperparameters, type ObjectiveName, objectiveRoles, type Role } from './loss-types.ts'
 import { OBJECTIVES, type SequenceLogps } from './losses.ts'
 import type {
   ChatPrompt,
@@ -29,7 +29,7 @@ const refInput = (role: Role, kind: 'sum' | 'mean') => `ref.${role}.${kind}`
  * ...], so each role's log-probs are one slice of the (R) outputs. Cached by the model per name.
  */
 export function objectiveLoss(objective: ObjectiveName, hp: LossHyperparameters, n: number): PolicyLoss {
-  const { roles, refRoles } = OBJECTIVE_ROLES[objective]
+  const { roles, refRoles } = objectiveRoles(objective, hp)
   return {
     name: `${objective}.${n}.${JSON.stringify(hp)}`,
     rows: roles.length * n,
@@ -124,7 +124,7 @@ class ModelPolicy implements TrainablePolicy {
     microBatches: ObjectiveBatch[],
     lr: number,
   ): Promise<StepResult> {
-    const { roles, refRoles } = OBJECTIVE_ROLES[objective]
+    const { roles, refRoles } = objectiveRoles(objective, hp)
     // the step graph slices rows by role, so its batch axis is static: one size per step
     const bySize = new Map<number, TrainBatch[]>()
     for (const b of microBatches) {

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { AppError, ValidationError } from '../errors.ts'
 import { readModelConfig } from '../model/load.ts'
 import { readCheckpoint } from './checkpoint.ts'
-import { type Hyperparameters, resolveHyperparameters } from './hyperparameters.ts'
+import { effectiveHyperparameters, type Hyperparameters } from './hyperparameters.ts'
 import { runOnline } from './iterations.ts'
 import { planRunMemory } from './memory-plan.ts'
 import { openModelPolicy } from './model-adapter.ts'
@@ -34,14 +34,6 @@ import type {
   TrainingMethod,
 } from './trainer-interface.ts'
 import { type Example, makePhase, runPhase } from './training-phase.ts'
-
-/** The run's hyperparameters with the method's defaults, and the settings a method fixes. */
-function effectiveHyperparameters(method: TrainingMethod, raw: Record<string, unknown>): Hyperparameters {
-  const hp = resolveHyperparameters(method, raw)
-  if (method === 'pbaa') return { ...hp, use_w: false, use_g: false }
-  if (method === 'dpo' || method === 'ipo') return { ...hp, loss_type: method }
-  return hp
-}
 
 /** Preference pairs from files in either the pair format or the SSO record format (per file). */
 async function readPreferencePairs(paths: string[]): Promise<PreferencePair[]> {

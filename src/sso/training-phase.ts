@@ -5,7 +5,7 @@
  */
 import { type LrSchedule, lrAt } from '../engine/optim/index.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
-import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName, type Role } from './loss-types.ts'
+import { type LossHyperparameters, type ObjectiveName, objectiveRoles, type Role } from './loss-types.ts'
 import type { ObjectiveBatch, ScoredRow, TrainablePolicy } from './policy-port.ts'
 import type { SsoRecord } from './records.ts'
 import type { Rng } from './rng.ts'
@@ -71,8 +71,8 @@ export function makePhase(
   return { name, iteration, objective, loss, examples, order, schedule, records }
 }
 
-function toBatch(examples: Example[], objective: ObjectiveName): ObjectiveBatch {
-  const obj = OBJECTIVE_ROLES[objective]
+function toBatch(examples: Example[], objective: ObjectiveName, loss: LossHyperparameters): ObjectiveBatch {
+  const obj = objectiveRoles(objective, loss)
   const batch: ObjectiveBatch = { rows: {}, ref: {} }
   for (const role of obj.roles) batch.rows[role] = examples.map((e) => e.rows[role]!)
   for (const role of obj.refRoles) {
@@ -119,7 +119,7 @@ export async function runPhase(
     const size = microBatchSize(chosen.length < perStep ? chosen.length : hp.batch_size, hp.micro_batch_size)
     const micro: ObjectiveBatch[] = []
     for (let i = 0; i < chosen.length; i += size)
-      micro.push(toBatch(chosen.slice(i, i + size), data.objective))
+      micro.push(toBatch(chosen.slice(i, i + size), data.objective, data.loss))
     const lr = lrAt(data.schedule, step)
     const started = performance.now()
     const result = await model.trainStep(data.objective, data.loss, micro, lr)

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Graph, grad, type Tensor } from '../../src/engine/index.ts'
-import { OBJECTIVE_ROLES, type Role } from '../../src/sso/loss-types.ts'
+import { OBJECTIVE_ROLES, objectiveRoles, type Role } from '../../src/sso/loss-types.ts'
 import {
   type LossHyperparameters,
   OBJECTIVES,
@@ -122,7 +122,8 @@ const CASES: Case[] = [
 /** A float64 graph: log-prob inputs, the objective's loss and metrics, and d loss / d policy inputs. */
 async function buildSession(objective: ObjectiveName, hp: LossHyperparameters) {
   const g = new Graph({ name: `loss-${objective}` })
-  const obj = { ...OBJECTIVE_ROLES[objective], ...OBJECTIVES[objective] }
+  // only the roles the objective reads under these settings: a missing one fails the build
+  const obj = { ...objectiveRoles(objective, hp), ...OBJECTIVES[objective] }
   const inputs = (prefix: string, roles: readonly Role[]) =>
     Object.fromEntries(
       roles.map((r) => [
@@ -225,6 +226,19 @@ test('metrics: TRL names and SSO diagnostics equal the reference values', async 
   for (const [name, v] of Object.entries(expected)) {
     assert.ok(Math.abs(scalar(out[name]) - v) < 1e-12, `${name}: ${scalar(out[name])} vs ${v}`)
   }
+})
+
+test('without G a step scores the plain pair alone, and reports no G or gap', async () => {
+  for (const hp of [
+    { ...DEFAULTS, use_g: false },
+    { ...DEFAULTS, theta_g: 0 },
+    { ...DEFAULTS, use_w: false, use_g: false },
+  ]) {
+    assert.deepEqual(objectiveRoles('sso', hp).roles, ['plain_chosen', 'plain_rejected'])
+    const { metricNames } = await buildSession('sso', hp)
+    assert.ok(!metricNames.includes('sso/g') && !metricNames.includes('sso/gap'), metricNames.join(', '))
+  }
+  assert.deepEqual(objectiveRoles('sso', DEFAULTS), OBJECTIVE_ROLES.sso)
 })
 
 test('without W the reported sso/w_mean is the weight in use, 1', async () => {

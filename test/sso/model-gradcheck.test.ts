@@ -11,7 +11,7 @@ import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph } from '../../src/model/graphs.ts'
 import { Random } from '../../src/model/random.ts'
 import { randomWeights } from '../../src/model/tiny.ts'
-import { type LossHyperparameters, OBJECTIVE_ROLES, type ObjectiveName } from '../../src/sso/loss-types.ts'
+import { type LossHyperparameters, type ObjectiveName, objectiveRoles } from '../../src/sso/loss-types.ts'
 import { objectiveLoss } from '../../src/sso/model-adapter.ts'
 import { directionalCheck } from '../helpers/directional-gradcheck.ts'
 
@@ -58,8 +58,9 @@ const N = 2
 
 for (const c of CASES) {
   test(`${c.label}: float64 directional finite difference w.r.t. all model weights`, async () => {
-    const { roles, refRoles } = OBJECTIVE_ROLES[c.objective]
-    const loss = objectiveLoss(c.objective, { ...HP, ...c.hp }, N)
+    const hp = { ...HP, ...c.hp }
+    const { roles, refRoles } = objectiveRoles(c.objective, hp)
+    const loss = objectiveLoss(c.objective, hp, N)
     const weights = randomWeights(cfg, 7, 0.3)
     const {
       graph: g,

@@ -7,9 +7,9 @@ import { parseLlamaConfig } from '../../../../model/config.ts'
 import { tinyConfigJson } from '../../../../model/tiny.ts'
 import type { ModelDto } from '../../../../schemas/models.ts'
 import {
+  effectiveHyperparameters,
   type HyperparameterSettings,
   type Hyperparameters,
-  resolveHyperparameters,
 } from '../../../../sso/hyperparameters.ts'
 import { planRunMemory } from '../../../../sso/memory-plan.ts'
 import type { TrainingMethod } from '../../../../sso/trainer-interface.ts'
@@ -32,7 +32,7 @@ export function assertFitsMemory(
 ): void {
   if (method === 'rm') return
   const config = model.kind === 'builtin_tiny' ? tinyConfig() : model.config
-  const hp = resolveHyperparameters(method, settings)
+  const hp = effectiveHyperparameters(method, settings)
   const key = JSON.stringify([config, method, hp, budgetBytes])
   let verdict = verdicts.get(key)
   if (verdict === undefined) {
