@@ -22,6 +22,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
+import { ValidationError } from '../src/errors.ts'
 import {
   BENCH_DATA_DEFAULTS,
   BENCH_EVAL_FAMILIES,
@@ -34,6 +35,7 @@ import {
 } from '../src/eval/benchmark-data.ts'
 import { type ExternalFamily, loadExternalFamilies } from '../src/eval/external-families.ts'
 import { findLeaks } from '../src/eval/leakage.ts'
+import { longestOnlinePrompt, parallelRuns } from '../src/eval/parallel-runs.ts'
 import { type EvalItem, type EvalReport, evaluate, meanReport } from '../src/eval/run-eval.ts'
 import { parseKnobs, pointLabel, type SearchPoint, searchGrids } from '../src/eval/search-grid.ts'
 import {
@@ -45,8 +47,11 @@ import {
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
 import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
 import { mapPooled } from '../src/eval/task-pool.ts'
-import { makeTinyModel, TextTokenizer, type TinyPreset } from '../src/model/index.ts'
+import { chatMessages, loadModel, makeTinyModel, TextTokenizer, type TinyPreset } from '../src/model/index.ts'
+import { effectiveHyperparameters } from '../src/sso/hyperparameters.ts'
 import { openModelPolicy } from '../src/sso/index.ts'
+import { estimateRunMemory } from '../src/sso/memory-plan.ts'
+import type { ChatPrompt } from '../src/sso/policy-port.ts'
 import { type SftPair, type SsoRecord, toJsonl } from '../src/sso/records.ts'
 import { Rng } from '../src/sso/rng.ts'
 import type { MetricsBatch, TrainerEvent, TrainerJob, TrainingMethod } from '../src/sso/trainer-interface.ts'
@@ -75,8 +80,9 @@ const { values: args } = parseArgs({
     // default per preset: the 10m model learned the SFT corpus at 1e-3 (loss 0.20), not at 3e-3 (0.40)
     'sft-lr': { type: 'string' },
     'max-new-tokens': { type: 'string', default: '40' },
-    // trainer runs at once, each in a process of its own on one thread (the numbers do not depend on it)
-    jobs: { type: 'string', default: String(Math.min(availableParallelism(), 4)) },
+    // trainer runs at once, each in a process of its own on one thread (the numbers do not depend on
+    // it); by default min(cores, 4, what memory holds at each run's estimated peak)
+    jobs: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
 })
@@ -86,8 +92,12 @@ const SEEDS = Array.from({ length: Number(args.seeds) }, (_, i) => i + 1)
 // the search runs on its own seeds, so no test-split seed doubles as a tuning seed; one search seed
 // proved too noisy (a learning rate that won on it collapsed on most test seeds)
 const SEARCH_SEEDS = Array.from({ length: Number(args['search-seeds']) }, (_, i) => 1001 + i)
-const JOBS = Number(args.jobs)
-if (SEEDS.length === 0 || SEARCH_SEEDS.length === 0 || !Number.isInteger(JOBS) || JOBS < 1)
+const REQUESTED_JOBS = args.jobs === undefined ? undefined : Number(args.jobs)
+if (
+  SEEDS.length === 0 ||
+  SEARCH_SEEDS.length === 0 ||
+  (REQUESTED_JOBS !== undefined && (!Number.isInteger(REQUESTED_JOBS) || REQUESTED_JOBS < 1))
+)
   throw new Error(
     `--seeds, --search-seeds and --jobs must be whole numbers of at least 1 (got ${args.seeds}, ${args['search-seeds']} and ${args.jobs})`,
   )
@@ -116,6 +126,14 @@ const DETERMINISTIC = true
 
 const emit = (line: Record<string, unknown>) => console.log(JSON.stringify(line))
 
+const SFT_START_HP = {
+  lr: SFT_LR,
+  epochs: Number(args['sft-epochs']),
+  batch_size: 16,
+  weight_decay: 0,
+  deterministic: DETERMINISTIC,
+}
+
 /**
  * Every training run, the SFT start's included, in a process of its own that exits with it (as the
  * service's workers train): runs can go side by side (`--jobs`), and each one's native memory goes
@@ -138,7 +156,7 @@ const quiet = (onMetrics: (b: MetricsBatch) => void) => ({
 interface Variant {
   name: string
   /** 'sft_continue' runs `sft` on the SFT corpus, one job per iteration. */
-  method: TrainingMethod
+  method: Exclude<TrainingMethod, 'rm'>
   hp: Record<string, unknown>
 }
 
@@ -486,6 +504,58 @@ function summarise(
     })
 }
 
+/**
+ * How many runs train side by side: min(cores, 4) unless memory holds fewer at each run's estimated
+ * peak (every variant and search point at its longest prompt: the online runs' queries under their
+ * longest principles, sft_continue's corpus rows); the SFT start, which trains alone, must fit too.
+ * Refuses before anything trains when they do not fit, or when `--jobs` asks for more than fit.
+ */
+async function planJobs(base: string, sft: readonly SftPair[]) {
+  const model = await loadModel(base)
+  const template = model.chatTemplate
+  if (!template) throw new Error(`the model in ${base} has no chat template`)
+  const tokens = (text: string) => model.tokenizer.encode(text).length
+  const promptTokens = (p: ChatPrompt) =>
+    tokens(template.render(chatMessages(p), { addGenerationPrompt: true }))
+  const queries = [...SEARCH_SEEDS, ...SEEDS].flatMap((seed) => benchQueries(DATA, seed).map((q) => q.prompt))
+  const sftShape = {
+    max_prompt_tokens: Math.max(
+      ...sft.map((r) => promptTokens({ system: r.system || undefined, user: r.prompt })),
+    ),
+    // the end-of-turn token after the response
+    max_new_tokens: Math.max(...sft.map((r) => tokens(r.response))) + 1,
+  }
+  const estimate = (method: Exclude<TrainingMethod, 'rm'>, raw: Record<string, unknown>) => {
+    const hp = effectiveHyperparameters(method, raw)
+    return estimateRunMemory(model.config, method, hp, hp.batch_size, false).bytes
+  }
+  const runBytes = Math.max(
+    ...VARIANTS.flatMap((v) =>
+      GRIDS[v.name].map((point) => {
+        const raw = { ...v.hp, ...point.knob }
+        if (v.method === 'sft') return estimate('sft', { ...raw, ...sftShape })
+        const perQuery = effectiveHyperparameters(v.method, raw).features_per_query
+        const longest = longestOnlinePrompt(promptTokens, benchPrincipleSet(), queries, perQuery)
+        return estimate(v.method, { ...raw, max_prompt_tokens: longest })
+      }),
+    ),
+  )
+  const availableBytes = process.availableMemory()
+  const memory = { availableBytes, cores: availableParallelism(), cap: 4 }
+  const startBytes = estimate('sft', { ...SFT_START_HP, ...sftShape })
+  parallelRuns({ ...memory, runBytes: startBytes, requested: 1 })
+  const plan = parallelRuns({ ...memory, runBytes, requested: REQUESTED_JOBS })
+  emit({
+    name: 'alignment/plan',
+    jobs: plan.jobs,
+    limited_by: plan.limitedBy,
+    run_estimate_mb: Math.round(runBytes / 2 ** 20),
+    sft_start_estimate_mb: Math.round(startBytes / 2 ** 20),
+    available_mb: Math.round(availableBytes / 2 ** 20),
+  })
+  return plan.jobs
+}
+
 async function main(): Promise<void> {
   const started = performance.now()
   const root = await mkdtemp(join(tmpdir(), 'sso-alignment-'))
@@ -503,6 +573,7 @@ async function main(): Promise<void> {
     // 1. the SFT start
     const base = join(root, 'base')
     await makeTinyModel(base, { seed: 1, preset: PRESET })
+    const jobs = await planJobs(base, sft)
     const corpus = join(root, 'sft.jsonl')
     await writeFile(corpus, toJsonl(sft))
     const sftDir = join(root, 'sft')
@@ -513,13 +584,7 @@ async function main(): Promise<void> {
         method: 'sft',
         modelDir: base,
         datasetPaths: [corpus],
-        hyperparameters: {
-          lr: SFT_LR,
-          epochs: Number(args['sft-epochs']),
-          batch_size: 16,
-          weight_decay: 0,
-          deterministic: DETERMINISTIC,
-        },
+        hyperparameters: SFT_START_HP,
         device: 'cpu',
         seed: 1,
         outputDir: sftDir,
@@ -557,7 +622,7 @@ async function main(): Promise<void> {
     const searchTasks = searched.flatMap((variant) =>
       GRIDS[variant.name].flatMap((point) => SEARCH_SEEDS.map((seed) => ({ variant, point, seed }))),
     )
-    const searchResults = await mapPooled(searchTasks, JOBS, (t) =>
+    const searchResults = await mapPooled(searchTasks, jobs, (t) =>
       runVariant(ctx, t.variant, t.point, t.seed, () => 'validation'),
     )
     const chosen: Record<string, { point: SearchPoint; iteration: number }> = {}
@@ -627,7 +692,7 @@ async function main(): Promise<void> {
     // 3. the chosen setting over the seeds, evaluated on the test split after every iteration; each
     // run's lines are printed as it ends, so they arrive in no fixed order
     const testTasks = VARIANTS.flatMap((variant) => SEEDS.map((seed) => ({ variant, seed })))
-    const testResults = await mapPooled(testTasks, JOBS, async ({ variant, seed }) => {
+    const testResults = await mapPooled(testTasks, jobs, async ({ variant, seed }) => {
       const { point } = chosen[variant.name]
       const results = await runVariant(ctx, variant, point, seed, () => 'test')
       for (const r of results)
@@ -676,7 +741,7 @@ async function main(): Promise<void> {
     emit({
       name: 'alignment/total',
       seconds: (performance.now() - started) / 1000,
-      jobs: JOBS,
+      jobs,
       trainer_peak_rss_mb: Math.round(trainerPeakRss / 2 ** 20),
     })
   } finally {
@@ -684,4 +749,11 @@ async function main(): Promise<void> {
   }
 }
 
-await main()
+try {
+  await main()
+} catch (err) {
+  // a refusal (memory, settings) is a message to act on, not a stack trace
+  if (!(err instanceof ValidationError)) throw err
+  console.error(`alignment: ${err.message}`)
+  process.exitCode = 2
+}
