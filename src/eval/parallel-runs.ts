@@ -37,7 +37,7 @@ export function longestOnlinePrompt(
 
 export interface ParallelRunsInput {
   cores: number
-  /** The most runs at once whatever the machine (more lanes than runs only wait). */
+  /** The most runs at once whatever the machine. */
   cap: number
   /** Memory free at start-up (process.availableMemory()). */
   availableBytes: number
