@@ -525,6 +525,13 @@ async function planJobs(base: string, sft: readonly SftPair[]) {
     // the end-of-turn token after the response
     max_new_tokens: Math.max(...sft.map((r) => tokens(r.response))) + 1,
   }
+  // every online variant and search point shares these prompts: tokenized once per principle count
+  const longestByCount = new Map<number, number>()
+  const longestOnline = (perQuery: number) => {
+    if (!longestByCount.has(perQuery))
+      longestByCount.set(perQuery, longestOnlinePrompt(promptTokens, benchPrincipleSet(), queries, perQuery))
+    return longestByCount.get(perQuery)!
+  }
   const estimate = (method: Exclude<TrainingMethod, 'rm'>, raw: Record<string, unknown>) => {
     const hp = effectiveHyperparameters(method, raw)
     return estimateRunMemory(model.config, method, hp, hp.batch_size, false).bytes
@@ -535,8 +542,7 @@ async function planJobs(base: string, sft: readonly SftPair[]) {
         const raw = { ...v.hp, ...point.knob }
         if (v.method === 'sft') return estimate('sft', { ...raw, ...sftShape })
         const perQuery = effectiveHyperparameters(v.method, raw).features_per_query
-        const longest = longestOnlinePrompt(promptTokens, benchPrincipleSet(), queries, perQuery)
-        return estimate(v.method, { ...raw, max_prompt_tokens: longest })
+        return estimate(v.method, { ...raw, max_prompt_tokens: longestOnline(perQuery) })
       }),
     ),
   )

@@ -9,7 +9,7 @@ import { systemPrompt } from '../sso/principles.ts'
 import type { PrincipleSetSpec } from '../sso/trainer-interface.ts'
 
 /** Share of the memory available at start-up that the runs may plan on (the rest: evaluation, caches). */
-export const MEMORY_HEADROOM = 0.9
+const MEMORY_HEADROOM = 0.9
 
 const gb = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GB`
 
@@ -78,5 +78,5 @@ export function parallelRuns(o: ParallelRunsInput): ParallelRuns {
   }
   const limits = { cores: o.cores, cap: o.cap, memory: memoryFits } as const
   const [limitedBy, jobs] = Object.entries(limits).reduce((a, b) => (b[1] < a[1] ? b : a))
-  return { jobs: Math.max(1, jobs), limitedBy: limitedBy as ParallelRuns['limitedBy'], memoryFits }
+  return { jobs, limitedBy: limitedBy as ParallelRuns['limitedBy'], memoryFits }
 }

@@ -138,8 +138,6 @@ const preference: Objective = {
 const sso: Objective = {
   build(g, m, hp) {
     const base = LOSSES[hp.loss_type]
-    // without G the principled rows are not scored at all (objectiveRoles)
-    const thetaG = steers(hp) ? hp.theta_g : 0
     const lMain = base(g, m, MAIN, hp.beta)
     const onChosen = logps(m.policy, 'plain_chosen').mean
     const onRejected = logps(m.policy, 'plain_rejected').mean
@@ -148,14 +146,15 @@ const sso: Objective = {
       ? sigmoid(g, neg(g, add(g, scale(g, onChosen, hp.alpha), scale(g, onRejected, 1 - hp.alpha))))
       : c(g, 1, lMain)
     let main = lMain
-    const steering = thetaG > 0 ? steeringTerms(g, m, hp.loss_type, hp.beta) : undefined
+    // without G the principled rows are not scored at all (objectiveRoles)
+    const steering = steers(hp) ? steeringTerms(g, m, hp.loss_type, hp.beta) : undefined
     if (hp.sft_gamma > 0) {
       // gamma * -(l(y+|x) + thetaG l(y+|x+) + thetaG l(y0|x-))
       const principled = add(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_raw').mean)
-      const nll = steering ? add(g, onChosen, scale(g, principled, thetaG)) : onChosen
+      const nll = steering ? add(g, onChosen, scale(g, principled, hp.theta_g)) : onChosen
       main = add(g, main, scale(g, nll, -hp.sft_gamma))
     }
-    const steer = steering && scale(g, steering.gLoss, thetaG)
+    const steer = steering && scale(g, steering.gLoss, hp.theta_g)
     const perExample =
       hp.combination === 'paper'
         ? mul(g, w, steer ? add(g, main, steer) : main)
