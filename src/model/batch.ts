@@ -1,8 +1,13 @@
 /**
  * Host side of a batch: token rows packed into a padded (B, T) layout (left or right padding), and
  * the feeds every decoder graph takes: token ids, RoPE cos/sin of each token's position, the
- * additive attention mask, and for scoring the next-token targets with the response mask and the
- * flat positions of the counted targets (the LM head runs at those only).
+ * additive attention mask, and for scoring the counted next-token targets (their slots, ids and the
+ * sequence each belongs to; the LM head runs at those only).
+ *
+ * Rows that share a prompt can share one packed row (a prompt tree): the prompt once, then each
+ * response as a branch whose positions restart after the prompt and whose tokens see the prompt and
+ * their own branch only. Every response's log-prob is the one it has in a row of its own, for the
+ * prompt's tokens once (SSO's seven sequences per example hold three prompts).
  */
 import type { Dim, Graph, HostTensor, Tensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
@@ -18,8 +23,8 @@ export const INPUT = {
   bias: 'attention_bias',
   slidingBias: 'attention_bias.sliding',
   targetIds: 'target_ids',
-  targetMask: 'target_mask',
   targetPositions: 'target_positions',
+  targetSequences: 'target_sequences',
 } as const
 
 /** Added to the scores of masked keys: exp() of it is exactly 0, and a fully masked row stays finite. */
@@ -33,48 +38,126 @@ export interface TokenRow {
   response: readonly number[]
 }
 
+/** The counted next-token targets of a batch, in sequence order: (N) each. */
+export interface BatchTargets {
+  /** Flat slot (b·T + t) whose hidden state predicts the target. */
+  slots: Int32Array
+  ids: Int32Array
+  /** Index of the sequence (the input row) the target belongs to. */
+  sequences: Int32Array
+}
+
 export interface PackedBatch {
   rows: number
   seq: number
+  /** Input sequences the batch holds (rows, when no prompt is shared). */
+  sequences: number
   /** (B, T) token ids, pad where mask is 0. */
   ids: Int32Array
   /** (B, T) 1 for real tokens. */
   mask: Uint8Array
-  /** (B, T) 1 for response tokens. */
-  response: Uint8Array
-  /** (B, T) position of each token among its row's real tokens (HF: cumsum(mask) - 1, 0 on padding). */
+  /** (B, T) position of each token in its sequence (HF: cumsum(mask) - 1, 0 on padding). */
   positions: Int32Array
+  /** (B, T) 0 for prompt tokens, k for the k-th response of the row. */
+  branches: Int32Array
+  targets: BatchTargets
 }
 
+/** A packed row: one prompt and the responses (with their sequence index) that follow it. */
+interface PromptTree {
+  prompt: readonly number[]
+  branches: { sequence: number; response: readonly number[] }[]
+}
+
+/** Rows grouped by identical prompt tokens, at most `maxBranches` to a tree, in order of first appearance. */
+function promptTrees(rows: readonly TokenRow[], maxBranches: number): PromptTree[] {
+  const trees: PromptTree[] = []
+  const open = new Map<string, PromptTree>()
+  rows.forEach((r, sequence) => {
+    const key = r.prompt.join(',')
+    let tree = open.get(key)
+    if (!tree || tree.branches.length >= maxBranches) {
+      tree = { prompt: r.prompt, branches: [] }
+      trees.push(tree)
+      open.set(key, tree)
+    }
+    tree.branches.push({ sequence, response: r.response })
+  })
+  return trees
+}
+
+const treeLength = (t: PromptTree) => t.branches.reduce((n, b) => n + b.response.length, t.prompt.length)
+const longestOf = (trees: readonly PromptTree[]) => Math.max(...trees.map(treeLength))
+
+/**
+ * Prompt trees of at most `maxBranches` responses when they take fewer token slots (rows × longest
+ * row, the padded batch) than one row per sequence and fit `seq`; one row per sequence otherwise
+ * (short prompts under long responses: a tree is as long as its responses together).
+ */
+function layout(rows: readonly TokenRow[], maxBranches: number, seq?: number): PromptTree[] {
+  const own = promptTrees(rows, 1)
+  if (maxBranches <= 1) return own
+  const shared = promptTrees(rows, maxBranches)
+  const slots = (trees: readonly PromptTree[]) => trees.length * (seq ?? longestOf(trees))
+  return slots(shared) < slots(own) && longestOf(shared) <= (seq ?? Number.POSITIVE_INFINITY) ? shared : own
+}
+
+/**
+ * Packs rows into (B, T). With `maxBranches` above 1, rows with identical prompt tokens become prompt
+ * trees of at most that many responses (bounded, so that a memory estimate bounds a row's length)
+ * where that makes the batch smaller.
+ */
 export function packRows(
   rows: readonly TokenRow[],
-  opts: { padding: Padding; padId: number; seq?: number },
+  opts: { padding: Padding; padId: number; seq?: number; maxBranches?: number },
 ): PackedBatch {
   if (rows.length === 0) throw new ValidationError('a batch needs at least one row')
-  const longest = Math.max(...rows.map((r) => r.prompt.length + r.response.length))
+  const trees = layout(rows, opts.maxBranches ?? 1, opts.seq)
+  const longest = longestOf(trees)
   const seq = opts.seq ?? longest
   if (seq < longest)
     throw new ValidationError(`a row has ${longest} tokens, more than the batch length ${seq}`)
-  const n = rows.length * seq
-  const packed: PackedBatch = {
-    rows: rows.length,
-    seq,
-    ids: new Int32Array(n).fill(opts.padId),
-    mask: new Uint8Array(n),
-    response: new Uint8Array(n),
-    positions: new Int32Array(n),
+  const n = trees.length * seq
+  const ids = new Int32Array(n).fill(opts.padId)
+  const mask = new Uint8Array(n)
+  const positions = new Int32Array(n)
+  const branches = new Int32Array(n)
+  const place = (slot: number, id: number, position: number, branch: number) => {
+    ids[slot] = id
+    mask[slot] = 1
+    positions[slot] = position
+    branches[slot] = branch
   }
-  rows.forEach((r, b) => {
-    const tokens = [...r.prompt, ...r.response]
-    const start = b * seq + (opts.padding === 'left' ? seq - tokens.length : 0)
-    tokens.forEach((id, t) => {
-      packed.ids[start + t] = id
-      packed.mask[start + t] = 1
-      packed.response[start + t] = t >= r.prompt.length ? 1 : 0
-      packed.positions[start + t] = t
+  const targets: { slot: number; id: number; sequence: number }[] = []
+  trees.forEach((tree, b) => {
+    const rowStart = b * seq + (opts.padding === 'left' ? seq - treeLength(tree) : 0)
+    for (const [t, id] of tree.prompt.entries()) place(rowStart + t, id, t, 0)
+    let slot = rowStart + tree.prompt.length
+    tree.branches.forEach(({ sequence, response }, k) => {
+      // the prompt's last token predicts every branch's first token
+      let predictor = tree.prompt.length > 0 ? rowStart + tree.prompt.length - 1 : -1
+      for (const [t, id] of response.entries()) {
+        place(slot, id, tree.prompt.length + t, k + 1)
+        if (predictor >= 0) targets.push({ slot: predictor, id, sequence })
+        predictor = slot++
+      }
     })
   })
-  return packed
+  targets.sort((a, b) => a.sequence - b.sequence)
+  return {
+    rows: trees.length,
+    seq,
+    sequences: rows.length,
+    ids,
+    mask,
+    positions,
+    branches,
+    targets: {
+      slots: Int32Array.from(targets, (t) => t.slot),
+      ids: Int32Array.from(targets, (t) => t.id),
+      sequences: Int32Array.from(targets, (t) => t.sequence),
+    },
+  }
 }
 
 /** (B, T, D) cos and sin of position · inv_freq, the D/2 angles repeated over both halves. */
@@ -105,10 +188,14 @@ export function ropeFeeds(
   return { cos: { dtype, dims, data: cos }, sin: { dtype, dims, data: sin } }
 }
 
-/** Token slots of a batch: each slot's position in its row and whether it holds a real token. */
+/**
+ * Token slots of a batch: each slot's position in its sequence, whether it holds a real token and,
+ * in prompt trees, its branch (0: prompt; absent: every slot on one branch).
+ */
 export interface Slots {
   positions: Int32Array
   mask: Uint8Array
+  branches?: Int32Array
 }
 
 /** The mask input of each kind of attention layer: a graph takes one per kind its layers use. */
@@ -121,7 +208,8 @@ const attentionKinds = (cfg: LlamaConfig): AttentionKind[] => [...new Set(cfg.la
 
 /**
  * (B, 1, T, S) additive masks, one per kind of layer: query slot i of row b sees key slot j when j
- * holds a real token at a position not after the query's (and, in sliding layers, within the window).
+ * holds a real token at a position not after the query's (and, in sliding layers, within the window)
+ * on the prompt or on the query's own branch.
  */
 export function attentionMaskFeeds(
   cfg: LlamaConfig,
@@ -139,10 +227,14 @@ export function attentionMaskFeeds(
     for (let b = 0; b < rows; b++) {
       for (let i = 0; i < tq; i++) {
         const q = queries.positions[b * tq + i]
+        const branch = queries.branches?.[b * tq + i] ?? 0
         const base = (b * tq + i) * tk
         for (let j = 0; j < tk; j++) {
           const k = keys.positions[b * tk + j]
-          data[base + j] = keys.mask[b * tk + j] === 1 && k <= q && q - k < window ? 0 : MASK_VALUE
+          const kb = keys.branches?.[b * tk + j] ?? 0
+          const visible =
+            keys.mask[b * tk + j] === 1 && k <= q && q - k < window && (kb === 0 || kb === branch)
+          data[base + j] = visible ? 0 : MASK_VALUE
         }
       }
     }
@@ -152,45 +244,32 @@ export function attentionMaskFeeds(
 }
 
 /**
- * Feeds of a scoring graph: token t's target is token t + 1, counted when it is a response token.
- * The counted targets' flat positions (b·T + t) go in as well; a batch with none feeds position 0,
- * whose log-prob the mask then zeroes, so no graph sees an empty axis.
+ * Feeds of a scoring graph: the decoder's inputs and the counted targets, (N) slots and ids, and the
+ * (S, N) 0/1 matrix of which sequence each target belongs to (its product with the targets' log-probs
+ * sums them per sequence). A batch with no target feeds one at slot 0 that belongs to no sequence,
+ * so no graph sees an empty axis.
  */
 export function scoringFeeds(
   cfg: LlamaConfig,
   batch: PackedBatch,
   dtype: FloatDType,
 ): Record<string, HostTensor> {
-  const { rows, seq } = batch
-  const targets = new BigInt64Array(rows * seq)
-  const targetMask = new (dtype === 'float32' ? Float32Array : Float64Array)(rows * seq)
-  const positions: bigint[] = []
-  for (let b = 0; b < rows; b++) {
-    for (let t = 0; t + 1 < seq; t++) {
-      const next = b * seq + t + 1
-      targets[b * seq + t] = BigInt(batch.ids[next])
-      targetMask[b * seq + t] = batch.response[next] & batch.mask[next]
-      if (targetMask[b * seq + t] === 1) positions.push(BigInt(b * seq + t))
-    }
-  }
-  if (positions.length === 0) positions.push(0n)
+  const { rows, seq, targets } = batch
+  const n = Math.max(1, targets.slots.length)
+  const membership = new (dtype === 'float32' ? Float32Array : Float64Array)(batch.sequences * n)
+  targets.sequences.forEach((s, i) => {
+    membership[s * n + i] = 1
+  })
+  const int64 = (values: Int32Array) => BigInt64Array.from(values.length > 0 ? values : [0], (v) => BigInt(v))
   const { cos, sin } = ropeFeeds(cfg, batch.positions, rows, dtype)
   return {
-    [INPUT.inputIds]: {
-      dtype: 'int64',
-      dims: [rows, seq],
-      data: BigInt64Array.from(batch.ids, (v) => BigInt(v)),
-    },
+    [INPUT.inputIds]: { dtype: 'int64', dims: [rows, seq], data: int64(batch.ids) },
     [INPUT.cos]: cos,
     [INPUT.sin]: sin,
     ...attentionMaskFeeds(cfg, rows, batch, batch, dtype),
-    [INPUT.targetIds]: { dtype: 'int64', dims: [rows, seq], data: targets },
-    [INPUT.targetMask]: { dtype, dims: [rows, seq], data: targetMask },
-    [INPUT.targetPositions]: {
-      dtype: 'int64',
-      dims: [positions.length],
-      data: BigInt64Array.from(positions),
-    },
+    [INPUT.targetIds]: { dtype: 'int64', dims: [n], data: int64(targets.ids) },
+    [INPUT.targetPositions]: { dtype: 'int64', dims: [n], data: int64(targets.slots) },
+    [INPUT.targetSequences]: { dtype, dims: [batch.sequences, n], data: membership },
   }
 }
 
@@ -214,18 +293,21 @@ export function declareDecoderInputs(
   }
 }
 
-/** A scoring graph's targets: next-token ids and the response mask, (B, T); counted positions, (N). */
+/** A scoring graph's counted targets: ids and flat slots, (N); sequence membership, (S, N). */
 export interface ScoringTargets {
   ids: Tensor
-  mask: Tensor
   positions: Tensor
+  sequences: Tensor
 }
 
-/** Declares the scoring targets; the number of counted positions is the dimension `targets`. */
-export function declareTargets(g: Graph, dtype: FloatDType, dims: { rows: Dim; seq: Dim }): ScoringTargets {
+/**
+ * Declares the scoring targets; the number of counted targets is the dimension `targets`, the
+ * number of sequences `sequences` unless given (a loss that slices sequences by role fixes it).
+ */
+export function declareTargets(g: Graph, dtype: FloatDType, sequences: Dim = 'sequences'): ScoringTargets {
   return {
-    ids: g.input(INPUT.targetIds, 'int64', [dims.rows, dims.seq]),
-    mask: g.input(INPUT.targetMask, dtype, [dims.rows, dims.seq]),
+    ids: g.input(INPUT.targetIds, 'int64', ['targets']),
     positions: g.input(INPUT.targetPositions, 'int64', ['targets']),
+    sequences: g.input(INPUT.targetSequences, dtype, [sequences, 'targets']),
   }
 }

@@ -86,17 +86,16 @@ export interface ScoringGraph {
 /** Forward pass to response log-probs; outputs `logps.sum`, `logps.mean`, `logps.count` (and `logits`). */
 export function buildScoringGraph(
   model: ModelTensors,
-  opts: BindOptions & { rows?: Dim; logits?: boolean; outputs?: boolean; name?: string },
+  opts: BindOptions & { sequences?: Dim; logits?: boolean; outputs?: boolean; name?: string },
 ): ScoringGraph {
   const g = new Graph({ name: opts.name ?? 'scoring', fusedMatMul: opts.fusedMatMul })
   const dtype = opts.dtype ?? 'float32'
   const { ctx, params } = bindModel(g, model, opts)
-  const dims = { rows: opts.rows ?? 'batch', seq: 'seq', keys: 'seq' }
-  const declared = declareDecoderInputs(g, model.cfg, dtype, dims)
+  const declared = declareDecoderInputs(g, model.cfg, dtype, { rows: 'batch', seq: 'seq', keys: 'seq' })
   const inputs = opts.precision === 'float16' ? halfDecoderInputs(g, declared) : declared
-  const targets = declareTargets(g, dtype, dims)
+  const targets = declareTargets(g, dtype, opts.sequences)
   const { hidden } = llamaModel(ctx, inputs)
-  const logps = reduceSequences(g, targetLogps(ctx, hidden, targets, opts.vocabChunks), targets.mask)
+  const logps = reduceSequences(g, targetLogps(ctx, hidden, targets, opts.vocabChunks), targets.sequences)
   if (opts.outputs !== false) {
     g.output(logps.sum, 'logps.sum')
     g.output(logps.mean, 'logps.mean')
@@ -133,7 +132,7 @@ export function buildPolicyObjective(model: ModelTensors, opts: StepGraphOptions
     fusedMatMul: opts.fusedMatMul,
     checkpoint: opts.checkpoint,
     precision: opts.precision,
-    rows: opts.loss.rows,
+    sequences: opts.loss.rows,
     outputs: false,
     name: `step.${opts.loss.name}`,
   })

@@ -1,23 +1,20 @@
 /**
- * Sequence log-probs over response tokens: log p(target_t | tokens ≤ t) summed over the response
- * mask, with the token count and the mean. Rows are independent, so chosen and rejected responses
+ * Sequence log-probs over response tokens: log p(target | the tokens before it) summed per sequence,
+ * with the token count and the mean. Sequences are independent, so chosen and rejected responses
  * (or any roles) share one batch.
  */
 import {
   div,
   type Graph,
   gather,
+  matMul,
   max,
-  mul,
   reduceSum,
   reshape,
-  reshapeLike,
-  scatterNDAdd,
   selectiveLogSoftmax,
   squeeze,
   type Tensor,
   unsqueeze,
-  zerosLike,
 } from '../engine/index.ts'
 import type { ScoringTargets } from './batch.ts'
 import { chunkedTargetLogps, defaultVocabChunks } from './chunked-logps.ts'
@@ -63,8 +60,8 @@ function tokenLogps(
 }
 
 /**
- * tokenLogps at the counted positions only, placed back into (B, T) with zeros elsewhere: the LM
- * head (most of a step's compute at 128k–152k vocabularies) skips prompt and padding tokens.
+ * tokenLogps at the counted targets only, (N): the LM head (most of a step's compute at 128k–152k
+ * vocabularies) skips prompt and padding tokens.
  */
 export function targetLogps(
   ctx: ModelContext,
@@ -75,22 +72,22 @@ export function targetLogps(
   const { g } = ctx
   return g.withScopePath('targets', () => {
     const flatHidden = reshape(g, hidden, { shape: [-1, ctx.cfg.hidden_size] }) // (B·T, H)
-    const flatIds = reshape(g, targets.ids, { shape: [-1] }) // (B·T)
     const picked = unsqueeze(g, gather(g, flatHidden, targets.positions), { axes: [0] }) // (1, N, H)
-    const ids = unsqueeze(g, gather(g, flatIds, targets.positions), { axes: [0] }) // (1, N)
-    const logps = squeeze(g, tokenLogps(ctx, picked, ids, vocabChunks), { axes: [0] }) // (N)
-    const flatMask = reshape(g, targets.mask, { shape: [-1] })
-    const at = unsqueeze(g, targets.positions, { axes: [-1] }) // (N, 1)
-    return reshapeLike(g, scatterNDAdd(g, zerosLike(g, flatMask), at, logps), targets.mask)
+    const ids = unsqueeze(g, targets.ids, { axes: [0] }) // (1, N)
+    return squeeze(g, tokenLogps(ctx, picked, ids, vocabChunks), { axes: [0] }) // (N)
   })
 }
 
-/** Masked sums over the sequence: sum, count and mean (count clamped at 1 for empty responses). */
-export function reduceSequences(g: Graph, logps: Tensor, mask: Tensor): SequenceLogps {
+/**
+ * Per-sequence sums of the targets' log-probs (N) through the (S, N) membership matrix: sum, count
+ * and mean (count clamped at 1 for empty responses).
+ */
+export function reduceSequences(g: Graph, logps: Tensor, membership: Tensor): SequenceLogps {
   return g.withScopePath('logps', () => {
-    const sum = reduceSum(g, mul(g, logps, mask), { axes: [1] })
-    const count = reduceSum(g, mask, { axes: [1] })
-    const mean = div(g, sum, max(g, count, g.constant(1, mask.dtype)))
+    const column = unsqueeze(g, logps, { axes: [-1] }) // (N, 1)
+    const sum = squeeze(g, matMul(g, membership, column), { axes: [-1] }) // (S)
+    const count = reduceSum(g, membership, { axes: [1] })
+    const mean = div(g, sum, max(g, count, g.constant(1, membership.dtype)))
     return { sum, mean, count }
   })
 }

@@ -6,7 +6,7 @@
  * than that peak, by the factors below, measured on this engine (test/model/memory-estimate.test.ts
  * checks the estimate against measured peak RSS).
  */
-import { type GradientDType, neg, reduceMean } from '../engine/index.ts'
+import { type GradientDType, neg, reduceMean, softplus } from '../engine/index.ts'
 import { defaultVocabChunks } from './chunked-logps.ts'
 import type { LlamaConfig } from './config.ts'
 import { parameterCount } from './config.ts'
@@ -41,8 +41,14 @@ const MIXED_BLOCKS_STEP_ARENA_FACTOR = 1.7
 export type OptimizerStateDtype = 'float32' | 'bfloat16'
 
 export interface PolicyMemoryShape {
-  /** Training rows of one micro-batch (examples times the objective's roles). */
+  /** Training sequences of one micro-batch (examples times the objective's roles). */
   trainRows: number
+  /**
+   * A micro-batch that may pack as prompt trees (batch.ts): this many rows, each a prompt and at most
+   * `branches` responses. packRows picks trees or one row per sequence by the actual lengths, so the
+   * step counts the larger of the two at the longest. One row per sequence when absent.
+   */
+  trainTrees?: { rows: number; branches: number }
   /** Rows of one scoring or generation batch. */
   batchRows: number
   /** Longest token row: prompt plus response. */
@@ -107,10 +113,12 @@ export function estimatePolicyMemory(
     vocabChunks: opts.vocabChunks,
     checkpoint: shape.checkpoint,
   }
+  // a loss whose gradient reads the forward's log-probs, as every objective's does (DPO-like): one
+  // that does not lets onnxruntime's order run the backward's head ahead of the forward
   const loss: PolicyLoss = {
     name: 'estimate',
     rows: shape.trainRows,
-    build: (g, logps) => ({ loss: neg(g, reduceMean(g, logps.mean)) }),
+    build: (g, logps) => ({ loss: reduceMean(g, softplus(g, neg(g, logps.mean))) }),
   }
   const gradientDtype = opts.gradientDtype ?? 'float32'
   const step = buildPolicyStepGraph(model, { ...bind, loss, gradientDtype }).graph
@@ -123,8 +131,26 @@ export function estimatePolicyMemory(
     seq: shape.seq,
     keys: shape.seq,
     '?': shape.seq,
+    sequences: shape.batchRows,
     targets: shape.batchRows * responseTokens,
   }
+  const stepDims = (batch: number, seq: number) => ({
+    batch,
+    seq,
+    keys: seq,
+    '?': seq,
+    sequences: shape.trainRows,
+    targets: shape.trainRows * responseTokens,
+  })
+  const layouts = [stepDims(shape.trainRows, shape.seq)]
+  // prompt trees: fewer rows, each the prompt and `branches` responses long
+  if (shape.trainTrees)
+    layouts.push(
+      stepDims(shape.trainTrees.rows, shape.promptTokens + shape.trainTrees.branches * responseTokens),
+    )
+  const stepPeak = Math.max(
+    ...layouts.map((dims) => step.peakIntermediateBytes(dims, { order: 'onnxruntime' })),
+  )
   const kvBytes =
     2 * cfg.num_hidden_layers * cfg.num_key_value_heads * cfg.head_dim * shape.batchRows * shape.seq * F32
   const chunked = (opts.vocabChunks ?? defaultVocabChunks(cfg.vocab_size)) > 1
@@ -143,10 +169,7 @@ export function estimatePolicyMemory(
     // fine-tuning loads without a transient copy (small models: up to +29%); it was dropped
     training_session:
       SESSION_BYTES +
-      step.peakIntermediateBytes(
-        { ...rows, batch: shape.trainRows, targets: shape.trainRows * responseTokens },
-        { order: 'onnxruntime' },
-      ) *
+      stepPeak *
         (shape.checkpoint && (chunked || !lora) ? MIXED_BLOCKS_STEP_ARENA_FACTOR : STEP_ARENA_FACTOR),
     // one session scores the policy and, before training, the reference
     scoring_session:

@@ -99,6 +99,8 @@ const weightFeed = (t: StoredTensor): HostTensor =>
 /** One micro-batch: token rows and the extra feeds its loss declares (e.g. reference log-probs). */
 export interface TrainBatch {
   rows: readonly TokenRow[]
+  /** Rows with one prompt share a packed row, at most this many to a row (prompt trees); 1 when absent. */
+  maxBranches?: number
   feeds?: Readonly<Record<string, HostTensor>>
 }
 
@@ -416,8 +418,13 @@ export class Policy {
     const before = transferTotals()
     let tokens = 0
     const feedsOf = (b: TrainBatch): Record<string, HostTensor> => {
-      const batch = packRows(b.rows, { padding: this.opts.padding ?? 'right', padId: this.padId })
-      tokens += batch.mask.reduce((a, m) => a + m, 0)
+      // the sequences' tokens, as if each had a row of its own: data throughput, whatever the packing
+      tokens += b.rows.reduce((n, r) => n + r.prompt.length + r.response.length, 0)
+      const batch = packRows(b.rows, {
+        padding: this.opts.padding ?? 'right',
+        padId: this.padId,
+        maxBranches: b.maxBranches,
+      })
       return { ...scoringFeeds(this.config, batch, 'float32'), ...b.feeds }
     }
     const r = this.device

@@ -83,3 +83,17 @@ export function objectiveRoles(
   if (objective === 'sso' && !steers(hp)) return { roles: PLAIN_PAIR, refRoles: PLAIN_PAIR }
   return OBJECTIVE_ROLES[objective]
 }
+
+/**
+ * How the sequences of one example share prompts: the distinct contexts (x, x+, x-) among `roles`
+ * and the most roles on one context. A training step packs each context's sequences into one row
+ * (a prompt tree, src/model/batch.ts).
+ */
+export function sharedPrompts(roles: readonly Role[]): { prompts: number; branches: number } {
+  const perContext = new Map<string, number>()
+  for (const role of roles) {
+    const context = role.slice(0, role.indexOf('_'))
+    perContext.set(context, (perContext.get(context) ?? 0) + 1)
+  }
+  return { prompts: perContext.size, branches: Math.max(...perContext.values()) }
+}

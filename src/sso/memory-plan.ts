@@ -11,7 +11,7 @@ import { ValidationError } from '../errors.ts'
 import type { LlamaConfig } from '../model/config.ts'
 import { estimatePolicyMemory, type MemoryEstimate, peakOf } from '../model/memory-estimate.ts'
 import type { Hyperparameters } from './hyperparameters.ts'
-import { type ObjectiveName, objectiveRoles } from './loss-types.ts'
+import { type ObjectiveName, objectiveRoles, sharedPrompts } from './loss-types.ts'
 import type { TrainingMethod } from './trainer-interface.ts'
 
 /**
@@ -81,24 +81,30 @@ export function estimateRunMemory(
   microBatchSize: number,
   checkpoint: boolean,
 ): MemoryEstimate {
-  const roles = Math.max(...METHOD_OBJECTIVES[method].map((o) => objectiveRoles(o, hp).roles.length))
-  const estimate = estimatePolicyMemory(
-    cfg,
-    {
-      trainRows: roles * microBatchSize,
-      batchRows: hp.generation_batch_size,
-      seq: hp.max_prompt_tokens + hp.max_new_tokens,
-      promptTokens: hp.max_prompt_tokens,
-      checkpoint,
-      accumulates: microBatchSize < hp.batch_size || hp.grad_accum > 1,
-    },
-    {
-      lora: hp.finetuning === 'lora' ? hp.lora : undefined,
-      optimizerStateDtype: hp.optimizer_state_dtype,
-      gradientDtype: hp.gradient_dtype,
-      weightsDtype: hp.weights_dtype,
-    },
-  )
+  // the objective with the largest estimate (SSO v2 trains two)
+  const estimates = METHOD_OBJECTIVES[method].map((objective) => {
+    const { roles } = objectiveRoles(objective, hp)
+    const { prompts, branches } = sharedPrompts(roles)
+    return estimatePolicyMemory(
+      cfg,
+      {
+        trainRows: roles.length * microBatchSize,
+        trainTrees: { rows: prompts * microBatchSize, branches },
+        batchRows: hp.generation_batch_size,
+        seq: hp.max_prompt_tokens + hp.max_new_tokens,
+        promptTokens: hp.max_prompt_tokens,
+        checkpoint,
+        accumulates: microBatchSize < hp.batch_size || hp.grad_accum > 1,
+      },
+      {
+        lora: hp.finetuning === 'lora' ? hp.lora : undefined,
+        optimizerStateDtype: hp.optimizer_state_dtype,
+        gradientDtype: hp.gradient_dtype,
+        weightsDtype: hp.weights_dtype,
+      },
+    )
+  })
+  const estimate = estimates.reduce((a, b) => (b.bytes > a.bytes ? b : a))
   if (method !== 'sso_v2') return estimate
   // the generator is a fork of the policy: its own weights and optimizer, sessions of the same sizes;
   // while it trains, the policy keeps the generation sessions it sampled with

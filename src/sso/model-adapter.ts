@@ -8,7 +8,13 @@ import { ValidationError } from '../errors.ts'
 import type { PolicyLoss } from '../model/graphs.ts'
 import { chatMessages, Policy } from '../model/index.ts'
 import type { PolicyOptions, TrainBatch } from '../model/policy.ts'
-import { type LossHyperparameters, type ObjectiveName, objectiveRoles, type Role } from './loss-types.ts'
+import {
+  type LossHyperparameters,
+  type ObjectiveName,
+  objectiveRoles,
+  type Role,
+  sharedPrompts,
+} from './loss-types.ts'
 import { OBJECTIVES, type SequenceLogps } from './losses.ts'
 import type {
   ChatPrompt,
@@ -22,7 +28,7 @@ import type {
   TrainablePolicy,
 } from './policy-port.ts'
 
-const refInput = (role: Role, kind: 'sum' | 'mean') => `ref.${role}.${kind}`
+export const refInput = (role: Role, kind: 'sum' | 'mean') => `ref.${role}.${kind}`
 
 /**
  * The step-graph loss of an objective for micro-batches of `n` examples: rows are [role0 x n, role1 x n,
@@ -125,6 +131,8 @@ class ModelPolicy implements TrainablePolicy {
     lr: number,
   ): Promise<StepResult> {
     const { roles, refRoles } = objectiveRoles(objective, hp)
+    // an example's sequences on one context (x, x+ or x-) share its prompt in one packed row
+    const { branches: maxBranches } = sharedPrompts(roles)
     // the step graph slices rows by role, so its batch axis is static: one size per step
     const bySize = new Map<number, TrainBatch[]>()
     for (const b of microBatches) {
@@ -138,7 +146,7 @@ class ModelPolicy implements TrainablePolicy {
         ),
       )
       const rows = roles.flatMap((role) => b.rows[role]!.map((r) => this.tokenRow(r)))
-      bySize.set(n, [...(bySize.get(n) ?? []), { rows, feeds }])
+      bySize.set(n, [...(bySize.get(n) ?? []), { rows, feeds, maxBranches }])
     }
     if (bySize.size > 1) {
       throw new ValidationError(

@@ -44,7 +44,7 @@ import {
 
 const HEAD = 'score.weight'
 const LAST = 'reward.last_token'
-const TARGET_FEEDS: readonly string[] = [INPUT.targetIds, INPUT.targetMask, INPUT.targetPositions]
+const TARGET_FEEDS: readonly string[] = [INPUT.targetIds, INPUT.targetPositions, INPUT.targetSequences]
 
 /** Rewards (rows) of a decoder graph in g: hidden state at each row's last token, times the head. */
 function rewardsOf(g: Graph, loaded: LoadedModel, rows: Dim) {

@@ -21,6 +21,8 @@ export interface ProbeSpec {
   rows: number
   /** Micro-batches per training step. */
   microBatches: number
+  /** Training rows share prompts this many to a prompt (prompt trees, packed as such); 1 by default. */
+  branches?: number
   promptTokens: number
   seq: number
   vocab: number
@@ -52,7 +54,9 @@ await policy.freezeReference()
 await policy.logprobs(rows, 'reference')
 await policy.releaseReference() // as a run does once its reference log-probs are scored
 mark('reference_scored')
-const micro = Array.from({ length: spec.microBatches }, () => ({ rows }))
+const branches = spec.branches ?? 1
+const trainRows = rows.map((r, i) => ({ ...r, prompt: rows[i - (i % branches)].prompt }))
+const micro = Array.from({ length: spec.microBatches }, () => ({ rows: trainRows, maxBranches: branches }))
 for (let i = 1; i <= 2; i++) {
   await policy.trainStep(micro, { lr: 1e-4, loss: sft })
   mark(`step${i}`)

@@ -39,7 +39,7 @@ function lossGraph(checkpoint: boolean) {
     graph: g,
     logps,
     params,
-  } = buildScoringGraph({ cfg, weights }, { trainable: 'all', rows: 3, outputs: false, checkpoint })
+  } = buildScoringGraph({ cfg, weights }, { trainable: 'all', sequences: 3, outputs: false, checkpoint })
   const loss = reduceSum(g, mul(g, logps.sum, g.constant(Float32Array.of(0.7, -1.3, 0.4), 'float32', [3])))
   g.output(loss, 'loss')
   const keys = [...params.keys()]

@@ -54,7 +54,7 @@ async function scoringCheck(
   } = buildScoringGraph(model, {
     trainable,
     dtype: 'float64',
-    rows: 3,
+    sequences: 3,
     outputs: false,
     checkpoint,
     fusedMatMul,

@@ -73,11 +73,15 @@ interface Case {
   bf16Weights?: boolean
   /** float16 gradients. */
   f16Grads?: boolean
+  /** Training sequences per shared prompt (prompt trees). */
+  branches?: number
 }
 
 const CASES: Case[] = [
   { shape: 'narrow', lora: false, checkpoint: false, rows: 4, seq: 192 },
   { shape: 'narrow', lora: true, checkpoint: true, rows: 8, seq: 192 },
+  // SSO's x- rows: three responses to one prompt, packed as one row of 32 + 3 × 160 tokens
+  { shape: 'narrow', lora: false, checkpoint: false, rows: 6, seq: 192, branches: 3 },
   {
     shape: 'wide_vocab',
     lora: false,
@@ -108,7 +112,7 @@ const CASES: Case[] = [
 ]
 
 for (const c of CASES) {
-  const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}${c.bf16Weights ? ' bf16-weights' : ''}${c.f16Grads ? ' f16-gradients' : ''}, ${c.rows}x${c.seq}`
+  const label = `${c.shape} ${c.lora ? 'lora' : 'full'}${c.checkpoint ? ' checkpointed' : ''}${c.bf16 ? ' bf16-moments' : ''}${c.bf16Weights ? ' bf16-weights' : ''}${c.f16Grads ? ' f16-gradients' : ''}${c.branches ? ` prompt-trees of ${c.branches}` : ''}, ${c.rows}x${c.seq}`
   test(`estimate within -${TOLERANCE.under * 100}% and +${TOLERANCE.over * 100}% of the measured peak: ${label}`, {
     timeout: 120_000,
   }, async () => {
@@ -123,6 +127,7 @@ for (const c of CASES) {
       gradientDtype: c.f16Grads ? 'float16' : 'float32',
       rows: c.rows,
       microBatches: c.microBatches ?? 1,
+      branches: c.branches,
       promptTokens,
       seq: c.seq,
       vocab: Math.min(512, info.config.vocab_size),
@@ -139,6 +144,7 @@ for (const c of CASES) {
       info.config,
       {
         trainRows: c.rows,
+        trainTrees: c.branches ? { rows: c.rows / c.branches, branches: c.branches } : undefined,
         batchRows: c.rows,
         seq: c.seq,
         promptTokens,

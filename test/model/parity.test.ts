@@ -3,11 +3,12 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { test } from 'node:test'
 import { add, createGraphSession, grad, mul, reduceSum } from '../../src/engine/index.ts'
-import { type PackedBatch, scoringFeeds } from '../../src/model/batch.ts'
+import { scoringFeeds } from '../../src/model/batch.ts'
 import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph } from '../../src/model/graphs.ts'
 import { readSafetensors } from '../../src/model/safetensors.ts'
 import { loadWeights } from '../../src/model/weights.ts'
+import { batchFromMasks } from '../helpers/masked-batch.ts'
 
 const FIXTURES = path.join(import.meta.dirname, '..', 'fixtures', 'model')
 
@@ -42,21 +43,12 @@ for (const [name, vocabChunks] of [
     const seq = batchJson.input_ids[0].length
     const flat = (k: string) => Int32Array.from(batchJson[k].flat() as number[])
     const mask = Uint8Array.from(flat('attention_mask'))
-    const positions = new Int32Array(rows * seq)
-    for (let b = 0; b < rows; b++) {
-      let p = 0
-      for (let t = 0; t < seq; t++) positions[b * seq + t] = mask[b * seq + t] ? p++ : 0
-    }
-    const batch: PackedBatch = {
-      rows,
-      seq,
-      ids: flat('input_ids'),
-      mask,
-      response: Uint8Array.from(flat('response_mask')),
-      positions,
-    }
+    const batch = batchFromMasks(rows, seq, flat('input_ids'), flat('attention_mask'), flat('response_mask'))
 
-    const scoring = buildScoringGraph({ cfg, weights }, { trainable: 'all', logits: true, rows, vocabChunks })
+    const scoring = buildScoringGraph(
+      { cfg, weights },
+      { trainable: 'all', logits: true, sequences: rows, vocabChunks },
+    )
     const { graph: g, logps, params } = scoring
     const weightsOf = (k: 'sum' | 'mean') =>
       g.constant(Float32Array.from(batchJson.loss_weights[k]), 'float32', [rows])

@@ -71,15 +71,18 @@ describe('float16 graphs', () => {
     )
     const tape = built.graph.tape
     // Float outputs only: index and shape computations (int64) have no precision to choose.
-    const outputDtypes = (type: string) =>
+    const outputDtypes = (type: string, where: 'decoder' | 'logps' | 'all' = 'all') =>
       new Set(
         tape
           .filter((e) => e.op.type === type && e.outputs[0].dtype !== 'int64')
+          .filter((e) => where === 'all' || (e.scope === 'logps') === (where === 'logps'))
           .map((e) => e.outputs[0].dtype),
       )
     for (const type of ['MatMul', 'Softmax', 'Silu', 'Gather']) {
-      assert.deepEqual(outputDtypes(type), new Set(['float16']), `${type} outputs`)
+      assert.deepEqual(outputDtypes(type, 'decoder'), new Set(['float16']), `${type} outputs`)
     }
+    // The per-sequence sums of the float32 token log-probs stay float32.
+    assert.deepEqual(outputDtypes('MatMul', 'logps'), new Set(['float32']))
     // Every weight is a float32 input read through one Cast to float16 in the forward pass.
     const forwardCasts = tape.filter((e) => e.op.type === 'Cast' && !e.scope.startsWith('grad'))
     for (const key of m.weights.keys()) {

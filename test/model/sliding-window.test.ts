@@ -4,20 +4,14 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 import { createGraphSession } from '../../src/engine/index.ts'
-import {
-  attentionMaskFeeds,
-  INPUT,
-  MASK_VALUE,
-  type PackedBatch,
-  packRows,
-  scoringFeeds,
-} from '../../src/model/batch.ts'
+import { attentionMaskFeeds, INPUT, MASK_VALUE, packRows, scoringFeeds } from '../../src/model/batch.ts'
 import { type LlamaConfig, parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph } from '../../src/model/graphs.ts'
 import { loadModel } from '../../src/model/load.ts'
 import { Policy } from '../../src/model/policy.ts'
 import { makeTinyModel } from '../../src/model/tiny.ts'
 import { loadWeights } from '../../src/model/weights.ts'
+import { batchFromMasks } from '../helpers/masked-batch.ts'
 
 const QWEN2 = path.join(import.meta.dirname, '..', 'fixtures', 'model', 'qwen2-bias')
 const WINDOW = 2
@@ -88,17 +82,11 @@ describe('qwen2 sliding window per layer', () => {
     const base = parse(json)
     const weights = await loadWeights(QWEN2, base)
     const seq = 6
-    const batch: PackedBatch = {
-      rows: 1,
-      seq,
-      ids: Int32Array.from([3, 17, 8, 41, 22, 5]),
-      mask: new Uint8Array(seq).fill(1),
-      response: new Uint8Array(seq).fill(1),
-      positions: Int32Array.from({ length: seq }, (_, t) => t),
-    }
+    const ones = new Uint8Array(seq).fill(1)
+    const batch = batchFromMasks(1, seq, Int32Array.from([3, 17, 8, 41, 22, 5]), ones, ones)
     const logits = async (overrides: Record<string, unknown>): Promise<Float32Array> => {
       const cfg = parse({ ...json, use_sliding_window: true, sliding_window: WINDOW, ...overrides })
-      const { graph } = buildScoringGraph({ cfg, weights }, { trainable: 'all', logits: true, rows: 1 })
+      const { graph } = buildScoringGraph({ cfg, weights }, { trainable: 'all', logits: true, sequences: 1 })
       const session = await createGraphSession(graph.serialize(), { provider: 'cpu', intraOpThreads: 1 })
       const feeds = scoringFeeds(cfg, batch, 'float32')
       for (const [k, w] of weights) feeds[k] = { dtype: 'float32', dims: w.shape, data: w.data }

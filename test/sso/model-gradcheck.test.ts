@@ -68,7 +68,7 @@ for (const c of CASES) {
       params,
     } = buildScoringGraph(
       { cfg, weights },
-      { trainable: 'all', dtype: 'float64', rows: loss.rows, outputs: false },
+      { trainable: 'all', dtype: 'float64', sequences: loss.rows, outputs: false },
     )
     const built = loss.build(g, logps)
     const rng = new Random(5)
