@@ -84,16 +84,24 @@ export function objectiveRoles(
   return OBJECTIVE_ROLES[objective]
 }
 
+/** The context each role's response is scored under (see ROLES). */
+const ROLE_CONTEXT: Record<Role, 'x' | 'x+' | 'x-'> = {
+  plain_chosen: 'x',
+  plain_rejected: 'x',
+  good_chosen: 'x+',
+  good_rejected: 'x+',
+  bad_raw: 'x-',
+  bad_chosen: 'x-',
+  bad_rejected: 'x-',
+}
+
 /**
- * How the sequences of one example share prompts: the distinct contexts (x, x+, x-) among `roles`
- * and the most roles on one context. A training step packs each context's sequences into one row
- * (a prompt tree, src/model/batch.ts).
+ * How the sequences of one example share prompts: the distinct contexts among `roles` and the most
+ * roles on one context. A training step packs each context's sequences into one row (a prompt tree,
+ * src/model/batch.ts).
  */
 export function sharedPrompts(roles: readonly Role[]): { prompts: number; branches: number } {
   const perContext = new Map<string, number>()
-  for (const role of roles) {
-    const context = role.slice(0, role.indexOf('_'))
-    perContext.set(context, (perContext.get(context) ?? 0) + 1)
-  }
+  for (const role of roles) perContext.set(ROLE_CONTEXT[role], (perContext.get(ROLE_CONTEXT[role]) ?? 0) + 1)
   return { prompts: perContext.size, branches: Math.max(...perContext.values()) }
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { Graph, grad, type Tensor } from '../../src/engine/index.ts'
-import { OBJECTIVE_ROLES, objectiveRoles, type Role } from '../../src/sso/loss-types.ts'
+import { OBJECTIVE_ROLES, objectiveRoles, type Role, sharedPrompts } from '../../src/sso/loss-types.ts'
 import {
   type LossHyperparameters,
   OBJECTIVES,
@@ -239,6 +239,18 @@ test('without G a step scores the plain pair alone, and reports no G or gap', as
     assert.ok(!metricNames.includes('sso/g') && !metricNames.includes('sso/gap'), metricNames.join(', '))
   }
   assert.deepEqual(objectiveRoles('sso', DEFAULTS), OBJECTIVE_ROLES.sso)
+})
+
+test("an example's sequences share three prompts in SSO, one in DPO, two in the generator's step", () => {
+  const shared = (objective: keyof typeof OBJECTIVE_ROLES) => sharedPrompts(OBJECTIVE_ROLES[objective].roles)
+  assert.deepEqual(shared('sso'), { prompts: 3, branches: 3 })
+  assert.deepEqual(shared('preference'), { prompts: 1, branches: 2 })
+  assert.deepEqual(shared('sso_generator'), { prompts: 2, branches: 2 })
+  assert.deepEqual(shared('sft'), { prompts: 1, branches: 1 })
+  assert.deepEqual(sharedPrompts(objectiveRoles('sso', { ...DEFAULTS, use_g: false }).roles), {
+    prompts: 1,
+    branches: 2,
+  })
 })
 
 test('without W the reported sso/w_mean is the weight in use, 1', async () => {
