@@ -28,7 +28,7 @@ const sft: PolicyLoss = { name: 'sft', build: (g, logps) => ({ loss: neg(g, redu
 const lora = { rank: 4, alpha: 8, targets: ['q_proj', 'v_proj', 'down_proj'] }
 
 /**
- * Three SFT steps (the second in two micro-batches), the reference frozen (and scored) before the
+ * Three SFT steps (the second in two micro-batches, the third as a prompt tree), the reference frozen (and scored) before the
  * second and the third as between SSO iterations, then the response log-probs, a greedy continuation and the exported state (weights or
  * adapters with their AdamW moments, read back from the device on WebGPU), on one provider. Weights
  * change between runs that read them: a device copy left stale would show.
@@ -43,8 +43,9 @@ async function trainAndScore(modelDir: string, provider: Provider, withLora: boo
       await policy.freezeReference()
       logp.push(...(await policy.logprobs([row], 'reference')).sum)
     }
-    // One batch runs as one fused graph on WebGPU, two micro-batches through the accumulators.
-    const batches = i === 1 ? [{ rows: [row] }, { rows: [row] }] : { rows: [row, row] }
+    // One batch runs as one fused graph on WebGPU, two micro-batches through the accumulators; the
+    // third step packs its two rows as one prompt tree.
+    const batches = i === 1 ? [{ rows: [row] }, { rows: [row] }] : { rows: [row, row], maxBranches: i }
     const r = await policy.trainStep(batches, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
     losses.push(r.loss, r.gradNorm)
   }
@@ -104,11 +105,12 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
       })
       try {
         const rows = [policy.tokenizeExchange(question, 'Paris.'), policy.tokenizeExchange(question, 'Lyon!')]
-        const step = () => policy.trainStep({ rows }, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
+        // one prompt, two responses: a prompt tree
+        const step = () => policy.trainStep({ rows, maxBranches: 2 }, { lr: 1e-2, loss: sft, maxGradNorm: 1 })
         const warmUp = await step()
-        const batch = bytes(
-          scoringFeeds(policy.config, packRows(rows, { padding: 'right', padId: 0 }), 'float32'),
-        )
+        const packed = packRows(rows, { padding: 'right', padId: 0, maxBranches: 2 })
+        assert.equal(packed.rows, 1)
+        const batch = bytes(scoringFeeds(policy.config, packed, 'float32'))
         // The first step uploads the weights, moments and accumulators: far more than a batch.
         assert.ok(
           warmUp.transfers.hostToDevice > batch + 1024,
