@@ -2,7 +2,6 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { add, mul, reduceSum } from '../../src/engine/index.ts'
 import { packRows, scoringFeeds } from '../../src/model/batch.ts'
-import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph, type Trainable } from '../../src/model/graphs.ts'
 import { initAdapters } from '../../src/model/lora.ts'
 import { Random } from '../../src/model/random.ts'
@@ -10,20 +9,9 @@ import { randomWeights } from '../../src/model/tiny.ts'
 import { assertAllClose } from '../helpers/all-close.ts'
 import { type DirectionalCheck, directionalCheck } from '../helpers/directional-gradcheck.ts'
 import { runGraph } from '../helpers/run-graph.ts'
+import { tinyConfig } from '../helpers/tiny-qwen2.ts'
 
-const parsed = parseLlamaConfig({
-  model_type: 'qwen2',
-  vocab_size: 23,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-})
-assert.ok('config' in parsed)
-const cfg = parsed.config
+const cfg = tinyConfig()
 
 const ROWS = [
   { prompt: [1, 2, 3], response: [4, 5, 6, 7] },

@@ -2,29 +2,11 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { add, grad, mul, reduceSum } from '../../src/engine/index.ts'
 import { packRows, scoringFeeds, type TokenRow } from '../../src/model/batch.ts'
-import { parseLlamaConfig } from '../../src/model/config.ts'
 import { buildScoringGraph } from '../../src/model/graphs.ts'
 import { randomWeights } from '../../src/model/tiny.ts'
 import { assertAllClose } from '../helpers/all-close.ts'
 import { runGraph } from '../helpers/run-graph.ts'
-
-const qwen2 = {
-  model_type: 'qwen2',
-  vocab_size: 23,
-  hidden_size: 16,
-  intermediate_size: 24,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  rope_theta: 10000,
-  tie_word_embeddings: true,
-}
-
-const configOf = (json: Record<string, unknown>) => {
-  const parsed = parseLlamaConfig(json)
-  assert.ok('config' in parsed, JSON.stringify(parsed))
-  return parsed.config
-}
+import { TINY_QWEN2_JSON, tinyConfig } from '../helpers/tiny-qwen2.ts'
 
 /** SSO's seven sequences of one example: three prompts (x, x+, x-), responses of several lengths. */
 const x = [1, 2, 3]
@@ -91,7 +73,7 @@ describe('prompt trees', () => {
   })
 
   it('lets a branch see its prompt and itself only', async () => {
-    const cfg = configOf(qwen2)
+    const cfg = tinyConfig()
     const batch = packRows(SSO_ROWS.slice(0, 2), { padding: 'left', padId: 0, maxBranches: 3 })
     const bias = scoringFeeds(cfg, batch, 'float32').attention_bias.data as Float32Array
     const t = batch.seq
@@ -104,23 +86,20 @@ describe('prompt trees', () => {
 
   // Sliding layers too: a window of 2 cuts into the prompt from every branch.
   for (const [name, json] of [
-    ['full attention', qwen2],
+    ['full attention', TINY_QWEN2_JSON],
     [
       'sliding-window layers',
-      { ...qwen2, use_sliding_window: true, sliding_window: 2, max_window_layers: 1 },
+      { ...TINY_QWEN2_JSON, use_sliding_window: true, sliding_window: 2, max_window_layers: 1 },
     ],
   ] as const) {
     it(`gives every sequence the log-probs and gradients it has in a row of its own (float64, ${name})`, async () => {
-      const cfg = configOf(json)
+      const cfg = tinyConfig(json)
       const weights = randomWeights(cfg, 5, 0.4)
-      const {
-        graph: g,
-        logps,
-        params,
-      } = buildScoringGraph(
+      const scoring = buildScoringGraph(
         { cfg, weights },
         { trainable: 'all', dtype: 'float64', sequences: SSO_ROWS.length },
       )
+      const { graph: g, logps, params } = scoring
       const coefficients = (seed: number) =>
         g.constant(
           Float64Array.from(SSO_ROWS, (_, i) => Math.sin(seed + i)),
