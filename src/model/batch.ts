@@ -38,7 +38,7 @@ export interface TokenRow {
   response: readonly number[]
 }
 
-/** The counted next-token targets of a batch, in sequence order: (N) each. */
+/** The counted next-token targets of a batch, (N) each: a sequence's in token order. */
 export interface BatchTargets {
   /** Flat slot (b·T + t) whose hidden state predicts the target. */
   slots: Int32Array
@@ -143,7 +143,6 @@ export function packRows(
       }
     })
   })
-  targets.sort((a, b) => a.sequence - b.sequence)
   return {
     rows: trees.length,
     seq,

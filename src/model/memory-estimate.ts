@@ -126,27 +126,25 @@ export function estimatePolicyMemory(
   const decode = buildDecodeGraph(model, { ...bind, trainable: 'none' })
   // the LM head runs at response tokens only: at most seq − promptTokens of each row
   const responseTokens = Math.max(1, shape.seq - shape.promptTokens)
-  const rows = {
-    batch: shape.batchRows,
-    seq: shape.seq,
-    keys: shape.seq,
-    '?': shape.seq,
-    sequences: shape.batchRows,
-    targets: shape.batchRows * responseTokens,
-  }
-  const stepDims = (batch: number, seq: number) => ({
+  // the graphs' dimensions for `batch` rows of `seq` slots holding `sequences` scored sequences
+  const dimsOf = (batch: number, seq: number, sequences: number) => ({
     batch,
     seq,
     keys: seq,
     '?': seq,
-    sequences: shape.trainRows,
-    targets: shape.trainRows * responseTokens,
+    sequences,
+    targets: sequences * responseTokens,
   })
-  const layouts = [stepDims(shape.trainRows, shape.seq)]
+  const rows = dimsOf(shape.batchRows, shape.seq, shape.batchRows)
+  const layouts = [dimsOf(shape.trainRows, shape.seq, shape.trainRows)]
   // prompt trees: fewer rows, each the prompt and `branches` responses long
   if (shape.trainTrees)
     layouts.push(
-      stepDims(shape.trainTrees.rows, shape.promptTokens + shape.trainTrees.branches * responseTokens),
+      dimsOf(
+        shape.trainTrees.rows,
+        shape.promptTokens + shape.trainTrees.branches * responseTokens,
+        shape.trainRows,
+      ),
     )
   const stepPeak = Math.max(
     ...layouts.map((dims) => step.peakIntermediateBytes(dims, { order: 'onnxruntime' })),
