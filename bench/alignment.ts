@@ -16,7 +16,7 @@
  * docs/benchmark.md describes the output and the `--families-dir` interface.
  *
  *   node --import tsx bench/alignment.ts [--preset tiny|10m] [--seeds 10] [--search-seeds 2] [--iterations 3 (10m: 5)] [--queries 48]
- *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--knob sso=theta_g:0.1,0.5 ...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5] [--sft-lr 3e-3 (10m: 1e-3)] [--jobs min(cores, 4)]
+ *     [--lrs 1e-4,3e-4,1e-3] [--variants sso,pbaa,...] [--knob sso=theta_g:0.1,0.5 ...] [--families-dir DIR] [--eval-per-family 20] [--sft-epochs 5] [--sft-lr 3e-3 (10m: 1e-3)] [--jobs min(cores, 4)] [--keep] [--in-distribution]
  */
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -28,6 +28,7 @@ import {
   BENCH_EVAL_FAMILIES,
   type BenchDataOptions,
   benchEvalItems,
+  benchInDistributionItems,
   benchPrincipleSet,
   benchQueries,
   benchSftCorpus,
@@ -45,7 +46,7 @@ import {
   type SelectionCounts,
 } from '../src/eval/signal-accuracy.ts'
 import { type Interval, meanCi, pairedDifferenceCi } from '../src/eval/stats.ts'
-import type { Checker, EvalSplit } from '../src/eval/task-family.ts'
+import type { Checker, EvalSplit, Split } from '../src/eval/task-family.ts'
 import { mapPooled } from '../src/eval/task-pool.ts'
 import { chatMessages, loadModel, makeTinyModel, TextTokenizer, type TinyPreset } from '../src/model/index.ts'
 import { effectiveHyperparameters } from '../src/sso/hyperparameters.ts'
@@ -84,6 +85,8 @@ const { values: args } = parseArgs({
     // it); by default min(cores, 4, what memory holds at each run's estimated peak)
     jobs: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    // also score the test runs on prompts of the training distribution (a diagnostic, not held out)
+    'in-distribution': { type: 'boolean', default: false },
   },
 })
 const PRESET = args.preset as TinyPreset
@@ -199,6 +202,8 @@ interface IterationResult {
   seed: number
   iteration: number
   report: EvalReport
+  /** The same model on the training distribution (`--in-distribution`, test runs only). */
+  inDistribution?: EvalReport
   steps: number
   tokensGenerated: number
   signalAccuracy?: number
@@ -216,10 +221,13 @@ interface Context {
   tokenizer: TextTokenizer
   sft: SftPair[]
   checkers: Checker[]
-  items: Record<EvalSplit, EvalItem[]>
+  /** `train`: only with `--in-distribution`. */
+  items: Record<EvalSplit, EvalItem[]> & { train?: EvalItem[] }
 }
 
-async function evaluateModel(ctx: Context, modelDir: string, split: EvalSplit, seed: number, state?: string) {
+async function evaluateModel(ctx: Context, modelDir: string, split: Split, seed: number, state?: string) {
+  const items = ctx.items[split]
+  if (!items) throw new Error(`no evaluation items for the ${split} split`)
   const policy = await openModelPolicy({
     modelDir,
     device: 'cpu',
@@ -232,7 +240,7 @@ async function evaluateModel(ctx: Context, modelDir: string, split: EvalSplit, s
   })
   try {
     if (state) await policy.load(state)
-    return await evaluate(policy, ctx.checkers, ctx.items[split], {
+    return await evaluate(policy, ctx.checkers, items, {
       ...EVAL_SAMPLING,
       seed: EVAL_SAMPLING.seed + seed,
     })
@@ -251,7 +259,20 @@ interface StartScores {
   mean: EvalReport
 }
 
-async function scoreStart(ctx: Context, split: EvalSplit, seeds: readonly number[]): Promise<StartScores> {
+/** An iteration's model on its split, and for a test run with `--in-distribution` on the training distribution too. */
+async function evaluateIteration(
+  ctx: Context,
+  modelDir: string,
+  split: EvalSplit,
+  seed: number,
+  state?: string,
+) {
+  const report = await evaluateModel(ctx, modelDir, split, seed, state)
+  if (split !== 'test' || !ctx.items.train) return { report }
+  return { report, inDistribution: await evaluateModel(ctx, modelDir, 'train', seed, state) }
+}
+
+async function scoreStart(ctx: Context, split: Split, seeds: readonly number[]): Promise<StartScores> {
   const perSeed = new Map<number, EvalReport>()
   for (const seed of seeds) perSeed.set(seed, await evaluateModel(ctx, ctx.start, split, seed))
   return { perSeed, mean: meanReport([...perSeed.values()]) }
@@ -340,7 +361,7 @@ async function runOnline(
     results.push({
       seed,
       iteration: k,
-      report: await evaluateModel(ctx, ctx.start, split, seed, await iterationCheckpoint(runDir, k)),
+      ...(await evaluateIteration(ctx, ctx.start, split, seed, await iterationCheckpoint(runDir, k))),
       steps: steps[k] ?? 0,
       ...(await iterationSamples(ctx, runDir, k)),
       signalAccuracy: signal[k],
@@ -388,7 +409,7 @@ async function runSftContinue(
       results.push({
         seed,
         iteration: k,
-        report: await evaluateModel(ctx, model, split, seed),
+        ...(await evaluateIteration(ctx, model, split, seed)),
         steps,
         tokensGenerated: 0,
       })
@@ -440,16 +461,20 @@ function curves(runs: Record<string, IterationResult[][]>): void {
         satisfaction: interval(meanCi(at.map((r) => r.report.satisfaction))),
         mean_length: interval(meanCi(at.map((r) => r.report.meanLength))),
         signal_accuracy: signal.length > 0 ? interval(meanCi(signal)) : null,
+        ...(at[0].inDistribution && {
+          in_distribution_satisfaction: interval(meanCi(at.map((r) => r.inDistribution!.satisfaction))),
+        }),
       })
     }
 }
 
 /** Per variant, over seeds, at `iterations` ('chosen': each variant's searched count; 'final': the last). */
 function summarise(
-  startTest: StartScores,
+  start: { test: StartScores; train?: StartScores },
   finals: Record<string, IterationResult[]>,
   iterations: 'chosen' | 'final',
 ): void {
+  const { test: startTest, train: startTrain } = start
   const families = Object.keys(startTest.mean.byFamily)
   for (const [variant, runs] of Object.entries(finals)) {
     const satisfaction = meanCi(runs.map((r) => r.report.satisfaction))
@@ -474,6 +499,9 @@ function summarise(
       length_ratio_vs_start: length.mean / startTest.mean.meanLength,
       steps_per_iteration: runs[0]?.steps,
       tokens_generated_at_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
+      ...(startTrain && {
+        in_distribution: inDistributionSummary(startTrain, runs),
+      }),
     })
   }
   const sso = finals.sso?.map((r) => r.report)
@@ -502,6 +530,29 @@ function summarise(
         ]),
       ),
     })
+}
+
+/** Satisfaction on the training distribution and its gain over the start's, paired by seed. */
+function inDistributionSummary(start: StartScores, runs: readonly IterationResult[]) {
+  const reports = runs.map((r) => {
+    if (!r.inDistribution) throw new Error(`seed ${r.seed} was not scored on the training distribution`)
+    return { seed: r.seed, report: r.inDistribution }
+  })
+  return {
+    satisfaction: interval(meanCi(reports.map((r) => r.report.satisfaction))),
+    gain_points_vs_start: interval(
+      pairedDifferenceCi(
+        reports.map((r) => 100 * r.report.satisfaction),
+        reports.map((r) => 100 * startAt(start, r.seed).satisfaction),
+      ),
+    ),
+    by_family: Object.fromEntries(
+      Object.keys(start.mean.byFamily).map((f) => [
+        f,
+        interval(meanCi(reports.map((r) => r.report.byFamily[f]))),
+      ]),
+    ),
+  }
 }
 
 /**
@@ -569,9 +620,10 @@ async function main(): Promise<void> {
     const external: ExternalFamily[] = args['families-dir']
       ? await loadExternalFamilies(args['families-dir'])
       : []
-    const items: Record<EvalSplit, EvalItem[]> = {
+    const items: Context['items'] = {
       validation: [...benchEvalItems(DATA, 'validation'), ...external.flatMap((f) => f.items.validation)],
       test: [...benchEvalItems(DATA, 'test'), ...external.flatMap((f) => f.items.test)],
+      ...(args['in-distribution'] && { train: benchInDistributionItems(DATA) }),
     }
     const sft = benchSftCorpus(DATA)
     assertHeldOut(sft, items)
@@ -608,6 +660,7 @@ async function main(): Promise<void> {
     const startScores = {
       validation: await scoreStart(ctx, 'validation', SEARCH_SEEDS),
       test: await scoreStart(ctx, 'test', SEEDS),
+      train: items.train && (await scoreStart(ctx, 'train', SEEDS)),
     }
     emit({
       name: 'alignment/start',
@@ -619,6 +672,7 @@ async function main(): Promise<void> {
       external_families: external.map((f) => f.name),
       validation: startLine(startScores.validation),
       test: startLine(startScores.test),
+      ...(startScores.train && { in_distribution: startLine(startScores.train) }),
       seconds: (performance.now() - started) / 1000,
     })
 
@@ -720,6 +774,15 @@ async function main(): Promise<void> {
           ...(r.pairOutcomes && { pair_outcomes: r.pairOutcomes }),
           ...(r.ownPrinciple && { own_principle: r.ownPrinciple }),
           ...(r.invalidSelections !== undefined && { invalid_selections: r.invalidSelections }),
+          ...(r.inDistribution &&
+            startScores.train && {
+              in_distribution: {
+                satisfaction: r.inDistribution.satisfaction,
+                delta_vs_start: r.inDistribution.satisfaction - startAt(startScores.train, seed).satisfaction,
+                by_family: r.inDistribution.byFamily,
+                mean_length: r.inDistribution.meanLength,
+              },
+            }),
         })
       return results
     })
@@ -735,12 +798,12 @@ async function main(): Promise<void> {
     const at = (pick: (variant: string) => number) =>
       Object.fromEntries(Object.entries(runs).map(([v, seeds]) => [v, seeds.map((r) => r[pick(v) - 1])]))
     summarise(
-      startScores.test,
+      startScores,
       at((v) => chosen[v].iteration),
       'chosen',
     )
     summarise(
-      startScores.test,
+      startScores,
       at(() => ITERATIONS),
       'final',
     )

@@ -43,6 +43,7 @@ export const BENCH_DATA_DEFAULTS: BenchDataOptions = {
 
 const SFT_SEED = 5
 const EVAL_SEEDS: Record<EvalSplit, number> = { validation: 77_777, test: 99_999 }
+const IN_DISTRIBUTION_SEED = 55_555
 
 export const benchPrincipleSet = (): PrincipleSetSpec => ({
   ...familyPrincipleSet(BENCH_TRAIN_FAMILIES, DISTRACTOR_PRINCIPLES),
@@ -99,6 +100,14 @@ export function benchQueries(o: BenchDataOptions, seed: number): Query[] {
 /** The same items for every variant and seed. */
 export const benchEvalItems = (o: BenchDataOptions, split: EvalSplit): EvalItem[] =>
   makeEvalItems(BENCH_EVAL_FAMILIES, o.evalPerFamily, EVAL_SEEDS[split], split)
+
+/**
+ * Prompts from the training split's templates and vocabulary (trained families only; some are training
+ * queries): not held out, a diagnostic only. Beside the test split's score it tells a method that does
+ * not align from one whose alignment does not carry to new phrasings.
+ */
+export const benchInDistributionItems = (o: BenchDataOptions): EvalItem[] =>
+  makeEvalItems(BENCH_TRAIN_FAMILIES, o.evalPerFamily, IN_DISTRIBUTION_SEED, 'train')
 
 /** Every string a benchmark run trains on, for the leakage check. */
 export function trainingTexts(sft: readonly SftPair[], queries: readonly Query[]): string[] {

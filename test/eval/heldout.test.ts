@@ -5,6 +5,7 @@ import {
   BENCH_EVAL_FAMILIES,
   BENCH_TRAIN_FAMILIES,
   benchEvalItems,
+  benchInDistributionItems,
   benchPrincipleSet,
   benchQueries,
   benchSftCorpus,
@@ -19,7 +20,7 @@ import {
 import { contentNgrams, findLeaks, sharedPoolEntries } from '../../src/eval/leakage.ts'
 import { makeEvalItems } from '../../src/eval/run-eval.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
-import type { EvalSplit, TaskFamily } from '../../src/eval/task-family.ts'
+import { type EvalSplit, matchTemplate, type TaskFamily } from '../../src/eval/task-family.ts'
 import { parseSelection } from '../../src/sso/principles.ts'
 import { Rng } from '../../src/sso/rng.ts'
 
@@ -66,6 +67,19 @@ test('every family: evaluation prompts of either split, drawn at length, never l
       training,
     )
     assert.deepEqual(leaks, [], `${split}: ${JSON.stringify(leaks.slice(0, 5))}`)
+  }
+})
+
+test('the in-distribution diagnostic draws from the training split of the trained families only', () => {
+  const o = BENCH_DATA_DEFAULTS
+  const items = benchInDistributionItems(o)
+  assert.equal(items.length, o.evalPerFamily * BENCH_TRAIN_FAMILIES.length)
+  const evaluation = new Set(EVAL_SPLITS.flatMap((split) => benchEvalItems(o, split).map((it) => it.prompt)))
+  for (const it of items) {
+    const family = BENCH_TRAIN_FAMILIES.find((f) => f.name === it.family)
+    assert.ok(family, `${it.family} is not a trained family`)
+    assert.equal(matchTemplate(family.pools, it.prompt)?.split, 'train', it.prompt)
+    assert.ok(!evaluation.has(it.prompt), `${it.prompt} is an evaluation prompt`)
   }
 })
 
