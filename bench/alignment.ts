@@ -460,6 +460,7 @@ function curves(runs: Record<string, IterationResult[][]>): void {
         iteration: k,
         satisfaction: interval(meanCi(at.map((r) => r.report.satisfaction))),
         mean_length: interval(meanCi(at.map((r) => r.report.meanLength))),
+        repetition: interval(meanCi(at.map((r) => r.report.repetition))),
         signal_accuracy: signal.length > 0 ? interval(meanCi(signal)) : null,
         ...(at[0].inDistribution && {
           in_distribution_satisfaction: interval(meanCi(at.map((r) => r.inDistribution!.satisfaction))),
@@ -497,6 +498,7 @@ function summarise(
       ),
       mean_length: interval(length),
       length_ratio_vs_start: length.mean / startTest.mean.meanLength,
+      repetition: interval(meanCi(runs.map((r) => r.report.repetition))),
       steps_per_iteration: runs[0]?.steps,
       tokens_generated_at_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
       ...(startTrain && {
@@ -768,6 +770,7 @@ async function main(): Promise<void> {
           delta_vs_start: r.report.satisfaction - startAt(startScores.test, seed).satisfaction,
           by_family: r.report.byFamily,
           mean_length: r.report.meanLength,
+          repetition: r.report.repetition,
           signal_accuracy: r.signalAccuracy,
           steps: r.steps,
           tokens_generated: r.tokensGenerated,

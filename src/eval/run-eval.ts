@@ -6,7 +6,7 @@
 import { ValidationError } from '../errors.ts'
 import type { SamplingOptions, TextGenerator } from '../sso/policy-port.ts'
 import { Rng } from '../sso/rng.ts'
-import type { Checker, Split, TaskFamily } from './task-family.ts'
+import { type Checker, type Split, type TaskFamily, words } from './task-family.ts'
 
 export interface EvalItem {
   family: string
@@ -17,7 +17,24 @@ export interface EvalReport {
   satisfaction: number
   byFamily: Record<string, number>
   meanLength: number
+  /**
+   * Fraction of responses that say a pair of words twice ("- pear\n- pear\n- pear"): degenerate text that a
+   * checker of form alone can still reward, so a score should be read beside it.
+   */
+  repetition: number
   n: number
+}
+
+/** Whether a response repeats a word bigram. */
+export function repeatsBigram(response: string): boolean {
+  const w = words(response)
+  const seen = new Set<string>()
+  for (let i = 1; i < w.length; i++) {
+    const bigram = `${w[i - 1]} ${w[i]}`
+    if (seen.has(bigram)) return true
+    seen.add(bigram)
+  }
+  return false
 }
 
 /**
@@ -49,6 +66,7 @@ export async function evaluate(
   const sums: Record<string, { score: number; n: number }> = {}
   let total = 0
   let length = 0
+  let repetitive = 0
   for (let start = 0; start < items.length; start += batchSize) {
     const batch = items.slice(start, start + batchSize)
     const outputs = await policy.generate(
@@ -64,10 +82,17 @@ export async function evaluate(
       sums[it.family].n++
       total += score
       length += outputs[i].length
+      if (repeatsBigram(outputs[i])) repetitive++
     })
   }
   const byFamily = Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v.score / v.n]))
-  return { satisfaction: total / items.length, byFamily, meanLength: length / items.length, n: items.length }
+  return {
+    satisfaction: total / items.length,
+    byFamily,
+    meanLength: length / items.length,
+    repetition: repetitive / items.length,
+    n: items.length,
+  }
 }
 
 /**
@@ -84,6 +109,7 @@ export function meanReport(reports: readonly EvalReport[]): EvalReport {
       Object.keys(reports[0].byFamily).map((f) => [f, mean((r) => r.byFamily[f])]),
     ),
     meanLength: mean((r) => r.meanLength),
+    repetition: mean((r) => r.repetition),
     n: reports.reduce((a, r) => a + r.n, 0),
   }
 }

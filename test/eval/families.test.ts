@@ -8,7 +8,7 @@ import {
   HELD_OUT_FAMILIES,
   TASK_FAMILIES,
 } from '../../src/eval/families.ts'
-import { evaluate, makeEvalItems, meanReport } from '../../src/eval/run-eval.ts'
+import { evaluate, makeEvalItems, meanReport, repeatsBigram } from '../../src/eval/run-eval.ts'
 import { ownPrincipleCounts, pairOutcomes, signalAccuracy } from '../../src/eval/signal-accuracy.ts'
 import { syntheticSftCorpus } from '../../src/eval/synthetic-corpus.ts'
 import { matchTemplate, SPLITS } from '../../src/eval/task-family.ts'
@@ -113,16 +113,39 @@ test('evaluate reports satisfaction per family and mean length with no principle
   assert.deepEqual(report.byFamily, { format: 1, politeness: 0 })
   assert.equal(report.satisfaction, 0.5)
   assert.equal(report.meanLength, (7 * 4 + 4 * 4) / 8)
+  assert.equal(report.repetition, 0)
   assert.ok(seen.every((p) => p.system === undefined))
 })
 
+test('repetition: the fraction of responses that say a pair of words twice', async () => {
+  assert.ok(repeatsBigram('- pear\n- pear\n- pear'))
+  assert.ok(repeatsBigram('Get what you need, get what you want.'))
+  assert.ok(!repeatsBigram('- apple\n- pear\n- plum'))
+  assert.ok(!repeatsBigram('Happy to help! The zoo is on the main street. Thanks for asking!'))
+  assert.ok(!repeatsBigram('pear'))
+  const items = makeEvalItems([TASK_FAMILIES.format], 4, 1, 'validation')
+  let i = 0
+  const gen = tableGenerator(() => (i++ % 2 === 0 ? '- pear\n- pear\n- pear' : '- oak\n- elm'))
+  const sampling = { maxNewTokens: 8, temperature: 0, topP: 1, topK: 0, seed: 0 }
+  const report = await evaluate(gen, [TASK_FAMILIES.format], items, sampling, 4)
+  assert.equal(report.byFamily.format, 1)
+  assert.equal(report.repetition, 0.5)
+})
+
 test('a model scored under several sampling seeds: the mean of its reports, every sample counted', () => {
-  const a = { satisfaction: 0.5, byFamily: { format: 1, politeness: 0 }, meanLength: 10, n: 8 }
-  const b = { satisfaction: 0.25, byFamily: { format: 0.5, politeness: 0 }, meanLength: 20, n: 8 }
+  const a = { satisfaction: 0.5, byFamily: { format: 1, politeness: 0 }, meanLength: 10, repetition: 0, n: 8 }
+  const b = {
+    satisfaction: 0.25,
+    byFamily: { format: 0.5, politeness: 0 },
+    meanLength: 20,
+    repetition: 0.5,
+    n: 8,
+  }
   assert.deepEqual(meanReport([a, b]), {
     satisfaction: 0.375,
     byFamily: { format: 0.75, politeness: 0 },
     meanLength: 15,
+    repetition: 0.25,
     n: 16,
   })
   assert.throws(() => meanReport([]), RangeError)

@@ -82,7 +82,7 @@ labels from training. Compare a model before and after a run (e.g. <run output>/
         rows.push({ family: 'all', satisfaction: report.satisfaction.toFixed(3) })
         process.stdout.write(formatTable(rows, ['family', 'satisfaction']))
         process.stdout.write(
-          `${report.n} prompts on ${policy.device}, mean response length ${report.meanLength.toFixed(1)} characters\n`,
+          `${report.n} prompts on ${policy.device}, mean response length ${report.meanLength.toFixed(1)} characters, ${(100 * report.repetition).toFixed(0)}% repeat a pair of words\n`,
         )
       }
       return 0
