@@ -225,9 +225,19 @@ interface Context {
   items: Record<EvalSplit, EvalItem[]> & { train?: EvalItem[] }
 }
 
-async function evaluateModel(ctx: Context, modelDir: string, split: Split, seed: number, state?: string) {
-  const items = ctx.items[split]
-  if (!items) throw new Error(`no evaluation items for the ${split} split`)
+/** One model scored on each of `splits` in turn (one load; each evaluation seeds its own sampling). */
+async function evaluateModel(
+  ctx: Context,
+  modelDir: string,
+  splits: readonly Split[],
+  seed: number,
+  state?: string,
+): Promise<EvalReport[]> {
+  const itemSets = splits.map((split) => {
+    const items = ctx.items[split]
+    if (!items) throw new Error(`no evaluation items for the ${split} split`)
+    return items
+  })
   const policy = await openModelPolicy({
     modelDir,
     device: 'cpu',
@@ -240,10 +250,12 @@ async function evaluateModel(ctx: Context, modelDir: string, split: Split, seed:
   })
   try {
     if (state) await policy.load(state)
-    return await evaluate(policy, ctx.checkers, items, {
-      ...EVAL_SAMPLING,
-      seed: EVAL_SAMPLING.seed + seed,
-    })
+    const reports: EvalReport[] = []
+    for (const items of itemSets)
+      reports.push(
+        await evaluate(policy, ctx.checkers, items, { ...EVAL_SAMPLING, seed: EVAL_SAMPLING.seed + seed }),
+      )
+    return reports
   } finally {
     await policy.dispose()
   }
@@ -267,14 +279,20 @@ async function evaluateIteration(
   seed: number,
   state?: string,
 ) {
-  const report = await evaluateModel(ctx, modelDir, split, seed, state)
-  if (split !== 'test' || !ctx.items.train) return { report }
-  return { report, inDistribution: await evaluateModel(ctx, modelDir, 'train', seed, state) }
+  const inDistribution = split === 'test' && ctx.items.train !== undefined
+  const [report, inDistributionReport] = await evaluateModel(
+    ctx,
+    modelDir,
+    inDistribution ? [split, 'train'] : [split],
+    seed,
+    state,
+  )
+  return { report, ...(inDistributionReport && { inDistribution: inDistributionReport }) }
 }
 
 async function scoreStart(ctx: Context, split: Split, seeds: readonly number[]): Promise<StartScores> {
   const perSeed = new Map<number, EvalReport>()
-  for (const seed of seeds) perSeed.set(seed, await evaluateModel(ctx, ctx.start, split, seed))
+  for (const seed of seeds) perSeed.set(seed, (await evaluateModel(ctx, ctx.start, [split], seed))[0])
   return { perSeed, mean: meanReport([...perSeed.values()]) }
 }
 
@@ -478,7 +496,6 @@ function summarise(
   const { test: startTest, train: startTrain } = start
   const families = Object.keys(startTest.mean.byFamily)
   for (const [variant, runs] of Object.entries(finals)) {
-    const satisfaction = meanCi(runs.map((r) => r.report.satisfaction))
     const length = meanCi(runs.map((r) => r.report.meanLength))
     emit({
       name: 'alignment/summary',
@@ -486,15 +503,9 @@ function summarise(
       iteration: runs[0]?.iteration,
       variant,
       seeds: runs.length,
-      satisfaction: interval(satisfaction),
-      gain_points_vs_start: interval(
-        pairedDifferenceCi(
-          runs.map((r) => 100 * r.report.satisfaction),
-          runs.map((r) => 100 * startAt(startTest, r.seed).satisfaction),
-        ),
-      ),
-      by_family: Object.fromEntries(
-        families.map((f) => [f, interval(meanCi(runs.map((r) => r.report.byFamily[f])))]),
+      ...scoreSummary(
+        startTest,
+        runs.map((r) => ({ seed: r.seed, report: r.report })),
       ),
       mean_length: interval(length),
       length_ratio_vs_start: length.mean / startTest.mean.meanLength,
@@ -502,7 +513,14 @@ function summarise(
       steps_per_iteration: runs[0]?.steps,
       tokens_generated_at_iteration: interval(meanCi(runs.map((r) => r.tokensGenerated))),
       ...(startTrain && {
-        in_distribution: inDistributionSummary(startTrain, runs),
+        in_distribution: scoreSummary(
+          startTrain,
+          runs.map((r) => {
+            if (!r.inDistribution)
+              throw new Error(`seed ${r.seed} was not scored on the training distribution`)
+            return { seed: r.seed, report: r.inDistribution }
+          }),
+        ),
       }),
     })
   }
@@ -534,12 +552,8 @@ function summarise(
     })
 }
 
-/** Satisfaction on the training distribution and its gain over the start's, paired by seed. */
-function inDistributionSummary(start: StartScores, runs: readonly IterationResult[]) {
-  const reports = runs.map((r) => {
-    if (!r.inDistribution) throw new Error(`seed ${r.seed} was not scored on the training distribution`)
-    return { seed: r.seed, report: r.inDistribution }
-  })
+/** Satisfaction over seeds, its gain over the start's (paired by seed) and per family, with 95% intervals. */
+function scoreSummary(start: StartScores, reports: readonly { seed: number; report: EvalReport }[]) {
   return {
     satisfaction: interval(meanCi(reports.map((r) => r.report.satisfaction))),
     gain_points_vs_start: interval(
