@@ -115,6 +115,12 @@ const CASES: Case[] = [
     golden: 6.010416666666667,
   },
   { label: 'SSO v1 with SFT term', objective: 'sso', hp: { sft_gamma: 0.3 }, golden: 6.040719517413474 },
+  {
+    label: 'PBAA with SFT term (only l(y+|x), no principled rows)',
+    objective: 'sso',
+    hp: { use_w: false, use_g: false, sft_gamma: 0.3 },
+    golden: 6.365416666666667,
+  },
   { label: 'SSO v2 generator', objective: 'sso_generator', hp: {}, golden: 1.5273339256153655 },
   { label: 'SFT', objective: 'sft', hp: {}, golden: 1.1833333333333333 },
 ]
