@@ -149,19 +149,13 @@ const sso: Objective = {
     // without G the principled rows are not scored at all (objectiveRoles)
     const steering = steers(hp) ? steeringTerms(g, m, hp.loss_type, hp.beta) : undefined
     if (hp.sft_gamma > 0) {
-      // gamma * -(l(y+|x) + thetaG l(y+|x+) + thetaG l(y0|x-)); without G the principled rows are not
-      // scored and thetaG is 0, so only l(y+|x) remains
-      const nll = steering
-        ? add(
-            g,
-            onChosen,
-            scale(
-              g,
-              add(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_raw').mean),
-              hp.theta_g,
-            ),
-          )
-        : onChosen
+      // gamma * -(l(y+|x) + thetaG l(y+|x+) + thetaG l(y0|x-)); without G, thetaG is 0 and the
+      // principled rows are not scored
+      let nll = onChosen
+      if (steering) {
+        const principled = add(g, logps(m.policy, 'good_chosen').mean, logps(m.policy, 'bad_raw').mean)
+        nll = add(g, nll, scale(g, principled, hp.theta_g))
+      }
       main = add(g, main, scale(g, nll, -hp.sft_gamma))
     }
     const steer = steering && scale(g, steering.gLoss, hp.theta_g)
