@@ -174,6 +174,24 @@ describe('hostile input', () => {
     assert.equal((await get('/v1/runs?limit=2')).statusCode, 200)
   })
 
+  test('a body nested thousands of levels deep is 400, on every JSON route', async () => {
+    // JSON.parse takes any depth; the checks after it recurse and overflowed their stacks (500).
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`
+    for (const url of ['/v1/runs', '/v1/principle-sets', '/v1/api-keys', '/v1/models', '/v1/projects']) {
+      const res = await t.app.inject({
+        method: 'POST',
+        url,
+        headers: { ...auth(t.keys.admin), 'content-type': 'application/json' },
+        payload: `{"name":"n","x":${deep}}`,
+      })
+      assert.match(assertProblem(res, 400).detail, /^body\/x\/0\/0.*: nested deeper than 64 levels$/, url)
+    }
+    // 64 levels are still read (and refused only for what they hold).
+    const shallow = `${'['.repeat(63)}${']'.repeat(63)}`
+    const res = await json('POST', '/v1/api-keys', { name: 'k', scopes: ['read'], x: JSON.parse(shallow) })
+    assert.doesNotMatch(assertProblem(res, 400).detail, /nested/)
+  })
+
   test('a charset other than UTF-8 is 415 and a byte order mark 400', async () => {
     const body = JSON.stringify({ name: 'x', scopes: ['read'] })
     const utf16 = await t.app.inject({

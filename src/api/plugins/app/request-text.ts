@@ -1,7 +1,8 @@
 /**
  * Request values the database can store: UTF-8 bodies only (no other charset, no BOM, no invalid
  * bytes), no NUL characters or lone surrogates in any string of a query, path or body (Postgres
- * text and jsonb cannot hold them), and finite numbers. Refused with 400 or 415 before a handler runs.
+ * text and jsonb cannot hold them), finite numbers, and JSON at most MAX_JSON_DEPTH levels deep. Refused
+ * with 400 or 415 before a handler runs.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
@@ -14,6 +15,13 @@ const TEXT_TYPES = ['application/x-ndjson', 'application/jsonl', 'text/plain']
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
+/**
+ * Deepest nesting of objects and arrays a body may have. JSON.parse takes any depth, but the walk
+ * below and the schema validators recurse, so a body nested thousands of levels would overflow their
+ * stacks; no request of this API needs more than a handful.
+ */
+export const MAX_JSON_DEPTH = 64
+
 /** Why a string cannot be stored, or undefined when it can. */
 function unstorable(s: string): string | undefined {
   if (s.includes('\0')) return 'contains a NUL character'
@@ -21,17 +29,21 @@ function unstorable(s: string): string | undefined {
   return undefined
 }
 
-/** The path of the first string (key or value) in `value` that cannot be stored, with the reason. */
-export function findUnstorable(value: unknown, path: string): string | undefined {
+/**
+ * The path of the first string (key or value) in `value` that cannot be stored, or of the first value
+ * nested deeper than MAX_JSON_DEPTH, with the reason.
+ */
+export function findUnstorable(value: unknown, path: string, depth = 0): string | undefined {
   if (typeof value === 'string') {
     const why = unstorable(value)
     return why && `${path}: ${why}`
   }
   if (value === null || typeof value !== 'object') return undefined
+  if (depth === MAX_JSON_DEPTH) return `${path}: nested deeper than ${MAX_JSON_DEPTH} levels`
   for (const [key, item] of Object.entries(value)) {
     const why = unstorable(key)
     if (why) return `${path}: a field name ${why}`
-    const found = findUnstorable(item, `${path}/${key}`)
+    const found = findUnstorable(item, `${path}/${key}`, depth + 1)
     if (found) return found
   }
   return undefined
