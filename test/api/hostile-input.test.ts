@@ -3,7 +3,9 @@
  * columns, wrong JSON types, other charsets, oversized URLs and headers, and the same on streams.
  */
 import assert from 'node:assert/strict'
+import { mkdir, writeFile } from 'node:fs/promises'
 import http from 'node:http'
+import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { LightMyRequestResponse } from 'fastify'
 import WebSocket from 'ws'
@@ -190,6 +192,36 @@ describe('hostile input', () => {
     const shallow = `${'['.repeat(63)}${']'.repeat(63)}`
     const res = await json('POST', '/v1/api-keys', { name: 'k', scopes: ['read'], x: JSON.parse(shallow) })
     assert.doesNotMatch(assertProblem(res, 400).detail, /nested/)
+  })
+
+  test('a model folder whose config.json cannot be stored is 422 and leaves the model list readable', async () => {
+    const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`
+    const configs: [string, string, RegExp][] = [
+      ['array', '[1, 2]', /is not a JSON object but an array/],
+      ['number', '7', /is not a JSON object but a number/],
+      ['nul', '{"model_type":"llama","x":"a\\u0000b"}', /config\.json\/x: contains a NUL character/],
+      [
+        'surrogate',
+        '{"model_type":"llama","x":"\\ud800"}',
+        /config\.json\/x: contains a lone UTF-16 surrogate/,
+      ],
+      [
+        'deep',
+        `{"model_type":"llama","x":${deep}}`,
+        /config\.json\/x\/0\/0\/…: nested deeper than 64 levels$/,
+      ],
+      ['huge', ' '.repeat(2 << 20), /is 2097152 bytes; a Hugging Face config is at most 1048576/],
+    ]
+    for (const [name, text, why] of configs) {
+      await mkdir(path.join(t.modelsRoot, 'bad', name), { recursive: true })
+      await writeFile(path.join(t.modelsRoot, 'bad', name, 'config.json'), text)
+      const res = await json('POST', '/v1/models', { name: `bad-${name}`, path: `bad/${name}` })
+      assert.match(assertProblem(res, 422).detail, why, name)
+    }
+    // A stored array config broke the listing of every model of the project (500).
+    const list = await get('/v1/models')
+    assert.equal(list.statusCode, 200, list.body)
+    assert.ok(!list.json().items.some((m: { name: string }) => m.name.startsWith('bad-')))
   })
 
   test('a charset other than UTF-8 is 415 and a byte order mark 400', async () => {

@@ -39,7 +39,9 @@ export function findUnstorable(value: unknown, path: string, depth = 0): string 
     return why && `${path}: ${why}`
   }
   if (value === null || typeof value !== 'object') return undefined
-  if (depth === MAX_JSON_DEPTH) return `${path}: nested deeper than ${MAX_JSON_DEPTH} levels`
+  // The path down to here has MAX_JSON_DEPTH segments; its first few say where.
+  if (depth === MAX_JSON_DEPTH)
+    return `${path.split('/').slice(0, 4).join('/')}/…: nested deeper than ${MAX_JSON_DEPTH} levels`
   for (const [key, item] of Object.entries(value)) {
     const why = unstorable(key)
     if (why) return `${path}: a field name ${why}`

@@ -10,6 +10,7 @@ import { AppError, InvalidStateError, NotFoundError, ValidationError } from '../
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { ModelCreateSchema, ModelSchema } from '../../../schemas/models.ts'
 import { targetProject } from '../../plugins/app/project-scope.ts'
+import { findUnstorable } from '../../plugins/app/request-text.ts'
 
 const problem = { $ref: 'Problem#' }
 const tags = ['models']
@@ -56,24 +57,43 @@ async function resolveModelFolder(modelsRoot: string, given: string): Promise<st
   return real
 }
 
+/** Hugging Face configs are a few kilobytes; a larger file is not one, and is not read into memory. */
+const MAX_CONFIG_BYTES = 1 << 20
+
+/**
+ * The folder's config.json, as it will be stored and served: a JSON object whose strings Postgres can
+ * hold. Anything else is refused here, since a stored config that is not an object would break every
+ * later listing of the project's models.
+ */
 export async function readHfConfig(dir: string, given: string): Promise<Record<string, unknown>> {
+  const file = path.join(dir, 'config.json')
+  const fail = (why: string) => new AppError('model_load_failed', `config.json of '${given}' ${why}`)
   let text: string
   try {
-    text = await readFile(path.join(dir, 'config.json'), 'utf8')
-  } catch {
+    const { size } = await stat(file)
+    if (size > MAX_CONFIG_BYTES)
+      throw fail(`is ${size} bytes; a Hugging Face config is at most ${MAX_CONFIG_BYTES}`)
+    text = await readFile(file, 'utf8')
+  } catch (e) {
+    if (e instanceof AppError) throw e
     throw new AppError(
       'model_load_failed',
       `model folder '${given}' has no config.json (a Hugging Face folder is expected)`,
     )
   }
+  let config: unknown
   try {
-    return JSON.parse(text) as Record<string, unknown>
+    config = JSON.parse(text)
   } catch (e) {
-    throw new AppError(
-      'model_load_failed',
-      `config.json of '${given}' is not valid JSON: ${(e as Error).message}`,
-    )
+    throw fail(`is not valid JSON: ${(e as Error).message}`)
   }
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    throw fail(
+      `is not a JSON object but ${Array.isArray(config) ? 'an array' : config === null ? 'null' : `a ${typeof config}`}`,
+    )
+  const unstorable = findUnstorable(config, 'config.json')
+  if (unstorable) throw fail(`cannot be stored: ${unstorable}`)
+  return config as Record<string, unknown>
 }
 
 /** Where a succeeded run that trained a policy left its final model. */
