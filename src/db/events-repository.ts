@@ -1,5 +1,6 @@
 import type { RunEventDto } from '../schemas/runs.ts'
 import type { Db, Prisma } from './client.ts'
+import { storableJson } from './storable.ts'
 
 const select = { seq: true, type: true, step: true, data: true, createdAt: true } as const
 type Row = { seq: number; type: string; step: number; data: Prisma.JsonValue; createdAt: Date }
@@ -28,7 +29,7 @@ export function createEventsRepository(db: Db) {
     async createMany(runId: string, events: EventInsert[]): Promise<void> {
       if (events.length === 0) return
       await db.runEvent.createMany({
-        data: events.map((e) => ({ runId, ...e, data: e.data as Prisma.InputJsonValue })),
+        data: events.map((e) => ({ runId, ...e, data: storableJson(e.data) as Prisma.InputJsonValue })),
       })
     },
     async listAfter(runId: string, afterSeq: number, limit: number, type?: string): Promise<RunEventDto[]> {

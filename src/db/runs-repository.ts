@@ -6,6 +6,7 @@ import { type Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
 import { ALL_PROJECTS, inProject, type ProjectScope } from './project-scope.ts'
 import { notifyResourceChange } from './resource-changes.ts'
+import { storableJson } from './storable.ts'
 
 const select = {
   id: true,
@@ -118,7 +119,12 @@ export function createRunsRepository(db: Db) {
       const data: Prisma.RunUpdateManyMutationInput = {
         status: to,
         ...change,
-        error: change.error === undefined ? undefined : change.error === null ? Prisma.DbNull : change.error,
+        error:
+          change.error === undefined
+            ? undefined
+            : change.error === null
+              ? Prisma.DbNull
+              : (storableJson(change.error) as Prisma.InputJsonValue),
       }
       const { count } = await db.run.updateMany({ where: { id, status: { in: [...from] } }, data })
       return count === 1 ? this.findById(id) : null

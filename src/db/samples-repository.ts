@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { SampleDto, SamplesQuery } from '../schemas/runs.ts'
 import type { Db, Prisma } from './client.ts'
 import { notifyResourceChange } from './resource-changes.ts'
+import { storableJson } from './storable.ts'
 
 export function createSamplesRepository(db: Db) {
   return {
@@ -35,17 +36,4 @@ export function createSamplesRepository(db: Db) {
     },
   }
 }
-/**
- * Postgres text and jsonb cannot hold U+0000, which sampled text from a small model can contain:
- * it is stored as U+FFFD (the replacement character) so the records are kept instead of refused.
- */
-function storableJson(value: unknown): unknown {
-  if (typeof value === 'string') return value.replaceAll('\u0000', '\uFFFD')
-  if (Array.isArray(value)) return value.map(storableJson)
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, storableJson(v)]))
-  }
-  return value
-}
-
 export type SamplesRepository = ReturnType<typeof createSamplesRepository>

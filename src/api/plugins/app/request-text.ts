@@ -6,14 +6,13 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { LONE_SURROGATE } from '../../../db/storable.ts'
 import { AppError, ValidationError } from '../../../errors.ts'
 
 const fatalUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
 
 /** Content types whose body is text: the dataset upload route reads them as JSONL. */
 const TEXT_TYPES = ['application/x-ndjson', 'application/jsonl', 'text/plain']
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 /**
  * Deepest nesting of objects and arrays a body may have. JSON.parse takes any depth, but the walk
