@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { DatasetDto } from '../schemas/datasets.ts'
 import type { DatasetFormat } from '../sso/records.ts'
-import type { Db } from './client.ts'
+import { type Db, Prisma } from './client.ts'
 import { pageQuery, toPage } from './cursor.ts'
 import { ALL_PROJECTS, inProject, type ProjectScope } from './project-scope.ts'
 import { notifyResourceChange } from './resource-changes.ts'
@@ -83,6 +83,18 @@ export function createDatasetsRepository(db: Db) {
     async list(scope: ProjectScope, limit: number, cursor?: string) {
       const rows = await db.dataset.findMany({ ...pageQuery(limit, cursor, [inProject(scope)]), select })
       return toPage(rows, limit, toDto)
+    },
+    /**
+     * Of `ids`, those that still exist, each locked until the transaction ends: FOR SHARE for a run
+     * being created on them, FOR UPDATE for a delete. Either waits for the other, so a run is never
+     * created on a dataset being deleted (runs list their datasets without a foreign key).
+     */
+    async lock(ids: string[], mode: 'share' | 'update'): Promise<string[]> {
+      const lock = Prisma.raw(mode === 'share' ? 'FOR SHARE' : 'FOR UPDATE')
+      const rows = await db.$queryRaw<
+        { id: string }[]
+      >`SELECT id::text FROM datasets WHERE id = ANY(${ids}::uuid[]) ${lock}`
+      return rows.map((r) => r.id)
     },
     async delete(id: string): Promise<boolean> {
       const { count } = await db.dataset.deleteMany({ where: { id } })

@@ -112,7 +112,8 @@ export function createPrincipleSetsRepository(db: Db) {
         orderBy: { version: 'desc' },
         select: { ...versionSelect, set: { select: { id: true, name: true } } },
       })
-      if (!row) return null
+      // The set is read in a second query: a concurrent delete can leave the version without it.
+      if (!row?.set) return null
       return {
         id: row.id,
         set_id: row.set.id,

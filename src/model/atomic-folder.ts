@@ -37,6 +37,23 @@ export async function writeFolderAtomically(
   return folderBytes(target)
 }
 
+/**
+ * Writes one file atomically: a uniquely named sibling, fsynced, renamed into place. Concurrent
+ * writers of the same path each rename a complete file of their own (the last one wins).
+ */
+export async function writeFileAtomically(file: string, data: string | Uint8Array): Promise<void> {
+  const tmp = `${file}.tmp-${randomBytes(6).toString('hex')}`
+  const fh = await open(tmp, 'w')
+  try {
+    await fh.writeFile(data)
+    await fh.sync()
+  } finally {
+    await fh.close()
+  }
+  await rename(tmp, file)
+  await syncPath(path.dirname(file))
+}
+
 /** Writes a JSON file with a trailing newline (two-space indent, as transformers writes). */
 export async function writeJson(file: string, value: unknown): Promise<void> {
   await writeFile(file, `${JSON.stringify(value, null, 2)}\n`)

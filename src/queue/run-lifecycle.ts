@@ -44,6 +44,9 @@ export async function createRun(s: Scheduling, input: RunInsert): Promise<RunDto
   return s.prisma.$transaction(async (tx) => {
     const repos = createRepositories(tx)
     if (input.principleSetVersionId) await repos.principleSets.lockVersion(input.principleSetVersionId)
+    const kept = await repos.datasets.lock(input.datasetIds, 'share')
+    const deleted = input.datasetIds.filter((id) => !kept.includes(id))
+    if (deleted.length > 0) throw new NotFoundError('dataset', deleted.join(', '))
     const run = await repos.runs.create(input)
     await recordStatus(s, tx, run)
     await warnIfUnserved(tx, run)

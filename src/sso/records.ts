@@ -2,10 +2,11 @@
  * Dataset line formats (JSONL) with TypeBox schemas and line-numbered validation. The SSO record matches
  * the reference repository's `sso` dataset format; the service's dataset upload reuses these validators.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import Type, { type Static, type TSchema } from 'typebox'
 import Value from 'typebox/value'
 import { AppError } from '../errors.ts'
+import { writeFileAtomically } from '../model/atomic-folder.ts'
 
 const Text = Type.String()
 /** Earlier turns as [user, assistant] pairs. */
@@ -138,9 +139,7 @@ export function toJsonl(rows: readonly unknown[]): string {
 
 /** Writes JSONL atomically (temp file + rename) so a reader never sees half a file. */
 export async function writeJsonl(path: string, rows: readonly unknown[]): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`
-  await writeFile(tmp, toJsonl(rows))
-  await rename(tmp, path)
+  await writeFileAtomically(path, toJsonl(rows))
 }
 
 /** The preference pairs an SSO record implies for plain DPO (context x, chosen y+, rejected y-). */

@@ -16,8 +16,9 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE'])
 /**
  * The error statuses every operation can answer besides its own, added to each route's response
  * schema so that openapi.yaml declares them: a malformed query (every route reads one), a missing
- * or weak key, the rate limit, an unknown or over-long id, and a body too large or of a type or
- * charset the route does not read. A route's own entry for a status is kept; its problem entries
+ * or weak key, the rate limit, an unknown or over-long id, a change that raced another request's
+ * (src/api/plugins/app/error-handler.ts), and a body too large or of a type or charset the route
+ * does not read. A route's own entry for a status is kept; its problem entries
  * get the served content type.
  */
 function commonResponses(route: RouteOptions): Record<number, object> {
@@ -36,6 +37,7 @@ function commonResponses(route: RouteOptions): Record<number, object> {
     common[414] = problem('URI Too Long: a path segment is longer than 100 characters')
   }
   if (methods.some((m) => BODY_METHODS.has(m))) {
+    common[409] = problem('Conflict: a concurrent request changed a resource this operation uses')
     common[413] = problem('Content Too Large')
     common[415] = problem('Unsupported Media Type: a content type or charset the operation does not read')
   }

@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { Prisma } from '../../../db/client.ts'
 import { AppError, type ErrorCode } from '../../../errors.ts'
 import type { Problem } from '../../../schemas/problem.ts'
 
@@ -86,7 +87,38 @@ function detailErrors(details: unknown): ProblemError {
   return undefined
 }
 
+/**
+ * Constraint errors that only a concurrent request can cause once a handler's own checks passed: the
+ * unique value it checked was taken, a row it links to was deleted (or linked to), or the row it
+ * changes was deleted, in between.
+ * Routes that expect one say so in their own words; these are the answers for the others.
+ */
+function raceProblem(e: Prisma.PrismaClientKnownRequestError, request: FastifyRequest): Problem | undefined {
+  const model = String(e.meta?.modelName ?? 'resource')
+    .replace(/([a-z])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+  if (e.code === 'P2002')
+    return problem(
+      request,
+      409,
+      'conflict',
+      `a concurrent request created a ${model} with the same unique value`,
+    )
+  if (e.code === 'P2003')
+    return problem(
+      request,
+      409,
+      'conflict',
+      `a concurrent request changed what this ${model} is linked to; retry`,
+    )
+  if (e.code === 'P2025')
+    return problem(request, 404, 'not_found', `a concurrent request deleted the ${model}`)
+  return undefined
+}
+
 export function toProblem(error: FastifyError | Error, request: FastifyRequest): Problem {
+  const race = error instanceof Prisma.PrismaClientKnownRequestError && raceProblem(error, request)
+  if (race) return race
   if (error instanceof AppError) {
     const status = HTTP_STATUS[error.code]
     const detail = status >= 500 ? 'the server failed to handle the request' : error.message

@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import Type from 'typebox'
+import { createRepositories } from '../../../db/repositories.ts'
 import { AppError, NotFoundError } from '../../../errors.ts'
+import { writeFileAtomically } from '../../../model/atomic-folder.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { DatasetSchema, DatasetUploadQuerySchema } from '../../../schemas/datasets.ts'
 import { validateDataset } from '../../../sso/records.ts'
@@ -24,9 +26,7 @@ export async function storeDatasetContent(
   const file = path.join(dir, `${hash}.jsonl`)
   if (!existsSync(file)) {
     await mkdir(dir, { recursive: true })
-    const tmp = `${file}.tmp-${process.pid}-${Date.now()}`
-    await writeFile(tmp, text)
-    await rename(tmp, file)
+    await writeFileAtomically(file, text)
   }
   return { file, hash }
 }
@@ -122,9 +122,15 @@ export const datasetsRoutes: FastifyPluginAsyncTypebox = async (app) => {
     async (request, reply) => {
       const { id } = request.params
       if (!(await datasets.findById(id, request.projectScope))) throw new NotFoundError('dataset', id)
-      const used = await app.repos.runs.countUsingDataset(id)
-      if (used > 0) throw new AppError('conflict', `dataset '${id}' is used by ${used} run(s)`)
-      await datasets.delete(id)
+      const deleted = await app.prisma.$transaction(async (tx) => {
+        const repos = createRepositories(tx)
+        // Locked, so that a run being created on it either commits first (and is counted) or waits.
+        if ((await repos.datasets.lock([id], 'update')).length === 0) return false
+        const used = await repos.runs.countUsingDataset(id)
+        if (used > 0) throw new AppError('conflict', `dataset '${id}' is used by ${used} run(s)`)
+        return repos.datasets.delete(id)
+      })
+      if (!deleted) throw new NotFoundError('dataset', id)
       return reply.code(204).send(null)
     },
   )

@@ -4,6 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyInstance } from 'fastify'
 import Type from 'typebox'
 import { runOutputDir } from '../../../config.ts'
+import { Prisma } from '../../../db/client.ts'
 import type { ModelsRepository } from '../../../db/models-repository.ts'
 import type { ProjectScope } from '../../../db/project-scope.ts'
 import { AppError, InvalidStateError, NotFoundError, ValidationError } from '../../../errors.ts'
@@ -143,12 +144,17 @@ export const modelsRoutes: FastifyPluginAsyncTypebox = async (app) => {
         ? await resolveModelFolder(app.config.modelsRoot, given)
         : await finalModelFolder(app, runId!, request.projectScope)
       const config = await readHfConfig(dir, given ?? `final model of run ${runId}`)
-      if (await models.findByName(name))
-        throw new AppError('conflict', `a model named '${name}' already exists`)
       const projectId = targetProject(request)
-      return reply
-        .code(201)
-        .send(await models.create({ name, kind: 'local_hf', path: dir, config, projectId }))
+      try {
+        return reply
+          .code(201)
+          .send(await models.create({ name, kind: 'local_hf', path: dir, config, projectId }))
+      } catch (e) {
+        // The unique name, checked by the insert itself: two concurrent registrations cannot both pass.
+        if (e instanceof Prisma.PrismaClientKnownRequestError && e.code === 'P2002')
+          throw new AppError('conflict', `a model named '${name}' already exists`)
+        throw e
+      }
     },
   )
 
