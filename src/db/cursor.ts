@@ -1,5 +1,7 @@
 import { ValidationError } from '../errors.ts'
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
 /** Opaque keyset cursor over (created_at, id), newest first. */
 export interface CreatedCursor {
   createdAt: Date
@@ -14,7 +16,9 @@ export function decodeCursor(cursor: string): CreatedCursor {
   try {
     const [iso, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [string, string]
     const createdAt = new Date(iso)
-    if (Number.isNaN(createdAt.getTime()) || typeof id !== 'string') throw new Error('bad fields')
+    // Ids are uuid columns: any other text would reach Postgres and fail there.
+    if (Number.isNaN(createdAt.getTime()) || typeof id !== 'string' || !UUID.test(id))
+      throw new Error('bad fields')
     return { createdAt, id }
   } catch {
     throw new ValidationError(`cursor '${cursor}' is not a cursor this API returned`, { cursor })

@@ -194,6 +194,22 @@ describe('hostile input', () => {
     assert.doesNotMatch(assertProblem(res, 400).detail, /nested/)
   })
 
+  test('a cursor this API did not return is 400 on every paginated list', async () => {
+    const forged = (fields: unknown) => Buffer.from(JSON.stringify(fields)).toString('base64url')
+    const cursors = [
+      forged(['2026-01-01T00:00:00Z', 'not-a-uuid']),
+      forged(['not a date', '00000000-0000-0000-0000-000000000000']),
+      forged({}),
+      'zzz',
+    ]
+    for (const list of ['runs', 'datasets', 'models', 'principle-sets']) {
+      for (const cursor of cursors) {
+        const detail = assertProblem(await get(`/v1/${list}?cursor=${cursor}`), 400).detail
+        assert.match(detail, /is not a cursor this API returned/, `${list} ${cursor}`)
+      }
+    }
+  })
+
   test('a model folder whose config.json cannot be stored is 422 and leaves the model list readable', async () => {
     const deep = `${'['.repeat(20_000)}${']'.repeat(20_000)}`
     const configs: [string, string, RegExp][] = [
