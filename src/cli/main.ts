@@ -69,8 +69,9 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${name}: ${e.message}\nRun '${name} --help' for usage.\n`)
       return 2
     }
-    if (e instanceof AppError) {
-      process.stderr.write(`${name}: ${e.message}\n`)
+    // Our errors, and the system's about files and folders (ENOENT, EACCES, …), say enough without a stack.
+    if (e instanceof AppError || typeof (e as NodeJS.ErrnoException).syscall === 'string') {
+      process.stderr.write(`${name}: ${(e as Error).message}\n`)
       return 1
     }
     process.stderr.write(`${name}: unexpected failure: ${(e as Error).stack ?? String(e)}\n`)

@@ -1,7 +1,7 @@
 /** `sso make-tiny-model` through the real binary: a folder the model layer loads without problems. */
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
@@ -46,4 +46,14 @@ test('an unknown preset or a missing folder is a usage error', () => {
   const r = sso('make-tiny-model', 'x', '--preset', 'huge')
   assert.equal(r.code, 2)
   assert.match(r.stderr, /--preset must be one of tiny, 10m, 50m/)
+})
+
+test('a folder that cannot be written is one line naming the system error, without a stack', async () => {
+  const root = await mkdtemp(path.join(tmpdir(), 'sso-tiny-'))
+  dirs.push(root)
+  await writeFile(path.join(root, 'a-file'), '')
+  const r = sso('make-tiny-model', path.join(root, 'a-file', 'model'))
+  assert.equal(r.code, 1)
+  assert.match(r.stderr, /^sso make-tiny-model: E[A-Z]+: .*a-file/)
+  assert.doesNotMatch(r.stderr, /unexpected failure|\n\s+at /)
 })
