@@ -104,14 +104,34 @@ export async function readSafetensorsHeader(file: string): Promise<SafetensorsHe
   }
 }
 
+/** The format's own limit on the header: its reference reader refuses a larger one. */
+const MAX_HEADER_BYTES = 100_000_000
+
+const isOffset = (n: unknown) => Number.isSafeInteger(n) && (n as number) >= 0
+
+/** A header entry with the fields a tensor needs, of the right types (the file is user data). */
+function isTensorInfo(value: unknown): value is TensorInfo {
+  const t = value as Partial<TensorInfo> | null
+  return (
+    typeof t === 'object' &&
+    t !== null &&
+    typeof t.dtype === 'string' &&
+    Array.isArray(t.shape) &&
+    t.shape.every(isOffset) &&
+    Array.isArray(t.data_offsets) &&
+    t.data_offsets.length === 2 &&
+    t.data_offsets.every(isOffset)
+  )
+}
+
 async function readHeader(fh: FileHandle, file: string): Promise<SafetensorsHeader> {
   const { size } = await fh.stat()
   const lenBuf = Buffer.alloc(8)
   await fh.read(lenBuf, 0, 8, 0)
   const headerLen = Number(lenBuf.readBigUInt64LE(0))
-  if (size < 8 || headerLen > size - 8) {
+  if (size < 8 || headerLen > size - 8 || headerLen > MAX_HEADER_BYTES) {
     throw new ModelLoadError(
-      `${file}: not a safetensors file (header length ${headerLen}, file size ${size})`,
+      `${file}: not a safetensors file (header length ${headerLen}, file size ${size}; headers are at most ${MAX_HEADER_BYTES} bytes)`,
     )
   }
   const headerBuf = Buffer.alloc(headerLen)
@@ -122,13 +142,19 @@ async function readHeader(fh: FileHandle, file: string): Promise<SafetensorsHead
   } catch (err) {
     throw new ModelLoadError(`${file}: the safetensors header is not valid JSON`, undefined, { cause: err })
   }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ModelLoadError(`${file}: the safetensors header is not a JSON object`)
   const dataStart = 8 + headerLen
   const dataSize = size - dataStart
   const tensors: Record<string, TensorInfo> = {}
   for (const [name, value] of Object.entries(parsed)) {
     if (name === '__metadata__') continue
-    const info = value as TensorInfo
-    const [begin, end] = info.data_offsets ?? []
+    if (!isTensorInfo(value))
+      throw new ModelLoadError(
+        `${file}: tensor '${name}' needs a dtype, a shape of non-negative integers and two data_offsets`,
+      )
+    const info = value
+    const [begin, end] = info.data_offsets
     const want = info.shape.reduce((a, b) => a * b, 1) * (BYTES[info.dtype as SafetensorsDType] ?? 0)
     if (!(begin >= 0 && end <= dataSize && end - begin === want) && info.dtype in BYTES) {
       throw new ModelLoadError(

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, test } from 'node:test'
@@ -95,4 +95,31 @@ test('a file whose offsets do not fit is rejected with the tensor named', async 
   const bytes = await readFile(file)
   await writeFile(file, bytes.subarray(0, bytes.length - 8))
   await assert.rejects(readSafetensors(file), /tensor 'b\.weight' F32 \[2,5\] has data_offsets/)
+})
+
+test('a malformed header is a load error naming what is wrong, not a crash', async () => {
+  const file = path.join(dir, 'malformed.safetensors')
+  /** A file of `header` (with `claimed` as its length field when given) and `data` zero bytes. */
+  const write = async (header: string, data = 0, claimed?: number) => {
+    const length = Buffer.alloc(8)
+    length.writeBigUInt64LE(BigInt(claimed ?? Buffer.byteLength(header)))
+    await writeFile(file, Buffer.concat([length, Buffer.from(header), Buffer.alloc(data)]))
+  }
+  await write('[1, 2]')
+  await assert.rejects(readSafetensorsHeader(file), /the safetensors header is not a JSON object/)
+  const entry = /tensor 'w' needs a dtype, a shape of non-negative integers and two data_offsets/
+  for (const w of [
+    '5',
+    '{"dtype":"F32","data_offsets":[0,4]}',
+    '{"dtype":"F32","shape":"4","data_offsets":[0,4]}',
+  ]) {
+    await write(`{"w": ${w}}`, 4)
+    await assert.rejects(readSafetensorsHeader(file), entry, w)
+  }
+  await write('{"w": {"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', 4)
+  await assert.rejects(readSafetensorsHeader(file), entry)
+  // A length field beyond the format's limit is refused before anything that size is allocated.
+  await write('{}', 0, 150_000_000)
+  await truncate(file, 150_000_100) // sparse: the file is as long as its length field says
+  await assert.rejects(readSafetensorsHeader(file), /headers are at most 100000000 bytes/)
 })
