@@ -66,6 +66,11 @@ export class ChatTemplate {
         | undefined
       if (typeof named?.template === 'string') return new ChatTemplate(named.template, specialTokens)
     }
+    // Absent is fine (prompts are then formatted without a template); anything else is a mistake.
+    if (t !== undefined && t !== null && !Array.isArray(t))
+      throw new Error(
+        `tokenizer_config.json: chat_template must be a string or a list of named templates, got ${JSON.stringify(t)}`,
+      )
     return null
   }
 }

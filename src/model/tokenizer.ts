@@ -108,9 +108,13 @@ export async function readJson(file: string): Promise<Record<string, unknown>> {
   } catch (err) {
     throw new ModelLoadError(`cannot read ${file}: ${(err as Error).message}`, undefined, { cause: err })
   }
+  let value: unknown
   try {
-    return JSON.parse(text)
+    value = JSON.parse(text)
   } catch (err) {
     throw new ModelLoadError(`${file}: not valid JSON (${(err as Error).message})`, undefined, { cause: err })
   }
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new ModelLoadError(`${file}: not a JSON object`)
+  return value as Record<string, unknown>
 }

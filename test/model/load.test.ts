@@ -86,6 +86,23 @@ test('missing files are all listed', async () => {
   assert.match(err.message, /no weights: neither model\.safetensors nor model\.safetensors\.index\.json/)
 })
 
+test('JSON files of the wrong shape are named, not crashes', async () => {
+  const cases: [string, string, RegExp][] = [
+    ['tokenizer_config.json', '[1]', /tokenizer_config\.json: not a JSON object/],
+    ['generation_config.json', 'null', /generation_config\.json: not a JSON object/],
+    [
+      'tokenizer_config.json',
+      '{"chat_template": 5}',
+      /chat_template must be a string or a list of named templates, got 5/,
+    ],
+  ]
+  for (const [i, [file, text, why]] of cases.entries()) {
+    const dir = await copyOf(`shape-${i}`)
+    await writeFile(path.join(dir, file), text)
+    assert.match((await loadError(dir)).message, why)
+  }
+})
+
 test('an unsupported architecture and bad fields are all listed', async () => {
   const dir = await copyOf('gpt2')
   const cfg = JSON.parse(await readFile(path.join(dir, 'config.json'), 'utf8'))
