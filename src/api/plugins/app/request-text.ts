@@ -19,7 +19,7 @@ const TEXT_TYPES = ['application/x-ndjson', 'application/jsonl', 'text/plain']
  * below and the schema validators recurse, so a body nested thousands of levels would overflow their
  * stacks; no request of this API needs more than a handful.
  */
-export const MAX_JSON_DEPTH = 64
+const MAX_JSON_DEPTH = 64
 
 /** Why a string cannot be stored, or undefined when it can. */
 function unstorable(s: string): string | undefined {
