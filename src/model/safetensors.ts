@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { type FileHandle, open, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { ModelLoadError } from '../errors.ts'
+import { isJsonObject } from '../json-object.ts'
 
 export const FLOAT_DTYPES = ['F32', 'F16', 'BF16', 'F64'] as const
 export type SafetensorsDType = (typeof FLOAT_DTYPES)[number]
@@ -142,8 +143,7 @@ async function readHeader(fh: FileHandle, file: string): Promise<SafetensorsHead
   } catch (err) {
     throw new ModelLoadError(`${file}: the safetensors header is not valid JSON`, undefined, { cause: err })
   }
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
-    throw new ModelLoadError(`${file}: the safetensors header is not a JSON object`)
+  if (!isJsonObject(parsed)) throw new ModelLoadError(`${file}: the safetensors header is not a JSON object`)
   const dataStart = 8 + headerLen
   const dataSize = size - dataStart
   const tensors: Record<string, TensorInfo> = {}

@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { Tokenizer } from '@huggingface/tokenizers'
 import { ModelLoadError } from '../errors.ts'
+import { isJsonObject } from '../json-object.ts'
 
 export const TOKENIZER_FILE = 'tokenizer.json'
 export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json'
@@ -114,7 +115,6 @@ export async function readJson(file: string): Promise<Record<string, unknown>> {
   } catch (err) {
     throw new ModelLoadError(`${file}: not valid JSON (${(err as Error).message})`, undefined, { cause: err })
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new ModelLoadError(`${file}: not a JSON object`)
-  return value as Record<string, unknown>
+  if (!isJsonObject(value)) throw new ModelLoadError(`${file}: not a JSON object`)
+  return value
 }

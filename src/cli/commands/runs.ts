@@ -1,6 +1,7 @@
 /** `sso runs create|list|get|cancel|pause|resume|watch`: training runs on the service. */
 import { readFile } from 'node:fs/promises'
 import { AppError } from '../../errors.ts'
+import { isJsonObject } from '../../json-object.ts'
 import type { ApiClient } from '../api-client.ts'
 import { API_OPTIONS, clientFor, wantsJson } from '../api-options.ts'
 import {
@@ -50,8 +51,8 @@ async function readJsonFile(
   }
   try {
     const value = JSON.parse(text) as unknown
-    if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error('not a JSON object')
-    return value as Record<string, unknown>
+    if (!isJsonObject(value)) throw new Error('not a JSON object')
+    return value
   } catch (e) {
     throw new UsageError(`--${option}: '${path}' is not a JSON object: ${(e as Error).message}`, command)
   }

@@ -8,6 +8,7 @@ import { Prisma } from '../../../db/client.ts'
 import type { ModelsRepository } from '../../../db/models-repository.ts'
 import type { ProjectScope } from '../../../db/project-scope.ts'
 import { AppError, InvalidStateError, NotFoundError, ValidationError } from '../../../errors.ts'
+import { isJsonObject } from '../../../json-object.ts'
 import { IdParamsSchema, PageQuerySchema, PageSchema } from '../../../schemas/common.ts'
 import { ModelCreateSchema, ModelSchema } from '../../../schemas/models.ts'
 import { targetProject } from '../../plugins/app/project-scope.ts'
@@ -88,13 +89,13 @@ export async function readHfConfig(dir: string, given: string): Promise<Record<s
   } catch (e) {
     throw fail(`is not valid JSON: ${(e as Error).message}`)
   }
-  if (config === null || typeof config !== 'object' || Array.isArray(config))
+  if (!isJsonObject(config))
     throw fail(
       `is not a JSON object but ${Array.isArray(config) ? 'an array' : config === null ? 'null' : `a ${typeof config}`}`,
     )
   const unstorable = findUnstorable(config, 'config.json')
   if (unstorable) throw fail(`cannot be stored: ${unstorable}`)
-  return config as Record<string, unknown>
+  return config
 }
 
 /** Where a succeeded run that trained a policy left its final model. */
