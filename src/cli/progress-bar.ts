@@ -118,7 +118,8 @@ export class ProgressBar {
     const interval = this.options.interactive ? 100 : 1000
     if (!force && now - this.lastDraw < interval) return
     const text = this.text()
-    if (text === this.drawn && !force) return
+    // A terminal's forced redraw restores the bar under a log line; a log needs no repeated line.
+    if (text === this.drawn && !(force && this.options.interactive)) return
     this.lastDraw = now
     this.drawn = text
     this.out.write(this.options.interactive ? `\r${text}\x1b[K` : `${text}\n`)

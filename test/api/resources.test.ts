@@ -1,5 +1,6 @@
 /** The /v1 resources through app.inject against real Postgres. */
 import assert from 'node:assert/strict'
+import { randomUUID } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -293,8 +294,19 @@ for (const target of DATABASE_TARGETS) {
         { runId: run.id, key: 'transfer/device_to_host_bytes', step: 2, value: 12 },
         { runId: run.id, key: 'transfer/generated_token_device_to_host_bytes', step: 2, value: 1024 },
       ])
+      const counted = (body: string, code: string) =>
+        Number(new RegExp(`^sso_http_requests_total\\{code="${code}"\\} (\\d+)$`, 'm').exec(body)?.[1])
+      const before = await t.app.inject({ url: '/metrics', headers: auth(t.keys.read) })
+      assert.equal((await t.app.inject({ url: '/v1/models', headers: auth(t.keys.read) })).statusCode, 200)
+      assert.equal(
+        (await t.app.inject({ url: `/v1/models/${randomUUID()}`, headers: auth(t.keys.read) })).statusCode,
+        404,
+      )
       const res = await t.app.inject({ url: '/metrics', headers: auth(t.keys.read) })
       assert.equal(res.statusCode, 200)
+      // Every route's responses count, not only the metrics route's own (the first scrape among them).
+      assert.equal(counted(res.body, '2xx') - counted(before.body, '2xx'), 2)
+      assert.equal(counted(res.body, '4xx') - counted(before.body, '4xx'), 1)
       for (const name of [
         'sso_queue_depth\\{device="any"\\} \\d+',
         'sso_queue_depth\\{device="cuda"\\} \\d+',

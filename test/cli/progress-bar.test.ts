@@ -51,6 +51,15 @@ test('speed is measured over the phase, restarts with a new phase, and the final
   assert.ok(out.length <= 9, `printed ${out.length} lines`)
 })
 
+test('in a log (not a terminal) the final state is not printed again when it was the last line', () => {
+  const out: string[] = []
+  const bar = new ProgressBar({ write: (t: string) => out.push(t) }, { interactive: false, now: () => 0 })
+  bar.update({ step: 4, status: 'succeeded' })
+  bar.log('  status: succeeded')
+  bar.finish('run r succeeded')
+  assert.deepEqual(out, ['step 4  succeeded\n', '  status: succeeded\n', 'run r succeeded\n'])
+})
+
 test('on a terminal the bar redraws in place and log lines go above it', () => {
   const out: string[] = []
   const bar = new ProgressBar({ write: (t: string) => out.push(t) }, { interactive: true, now: () => 0 })

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
 import { GPU_DEVICES, TRAIN_RUN_QUEUE, trainQueueFor } from '../../queue/jobs.ts'
 import { RUN_STATUSES } from '../../schemas/runs.ts'
 
@@ -40,16 +41,20 @@ function metric(
   return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`, ...values]
 }
 
+const STATUS_CLASSES = ['2xx', '3xx', '4xx', '5xx'] as const
+
 /**
  * Prometheus text exposition: queue depth and live workers per device, runs by status, training
- * steps/s, stream clients, dropped frames, read-cache hits and misses, and per running run on an
- * accelerator the bytes moved between host and device per step and per generated token.
+ * steps/s, stream clients, dropped frames, read-cache hits and misses, HTTP responses by status
+ * class, and per running run on an accelerator the bytes moved between host and device per step and
+ * per generated token.
  */
-export const prometheusRoutes: FastifyPluginAsync = async (app) => {
+const metricsRoute: FastifyPluginAsync = async (app) => {
   let previous: { at: number; steps: number } | undefined
-  let requests = 0
-  app.addHook('onResponse', async () => {
-    requests++
+  const requests = new Map<string, number>(STATUS_CLASSES.map((c) => [c, 0]))
+  app.addHook('onResponse', async (_request, reply) => {
+    const statusClass = `${Math.floor(reply.statusCode / 100)}xx`
+    requests.set(statusClass, (requests.get(statusClass) ?? 0) + 1)
   })
 
   app.get('/metrics', { schema: { tags: ['health'], hide: true } }, async (_request, reply) => {
@@ -128,7 +133,12 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
         'Cacheable GET requests that went to the database.',
         app.readCache.misses,
       ),
-      ...metric('sso_http_requests_total', 'counter', 'HTTP requests answered by this process.', requests),
+      ...metric(
+        'sso_http_requests_total',
+        'counter',
+        'HTTP requests answered by this process, by status class.',
+        [...requests].map(([statusClass, n]) => [`code="${statusClass}"`, n] as const),
+      ),
       ...TRANSFER_GAUGES.flatMap((gauge) =>
         metric(
           gauge.name,
@@ -145,3 +155,6 @@ export const prometheusRoutes: FastifyPluginAsync = async (app) => {
     return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`)
   })
 }
+
+/** Not encapsulated, so the request counter's hook sees every route's responses, not only its own. */
+export const prometheusRoutes = fp(metricsRoute, { name: 'prometheus-metrics' })
