@@ -31,7 +31,8 @@ export async function startWebhookDelivery(boss: PgBoss, config: Config, log: Lo
     const res = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(10_000) })
     if (!res.ok) {
       log.warn({ status: res.status, runId: job.data.run_id }, 'webhook delivery refused; will retry')
-      throw new AppError('internal', `webhook ${url} answered ${res.status}`)
+      // The job's stored error names the host only: hooks often carry their token in the path.
+      throw new AppError('internal', `webhook at ${new URL(url).host} answered ${res.status}`)
     }
   })
 }
