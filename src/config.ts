@@ -80,6 +80,11 @@ export const ConfigSchema = Type.Object({
   WORKER_MEMORY_GB: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   /** Optional MLflow tracking server for runs that enable MLflow logging. */
   MLFLOW_TRACKING_URI: Type.Optional(Type.String({ pattern: '^https?://' })),
+  /** Basic auth for the MLflow server (`mlflow server --app-name basic-auth`); set with the password. */
+  MLFLOW_TRACKING_USERNAME: Type.Optional(Type.String({ minLength: 1 })),
+  MLFLOW_TRACKING_PASSWORD: Type.Optional(Type.String({ minLength: 1 })),
+  /** Bearer token for the MLflow server (hosted MLflow); basic auth wins when both are set, as in MLflow's client. */
+  MLFLOW_TRACKING_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
 })
 
 export type Config = Static<typeof ConfigSchema> & {
@@ -103,11 +108,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   for (const key of KEYS) if (env[key] !== undefined && env[key] !== '') picked[key] = env[key]
   const value = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, picked))
   const errors = [...Value.Errors(ConfigSchema, value)]
-  if (errors.length > 0) {
-    const lines = errors.map((e) => `${e.instancePath.slice(1) || '(root)'}: ${e.message}`)
+  const lines = errors.map((e) => `${e.instancePath.slice(1) || '(root)'}: ${e.message}`)
+  const parsed = value as Static<typeof ConfigSchema>
+  if ((parsed.MLFLOW_TRACKING_USERNAME === undefined) !== (parsed.MLFLOW_TRACKING_PASSWORD === undefined)) {
+    lines.push('MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: set both for basic auth, or neither')
+  }
+  if (lines.length > 0) {
     throw new ValidationError(`invalid configuration:\n  ${lines.join('\n  ')}`, lines)
   }
-  const parsed = value as Static<typeof ConfigSchema>
   return Object.freeze({
     ...parsed,
     dataDir: path.resolve(parsed.DATA_DIR),

@@ -15,3 +15,12 @@ test('loadConfig lists every bad variable', () => {
     (err: Error) => err.message.includes('PORT') && err.message.includes('DATABASE_URL'),
   )
 })
+
+test('loadConfig refuses MLflow basic auth with only one of user and password', () => {
+  assert.throws(
+    () => loadConfig({ MLFLOW_TRACKING_URI: 'http://127.0.0.1:5000', MLFLOW_TRACKING_USERNAME: 'u' }),
+    /MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD: set both/,
+  )
+  const config = loadConfig({ MLFLOW_TRACKING_USERNAME: 'u', MLFLOW_TRACKING_PASSWORD: 'p' })
+  assert.equal(config.MLFLOW_TRACKING_PASSWORD, 'p')
+})

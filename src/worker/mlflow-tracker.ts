@@ -5,6 +5,7 @@
  * into that same MLflow run. Metrics are pushed in batches (log-batch, at most 1000 per call), and
  * the outcome sets the status. Tracking failures are logged and never fail training.
  */
+import type { Config } from '../config.ts'
 import type { RunsRepository } from '../db/runs-repository.ts'
 import type { Logger } from '../log.ts'
 import type { RunDto } from '../schemas/runs.ts'
@@ -29,6 +30,20 @@ function flatten(value: unknown, prefix = ''): [string, string][] {
   return [[prefix, JSON.stringify(value).slice(0, 500)]]
 }
 
+type MlflowSettings = Pick<
+  Config,
+  'MLFLOW_TRACKING_URI' | 'MLFLOW_TRACKING_USERNAME' | 'MLFLOW_TRACKING_PASSWORD' | 'MLFLOW_TRACKING_TOKEN'
+>
+
+/** The Authorization header MLflow's own client would send for these settings (basic auth first). */
+export function mlflowAuthorization(settings: MlflowSettings): string | undefined {
+  const { MLFLOW_TRACKING_USERNAME: user, MLFLOW_TRACKING_PASSWORD: password } = settings
+  if (user !== undefined && password !== undefined) {
+    return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`
+  }
+  return settings.MLFLOW_TRACKING_TOKEN ? `Bearer ${settings.MLFLOW_TRACKING_TOKEN}` : undefined
+}
+
 export class MlflowTracker {
   private pending: MlflowMetric[] = []
   private timer: NodeJS.Timeout | undefined
@@ -37,20 +52,27 @@ export class MlflowTracker {
 
   private constructor(
     private readonly baseUrl: string,
+    private readonly authorization: string | undefined,
     private readonly runs: RunsRepository,
     private readonly log: Logger,
   ) {}
 
   /** A tracker when MLFLOW_TRACKING_URI is set and the run asks for it; otherwise null. */
   static forRun(
-    trackingUri: string | undefined,
+    settings: MlflowSettings,
     run: RunDto,
     runs: RunsRepository,
     log: Logger,
   ): MlflowTracker | null {
     const experiment = run.metadata.mlflow_experiment
+    const trackingUri = settings.MLFLOW_TRACKING_URI
     if (!trackingUri || !experiment) return null
-    const tracker = new MlflowTracker(trackingUri.replace(/\/$/, ''), runs, log)
+    const tracker = new MlflowTracker(
+      trackingUri.replace(/\/$/, ''),
+      mlflowAuthorization(settings),
+      runs,
+      log,
+    )
     tracker.enqueue(() => tracker.start(experiment, run))
     return tracker
   }
@@ -58,7 +80,10 @@ export class MlflowTracker {
   private async call<T>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     const res = await fetch(`${this.baseUrl}/api/2.0/mlflow/${path}`, {
       method,
-      headers: body ? { 'content-type': 'application/json' } : {},
+      headers: {
+        ...(body ? { 'content-type': 'application/json' } : {}),
+        ...(this.authorization ? { authorization: this.authorization } : {}),
+      },
       body: body ? JSON.stringify(body) : undefined,
       signal: AbortSignal.timeout(10_000),
     })

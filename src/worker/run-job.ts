@@ -156,7 +156,7 @@ export async function runJob(deps: WorkerDeps, runId: string): Promise<void> {
       data: { status, resumed_after_outage_ms: Math.round(outageMs) },
     })
   })
-  const mlflow = MlflowTracker.forRun(deps.config.MLFLOW_TRACKING_URI, claimed, repos.runs, log)
+  const mlflow = MlflowTracker.forRun(deps.config, claimed, repos.runs, log)
   // A resumed attempt repeats what followed its checkpoint: values already stored keep their first
   // write, and those the previous attempt never wrote (an iteration's metrics, logged at the last step
   // of the iteration before) are written now.

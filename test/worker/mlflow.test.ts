@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { after, type TestContext, test } from 'node:test'
+import { mlflowAuthorization } from '../../src/worker/mlflow-tracker.ts'
 import { auth, buildTestApp, startTestWorker, type TestApp } from '../helpers/build-app.ts'
 import { createTinyRun } from '../helpers/datasets.ts'
 import { stopEmbeddedServer } from '../helpers/db.ts'
@@ -17,8 +18,14 @@ interface MlflowCall {
   body: Record<string, unknown>
 }
 
-/** The stand-in: no experiment exists until created, and each created run gets the next id. */
-async function startMlflowStandIn(t: TestContext): Promise<{ uri: string; calls: MlflowCall[] }> {
+/**
+ * The stand-in: no experiment exists until created, and each created run gets the next id. With
+ * `authorization`, a call without that header is answered 401, as a server with auth does.
+ */
+async function startMlflowStandIn(
+  t: TestContext,
+  authorization?: string,
+): Promise<{ uri: string; calls: MlflowCall[] }> {
   const calls: MlflowCall[] = []
   let runsCreated = 0
   const server = http.createServer((req, res) => {
@@ -28,9 +35,11 @@ async function startMlflowStandIn(t: TestContext): Promise<{ uri: string; calls:
     })
     req.on('end', () => {
       const path = (req.url ?? '').replace('/api/2.0/mlflow/', '').split('?')[0]
-      calls.push({ path, body: text ? JSON.parse(text) : {} })
       const reply = (status: number, body: unknown) =>
         res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
+      if (authorization && req.headers.authorization !== authorization)
+        return reply(401, { error_code: 'UNAUTHENTICATED' })
+      calls.push({ path, body: text ? JSON.parse(text) : {} })
       if (path === 'experiments/get-by-name') return reply(404, { error_code: 'RESOURCE_DOES_NOT_EXIST' })
       if (path === 'experiments/create') return reply(200, { experiment_id: '7' })
       if (path === 'runs/create')
@@ -43,9 +52,13 @@ async function startMlflowStandIn(t: TestContext): Promise<{ uri: string; calls:
   return { uri: `http://127.0.0.1:${(server.address() as { port: number }).port}`, calls }
 }
 
-async function startTrackedApp(t: TestContext, uri: string): Promise<TestApp> {
+async function startTrackedApp(
+  t: TestContext,
+  uri: string,
+  env: Record<string, string> = {},
+): Promise<TestApp> {
   const app = await buildTestApp(t, 'embedded', {
-    env: { EXECUTION_PROVIDER: 'cpu', MLFLOW_TRACKING_URI: uri },
+    env: { EXECUTION_PROVIDER: 'cpu', MLFLOW_TRACKING_URI: uri, ...env },
   })
   await startTestWorker(app)
   return app
@@ -92,8 +105,15 @@ async function assertLossesTracked(app: TestApp, runId: string, calls: MlflowCal
 }
 
 test('a run with mlflow_experiment metadata is tracked: params, batched metrics, final status', async (t) => {
-  const { uri, calls } = await startMlflowStandIn(t)
-  const app = await startTrackedApp(t, uri)
+  // Through basic auth, as `mlflow server --app-name basic-auth` asks: every call must carry it.
+  const { uri, calls } = await startMlflowStandIn(
+    t,
+    `Basic ${Buffer.from('tracker:pa:ss').toString('base64')}`,
+  )
+  const app = await startTrackedApp(t, uri, {
+    MLFLOW_TRACKING_USERNAME: 'tracker',
+    MLFLOW_TRACKING_PASSWORD: 'pa:ss',
+  })
   const run = await createTrackedRun(app, { iterations: 1 })
   await untilStatus(app, run.id, 'succeeded')
   const paths = calls.map((c) => c.path)
@@ -151,4 +171,17 @@ test('an attempt resuming after a pause logs into the MLflow run the first attem
   assert.equal(runCalls.at(-1)!.path, 'runs/update')
   assert.equal(runCalls.at(-1)!.body.status, 'FINISHED')
   await assertLossesTracked(app, run.id, calls)
+})
+
+test('MLflow auth follows its client: basic auth when user and password are set, else a bearer token', () => {
+  assert.equal(mlflowAuthorization({}), undefined)
+  assert.equal(mlflowAuthorization({ MLFLOW_TRACKING_TOKEN: 'tok' }), 'Bearer tok')
+  assert.equal(
+    mlflowAuthorization({
+      MLFLOW_TRACKING_USERNAME: 'u',
+      MLFLOW_TRACKING_PASSWORD: 'p',
+      MLFLOW_TRACKING_TOKEN: 'tok',
+    }),
+    `Basic ${Buffer.from('u:p').toString('base64')}`,
+  )
 })
