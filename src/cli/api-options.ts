@@ -1,6 +1,6 @@
 /** Options shared by every command that talks to the service, and the client they configure. */
 import { ApiClient } from './api-client.ts'
-import type { CommandContext, OptionSpecs } from './command.ts'
+import { type CommandContext, type OptionSpecs, UsageError } from './command.ts'
 import { type CliEnvironment, DEFAULT_URL, readCliEnvironment } from './environment.ts'
 import { formatTable, printJson } from './output.ts'
 
@@ -17,6 +17,10 @@ export const API_OPTIONS: OptionSpecs = {
 
 export function clientFor(ctx: CommandContext, env: CliEnvironment = readCliEnvironment()): ApiClient {
   const url = typeof ctx.values.url === 'string' ? ctx.values.url : env.url
+  if (!URL.canParse(url) || !/^https?:$/.test(new URL(url).protocol)) {
+    const from = typeof ctx.values.url === 'string' ? '--url' : 'SSO_URL'
+    throw new UsageError(`${from} must be an http:// or https:// URL, got '${url}'`)
+  }
   const key = typeof ctx.values['api-key'] === 'string' ? ctx.values['api-key'] : env.apiKey
   const project = typeof ctx.values.project === 'string' ? ctx.values.project : env.project
   return new ApiClient(url, key, project)

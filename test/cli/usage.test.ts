@@ -67,6 +67,11 @@ test('usage errors exit with 2 and say what was wrong', () => {
   const badFormat = sso('datasets', 'import', 'x.jsonl', '--format', 'csv')
   assert.equal(badFormat.code, 2)
   assert.match(badFormat.stderr, /--format must be one of sso_records, preference_pairs, sft_pairs, queries/)
+
+  const badUrl = sso('runs', 'list', '--url', 'localhost:3000')
+  assert.equal(badUrl.code, 2)
+  assert.match(badUrl.stderr, /--url must be an http:\/\/ or https:\/\/ URL, got 'localhost:3000'/)
+  assert.doesNotMatch(badUrl.stderr, /unexpected failure|\n\s+at /)
 })
 
 test('an unreachable service is a failure (exit 1) that names the URL and the way out', () => {
