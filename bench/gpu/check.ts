@@ -282,6 +282,9 @@ async function placement(dir: string) {
     decode_cache_on_device: await placed(
       buildDecodeGraph(full, { ...bind, trainable: 'all', cacheOnDevice: true }).serialize(),
     ),
+    decode_greedy_cache_on_device: await placed(
+      buildDecodeGraph(full, { ...bind, trainable: 'all', cacheOnDevice: true, pick: 'greedy' }).serialize(),
+    ),
   }
 }
 

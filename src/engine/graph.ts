@@ -563,6 +563,7 @@ export const SUPPORTED_OPS: ReadonlySet<string> = new Set([
   'Abs',
   'Add',
   'And',
+  'ArgMax',
   'Cast',
   'Clip',
   'Concat',

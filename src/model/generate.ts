@@ -6,7 +6,7 @@ import type { HostTensor } from '../engine/index.ts'
 import { ValidationError } from '../errors.ts'
 import { attentionMaskFeeds, INPUT, ropeFeeds } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
-import { KvCache } from './kv-cache.ts'
+import { type DecodePick, GREEDY_OUTPUTS, KvCache } from './kv-cache.ts'
 import { Random } from './random.ts'
 import { chooseToken, type SamplingOptions } from './sampling.ts'
 import type { TextTokenizer } from './tokenizer.ts'
@@ -35,9 +35,12 @@ export interface Generation {
 export interface Decoder {
   cfg: LlamaConfig
   dtype: FloatDType
-  run(feeds: Record<string, HostTensor>): Promise<Record<string, HostTensor>>
+  /** One decode step; with `pick` 'greedy' (only when `greedyOnDevice`), the tokens picked on the device. */
+  run(feeds: Record<string, HostTensor>, pick?: DecodePick): Promise<Record<string, HostTensor>>
   /** The KV cache stays on the device: `run` neither takes nor returns it (see KvCache). */
   cacheOnDevice?: boolean
+  /** Greedy decoding picks its tokens on the device, so no logits come back (see DecodePick). */
+  greedyOnDevice?: boolean
   tokenizer: TextTokenizer
   /** Stop token ids of the model (config, generation_config, tokenizer). */
   stopTokenIds: readonly number[]
@@ -51,6 +54,21 @@ interface RowState {
   finishReason: 'stop' | 'length'
   nextPosition: number
   rng: Random
+}
+
+type Pick = (row: number, rng: Random) => { token: number; logprob: number }
+
+/** Tokens chosen on the host from the rows of the last position's logits. */
+function logitsPick(out: Record<string, HostTensor>, vocab: number, opts: SamplingOptions): Pick {
+  const logits = out.logits.data as Float32Array
+  return (row, rng) => chooseToken(logits, row, vocab, opts, rng)
+}
+
+/** Tokens the decode graph picked greedily on the device. */
+function greedyPick(out: Record<string, HostTensor>): Pick {
+  const tokens = out[GREEDY_OUTPUTS.token].data as BigInt64Array
+  const logprobs = out[GREEDY_OUTPUTS.logprob].data as Float32Array
+  return (row) => ({ token: Number(tokens[row]), logprob: logprobs[row] })
 }
 
 export async function generate(
@@ -89,6 +107,7 @@ export async function generate(
     })
   })
 
+  const pick: DecodePick = dec.greedyOnDevice && opts.temperature <= 0 ? 'greedy' : 'logits'
   for (let step = 0; step < opts.maxNewTokens; step++) {
     const t = ids.length / rows
     const rope = ropeFeeds(cfg, positions, rows, dtype)
@@ -99,15 +118,15 @@ export async function generate(
       [INPUT.sin]: rope.sin,
       ...attentionMaskFeeds(cfg, rows, { positions, mask }, cache.keySlots(positions, mask), dtype),
     }
-    const out = await dec.run(feeds)
+    const out = await dec.run(feeds, pick)
     cache.append(out, positions, mask)
-    const logits = out.logits.data as Float32Array
+    const choose = pick === 'greedy' ? greedyPick(out) : logitsPick(out, cfg.vocab_size, opts)
     ids = new Int32Array(rows).fill(padId)
     mask = new Uint8Array(rows)
     positions = new Int32Array(rows)
     state.forEach((row, b) => {
       if (row.done) return
-      const { token, logprob } = chooseToken(logits, b, cfg.vocab_size, opts, row.rng)
+      const { token, logprob } = choose(b, row.rng)
       if (stopIds.has(token)) {
         row.done = true
         row.finishReason = 'stop'

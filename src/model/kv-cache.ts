@@ -4,7 +4,19 @@
  * (fed without a copy), attends over cache + new tokens, and returns only the new tokens' keys and
  * values as `present.i.key/value`, which `append` writes into the next free slots.
  */
-import { Graph, type HostTensor, reshape, slice } from '../engine/index.ts'
+import {
+  argMax,
+  exp,
+  Graph,
+  type HostTensor,
+  log,
+  neg,
+  reduceMax,
+  reduceSum,
+  reshape,
+  slice,
+  sub,
+} from '../engine/index.ts'
 import type { KeyValue } from './attention.ts'
 import { declareDecoderInputs } from './batch.ts'
 import type { LlamaConfig } from './config.ts'
@@ -15,17 +27,27 @@ import type { FloatDType } from './weight-source.ts'
 export const pastName = (i: number, kind: 'key' | 'value'): string => `past_key_values.${i}.${kind}`
 export const presentName = (i: number, kind: 'key' | 'value'): string => `present.${i}.${kind}`
 
+/**
+ * What a decode graph returns for the next token: the last position's logits (B, V), from which the
+ * host samples; or, for greedy decoding on a device, each row's pick there (GREEDY_OUTPUTS), so that
+ * 12 bytes a row come back instead of a row of logits.
+ */
+export type DecodePick = 'logits' | 'greedy'
+
+/** The greedy pick: the next token of each row (argmax of its logits, int64) and its log-prob. */
+export const GREEDY_OUTPUTS = { token: 'greedy.token', logprob: 'greedy.logprob' } as const
+
 /** Slots added when the cache is full: growth copies the cache, so it happens every GROW steps only. */
 const GROW = 32
 
 /**
- * The decode graph: tokens (B, T) after a cache of `past` slots -> next-token logits of the last
- * position (B, V) and the new keys/values of every layer; with `cacheOnDevice`, every layer's whole
- * cache (past + T slots) instead, which a device-resident cache takes as its next `past`.
+ * The decode graph: tokens (B, T) after a cache of `past` slots -> the next token's `pick` (logits by
+ * default) and the new keys/values of every layer; with `cacheOnDevice`, every layer's whole cache
+ * (past + T slots) instead, which a device-resident cache takes as its next `past`.
  */
 export function buildDecodeGraph(
   model: ModelTensors,
-  opts: BindOptions & { cacheOnDevice?: boolean },
+  opts: BindOptions & { cacheOnDevice?: boolean; pick?: DecodePick },
 ): Graph {
   const g = new Graph({ name: 'decode', fusedMatMul: opts.fusedMatMul })
   const dtype = opts.dtype ?? 'float32'
@@ -46,7 +68,17 @@ export function buildDecodeGraph(
       shape: [0, cfg.hidden_size],
     }),
   ) // (B, H)
-  g.output(lmHead(ctx, last), 'logits') // (B, V)
+  const logits = lmHead(ctx, last) // (B, V)
+  if (opts.pick === 'greedy') {
+    g.withScopePath('greedy', () => {
+      g.output(argMax(g, logits, { axis: 1 }), GREEDY_OUTPUTS.token)
+      // The top logit's log-prob: −log Σ exp(logits − max).
+      const shifted = sub(g, logits, reduceMax(g, logits, { axes: [1], keepdims: true }))
+      g.output(neg(g, log(g, reduceSum(g, exp(g, shifted), { axes: [1] }))), GREEDY_OUTPUTS.logprob)
+    })
+  } else {
+    g.output(logits, 'logits')
+  }
   const kept = opts.cacheOnDevice ? caches : present
   kept.forEach((kv: KeyValue, i) => {
     g.output(kv.key, presentName(i, 'key'))

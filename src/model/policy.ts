@@ -45,7 +45,7 @@ import {
   type ModelTensors,
   type PolicyLoss,
 } from './graphs.ts'
-import { buildDecodeGraph, deviceCacheOutputs } from './kv-cache.ts'
+import { buildDecodeGraph, type DecodePick, deviceCacheOutputs } from './kv-cache.ts'
 import { type LoadedModel, loadModel, readModelConfig } from './load.ts'
 import { type Adapters, applyAdapters, initAdapters, type LoraSpec, loraBKey, loraModules } from './lora.ts'
 import { checkPrecision, type Precision, requireFloat16Compute } from './precision.ts'
@@ -182,7 +182,8 @@ export class Policy {
   private scoring?: Promise<GraphSession>
   /** Full fine-tuning: scores the frozen reference, whose weights may be stored in a half type. */
   private referenceScoring?: Promise<GraphSession>
-  private decode?: Promise<GraphSession>
+  /** Decode sessions by what they return (a WebGPU policy opens a greedy one when asked for greedy text). */
+  private readonly decodeSessions = new Map<DecodePick, Promise<GraphSession>>()
   private readonly stepSessions = new Map<string, Promise<GraphSession>>()
   /** What the policy ran last (see enter). */
   private workload?: Workload
@@ -493,26 +494,23 @@ export class Policy {
 
   /** Renders (chat) prompts, generates, and returns text, tokens and their log-probs per prompt. */
   async generate(prompts: readonly PromptInput[], opts: GenerateOptions): Promise<Generation[]> {
-    // WebGPU keeps the KV cache beside the weights: the decode graph's state outputs replace it.
+    // WebGPU keeps the KV cache beside the weights (the decode graph's state outputs replace it),
+    // and takes greedy tokens there.
     const cacheOnDevice = this.provider === 'webgpu'
     await this.enter('decode')
-    this.decode ??= this.openSession(
-      buildDecodeGraph(this.modelTensors, { ...this.bind, cacheOnDevice }),
-      'decode',
-      cacheOnDevice ? deviceCacheOutputs(this.config) : undefined,
-    )
-    const session = await this.decode
     const runs: TransferCounts[] = []
     const decoder: Decoder = {
       cfg: this.config,
       dtype: 'float32',
-      run: async (feeds) => {
+      run: async (feeds, pick = 'logits') => {
+        const session = await this.decodeSession(pick, cacheOnDevice)
         const before = transferTotals()
         const out = await this.residentPolicy.run(session, feeds)
         runs.push(transfersBetween(before, transferTotals()))
         return out
       },
       cacheOnDevice,
+      greedyOnDevice: cacheOnDevice,
       tokenizer: this.model.tokenizer,
       stopTokenIds: this.model.stopTokenIds,
     }
@@ -531,6 +529,19 @@ export class Policy {
     } finally {
       if (cacheOnDevice) for (const name of cacheNames) state.delete(name)
     }
+  }
+
+  private decodeSession(pick: DecodePick, cacheOnDevice: boolean): Promise<GraphSession> {
+    let session = this.decodeSessions.get(pick)
+    if (!session) {
+      session = this.openSession(
+        buildDecodeGraph(this.modelTensors, { ...this.bind, cacheOnDevice, pick }),
+        pick === 'greedy' ? 'decode_greedy' : 'decode',
+        cacheOnDevice ? deviceCacheOutputs(this.config) : undefined,
+      )
+      this.decodeSessions.set(pick, session)
+    }
+    return session
   }
 
   /**
@@ -725,8 +736,8 @@ export class Policy {
       this.referenceScoring = undefined
     }
     if (keep !== 'decode') {
-      released.push(this.decode)
-      this.decode = undefined
+      released.push(...this.decodeSessions.values())
+      this.decodeSessions.clear()
     }
     if (keep !== 'step') {
       released.push(...this.stepSessions.values())

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { describe, it } from 'node:test'
 import { Graph } from '../../src/engine/graph.ts'
-import { add, matMul } from '../../src/engine/ops/index.ts'
+import { add, argMax, matMul } from '../../src/engine/ops/index.ts'
 import {
   chooseProvider,
   createGraphSession,
@@ -110,6 +110,21 @@ describe('GraphSession', () => {
     const second = await session.run(feeds, ['y'])
     assert.deepEqual(second.y.data, first.y.data)
     await expectAppError(session.run(feeds, ['z']), 'validation_failed', "unknown output 'z'")
+    await session.release()
+  })
+
+  it('ArgMax gives int64 indices of the first of tied maxima, with or without the reduced axis', async () => {
+    const g = new Graph({ name: 'argmax' })
+    const x = g.input('x', 'float32', ['rows', 4])
+    g.output(argMax(g, x, { axis: 1 }), 'i')
+    g.output(argMax(g, x, { axis: -1, keepdims: true }), 'k')
+    const session = await createGraphSession(g.serialize(), { provider: 'cpu' })
+    const out = await session.run({
+      x: hostTensor('float32', [2, 4], Float32Array.of(1, 3, 3, 0, -2, -1, -5, -1)),
+    })
+    assert.equal(out.i.dtype, 'int64')
+    assert.deepEqual([...out.i.data], [1n, 1n])
+    assert.deepEqual(out.k.dims, [2, 1])
     await session.release()
   })
 

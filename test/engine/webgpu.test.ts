@@ -107,6 +107,33 @@ describe('WebGPU provider', { skip }, () => {
     await state.release()
   })
 
+  it('fetching some outputs keeps state outputs on the device and the rest on the host, whatever their order', async () => {
+    // Outputs: a host output, the state output, another host output. onnxruntime-node places the
+    // fetched outputs by position; fetching `late` without `early` would swap their memories.
+    const g = new Graph({ name: 'order' })
+    const x = g.input('x', 'float32', [2])
+    const w = g.input('w', 'float32', [2])
+    g.output(add(g, x, x), 'early')
+    g.output(add(g, w, x), 'w_next')
+    g.output(add(g, x, w), 'late')
+    const session = await createGraphSession(g.serialize(), {
+      provider: 'webgpu',
+      stateOutputs: { w_next: 'w' },
+    })
+    const state = new DeviceState('webgpu')
+    state.set('w', hostTensor('float32', [2], Float32Array.of(1, 2)))
+    const x1 = { x: hostTensor('float32', [2], Float32Array.of(10, 20)) }
+    for (let run = 0; run < 2; run++) {
+      const out = await session.runWithState(state, x1, ['late'])
+      assert.deepEqual(Object.keys(out), ['late'])
+      assert.deepEqual([...out.late.data], run === 0 ? [11, 22] : [21, 42])
+      assert.equal(state.location('w'), 'gpu-buffer')
+    }
+    // A GPU buffer a session made is freed before the session: the other way round crashes onnxruntime-node.
+    await state.release()
+    await session.release()
+  })
+
   it('places every node of an MLP training step on the GPU', async () => {
     const m = mlp({ batch: 4, inFeatures: 8, hidden: 16 })
     const step = buildTrainStep(m.g, { loss: m.loss, params: m.params, optimizer: adamW(), clip: true })

@@ -59,7 +59,7 @@ async function trainAndScore(modelDir: string, provider: Provider, withLora: boo
   })
   const state = await policy.exportState()
   await policy.dispose()
-  return { losses, logp, tokens: text.tokens, state: state.tensors }
+  return { losses, logp, tokens: text.tokens, tokenLogprobs: text.logprobs, state: state.tensors }
 }
 
 const bytes = (feeds: Record<string, HostTensor>) =>
@@ -84,6 +84,11 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
       assert.ok(maxRelDiff(gpu.losses, cpu.losses) < 1e-3, `loss/grad norm: ${gpu.losses} vs ${cpu.losses}`)
       assert.ok(maxRelDiff(gpu.logp, cpu.logp) < 1e-3, `log-probs: ${gpu.logp} vs ${cpu.logp}`)
       assert.deepEqual(gpu.tokens, cpu.tokens)
+      // WebGPU picks greedy tokens on the device, with their log-probs: the CPU's from the logits row.
+      assert.ok(
+        maxRelDiff(gpu.tokenLogprobs, cpu.tokenLogprobs) < 1e-3,
+        `greedy log-probs: ${gpu.tokenLogprobs} vs ${cpu.tokenLogprobs}`,
+      )
       assert.deepEqual([...gpu.state.keys()].sort(), [...cpu.state.keys()].sort())
       // The moments carry the gradients and agree closely. A weight moves by about lr·sign(g) in
       // Adam's first steps after a (re)start, so where |g| is at rounding level the two providers
@@ -97,7 +102,7 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
   }
 
   for (const withLora of [false, true]) {
-    it(`moves only the batch and scalars per step, and per decoded token its ids, mask and logits (${withLora ? 'LoRA' : 'full fine-tuning'})`, async () => {
+    it(`moves only the batch and scalars per step, and per decoded token its ids and mask up, the greedy pick or the logits down (${withLora ? 'LoRA' : 'full fine-tuning'})`, async () => {
       const policy = await Policy.load(modelDir, {
         provider: 'webgpu',
         seed: 3,
@@ -130,28 +135,36 @@ describe('Policy on WebGPU', { skip, timeout: 300_000 }, () => {
         }
 
         const prompts = ['Once upon a time', 'The capital of France is']
-        const opts = { maxNewTokens: 6, temperature: 0, topP: 1, topK: 0, seed: 0 }
-        await policy.generate(prompts, opts)
-        const gens = await policy.generate(prompts, opts)
-        const { runs } = policy.lastGeneration!
-        assert.ok(runs.length >= 3, `${runs.length} decode runs`)
         const cfg = policy.config
         const b = prompts.length
         const width = Math.max(...prompts.map((p) => policy.model.tokenizer.encode(p).length))
-        // Run j after the prefill: one id per row (int64), its RoPE cos and sin, the mask over W + j keys.
-        for (let j = 1; j < runs.length; j++) {
-          const up = 8 * b + 2 * 4 * b * cfg.head_dim + 4 * b * (width + j)
-          const down = 4 * b * cfg.vocab_size
-          assert.ok(
-            runs[j].hostToDevice <= up,
-            `decode run ${j} moved ${runs[j].hostToDevice} B up, allowed ${up}`,
-          )
-          assert.ok(
-            runs[j].deviceToHost <= down,
-            `decode run ${j} moved ${runs[j].deviceToHost} B down, allowed ${down}`,
-          )
+        const greedy = { maxNewTokens: 6, temperature: 0, topP: 1, topK: 0, seed: 0 }
+        const sampled = { ...greedy, temperature: 0.7, topP: 0.9 }
+        await policy.generate(prompts, greedy)
+        // Down per decoded token: greedy, each row's token (int64) and its log-prob (float32), picked
+        // on the device; sampling, the rows of logits it draws from.
+        for (const [opts, down] of [
+          [greedy, (8 + 4) * b],
+          [sampled, 4 * b * cfg.vocab_size],
+        ] as const) {
+          const gens = await policy.generate(prompts, opts)
+          const { runs } = policy.lastGeneration!
+          assert.ok(runs.length >= 2, `${runs.length} decode runs`)
+          // Run j after the prefill: one id per row (int64), its RoPE cos and sin, the mask over W + j keys.
+          for (let j = 1; j < runs.length; j++) {
+            const up = 8 * b + 2 * 4 * b * cfg.head_dim + 4 * b * (width + j)
+            assert.ok(
+              runs[j].hostToDevice <= up,
+              `decode run ${j} moved ${runs[j].hostToDevice} B up, allowed ${up}`,
+            )
+            assert.ok(
+              runs[j].deviceToHost <= down,
+              `decode run ${j} (temperature ${opts.temperature}) moved ${runs[j].deviceToHost} B down, allowed ${down}`,
+            )
+          }
+          // A sampled row may draw the end token first; greedy rows of this model go on.
+          if (opts.temperature === 0) assert.ok(gens.every((g) => g.tokens.length > 0))
         }
-        assert.ok(gens.every((g) => g.tokens.length > 0))
       } finally {
         await policy.dispose()
       }

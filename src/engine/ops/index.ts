@@ -26,7 +26,7 @@ import {
 } from './elementwise.ts'
 import { gather, gatherElements, gatherND, scatterElementsAdd, scatterNDAdd } from './indexing.ts'
 import { fusedMatMul, gemm, matMul } from './matmul.ts'
-import { reduceMax, reduceMean, reduceProd, reduceSum } from './reduce.ts'
+import { argMax, reduceMax, reduceMean, reduceProd, reduceSum } from './reduce.ts'
 import {
   cast,
   concat,
@@ -61,6 +61,7 @@ export const OPS = {
   Abs: abs,
   Add: add,
   And: and,
+  ArgMax: argMax,
   Cast: cast,
   Clip: clip,
   Concat: concat,

@@ -92,3 +92,22 @@ export const reduceMax = defineOp<[x: Tensor], ReduceAttrs>({
     return [mul(g, hit, div(g, keptDims(g, 'ReduceMax', x, dy, attrs), count))]
   },
 })
+
+/**
+ * Index of the largest entry along `axis` (the first one among ties, as numpy), as int64; no
+ * gradient. Greedy decoding takes its tokens with it on the device, so no logits row comes back.
+ */
+export const argMax = defineOp<[x: Tensor], { axis: number; keepdims?: boolean }>({
+  type: 'ArgMax',
+  forward: (g, [x], { axis, keepdims = false }) => {
+    const [a] = axesOf(g, 'ArgMax', [axis], x.shape.length)
+    const out = x.shape.flatMap((d, i) => (i !== a ? [d] : keepdims ? [1] : []))
+    return g.emit(
+      'ArgMax',
+      [x],
+      { axis: attr.int(a), keepdims: attr.int(keepdims ? 1 : 0), select_last_index: attr.int(0) },
+      [{ dtype: 'int64', shape: out }],
+    )
+  },
+  vjp: null,
+})

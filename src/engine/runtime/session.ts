@@ -142,7 +142,9 @@ export class GraphSession {
       }
     }
     const ortFeeds = this.collectFeeds(feeds, state)
-    const fetches = state ? [...new Set([...wanted, ...this.stateOutputs.keys()])] : [...wanted]
+    const fetches = this.placedFetches(
+      state ? [...new Set([...wanted, ...this.stateOutputs.keys()])] : wanted,
+    )
     const targets = this.outputTargets(fetches, into)
     let results: ort.InferenceSession.OnnxValueMapType
     try {
@@ -170,6 +172,17 @@ export class GraphSession {
       host[n] = into[n] ?? toHostTensor(results[n] as DeviceValue, n)
     }
     return host
+  }
+
+  /**
+   * Where outputs are bound to GPU buffers (state outputs on WebGPU), onnxruntime-node (1.30) takes
+   * only a fetch of every output: it refuses most others ("Output count mismatch") and misplaces
+   * the rest (a state output to the host, a host output to a GPU buffer). Such a run fetches every
+   * output; graphs run this way have only outputs their callers read.
+   */
+  private placedFetches(fetches: readonly string[]): readonly string[] {
+    if (this.provider !== 'webgpu' || this.stateOutputs.size === 0) return fetches
+    return this.outputs.map((o) => o.name)
   }
 
   /** Fetches as onnxruntime takes them: preallocated values for outputs written `into` host buffers. */
