@@ -310,26 +310,36 @@ async function recordOutcome(
         ? { code: failure.code, message: failure.message }
         : { code: 'training_failed', message: (failure as Error)?.message ?? 'the trainer returned nothing' }
     log.error({ err: failure }, 'run failed')
-    await transitionRun(scheduling(deps), runId, ['running', 'cancelling', 'paused', 'queued'], 'failed', {
-      ...done,
-      error,
-    })
+    const failed = await transitionRun(
+      scheduling(deps),
+      runId,
+      ['running', 'cancelling', 'paused', 'queued'],
+      'failed',
+      { ...done, error },
+    )
+    // Already ended another way (cancelled while paused, say): only the hold is left to let go.
+    if (!failed) await repos.runs.release(runId, workerId)
     return
   }
   await repos.runs.heartbeat(runId, workerId, result.finalStep)
+  let ended: RunDto | null = null
   if (result.status === 'succeeded') {
-    await transitionRun(scheduling(deps), runId, ['running', 'paused', 'cancelling'], 'succeeded', {
+    ended = await transitionRun(scheduling(deps), runId, ['running', 'paused', 'cancelling'], 'succeeded', {
       ...done,
       deviceUsed: result.device,
     })
   } else if (result.status === 'cancelled') {
-    await transitionRun(scheduling(deps), runId, ['running', 'cancelling', 'paused', 'queued'], 'cancelled', {
-      ...done,
-      deviceUsed: result.device,
-    })
-  } else if (!(await requeueRun(scheduling(deps), runId, workerId))) {
-    await repos.runs.release(runId, workerId)
-  }
+    ended = await transitionRun(
+      scheduling(deps),
+      runId,
+      ['running', 'cancelling', 'paused', 'queued'],
+      'cancelled',
+      { ...done, deviceUsed: result.device },
+    )
+  } else ended = await requeueRun(scheduling(deps), runId, workerId)
+  // The run ended or was queued again without this attempt (a paused run cancelled or resumed
+  // before the attempt let go of it): the attempt still holds it, and lets go.
+  if (!ended) await repos.runs.release(runId, workerId)
   log.info(
     { status: result.status, finalStep: result.finalStep, device: result.device },
     'run attempt finished',
