@@ -272,6 +272,15 @@ describe('hostile input', () => {
     assert.equal(ok.statusCode, 201)
   })
 
+  test('a JSON content type with no body is no body: actions and deletes work, creates say what is missing', async () => {
+    const empty = (method: 'POST' | 'DELETE', url: string) =>
+      t.app.inject({ method, url, headers: { ...auth(t.keys.admin), 'content-type': 'application/json' } })
+    assert.equal((await empty('POST', `/v1/runs/${runId}/cancel`)).statusCode, 200)
+    const key = (await json('POST', '/v1/api-keys', { name: 'short-lived', scopes: ['read'] })).json()
+    assert.equal((await empty('DELETE', `/v1/api-keys/${key.id}`)).statusCode, 204)
+    assert.match(assertProblem(await empty('POST', '/v1/runs'), 400).detail, /^body: must be object/)
+  })
+
   test('414 and 431 are problem+json and do not echo the URL', async () => {
     const long = `/v1/runs/${'z'.repeat(150)}?api_key=sso_secret`
     const res414 = await raw(base, long, auth(t.keys.read))
