@@ -6,16 +6,12 @@
  */
 import {
   argMax,
-  exp,
   Graph,
   type HostTensor,
-  log,
-  neg,
+  logSoftmaxDecomposed,
   reduceMax,
-  reduceSum,
   reshape,
   slice,
-  sub,
 } from '../engine/index.ts'
 import type { KeyValue } from './attention.ts'
 import { declareDecoderInputs } from './batch.ts'
@@ -72,9 +68,9 @@ export function buildDecodeGraph(
   if (opts.pick === 'greedy') {
     g.withScopePath('greedy', () => {
       g.output(argMax(g, logits, { axis: 1 }), GREEDY_OUTPUTS.token)
-      // The top logit's log-prob: −log Σ exp(logits − max).
-      const shifted = sub(g, logits, reduceMax(g, logits, { axes: [1], keepdims: true }))
-      g.output(neg(g, log(g, reduceSum(g, exp(g, shifted), { axes: [1] }))), GREEDY_OUTPUTS.logprob)
+      // The argmax's log-prob is the largest one: no int64 gather, which would leave the GPU.
+      const logp = logSoftmaxDecomposed(g, logits, 1)
+      g.output(reduceMax(g, logp, { axes: [1] }), GREEDY_OUTPUTS.logprob)
     })
   } else {
     g.output(logits, 'logits')

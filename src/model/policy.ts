@@ -494,16 +494,14 @@ export class Policy {
 
   /** Renders (chat) prompts, generates, and returns text, tokens and their log-probs per prompt. */
   async generate(prompts: readonly PromptInput[], opts: GenerateOptions): Promise<Generation[]> {
-    // WebGPU keeps the KV cache beside the weights (the decode graph's state outputs replace it),
-    // and takes greedy tokens there.
-    const cacheOnDevice = this.provider === 'webgpu'
+    const cacheOnDevice = this.decodesOnDevice
     await this.enter('decode')
     const runs: TransferCounts[] = []
     const decoder: Decoder = {
       cfg: this.config,
       dtype: 'float32',
       run: async (feeds, pick = 'logits') => {
-        const session = await this.decodeSession(pick, cacheOnDevice)
+        const session = await this.decodeSession(pick)
         const before = transferTotals()
         const out = await this.residentPolicy.run(session, feeds)
         runs.push(transfersBetween(before, transferTotals()))
@@ -531,9 +529,15 @@ export class Policy {
     }
   }
 
-  private decodeSession(pick: DecodePick, cacheOnDevice: boolean): Promise<GraphSession> {
+  /** WebGPU keeps the KV cache beside the weights (the decode graph's state outputs replace it) and takes greedy tokens there. */
+  private get decodesOnDevice(): boolean {
+    return this.provider === 'webgpu'
+  }
+
+  private decodeSession(pick: DecodePick): Promise<GraphSession> {
     let session = this.decodeSessions.get(pick)
     if (!session) {
+      const cacheOnDevice = this.decodesOnDevice
       session = this.openSession(
         buildDecodeGraph(this.modelTensors, { ...this.bind, cacheOnDevice, pick }),
         pick === 'greedy' ? 'decode_greedy' : 'decode',
